@@ -1,0 +1,66 @@
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace Concurrency.Primitives.Internal;
+
+/// <summary>
+/// A reusable unit of work queued to the thread pool without a per-dispatch allocation (on
+/// net8.0 the object itself is the <c>IThreadPoolWorkItem</c>). The caller's
+/// <see cref="ExecutionContext"/> flows, as it would through <c>Task.Run</c>.
+/// </summary>
+internal abstract class PoolWorkItem
+#if NET8_0_OR_GREATER
+    : IThreadPoolWorkItem
+#endif
+{
+    /// <summary>
+    /// Microsoft.Coyote 1.7 controls <see cref="Task"/> scheduling but not raw thread-pool work
+    /// items. The systematic tests set this so that every dispatch is a task the Coyote scheduler
+    /// can interleave; behaviour is otherwise identical (run once, later, on the pool).
+    /// </summary>
+    internal static bool UseTaskScheduling;
+
+    private static readonly System.Action<object?> RunAsTask = static state => ((PoolWorkItem)state!).Execute();
+#if NET8_0_OR_GREATER
+    private static readonly ContextCallback RunInContext = static state => ((PoolWorkItem)state!).Execute();
+
+    private ExecutionContext? _context;
+#else
+    private static readonly WaitCallback RunOnPool = static state => ((PoolWorkItem)state!).Execute();
+#endif
+
+    /// <summary>Queues <see cref="Execute"/> to run once on the thread pool.</summary>
+    protected void Dispatch()
+    {
+        if (UseTaskScheduling)
+        {
+            _ = Task.Factory.StartNew(RunAsTask, this, CancellationToken.None, TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
+            return;
+        }
+#if NET8_0_OR_GREATER
+        _context = ExecutionContext.Capture();
+        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: true);
+#else
+        ThreadPool.QueueUserWorkItem(RunOnPool, this);
+#endif
+    }
+
+    /// <summary>The work itself; runs on a thread-pool thread.</summary>
+    protected abstract void Execute();
+
+#if NET8_0_OR_GREATER
+    void IThreadPoolWorkItem.Execute()
+    {
+        var context = _context;
+        _context = null;
+        if (context is null)
+        {
+            Execute();
+        }
+        else
+        {
+            ExecutionContext.Run(context, RunInContext, this);
+        }
+    }
+#endif
+}

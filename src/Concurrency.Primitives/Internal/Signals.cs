@@ -1,0 +1,50 @@
+using System;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace Concurrency.Primitives.Internal;
+
+/// <summary>
+/// Completion signalling shared by every primitive. Every <see cref="TaskCompletionSource{TResult}"/>
+/// is created here with <see cref="TaskCreationOptions.RunContinuationsAsynchronously"/>, so that
+/// completing a waiter never runs the waiter's code inline on the completer's thread (which may be
+/// holding state the waiter's continuation would then observe half-updated).
+/// </summary>
+internal static class Signals
+{
+    public static TaskCompletionSource<bool> Create() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public static TaskCompletionSource<T> Create<T>() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// Waits for <paramref name="task"/> with a timeout measured on <paramref name="timeProvider"/> and a
+    /// caller's token. Only the caller's wait is abandoned on timeout or cancellation; the task runs on.
+    /// Allocates nothing when the task has already completed or when neither bound applies.
+    /// </summary>
+    public static Task WaitAsync(Task task, TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken)
+    {
+        if (task.IsCompleted || (timeout == Timeout.InfiniteTimeSpan && !cancellationToken.CanBeCanceled))
+        {
+            return task;
+        }
+#if NET8_0_OR_GREATER
+        return task.WaitAsync(timeout, timeProvider, cancellationToken);
+#else
+        return TimeProviderTaskExtensions.WaitAsync(task, timeout, timeProvider, cancellationToken);
+#endif
+    }
+
+    /// <summary>Waits for <paramref name="task"/> until the caller's token is cancelled.</summary>
+    public static Task WaitAsync(Task task, CancellationToken cancellationToken)
+    {
+        if (task.IsCompleted || !cancellationToken.CanBeCanceled)
+        {
+            return task;
+        }
+#if NET8_0_OR_GREATER
+        return task.WaitAsync(cancellationToken);
+#else
+        return TimeProviderTaskExtensions.WaitAsync(task, Timeout.InfiniteTimeSpan, TimeProvider.System, cancellationToken);
+#endif
+    }
+}

@@ -1,0 +1,437 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Threading;
+using System.Threading.Tasks;
+using Microsoft.Extensions.Logging;
+
+namespace Concurrency.Primitives;
+
+public sealed partial class TaskTracker
+{
+    private const int MaxPooledNodes = 256;
+    private const string UnnamedOperation = "(unnamed)";
+
+    // The registry of named registrations. Guarded by _registry; the operation field of _state is
+    // changed only under it too, so that under the lock it always equals _liveCount.
+    private readonly object _registry = new();
+    private TrackedNode? _head;
+    private TrackedNode? _tail;
+    private int _liveCount;
+    private TrackedNode? _pool;
+    private int _pooledCount;
+    private long _lastId;
+    private List<Exception>? _failures;
+    private bool _failuresObserved;
+
+    /// <summary>Registers a lease: the count goes up until the lease is disposed.</summary>
+    /// <param name="name">A name for <see cref="Snapshot"/>, logs and timeout messages.</param>
+    /// <returns>The lease; dispose it when the work it stands for is done. Register children through it.</returns>
+    /// <remarks>Rejected once the tracker has begun closing; register children through a parent's handle instead.</remarks>
+    /// <exception cref="InvalidOperationException">The tracker is closing or has completed.</exception>
+    /// <exception cref="ObjectDisposedException">The tracker has been disposed.</exception>
+    public TrackedOperation Register(string? name = null)
+    {
+        var node = TryRegister(null, 0, TrackedOperationKind.Lease, name, null, null, out var rejection) ?? throw Rejected(rejection);
+        return new TrackedOperation(node.Node, node.Id);
+    }
+
+    /// <summary>Registers work, then starts it on the thread pool; the registration is released when the work's task completes.</summary>
+    /// <param name="work">The work; it receives <see cref="Stopping"/>.</param>
+    /// <param name="name">A name for <see cref="Snapshot"/>, logs and timeout messages.</param>
+    /// <param name="cancellationToken">Cancels only the wait for a concurrency slot (see <see cref="TaskTrackerOptions.MaxConcurrency"/>); the registration is then withdrawn.</param>
+    /// <returns>
+    /// A task that completes when the work has been registered and started, which is at once unless a concurrency
+    /// limit makes it wait for a slot. It does <b>not</b> wait for the work to finish: use <see cref="CloseAsync(TimeSpan, CancellationToken)"/> or <see cref="WaitAsync"/>.
+    /// </returns>
+    /// <exception cref="ArgumentNullException"><paramref name="work"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The tracker is closing or has completed.</exception>
+    /// <exception cref="ObjectDisposedException">The tracker has been disposed.</exception>
+    public Task Go(Func<CancellationToken, Task> work, string? name = null, CancellationToken cancellationToken = default)
+    {
+        Internal.Guard.NotNull(work);
+        return GoCore(null, 0, work, null, name, cancellationToken);
+    }
+
+    /// <summary>Registers work that receives its own handle (to register children), then starts it on the thread pool.</summary>
+    /// <param name="work">The work; it receives its <see cref="TrackedOperation"/> handle and <see cref="Stopping"/>.</param>
+    /// <param name="name">A name for <see cref="Snapshot"/>, logs and timeout messages.</param>
+    /// <param name="cancellationToken">Cancels only the wait for a concurrency slot; the registration is then withdrawn.</param>
+    /// <returns>A task that completes when the work has been registered and started (not when it finishes).</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="work"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The tracker is closing or has completed.</exception>
+    /// <exception cref="ObjectDisposedException">The tracker has been disposed.</exception>
+    public Task Go(Func<TrackedOperation, CancellationToken, Task> work, string? name = null, CancellationToken cancellationToken = default)
+    {
+        Internal.Guard.NotNull(work);
+        return GoCore(null, 0, null, work, name, cancellationToken);
+    }
+
+    /// <summary>Registers and starts work if the tracker accepts it and, with a concurrency limit, a slot is free.</summary>
+    /// <param name="work">The work; it receives <see cref="Stopping"/>.</param>
+    /// <param name="name">A name for <see cref="Snapshot"/>, logs and timeout messages.</param>
+    /// <returns><see langword="true"/> if the work was registered and started; <see langword="false"/> if no slot was free or the tracker is closing, completed or disposed.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="work"/> is <see langword="null"/>.</exception>
+    public bool TryGo(Func<CancellationToken, Task> work, string? name = null)
+    {
+        Internal.Guard.NotNull(work);
+        return TryGoCore(null, 0, work, null, name);
+    }
+
+    /// <summary>Registers and starts work that receives its own handle, if the tracker accepts it and a slot is free.</summary>
+    /// <param name="work">The work; it receives its <see cref="TrackedOperation"/> handle and <see cref="Stopping"/>.</param>
+    /// <param name="name">A name for <see cref="Snapshot"/>, logs and timeout messages.</param>
+    /// <returns><see langword="true"/> if the work was registered and started.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="work"/> is <see langword="null"/>.</exception>
+    public bool TryGo(Func<TrackedOperation, CancellationToken, Task> work, string? name = null)
+    {
+        Internal.Guard.NotNull(work);
+        return TryGoCore(null, 0, null, work, name);
+    }
+
+    /// <summary>The operations from <c>Go</c> and <c>Register</c> outstanding now, oldest first.</summary>
+    /// <returns>A copy; anonymous <see cref="Add"/> registrations are not listed (see <see cref="Count"/>).</returns>
+    public IReadOnlyList<TrackedOperationInfo> Snapshot()
+    {
+        var now = _time.GetTimestamp();
+        lock (_registry)
+        {
+            var result = new List<TrackedOperationInfo>(_liveCount);
+            for (var node = _head; node is not null; node = node.Next)
+            {
+                result.Add(new TrackedOperationInfo(
+                    node.Id,
+                    node.ParentId == 0 ? null : node.ParentId,
+                    node.Name,
+                    node.Kind,
+                    node.WaitingForSlot,
+                    _time.GetElapsedTime(node.RegisteredTimestamp, now),
+                    node.StackTrace));
+            }
+
+            return result;
+        }
+    }
+
+    internal TrackedOperation RegisterChild(TrackedNode parent, long parentId, string? name)
+    {
+        var node = TryRegister(parent, parentId, TrackedOperationKind.Lease, name, null, null, out var rejection) ?? throw Rejected(rejection);
+        return new TrackedOperation(node.Node, node.Id);
+    }
+
+    internal Task GoChild(TrackedNode parent, long parentId, Func<CancellationToken, Task>? work, Func<TrackedOperation, CancellationToken, Task>? workWithHandle, string? name, CancellationToken cancellationToken)
+    {
+        if (work is null && workWithHandle is null)
+        {
+            throw new ArgumentNullException(nameof(work));
+        }
+
+        return GoCore(parent, parentId, work, workWithHandle, name, cancellationToken);
+    }
+
+    internal bool TryGoChild(TrackedNode parent, long parentId, Func<CancellationToken, Task>? work, Func<TrackedOperation, CancellationToken, Task>? workWithHandle, string? name)
+    {
+        if (work is null && workWithHandle is null)
+        {
+            throw new ArgumentNullException(nameof(work));
+        }
+
+        return TryGoCore(parent, parentId, work, workWithHandle, name);
+    }
+
+    internal void ReleaseLease(TrackedNode node, long id) => Release(node, id, TrackedOperationKind.Lease);
+
+    /// <summary>Called once per piece of work, by the work's node, when its task has completed or its delegate threw.</summary>
+    internal void CompleteWork(TrackedNode node, Task? task, Exception? exception)
+    {
+        // The node belongs to this work until Release below; read what we need first.
+        var id = node.Id;
+        var name = node.Name;
+        if (exception is not null)
+        {
+            RecordFailure(name, id, exception);
+        }
+        else if (task!.IsFaulted)
+        {
+            foreach (var inner in task.Exception!.InnerExceptions)
+            {
+                RecordFailure(name, id, inner);
+            }
+        }
+        else if (task.IsCanceled)
+        {
+            TaskTrackerLog.WorkCancelled(_logger, _name, name, id);
+        }
+
+        // Free the slot before the count drops, so that waiting work starts before a close can complete.
+        _slots?.Release();
+        Release(node, id, TrackedOperationKind.Work);
+    }
+
+    private Task GoCore(TrackedNode? parent, long parentId, Func<CancellationToken, Task>? work, Func<TrackedOperation, CancellationToken, Task>? workWithHandle, string? name, CancellationToken cancellationToken)
+    {
+        var registered = TryRegister(parent, parentId, TrackedOperationKind.Work, name, work, workWithHandle, out var rejection) ?? throw Rejected(rejection);
+        var node = registered.Node;
+        if (_slots is { } slots && !TryTakeSlot(slots))
+        {
+            return StartWhenSlotFreeAsync(node, registered.Id, slots, cancellationToken);
+        }
+
+        Start(node);
+        return Task.CompletedTask;
+    }
+
+    private bool TryGoCore(TrackedNode? parent, long parentId, Func<CancellationToken, Task>? work, Func<TrackedOperation, CancellationToken, Task>? workWithHandle, string? name)
+    {
+        if (_slots is { } slots && !TryTakeSlot(slots))
+        {
+            return false;
+        }
+
+        if (TryRegister(parent, parentId, TrackedOperationKind.Work, name, work, workWithHandle, out _) is not { } registered)
+        {
+            _slots?.Release();
+            return false;
+        }
+
+        Start(registered.Node);
+        return true;
+    }
+
+#pragma warning disable VSTHRD103, CA2016 // Wait(0) never blocks: it is SemaphoreSlim's try-acquire.
+    private static bool TryTakeSlot(SemaphoreSlim slots) => slots.Wait(0);
+#pragma warning restore VSTHRD103, CA2016
+
+    private async Task StartWhenSlotFreeAsync(TrackedNode node, long id, SemaphoreSlim slots, CancellationToken cancellationToken)
+    {
+        node.WaitingForSlot = true;
+        try
+        {
+            await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The work never started: withdraw its registration, then let the caller see the cancellation.
+            Release(node, id, TrackedOperationKind.Work);
+            throw;
+        }
+
+        node.WaitingForSlot = false;
+        Start(node);
+    }
+
+    private void Start(TrackedNode node)
+    {
+        if (TaskTrackerMetrics.Started.Enabled)
+        {
+            TaskTrackerMetrics.Started.Add(1, _metricTag);
+        }
+
+        node.Start();
+    }
+
+    private (TrackedNode Node, long Id)? TryRegister(
+        TrackedNode? parent,
+        long parentId,
+        TrackedOperationKind kind,
+        string? name,
+        Func<CancellationToken, Task>? work,
+        Func<TrackedOperation, CancellationToken, Task>? workWithHandle,
+        out Rejection rejection)
+    {
+        // Work done outside the lock: the clock read and the (opt-in) stack walk.
+        var timestamp = _time.GetTimestamp();
+        var stackTrace = _captureStackTraces ? new StackTrace(2, fNeedFileInfo: true).ToString() : null;
+        TrackedNode node;
+        long id;
+        long next;
+        lock (_registry)
+        {
+            AssertInvariants();
+            if (parent is not null && parent.Id != parentId)
+            {
+                rejection = Rejection.ParentInactive;
+                return null;
+            }
+
+            var state = Volatile.Read(ref _state);
+            while (true)
+            {
+                rejection = (state & CompleteBit) != 0 ? Rejection.Completed
+                    : parent is null && (state & ClosingBit) != 0 ? Rejection.Closing
+                    : ((state & OperationMask) >> OperationShift) >= MaxCount ? Rejection.Overflow
+                    : Rejection.None;
+                if (rejection != Rejection.None)
+                {
+                    return null;
+                }
+
+                next = state + OperationOne;
+                var seen = Interlocked.CompareExchange(ref _state, next, state);
+                if (seen == state)
+                {
+                    break;
+                }
+
+                state = seen;
+            }
+
+            node = _pool ?? new TrackedNode(this);
+            if (ReferenceEquals(node, _pool))
+            {
+                _pool = node.Next;
+                _pooledCount--;
+            }
+
+            id = ++_lastId;
+            node.Id = id;
+            node.ParentId = parent is null ? 0 : parentId;
+            node.Name = name ?? UnnamedOperation;
+            node.Kind = kind;
+            node.RegisteredTimestamp = timestamp;
+            node.StackTrace = stackTrace;
+            node.Work = work;
+            node.WorkWithHandle = workWithHandle;
+            node.Previous = _tail;
+            node.Next = null;
+            if (_tail is null)
+            {
+                _head = node;
+            }
+            else
+            {
+                _tail.Next = node;
+            }
+
+            _tail = node;
+            _liveCount++;
+        }
+
+        if (TaskTrackerMetrics.Outstanding.Enabled)
+        {
+            TaskTrackerMetrics.Outstanding.Add(1, _metricTag);
+        }
+
+        if (_logger.IsEnabled(LogLevel.Debug))
+        {
+            TaskTrackerLog.Registered(_logger, _name, kind, node.Name, id, CountOf(next));
+        }
+
+        return (node, id);
+    }
+
+    /// <summary>Releases one registration exactly once; a stale or repeated release is a no-op.</summary>
+    private void Release(TrackedNode node, long id, TrackedOperationKind kind)
+    {
+        string name;
+        long next;
+        lock (_registry)
+        {
+            AssertInvariants();
+            if (node.Id != id)
+            {
+                return;
+            }
+
+            if (node.Kind != kind)
+            {
+                throw new InvalidOperationException(
+                    $"'{node.Name}' #{id} is work started by Go; the tracker releases it when the work's task completes. Do not dispose its handle.");
+            }
+
+            name = node.Name;
+            if (node.Previous is null)
+            {
+                _head = node.Next;
+            }
+            else
+            {
+                node.Previous.Next = node.Next;
+            }
+
+            if (node.Next is null)
+            {
+                _tail = node.Previous;
+            }
+            else
+            {
+                node.Next.Previous = node.Previous;
+            }
+
+            _liveCount--;
+            Volatile.Write(ref node.Id, 0);
+            node.Previous = null;
+            node.Work = null;
+            node.WorkWithHandle = null;
+            node.StackTrace = null;
+            node.WaitingForSlot = false;
+            node.Next = null;
+            if (_pooledCount < MaxPooledNodes)
+            {
+                node.Next = _pool;
+                _pool = node;
+                _pooledCount++;
+            }
+
+            var state = Volatile.Read(ref _state);
+            while (true)
+            {
+                next = Settle(state - OperationOne);
+                var seen = Interlocked.CompareExchange(ref _state, next, state);
+                if (seen == state)
+                {
+                    break;
+                }
+
+                state = seen;
+            }
+        }
+
+        if (TaskTrackerMetrics.Outstanding.Enabled)
+        {
+            TaskTrackerMetrics.Outstanding.Add(-1, _metricTag);
+        }
+
+        if (_logger.IsEnabled(LogLevel.Debug))
+        {
+            TaskTrackerLog.Released(_logger, _name, name, id, CountOf(next));
+        }
+
+        if ((next & CountMask) == 0)
+        {
+            OnReachedZero(next);
+        }
+    }
+
+    private void RecordFailure(string name, long id, Exception exception)
+    {
+        bool first;
+        lock (_registry)
+        {
+            _failures ??= new List<Exception>();
+            _failures.Add(exception);
+            first = _failures.Count == 1;
+        }
+
+        TaskTrackerLog.WorkFailed(_logger, _name, name, id, exception);
+        if (TaskTrackerMetrics.Faulted.Enabled)
+        {
+            TaskTrackerMetrics.Faulted.Add(1, _metricTag);
+        }
+
+        if (first && _cancelOnFirstFailure)
+        {
+            CancelStopping();
+        }
+    }
+
+    [Conditional("DEBUG")]
+    private void AssertInvariants()
+    {
+        Debug.Assert(Monitor.IsEntered(_registry), "The registry lock must be held.");
+        var state = Volatile.Read(ref _state);
+        Debug.Assert((int)((state & OperationMask) >> OperationShift) == _liveCount, "Every counted operation is in the registry.");
+        Debug.Assert((state & CompleteBit) == 0 || ((state & ClosingBit) != 0 && (state & CountMask) == 0), "Complete implies closing with a count of zero.");
+        Debug.Assert((_head is null) == (_liveCount == 0), "The registry is empty exactly when no operation is counted.");
+    }
+}

@@ -1,0 +1,292 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using System.Threading;
+using System.Threading.Tasks;
+using Concurrency.Primitives.Internal;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Concurrency.Primitives;
+
+// TaskTracker keeps these invariants (design.md, section 1):
+//  1. Registration precedes the start: Go increments the count synchronously, then queues the work.
+//  2. Closing with a count of zero is terminal: the one compare-and-swap that takes the count to
+//     zero while closing also sets CompleteBit, and every registration's compare-and-swap checks it.
+//     No registration can slip between "count reached zero" and "complete".
+//  3. Children register through a live parent's handle and are accepted while closing; top-level
+//     registrations are rejected once closing has begun.
+//  4. An extra Done() is refused before the swap, so the count never goes below zero; anonymous
+//     (Add/Done) and lease counts are separate fields, so a stray Done() cannot eat a lease's count.
+//  5. Close waits with a timeout and a token; a timeout names what is outstanding (Snapshot).
+//  6. Failures of tracked work are recorded before their release and thrown by CloseAsync.
+//  7. An optional concurrency limit: Go waits for a slot, TryGo returns false.
+
+/// <summary>
+/// Tracks asynchronous work so that a shutdown can wait for all of it: a WaitGroup / errgroup for .NET whose
+/// registrations always happen <i>before</i> the work starts, and which cannot be reused by mistake after it
+/// has completed.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Start work with <see cref="Go(Func{CancellationToken, Task}, string?, CancellationToken)"/>: the count goes up
+/// synchronously, then the work runs on the thread pool, and the count goes down when its task completes. Hold a
+/// lease with <see cref="Register"/> for work you start yourself. <see cref="Add"/>, <see cref="Done"/> and
+/// <see cref="WaitAsync"/> are a drop-in for a WaitGroup.
+/// </para>
+/// <para>
+/// <see cref="CloseAsync(TimeSpan, CancellationToken)"/> cancels <see cref="Stopping"/>, rejects new top-level work and waits
+/// for the count to reach zero; from then on the tracker is complete and every registration fails. Work that is
+/// still running may register children through its <see cref="TrackedOperation"/> handle while the tracker
+/// closes, and the close waits for them. <see cref="Add"/> follows the WaitGroup rule: it succeeds while the
+/// tracker has not completed (the caller vouches that it holds a count), and fails afterwards.
+/// </para>
+/// <para>
+/// Failures of tracked work are never lost: they are logged, counted and thrown by <c>CloseAsync</c> as an
+/// <see cref="AggregateException"/>. A cancelled task is not a failure.
+/// </para>
+/// <para>All members are thread-safe.</para>
+/// </remarks>
+[DebuggerDisplay("{DebuggerDisplay,nq}")]
+public sealed partial class TaskTracker : IAsyncDisposable
+{
+    // The state word: two counts and two flags, changed only by compare-and-swap.
+    private const long AnonymousOne = 1;
+    private const long AnonymousMask = (1L << 30) - 1;
+    private const int OperationShift = 30;
+    private const long OperationOne = 1L << OperationShift;
+    private const long OperationMask = AnonymousMask << OperationShift;
+    private const long CountMask = AnonymousMask | OperationMask;
+    private const long ClosingBit = 1L << 60;
+    private const long CompleteBit = 1L << 61;
+    private const int MaxCount = (int)AnonymousMask;
+    private const string DefaultName = "TaskTracker";
+
+    private readonly string _name;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly bool _cancelOnFirstFailure;
+    private readonly bool _captureStackTraces;
+    private readonly TimeSpan _disposeTimeout;
+    // Neither needs disposing: the semaphore's wait handle is never created, and the source has no
+    // timer or linked registrations. Leaving them undisposed keeps late TryGo/Stopping calls safe.
+    [SuppressMessage("Usage", "CA2213:Disposable fields should be disposed", Justification = "No wait handle is ever created.")]
+    private readonly SemaphoreSlim? _slots;
+    [SuppressMessage("Usage", "CA2213:Disposable fields should be disposed", Justification = "No timer or linked registrations; tokens handed out stay valid.")]
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly KeyValuePair<string, object?> _metricTag;
+
+    private long _state;
+    private TaskCompletionSource<bool>? _zeroWaiter;
+    private TaskCompletionSource<bool>? _closed;
+    private volatile bool _disposed;
+
+    /// <summary>Creates a tracker.</summary>
+    /// <param name="options">Settings; <see langword="null"/> for the defaults.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="TaskTrackerOptions.MaxConcurrency"/> is less than 1, or <see cref="TaskTrackerOptions.DisposeTimeout"/> is negative.</exception>
+    public TaskTracker(TaskTrackerOptions? options = null)
+    {
+        options ??= new TaskTrackerOptions();
+        if (options.MaxConcurrency is { } limit)
+        {
+            if (limit < 1)
+            {
+                throw new ArgumentOutOfRangeException(nameof(options), limit, "TaskTrackerOptions.MaxConcurrency must be at least 1, or null for no limit.");
+            }
+
+            _slots = new SemaphoreSlim(limit, limit);
+        }
+
+        if (options.DisposeTimeout != Timeout.InfiniteTimeSpan && (options.DisposeTimeout < TimeSpan.Zero || options.DisposeTimeout > Guard.MaxTimeout))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.DisposeTimeout, "TaskTrackerOptions.DisposeTimeout must be non-negative, or Timeout.InfiniteTimeSpan.");
+        }
+
+        _name = string.IsNullOrEmpty(options.Name) ? DefaultName : options.Name!;
+        _logger = options.Logger ?? NullLogger.Instance;
+        _time = options.TimeProvider ?? TimeProvider.System;
+        _cancelOnFirstFailure = options.CancelOnFirstFailure;
+        _captureStackTraces = options.CaptureRegistrationStackTraces;
+        _disposeTimeout = options.DisposeTimeout;
+        _metricTag = new KeyValuePair<string, object?>("tracker.name", _name);
+    }
+
+    /// <summary>The tracker's name, from <see cref="TaskTrackerOptions.Name"/>.</summary>
+    public string Name => _name;
+
+    /// <summary>How many registrations are outstanding: leases, started or pending work, and anonymous <see cref="Add"/> counts.</summary>
+    public int Count => CountOf(Volatile.Read(ref _state));
+
+    /// <summary><see langword="true"/> once <see cref="CloseAsync(TimeSpan, CancellationToken)"/> or <see cref="DisposeAsync"/> has begun.</summary>
+    public bool IsClosing => (Volatile.Read(ref _state) & ClosingBit) != 0;
+
+    /// <summary><see langword="true"/> once the tracker has closed and its count has reached zero; every later registration fails.</summary>
+    public bool IsCompleted => (Volatile.Read(ref _state) & CompleteBit) != 0;
+
+    /// <summary>
+    /// Cancelled when the tracker begins closing (and on the first failure, with
+    /// <see cref="TaskTrackerOptions.CancelOnFirstFailure"/>). Tracked work receives this token.
+    /// </summary>
+    public CancellationToken Stopping => _stopping.Token;
+
+    private string DebuggerDisplay =>
+        $"{_name}: Count = {Count}{(IsCompleted ? ", completed" : IsClosing ? ", closing" : string.Empty)}";
+
+    /// <summary>Adds <paramref name="delta"/> anonymous registrations: the WaitGroup <c>Add</c>.</summary>
+    /// <param name="delta">How many; at least 1. Release each with <see cref="Done"/>.</param>
+    /// <remarks>
+    /// Call it before starting the work it stands for, never from inside that work. It succeeds until the tracker
+    /// has completed, including while it closes (WaitGroup's rule: only a caller that already holds a count may add
+    /// during a close). Anonymous registrations have no name; <see cref="Register"/> gives one.
+    /// </remarks>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="delta"/> is less than 1.</exception>
+    /// <exception cref="InvalidOperationException">The tracker has completed, or the count would exceed 1,073,741,823.</exception>
+    /// <exception cref="ObjectDisposedException">The tracker was disposed and has completed.</exception>
+    public void Add(int delta = 1)
+    {
+        if (delta < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(delta), delta, "delta must be at least 1. To release registrations, call Done() once for each.");
+        }
+
+        var state = Volatile.Read(ref _state);
+        while (true)
+        {
+            if ((state & CompleteBit) != 0)
+            {
+                throw Rejected(Rejection.Completed);
+            }
+
+            if ((state & AnonymousMask) + delta > MaxCount)
+            {
+                throw Rejected(Rejection.Overflow);
+            }
+
+            var seen = Interlocked.CompareExchange(ref _state, state + delta, state);
+            if (seen == state)
+            {
+                break;
+            }
+
+            state = seen;
+        }
+
+        if (TaskTrackerMetrics.Outstanding.Enabled)
+        {
+            TaskTrackerMetrics.Outstanding.Add(delta, _metricTag);
+        }
+    }
+
+    /// <summary>Releases one anonymous registration made by <see cref="Add"/>: the WaitGroup <c>Done</c>.</summary>
+    /// <exception cref="InvalidOperationException">
+    /// There is no anonymous registration to release (more <c>Done</c> than <c>Add</c>). The count is left unchanged.
+    /// </exception>
+    public void Done()
+    {
+        var state = Volatile.Read(ref _state);
+        long next;
+        while (true)
+        {
+            if ((state & AnonymousMask) == 0)
+            {
+                throw new InvalidOperationException(
+                    $"Done() was called on tracker '{_name}' more times than Add(): there is no Add() registration left to release. The count is unchanged. Leases from Register() are released with TrackedOperation.Dispose(), not Done().");
+            }
+
+            next = Settle(state - AnonymousOne);
+            var seen = Interlocked.CompareExchange(ref _state, next, state);
+            if (seen == state)
+            {
+                break;
+            }
+
+            state = seen;
+        }
+
+        if (TaskTrackerMetrics.Outstanding.Enabled)
+        {
+            TaskTrackerMetrics.Outstanding.Add(-1, _metricTag);
+        }
+
+        if ((next & CountMask) == 0)
+        {
+            OnReachedZero(next);
+        }
+    }
+
+    /// <summary>Waits until the count is zero: the WaitGroup <c>Wait</c>. Does not close the tracker.</summary>
+    /// <param name="cancellationToken">Abandons this wait (the registrations are unaffected).</param>
+    /// <returns>A task that completes when the count has been zero at some moment after the call.</returns>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
+    public Task WaitAsync(CancellationToken cancellationToken = default)
+    {
+        if (CountOf(Volatile.Read(ref _state)) == 0)
+        {
+            return Task.CompletedTask;
+        }
+
+        var waiter = Volatile.Read(ref _zeroWaiter);
+        if (waiter is null)
+        {
+            var created = Signals.Create();
+            waiter = Interlocked.CompareExchange(ref _zeroWaiter, created, null) ?? created;
+        }
+
+        // The releaser swaps the count, then reads the waiter; we publish the waiter, then read the count.
+        // Both are full fences, so at least one side sees the other and the waiter cannot be missed.
+        if (CountOf(Volatile.Read(ref _state)) == 0 && Interlocked.CompareExchange(ref _zeroWaiter, null, waiter) == waiter)
+        {
+            waiter.TrySetResult(true);
+        }
+
+        return Signals.WaitAsync(waiter.Task, cancellationToken);
+    }
+
+    private static int CountOf(long state) => (int)(state & AnonymousMask) + (int)((state & OperationMask) >> OperationShift);
+
+    /// <summary>A closing tracker whose count reaches zero becomes complete in the same swap.</summary>
+    private static long Settle(long state) =>
+        (state & ClosingBit) != 0 && (state & CountMask) == 0 ? state | CompleteBit : state;
+
+    private void OnReachedZero(long state)
+    {
+        var waiter = Volatile.Read(ref _zeroWaiter);
+        if (waiter is not null && Interlocked.CompareExchange(ref _zeroWaiter, null, waiter) == waiter)
+        {
+            waiter.TrySetResult(true);
+        }
+
+        if ((state & CompleteBit) != 0)
+        {
+            CompleteTerminal();
+        }
+    }
+
+    private enum Rejection
+    {
+        None,
+        Closing,
+        Completed,
+        ParentInactive,
+        Overflow,
+    }
+
+    private InvalidOperationException Rejected(Rejection rejection) => rejection switch
+    {
+        Rejection.Closing when _disposed => new ObjectDisposedException(
+            nameof(TaskTracker),
+            $"Task tracker '{_name}' is being disposed: new top-level work is rejected. Running work can still register children through its TrackedOperation handle."),
+        Rejection.Closing => new InvalidOperationException(
+            $"Task tracker '{_name}' is closing: new top-level work is rejected. To add a child of running work, register it through that work's TrackedOperation handle (operation.Go or operation.Register) before the parent finishes."),
+        Rejection.Completed when _disposed => new ObjectDisposedException(
+            nameof(TaskTracker),
+            $"Task tracker '{_name}' has been disposed and has completed; it accepts no more registrations. Create a new TaskTracker."),
+        Rejection.Completed => new InvalidOperationException(
+            $"Task tracker '{_name}' has completed: it was closed and its count reached zero, so it accepts no more registrations. Create a new TaskTracker."),
+        Rejection.ParentInactive => new InvalidOperationException(
+            $"The parent operation has already been released, so it can no longer register children in tracker '{_name}'. Register a child before its parent finishes (register before spawn)."),
+        _ => new InvalidOperationException(
+            $"Task tracker '{_name}' would exceed {MaxCount} outstanding registrations of one kind."),
+    };
+}

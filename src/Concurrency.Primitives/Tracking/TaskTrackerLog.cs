@@ -1,0 +1,29 @@
+using System;
+using Microsoft.Extensions.Logging;
+
+namespace Concurrency.Primitives;
+
+/// <summary>Source-generated log messages of <see cref="TaskTracker"/> (event ids 1000-1099).</summary>
+internal static partial class TaskTrackerLog
+{
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Debug, Message = "Tracker {Tracker}: registered {Kind} '{Operation}' #{Id}; {Count} outstanding")]
+    public static partial void Registered(ILogger logger, string tracker, TrackedOperationKind kind, string operation, long id, int count);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Debug, Message = "Tracker {Tracker}: released '{Operation}' #{Id}; {Count} outstanding")]
+    public static partial void Released(ILogger logger, string tracker, string operation, long id, int count);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Error, Message = "Tracker {Tracker}: '{Operation}' #{Id} failed; CloseAsync will throw this failure")]
+    public static partial void WorkFailed(ILogger logger, string tracker, string operation, long id, Exception exception);
+
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Debug, Message = "Tracker {Tracker}: '{Operation}' #{Id} was cancelled")]
+    public static partial void WorkCancelled(ILogger logger, string tracker, string operation, long id);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Information, Message = "Tracker {Tracker}: closing with {Count} outstanding")]
+    public static partial void CloseStarted(ILogger logger, string tracker, int count);
+
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Information, Message = "Tracker {Tracker}: completed with {Failures} failure(s)")]
+    public static partial void Completed(ILogger logger, string tracker, int failures);
+
+    [LoggerMessage(EventId = 1007, Level = LogLevel.Warning, Message = "Tracker {Tracker}: close timed out after {Timeout} with {Count} outstanding")]
+    public static partial void CloseTimedOut(ILogger logger, string tracker, TimeSpan timeout, int count, Exception exception);
+}

@@ -1,0 +1,47 @@
+using System;
+using Microsoft.Extensions.Logging;
+
+namespace Concurrency.Primitives;
+
+/// <summary>Settings for a <see cref="TaskTracker"/>. Read once, when the tracker is constructed.</summary>
+public sealed class TaskTrackerOptions
+{
+    /// <summary>
+    /// A name for the tracker, used in exception messages, logs and the <c>tracker.name</c> metric tag.
+    /// Defaults to <c>"TaskTracker"</c>.
+    /// </summary>
+    public string? Name { get; set; }
+
+    /// <summary>
+    /// The most pieces of work started by <see cref="TaskTracker.Go(Func{System.Threading.CancellationToken, System.Threading.Tasks.Task}, string?, System.Threading.CancellationToken)"/>
+    /// that may run at once (Go's <c>errgroup.SetLimit</c>). <see langword="null"/> (the default) means no limit.
+    /// When the limit is reached, <c>Go</c> waits asynchronously for a slot and <c>TryGo</c> returns <see langword="false"/>.
+    /// Leases from <c>Register</c> and <c>Add</c> do not take slots.
+    /// </summary>
+    public int? MaxConcurrency { get; set; }
+
+    /// <summary>
+    /// When <see langword="true"/>, the first failure of tracked work cancels <see cref="TaskTracker.Stopping"/>,
+    /// as Go's <c>errgroup.WithContext</c> does. The failure is still surfaced by <c>CloseAsync</c>. Default <see langword="false"/>.
+    /// </summary>
+    public bool CancelOnFirstFailure { get; set; }
+
+    /// <summary>
+    /// When <see langword="true"/>, every <c>Go</c> and <c>Register</c> records the stack trace of its caller, and
+    /// <see cref="TaskTracker.Snapshot"/> and <see cref="TaskTrackerTimeoutException"/> report it. Costs a stack walk
+    /// per registration; meant for diagnosing leaks. Default <see langword="false"/>.
+    /// </summary>
+    public bool CaptureRegistrationStackTraces { get; set; }
+
+    /// <summary>
+    /// How long <see cref="TaskTracker.DisposeAsync"/> waits for outstanding work before it throws
+    /// <see cref="TaskTrackerTimeoutException"/>. Default 30 seconds; <see cref="System.Threading.Timeout.InfiniteTimeSpan"/> waits forever.
+    /// </summary>
+    public TimeSpan DisposeTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Where the tracker logs. Defaults to a logger that discards everything.</summary>
+    public ILogger? Logger { get; set; }
+
+    /// <summary>The clock for ages and timeouts. Defaults to <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider? TimeProvider { get; set; }
+}

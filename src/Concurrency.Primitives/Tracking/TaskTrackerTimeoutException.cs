@@ -1,0 +1,94 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Text;
+
+namespace Concurrency.Primitives;
+
+/// <summary>
+/// Thrown when closing or disposing a <see cref="TaskTracker"/> does not finish within its timeout. It names
+/// what is still outstanding, so that a leak can be traced to the code that registered it.
+/// </summary>
+/// <remarks>The tracker stays closing: outstanding work keeps running, and a later <c>CloseAsync</c> can wait again.</remarks>
+public sealed class TaskTrackerTimeoutException : TimeoutException
+{
+    private const int MaxListed = 20;
+
+    /// <summary>Creates an exception with a default message.</summary>
+    public TaskTrackerTimeoutException()
+        : this("Closing the task tracker timed out.")
+    {
+    }
+
+    /// <summary>Creates an exception with the given message.</summary>
+    /// <param name="message">The message.</param>
+    public TaskTrackerTimeoutException(string message)
+        : base(message)
+    {
+        TrackerName = string.Empty;
+        Outstanding = Array.Empty<TrackedOperationInfo>();
+    }
+
+    /// <summary>Creates an exception with the given message and inner exception.</summary>
+    /// <param name="message">The message.</param>
+    /// <param name="innerException">The cause.</param>
+    public TaskTrackerTimeoutException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+        TrackerName = string.Empty;
+        Outstanding = Array.Empty<TrackedOperationInfo>();
+    }
+
+    internal TaskTrackerTimeoutException(string trackerName, TimeSpan timeout, IReadOnlyList<TrackedOperationInfo> outstanding, int unnamedCount)
+        : base(FormatMessage(trackerName, timeout, outstanding, unnamedCount))
+    {
+        TrackerName = trackerName;
+        Timeout = timeout;
+        Outstanding = outstanding;
+        UnnamedCount = unnamedCount;
+    }
+
+    /// <summary>The name of the tracker that timed out.</summary>
+    public string TrackerName { get; }
+
+    /// <summary>The timeout that elapsed.</summary>
+    public TimeSpan Timeout { get; }
+
+    /// <summary>The operations from <c>Go</c> and <c>Register</c> still outstanding when the timeout elapsed, oldest first.</summary>
+    public IReadOnlyList<TrackedOperationInfo> Outstanding { get; }
+
+    /// <summary>How many anonymous <c>Add</c> registrations were still outstanding (they carry no name).</summary>
+    public int UnnamedCount { get; }
+
+    private static string FormatMessage(string trackerName, TimeSpan timeout, IReadOnlyList<TrackedOperationInfo> outstanding, int unnamedCount)
+    {
+        var text = new StringBuilder();
+        text.AppendFormat(
+            CultureInfo.InvariantCulture,
+            "Closing task tracker '{0}' timed out after {1} with {2} operation(s) outstanding",
+            trackerName,
+            timeout,
+            outstanding.Count + unnamedCount);
+        text.Append(outstanding.Count > 0 ? ":" : ".");
+        for (var i = 0; i < outstanding.Count && i < MaxListed; i++)
+        {
+            text.AppendLine().Append("  ").Append(outstanding[i]);
+            if (outstanding[i].RegistrationStackTrace is { } stack)
+            {
+                text.AppendLine().Append("    registered at:").AppendLine().Append(stack);
+            }
+        }
+
+        if (outstanding.Count > MaxListed)
+        {
+            text.AppendLine().AppendFormat(CultureInfo.InvariantCulture, "  ... and {0} more (see Outstanding)", outstanding.Count - MaxListed);
+        }
+
+        if (unnamedCount > 0)
+        {
+            text.AppendLine().AppendFormat(CultureInfo.InvariantCulture, "  plus {0} anonymous Add() registration(s) without a matching Done()", unnamedCount);
+        }
+
+        return text.ToString();
+    }
+}

@@ -1,0 +1,90 @@
+using System;
+using System.Threading;
+using System.Threading.Tasks;
+using Concurrency.Primitives.Internal;
+
+namespace Concurrency.Primitives;
+
+/// <summary>
+/// One registration's record, pooled per tracker. It is at once the registry entry (for
+/// <see cref="TaskTracker.Snapshot"/>), the thread-pool work item that starts <c>Go</c> work, and
+/// the continuation that observes the work's task, so that a <c>Go</c> costs no allocation of ours
+/// once the pool is warm. <see cref="Id"/> doubles as the version: handles carry the id they were
+/// issued with, and a node reused for a later registration never answers to an old handle.
+/// </summary>
+internal sealed class TrackedNode : PoolWorkItem
+{
+    private readonly Action _onWorkCompleted;
+    private Task? _runningWork;
+
+    public TrackedNode(TaskTracker tracker)
+    {
+        Tracker = tracker;
+        _onWorkCompleted = OnWorkCompleted;
+    }
+
+    public TaskTracker Tracker { get; }
+
+    // All fields below are written under the tracker's registry lock while the node is linked or
+    // pooled, and read either under that lock (Snapshot, liveness checks) or by the one piece of
+    // work the node is running (which owns it until its release).
+
+    /// <summary>The registration's id; 0 while the node sits in the pool.</summary>
+    public long Id;
+
+    public long ParentId;
+    public string Name = string.Empty;
+    public TrackedOperationKind Kind;
+    public long RegisteredTimestamp;
+    public string? StackTrace;
+    public volatile bool WaitingForSlot;
+    public TrackedNode? Previous;
+    public TrackedNode? Next;
+    public Func<CancellationToken, Task>? Work;
+    public Func<TrackedOperation, CancellationToken, Task>? WorkWithHandle;
+
+    public bool IsLive(long id)
+    {
+        // Volatile: a handle on another thread asks whether its registration is still out.
+        return id != 0 && Volatile.Read(ref Id) == id;
+    }
+
+    public void Start() => Dispatch();
+
+    protected override void Execute()
+    {
+        Task task;
+        try
+        {
+            task = Work is { } work
+                ? work(Tracker.Stopping)
+                : WorkWithHandle!(new TrackedOperation(this, Id), Tracker.Stopping);
+            if (task is null)
+            {
+                throw new InvalidOperationException($"The work '{Name}' returned a null Task; return Task.CompletedTask instead.");
+            }
+        }
+        catch (Exception exception)
+        {
+            Tracker.CompleteWork(this, null, exception);
+            return;
+        }
+
+        if (task.IsCompleted)
+        {
+            Tracker.CompleteWork(this, task, null);
+        }
+        else
+        {
+            _runningWork = task;
+            task.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_onWorkCompleted);
+        }
+    }
+
+    private void OnWorkCompleted()
+    {
+        var task = _runningWork!;
+        _runningWork = null;
+        Tracker.CompleteWork(this, task, null);
+    }
+}

@@ -1,0 +1,147 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+
+namespace Concurrency.Primitives.Tests.TestSupport;
+
+/// <summary>
+/// A clock that moves only when a test calls <see cref="Advance"/>. Timers fire synchronously inside
+/// <see cref="Advance"/>, in due order, so every deadline in a test is reached exactly when the test says.
+/// </summary>
+public sealed class ManualTimeProvider : TimeProvider
+{
+    private readonly object _gate = new();
+    private readonly List<ManualTimer> _timers = new();
+    private DateTimeOffset _utcNow = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private long _ticks;
+
+    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+    /// <summary>How many timers are armed (created, not disposed, with a finite due time).</summary>
+    public int ArmedTimers
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _timers.Count(t => t.DueAt is not null);
+            }
+        }
+    }
+
+    public override DateTimeOffset GetUtcNow()
+    {
+        lock (_gate)
+        {
+            return _utcNow;
+        }
+    }
+
+    public override long GetTimestamp()
+    {
+        lock (_gate)
+        {
+            return _ticks;
+        }
+    }
+
+    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+    {
+        var timer = new ManualTimer(this, callback, state);
+        lock (_gate)
+        {
+            _timers.Add(timer);
+            timer.ChangeLocked(dueTime, period, _ticks);
+        }
+
+        return timer;
+    }
+
+    /// <summary>Moves the clock forward and fires, in order, every timer that falls due.</summary>
+    public void Advance(TimeSpan delta)
+    {
+        if (delta < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(delta));
+        }
+
+        long target;
+        lock (_gate)
+        {
+            target = _ticks + delta.Ticks;
+        }
+
+        while (true)
+        {
+            ManualTimer? due;
+            lock (_gate)
+            {
+                due = _timers.Where(t => t.DueAt is { } at && at <= target).OrderBy(t => t.DueAt).FirstOrDefault();
+                if (due is null)
+                {
+                    _utcNow += TimeSpan.FromTicks(target - _ticks);
+                    _ticks = target;
+                    return;
+                }
+
+                var at = due.DueAt!.Value;
+                _utcNow += TimeSpan.FromTicks(at - _ticks);
+                _ticks = at;
+                due.DueAt = due.Period is { } period ? at + Math.Max(1, period.Ticks) : null;
+            }
+
+            due.Fire();
+        }
+    }
+
+    private sealed class ManualTimer : ITimer
+    {
+        private readonly ManualTimeProvider _owner;
+        private readonly TimerCallback _callback;
+        private readonly object? _state;
+
+        public ManualTimer(ManualTimeProvider owner, TimerCallback callback, object? state)
+        {
+            _owner = owner;
+            _callback = callback;
+            _state = state;
+        }
+
+        public long? DueAt { get; set; }
+
+        public TimeSpan? Period { get; private set; }
+
+        public void Fire() => _callback(_state);
+
+        public bool Change(TimeSpan dueTime, TimeSpan period)
+        {
+            lock (_owner._gate)
+            {
+                ChangeLocked(dueTime, period, _owner._ticks);
+                return true;
+            }
+        }
+
+        public void ChangeLocked(TimeSpan dueTime, TimeSpan period, long now)
+        {
+            DueAt = dueTime == Timeout.InfiniteTimeSpan ? null : now + dueTime.Ticks;
+            Period = period == Timeout.InfiniteTimeSpan || period == TimeSpan.Zero ? null : period;
+        }
+
+        public void Dispose()
+        {
+            lock (_owner._gate)
+            {
+                DueAt = null;
+                _owner._timers.Remove(this);
+            }
+        }
+
+        public System.Threading.Tasks.ValueTask DisposeAsync()
+        {
+            Dispose();
+            return default;
+        }
+    }
+}

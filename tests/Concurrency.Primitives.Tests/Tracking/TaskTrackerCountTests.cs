@@ -1,0 +1,165 @@
+using System;
+using System.Threading;
+using System.Threading.Tasks;
+using Concurrency.Primitives.Tests.TestSupport;
+
+namespace Concurrency.Primitives.Tests.Tracking;
+
+/// <summary>Invariant 4 and the WaitGroup drop-in: Add, Done, WaitAsync and leases.</summary>
+public sealed class TaskTrackerCountTests
+{
+    [Fact]
+    public void AddAndDone_MoveTheCount()
+    {
+        var tracker = new TaskTracker();
+        tracker.Add(3);
+        tracker.Count.Should().Be(3);
+        tracker.Done();
+        tracker.Done();
+        tracker.Count.Should().Be(1);
+    }
+
+    [Fact]
+    public void Done_WithoutAdd_Throws_AndTheCountStaysZero()
+    {
+        var tracker = new TaskTracker(new TaskTrackerOptions { Name = "wg" });
+
+        tracker.Invoking(t => t.Done()).Should().Throw<InvalidOperationException>().WithMessage("*'wg' more times than Add()*count is unchanged*");
+        tracker.Count.Should().Be(0);
+        tracker.Add();
+        tracker.Count.Should().Be(1, "the failed Done left the counter usable");
+    }
+
+    [Fact]
+    public void Done_MoreThanAdd_WhileALeaseIsOutstanding_ThrowsAndDoesNotEatTheLeasesCount()
+    {
+        var tracker = new TaskTracker();
+        using var lease = tracker.Register("lease");
+        tracker.Add();
+        tracker.Done();
+
+        tracker.Invoking(t => t.Done()).Should().Throw<InvalidOperationException>();
+
+        tracker.Count.Should().Be(1);
+        lease.IsActive.Should().BeTrue();
+    }
+
+    [Fact]
+    public void Lease_ReleasedTwice_DecrementsOnce()
+    {
+        var tracker = new TaskTracker();
+        var first = tracker.Register("first");
+        var second = tracker.Register("second");
+        var copy = first;
+
+        first.Dispose();
+        first.Dispose();
+        copy.Dispose();
+
+        tracker.Count.Should().Be(1);
+        second.IsActive.Should().BeTrue();
+        first.IsActive.Should().BeFalse();
+    }
+
+    [Fact]
+    public void StaleLease_DoesNotReleaseALaterRegistrationThatReusedItsRecord()
+    {
+        var tracker = new TaskTracker();
+        var stale = tracker.Register("first");
+        stale.Dispose();
+        var fresh = tracker.Register("second"); // reuses the pooled record of "first"
+
+        stale.Dispose();
+
+        fresh.IsActive.Should().BeTrue();
+        tracker.Count.Should().Be(1);
+    }
+
+    [Fact]
+    public async Task DisposingTheHandleOfGoWork_Throws_AndTheWorkStaysCounted()
+    {
+        var tracker = new TaskTracker();
+        var release = Bounded.NewGate();
+        var handle = Bounded.NewGate<TrackedOperation>();
+        await tracker.Go((self, _) =>
+        {
+            handle.SetResult(self);
+            return release.Task;
+        });
+
+        var self = await handle.Task.OrHang();
+        self.Invoking(h => h.Dispose()).Should().Throw<InvalidOperationException>().WithMessage("*work started by Go*");
+        tracker.Count.Should().Be(1);
+        release.SetResult();
+        await tracker.CloseAsync().OrHang();
+    }
+
+    [Fact]
+    public void DefaultHandle_IsInactive_DisposesAsANoOp_AndCannotRegister()
+    {
+        var handle = default(TrackedOperation);
+
+        handle.IsActive.Should().BeFalse();
+        handle.Invoking(h => h.Dispose()).Should().NotThrow();
+        handle.Invoking(h => h.Register()).Should().Throw<InvalidOperationException>().WithMessage("*default value*");
+        handle.TryGo(_ => Task.CompletedTask).Should().BeFalse();
+    }
+
+    [Fact]
+    public async Task WaitAsync_CompletesWhenTheCountReachesZero_WithoutClosing()
+    {
+        var tracker = new TaskTracker();
+        tracker.Add(2);
+
+        var wait = tracker.WaitAsync();
+        tracker.Done();
+        wait.IsCompleted.Should().BeFalse();
+        tracker.Done();
+
+        await wait.OrHang();
+        tracker.IsClosing.Should().BeFalse();
+        tracker.Add(); // still usable: WaitAsync is not a close
+        tracker.Count.Should().Be(1);
+    }
+
+    [Fact]
+    public async Task WaitAsync_IsCancellable_AndLeavesTheCountAlone()
+    {
+        var tracker = new TaskTracker();
+        tracker.Add();
+        using var cancel = new CancellationTokenSource();
+
+        var wait = tracker.WaitAsync(cancel.Token);
+        await cancel.CancelAsync();
+
+        await wait.Invoking(w => w.OrHang()).Should().ThrowAsync<OperationCanceledException>();
+        tracker.Count.Should().Be(1);
+    }
+
+    [Fact]
+    public async Task WaitAsync_OnAZeroCount_CompletesAtOnce()
+    {
+        var tracker = new TaskTracker();
+
+        var wait = tracker.WaitAsync();
+
+        wait.IsCompletedSuccessfully.Should().BeTrue();
+        await wait;
+    }
+
+    [Fact]
+    public async Task WaitAsync_WaitersOfTwoGenerations_AreEachReleasedByTheirOwnZero()
+    {
+        var tracker = new TaskTracker();
+        tracker.Add();
+        var first = tracker.WaitAsync();
+        tracker.Done();
+        await first.OrHang();
+
+        tracker.Add();
+        var second = tracker.WaitAsync();
+        second.IsCompleted.Should().BeFalse("the new registration is outstanding");
+        tracker.Done();
+        await second.OrHang();
+    }
+}
