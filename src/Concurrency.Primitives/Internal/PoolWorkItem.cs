@@ -1,3 +1,4 @@
+using System;
 using System.Threading;
 using System.Threading.Tasks;
 
@@ -20,7 +21,7 @@ internal abstract class PoolWorkItem
     /// </summary>
     internal static bool UseTaskScheduling;
 
-    private static readonly System.Action<object?> RunAsTask = static state => ((PoolWorkItem)state!).Execute();
+    private static readonly Action<object?> RunAsTask = static state => ((PoolWorkItem)state!).Execute();
 #if NET8_0_OR_GREATER
     private static readonly ContextCallback RunInContext = static state => ((PoolWorkItem)state!).Execute();
 
@@ -45,8 +46,37 @@ internal abstract class PoolWorkItem
 #endif
     }
 
+    /// <summary>
+    /// Runs <paramref name="continuation"/> once <paramref name="task"/> (not yet complete) completes, without
+    /// capturing a context and without an allocation of ours (the cached delegate is stored in the task).
+    /// </summary>
+    protected static void ContinueWhenCompleted(Task task, Action continuation)
+    {
+        if (UseTaskScheduling)
+        {
+            _ = ContinueAfterAwaitAsync(task, continuation);
+            return;
+        }
+
+        task.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(continuation);
+    }
+
     /// <summary>The work itself; runs on a thread-pool thread.</summary>
     protected abstract void Execute();
+
+    private static async Task ContinueAfterAwaitAsync(Task task, Action continuation)
+    {
+        try
+        {
+            await task.ConfigureAwait(false);
+        }
+        catch
+        {
+            // The continuation reads the outcome from the task itself.
+        }
+
+        continuation();
+    }
 
 #if NET8_0_OR_GREATER
     void IThreadPoolWorkItem.Execute()

@@ -77,7 +77,7 @@ internal sealed class TrackedNode : PoolWorkItem
         else
         {
             _runningWork = task;
-            task.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_onWorkCompleted);
+            ContinueWhenCompleted(task, _onWorkCompleted);
         }
     }
 

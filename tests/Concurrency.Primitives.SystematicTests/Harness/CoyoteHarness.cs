@@ -1,0 +1,70 @@
+using System;
+using System.Linq;
+using System.Threading.Tasks;
+using Microsoft.Coyote;
+using Microsoft.Coyote.Rewriting;
+using Microsoft.Coyote.SystematicTesting;
+using Xunit.Abstractions;
+
+namespace Concurrency.Primitives.SystematicTests.Harness;
+
+/// <summary>
+/// Runs one Coyote test from xunit: checks that the assemblies were rewritten (an unrewritten run
+/// reports false deadlocks), explores <paramref name="iterations"/> schedules, prints the counts
+/// and, on a bug, the bug report and the reproducible trace.
+/// </summary>
+public static class CoyoteHarness
+{
+    /// <summary>Set CONCURRENCY_PRIMITIVES_SOAK=1 to explore 100 times more schedules, from a random seed.</summary>
+    public static bool Soak => Environment.GetEnvironmentVariable("CONCURRENCY_PRIMITIVES_SOAK") == "1";
+
+    public static TestReport Explore(ITestOutputHelper output, string name, uint iterations, Func<Task> test, bool interleaveAtomics = true)
+    {
+        RewritingEngine.IsAssemblyRewritten(typeof(TaskTracker).Assembly).Should().BeTrue(
+            "the library must be rewritten by 'coyote rewrite' (the build does it), or Coyote reports false deadlocks");
+        RewritingEngine.IsAssemblyRewritten(typeof(CoyoteHarness).Assembly).Should().BeTrue(
+            "the test assembly must be rewritten by 'coyote rewrite' (the build does it)");
+
+        var seed = Soak ? (uint)Random.Shared.Next() : 20261122u;
+        var configuration = Configuration.Create()
+            .WithTestingIterations(Soak ? iterations * 100 : iterations)
+            .WithRandomGeneratorSeed(seed)
+            .WithAtomicOperationRaceCheckingEnabled(interleaveAtomics)
+            .WithMaxSchedulingSteps(5_000)
+            .WithConsoleLoggingEnabled(false)
+            .WithTelemetryEnabled(false);
+
+        using var engine = TestingEngine.Create(configuration, test);
+        engine.Run();
+        var report = engine.TestReport;
+        output.WriteLine(
+            $"[coyote] {name}: {report.NumOfExploredFairPaths + report.NumOfExploredUnfairPaths} iterations explored (seed {seed}), {report.NumOfFoundBugs} bug(s) found");
+        foreach (var bug in report.BugReports)
+        {
+            output.WriteLine($"[coyote]   bug: {bug}");
+        }
+
+        if (report.NumOfFoundBugs > 0)
+        {
+            output.WriteLine("[coyote]   reproducible trace:");
+            output.WriteLine(engine.ReproducibleTrace);
+        }
+
+        return report;
+    }
+
+    public static void ShouldHoldEverywhere(this TestReport report)
+    {
+        report.NumOfFoundBugs.Should().Be(0, "no schedule may break the invariant; bugs: {0}", string.Join(" | ", report.BugReports));
+        report.InternalErrors.Should().BeEmpty();
+    }
+
+    public static void ShouldFindBug(this TestReport report, string expectedMessageFragment)
+    {
+        report.NumOfFoundBugs.Should().BeGreaterThan(0, "the hand-rolled version is broken and Coyote must find a schedule that shows it");
+        report.BugReports.Should().Contain(
+            bug => bug.Contains(expectedMessageFragment, StringComparison.Ordinal),
+            "the bug found must be the seeded one, not an artefact; found: {0}",
+            string.Join(" | ", report.BugReports));
+    }
+}
