@@ -119,14 +119,14 @@ public sealed partial class TaskTracker
         return new TrackedOperation(node.Node, node.Id);
     }
 
-    internal Task GoChild(TrackedNode parent, long parentId, Func<CancellationToken, Task>? work, Func<TrackedOperation, CancellationToken, Task>? workWithHandle, string? name, CancellationToken cancellationToken)
+    internal Task GoChild(TrackedNode parent, long parentId, Func<CancellationToken, Task>? work, Func<TrackedOperation, CancellationToken, Task>? workWithHandle, string? name)
     {
         if (work is null && workWithHandle is null)
         {
             throw new ArgumentNullException(nameof(work));
         }
 
-        return GoCore(parent, parentId, work, workWithHandle, name, cancellationToken);
+        return GoCore(parent, parentId, work, workWithHandle, name, CancellationToken.None);
     }
 
     internal bool TryGoChild(TrackedNode parent, long parentId, Func<CancellationToken, Task>? work, Func<TrackedOperation, CancellationToken, Task>? workWithHandle, string? name)
@@ -164,7 +164,12 @@ public sealed partial class TaskTracker
         }
 
         // Free the slot before the count drops, so that waiting work starts before a close can complete.
-        _slots?.Release();
+        if (node.HoldsSlot)
+        {
+            node.HoldsSlot = false;
+            _slots!.Release();
+        }
+
         Release(node, id, TrackedOperationKind.Work);
     }
 
@@ -172,9 +177,17 @@ public sealed partial class TaskTracker
     {
         var registered = TryRegister(parent, parentId, TrackedOperationKind.Work, name, work, workWithHandle, out var rejection) ?? throw Rejected(rejection);
         var node = registered.Node;
-        if (_slots is { } slots && !TryTakeSlot(slots))
+
+        // Only top-level work takes a slot. A child belongs to its running parent's unit of work: making
+        // it wait for a slot the parent itself holds would deadlock (errgroup's SetLimit trap).
+        if (parent is null && _slots is { } slots)
         {
-            return StartWhenSlotFreeAsync(node, registered.Id, slots, cancellationToken);
+            if (!TryTakeSlot(slots))
+            {
+                return StartWhenSlotFreeAsync(node, registered.Id, slots, cancellationToken);
+            }
+
+            node.HoldsSlot = true;
         }
 
         Start(node);
@@ -183,17 +196,19 @@ public sealed partial class TaskTracker
 
     private bool TryGoCore(TrackedNode? parent, long parentId, Func<CancellationToken, Task>? work, Func<TrackedOperation, CancellationToken, Task>? workWithHandle, string? name)
     {
-        if (_slots is { } slots && !TryTakeSlot(slots))
+        var slots = parent is null ? _slots : null;
+        if (slots is not null && !TryTakeSlot(slots))
         {
             return false;
         }
 
         if (TryRegister(parent, parentId, TrackedOperationKind.Work, name, work, workWithHandle, out _) is not { } registered)
         {
-            _slots?.Release();
+            slots?.Release();
             return false;
         }
 
+        registered.Node.HoldsSlot = slots is not null;
         Start(registered.Node);
         return true;
     }
@@ -217,6 +232,7 @@ public sealed partial class TaskTracker
         }
 
         node.WaitingForSlot = false;
+        node.HoldsSlot = true;
         Start(node);
     }
 
@@ -365,6 +381,7 @@ public sealed partial class TaskTracker
             node.WorkWithHandle = null;
             node.StackTrace = null;
             node.WaitingForSlot = false;
+            node.HoldsSlot = false;
             node.Next = null;
             if (_pooledCount < MaxPooledNodes)
             {

@@ -16,7 +16,9 @@ public sealed class TaskTrackerOptions
     /// The most pieces of work started by <see cref="TaskTracker.Go(Func{System.Threading.CancellationToken, System.Threading.Tasks.Task}, string?, System.Threading.CancellationToken)"/>
     /// that may run at once (Go's <c>errgroup.SetLimit</c>). <see langword="null"/> (the default) means no limit.
     /// When the limit is reached, <c>Go</c> waits asynchronously for a slot and <c>TryGo</c> returns <see langword="false"/>.
-    /// Leases from <c>Register</c> and <c>Add</c> do not take slots.
+    /// Leases from <c>Register</c> and <c>Add</c> do not take slots, and neither does child work started through a
+    /// <see cref="TrackedOperation"/> handle: it belongs to its running parent, and waiting for a slot the parent
+    /// itself holds would deadlock.
     /// </summary>
     public int? MaxConcurrency { get; set; }
 

@@ -38,6 +38,9 @@ internal sealed class TrackedNode : PoolWorkItem
     public long RegisteredTimestamp;
     public string? StackTrace;
     public volatile bool WaitingForSlot;
+
+    /// <summary>Whether this work took a concurrency slot (top-level work under a limit), to give back on completion.</summary>
+    public bool HoldsSlot;
     public TrackedNode? Previous;
     public TrackedNode? Next;
     public Func<CancellationToken, Task>? Work;

@@ -11,7 +11,7 @@ namespace Concurrency.Primitives;
 /// </summary>
 /// <remarks>
 /// <para>
-/// <b>Children.</b> <see cref="Register"/>, <see cref="Go(Func{CancellationToken, Task}, string?, CancellationToken)"/>
+/// <b>Children.</b> <see cref="Register"/>, <see cref="Go(Func{CancellationToken, Task}, string?)"/>
 /// and <see cref="TryGo(Func{CancellationToken, Task}, string?)"/> register a child <i>before</i> it starts,
 /// while this operation still holds its count. They are accepted even after the tracker has begun closing (the
 /// close waits for the children too); a top-level registration at that point is rejected. This is the fix for the
@@ -57,22 +57,22 @@ public readonly struct TrackedOperation : IDisposable, IEquatable<TrackedOperati
     /// <summary>Registers child work of this operation, then starts it on the thread pool.</summary>
     /// <param name="work">The work; it receives the tracker's <see cref="TaskTracker.Stopping"/> token.</param>
     /// <param name="name">A name for <see cref="TaskTracker.Snapshot"/>, logs and timeout messages.</param>
-    /// <param name="cancellationToken">Cancels only the wait for a concurrency slot, when the tracker has a limit.</param>
-    /// <returns>A task that completes when the work has been registered and started (not when it finishes).</returns>
+    /// <returns>A task that completes when the work has been registered and started (not when it finishes): at once.</returns>
+    /// <remarks>Child work does not take a concurrency slot (see <see cref="TaskTrackerOptions.MaxConcurrency"/>).</remarks>
     /// <exception cref="ArgumentNullException"><paramref name="work"/> is <see langword="null"/>.</exception>
     /// <exception cref="InvalidOperationException">This operation is no longer active, or the tracker has completed.</exception>
-    public Task Go(Func<CancellationToken, Task> work, string? name = null, CancellationToken cancellationToken = default) =>
-        Node.Tracker.GoChild(Node, _id, work, null, name, cancellationToken);
+    public Task Go(Func<CancellationToken, Task> work, string? name = null) =>
+        Node.Tracker.GoChild(Node, _id, work, null, name);
 
     /// <summary>Registers child work of this operation that receives its own handle, then starts it on the thread pool.</summary>
     /// <param name="work">The work; it receives its own handle (to register grandchildren) and the <see cref="TaskTracker.Stopping"/> token.</param>
     /// <param name="name">A name for <see cref="TaskTracker.Snapshot"/>, logs and timeout messages.</param>
-    /// <param name="cancellationToken">Cancels only the wait for a concurrency slot, when the tracker has a limit.</param>
-    /// <returns>A task that completes when the work has been registered and started (not when it finishes).</returns>
+    /// <returns>A task that completes when the work has been registered and started (not when it finishes): at once.</returns>
+    /// <remarks>Child work does not take a concurrency slot (see <see cref="TaskTrackerOptions.MaxConcurrency"/>).</remarks>
     /// <exception cref="ArgumentNullException"><paramref name="work"/> is <see langword="null"/>.</exception>
     /// <exception cref="InvalidOperationException">This operation is no longer active, or the tracker has completed.</exception>
-    public Task Go(Func<TrackedOperation, CancellationToken, Task> work, string? name = null, CancellationToken cancellationToken = default) =>
-        Node.Tracker.GoChild(Node, _id, null, work, name, cancellationToken);
+    public Task Go(Func<TrackedOperation, CancellationToken, Task> work, string? name = null) =>
+        Node.Tracker.GoChild(Node, _id, null, work, name);
 
     /// <summary>Registers and starts child work if this operation is active, the tracker accepts it and a slot is free.</summary>
     /// <param name="work">The work; it receives the tracker's <see cref="TaskTracker.Stopping"/> token.</param>

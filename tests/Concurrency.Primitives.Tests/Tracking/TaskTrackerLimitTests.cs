@@ -74,6 +74,28 @@ public sealed class TaskTrackerLimitTests
     }
 
     [Fact]
+    public async Task ChildWork_DoesNotWaitForASlot_SoAParentAwaitingItsChildCannotDeadlock()
+    {
+        var tracker = new TaskTracker(new TaskTrackerOptions { MaxConcurrency = 1 });
+        var childRan = Bounded.NewGate();
+
+        await tracker.Go(async (parent, _) =>
+        {
+            // The parent holds the only slot; errgroup would block here forever.
+            await parent.Go(_ =>
+            {
+                childRan.SetResult();
+                return Task.CompletedTask;
+            });
+            await childRan.Task;
+        });
+
+        await childRan.Task.OrHang();
+        await tracker.CloseAsync().OrHang();
+        tracker.TryGo(_ => Task.CompletedTask).Should().BeFalse();
+    }
+
+    [Fact]
     public async Task AtMostTheLimitRuns_AtOnce()
     {
         const int limit = 3;
