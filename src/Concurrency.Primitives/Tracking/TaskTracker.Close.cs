@@ -127,6 +127,8 @@ public sealed partial class TaskTracker
             int failures;
             lock (_registry)
             {
+                // Complete: no node will be taken again, so let later trackers reuse this one's.
+                _pool.HandBack();
                 failures = _failures?.Count ?? 0;
             }
 

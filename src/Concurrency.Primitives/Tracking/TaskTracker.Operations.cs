@@ -9,7 +9,6 @@ namespace Concurrency.Primitives;
 
 public sealed partial class TaskTracker
 {
-    private const int MaxPooledNodes = 256;
     private const string UnnamedOperation = "(unnamed)";
 
     // The registry of named registrations. Guarded by _registry; the operation field of _state is
@@ -18,8 +17,7 @@ public sealed partial class TaskTracker
     private TrackedNode? _head;
     private TrackedNode? _tail;
     private int _liveCount;
-    private TrackedNode? _pool;
-    private int _pooledCount;
+    private NodePool _pool;
     private long _lastId;
     private List<Exception>? _failures;
     private bool _failuresObserved;
@@ -33,7 +31,7 @@ public sealed partial class TaskTracker
     public TrackedOperation Register(string? name = null)
     {
         var node = TryRegister(null, 0, TrackedOperationKind.Lease, name, null, null, out var rejection) ?? throw Rejected(rejection);
-        return new TrackedOperation(node.Node, node.Id);
+        return new TrackedOperation(this, node.Node, node.Id);
     }
 
     /// <summary>Registers work, then starts it on the thread pool; the registration is released when the work's task completes.</summary>
@@ -116,7 +114,7 @@ public sealed partial class TaskTracker
     internal TrackedOperation RegisterChild(TrackedNode parent, long parentId, string? name)
     {
         var node = TryRegister(parent, parentId, TrackedOperationKind.Lease, name, null, null, out var rejection) ?? throw Rejected(rejection);
-        return new TrackedOperation(node.Node, node.Id);
+        return new TrackedOperation(this, node.Node, node.Id);
     }
 
     internal Task GoChild(TrackedNode parent, long parentId, Func<CancellationToken, Task>? work, Func<TrackedOperation, CancellationToken, Task>? workWithHandle, string? name)
@@ -260,45 +258,21 @@ public sealed partial class TaskTracker
         var stackTrace = _captureStackTraces ? new StackTrace(2, fNeedFileInfo: true).ToString() : null;
         TrackedNode node;
         long id;
-        long next;
+        var next = 0L;
         lock (_registry)
         {
             AssertInvariants();
-            if (parent is not null && parent.Id != parentId)
+            // A child is admitted only while its parent is live: the parent's count then keeps the
+            // tracker from completing, which is what makes registering during a close safe.
+            var parentLive = parent is null || (parent.Id == parentId && ReferenceEquals(parent.Tracker, this));
+            rejection = parentLive ? TryCountOperation(topLevel: parent is null, out next) : Rejection.ParentInactive;
+            if (rejection != Rejection.None)
             {
-                rejection = Rejection.ParentInactive;
                 return null;
             }
 
-            var state = Volatile.Read(ref _state);
-            while (true)
-            {
-                rejection = (state & CompleteBit) != 0 ? Rejection.Completed
-                    : parent is null && (state & ClosingBit) != 0 ? Rejection.Closing
-                    : ((state & OperationMask) >> OperationShift) >= MaxCount ? Rejection.Overflow
-                    : Rejection.None;
-                if (rejection != Rejection.None)
-                {
-                    return null;
-                }
-
-                next = state + OperationOne;
-                var seen = Interlocked.CompareExchange(ref _state, next, state);
-                if (seen == state)
-                {
-                    break;
-                }
-
-                state = seen;
-            }
-
-            node = _pool ?? new TrackedNode(this);
-            if (ReferenceEquals(node, _pool))
-            {
-                _pool = node.Next;
-                _pooledCount--;
-            }
-
+            node = _pool.Take();
+            node.Tracker = this;
             id = ++_lastId;
             node.Id = id;
             node.ParentId = parent is null ? 0 : parentId;
@@ -336,6 +310,40 @@ public sealed partial class TaskTracker
         return (node, id);
     }
 
+    private Rejection TryCountOperation(bool topLevel, out long next)
+    {
+        var state = Volatile.Read(ref _state);
+        while (true)
+        {
+            if ((state & CompleteBit) != 0)
+            {
+                next = state;
+                return Rejection.Completed;
+            }
+
+            if (topLevel && (state & ClosingBit) != 0)
+            {
+                next = state;
+                return Rejection.Closing;
+            }
+
+            if (((state & OperationMask) >> OperationShift) >= MaxCount)
+            {
+                next = state;
+                return Rejection.Overflow;
+            }
+
+            next = state + OperationOne;
+            var seen = Interlocked.CompareExchange(ref _state, next, state);
+            if (seen == state)
+            {
+                return Rejection.None;
+            }
+
+            state = seen;
+        }
+    }
+
     /// <summary>Releases one registration exactly once; a stale or repeated release is a no-op.</summary>
     private void Release(TrackedNode node, long id, TrackedOperationKind kind)
     {
@@ -344,7 +352,7 @@ public sealed partial class TaskTracker
         lock (_registry)
         {
             AssertInvariants();
-            if (node.Id != id)
+            if (node.Id != id || !ReferenceEquals(node.Tracker, this))
             {
                 return;
             }
@@ -383,12 +391,8 @@ public sealed partial class TaskTracker
             node.WaitingForSlot = false;
             node.HoldsSlot = false;
             node.Next = null;
-            if (_pooledCount < MaxPooledNodes)
-            {
-                node.Next = _pool;
-                _pool = node;
-                _pooledCount++;
-            }
+            node.Tracker = null;
+            _pool.Give(node);
 
             var state = Volatile.Read(ref _state);
             while (true)

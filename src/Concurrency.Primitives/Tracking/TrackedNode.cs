@@ -6,24 +6,21 @@ using Concurrency.Primitives.Internal;
 namespace Concurrency.Primitives;
 
 /// <summary>
-/// One registration's record, pooled per tracker. It is at once the registry entry (for
+/// One registration's record, pooled (see <see cref="NodePool"/>). It is at once the registry entry (for
 /// <see cref="TaskTracker.Snapshot"/>), the thread-pool work item that starts <c>Go</c> work, and
 /// the continuation that observes the work's task, so that a <c>Go</c> costs no allocation of ours
-/// once the pool is warm. <see cref="Id"/> doubles as the version: handles carry the id they were
-/// issued with, and a node reused for a later registration never answers to an old handle.
+/// once the pool is warm. <see cref="Id"/> and <see cref="Tracker"/> double as the version: handles carry
+/// the tracker and id they were issued with, and a node reused for a later registration never answers to an old handle.
 /// </summary>
 internal sealed class TrackedNode : PoolWorkItem
 {
     private readonly Action _onWorkCompleted;
     private Task? _runningWork;
 
-    public TrackedNode(TaskTracker tracker)
-    {
-        Tracker = tracker;
-        _onWorkCompleted = OnWorkCompleted;
-    }
+    public TrackedNode() => _onWorkCompleted = OnWorkCompleted;
 
-    public TaskTracker Tracker { get; }
+    /// <summary>The tracker this node is registered with; null while pooled.</summary>
+    public TaskTracker? Tracker;
 
     // All fields below are written under the tracker's registry lock while the node is linked or
     // pooled, and read either under that lock (Snapshot, liveness checks) or by the one piece of
@@ -43,25 +40,29 @@ internal sealed class TrackedNode : PoolWorkItem
     public bool HoldsSlot;
     public TrackedNode? Previous;
     public TrackedNode? Next;
+
+    /// <summary>For the head of a chain handed to the shared reservoir: how many nodes the chain holds.</summary>
+    public int ChainLength;
     public Func<CancellationToken, Task>? Work;
     public Func<TrackedOperation, CancellationToken, Task>? WorkWithHandle;
 
-    public bool IsLive(long id)
+    public bool IsLive(TaskTracker tracker, long id)
     {
         // Volatile: a handle on another thread asks whether its registration is still out.
-        return id != 0 && Volatile.Read(ref Id) == id;
+        return id != 0 && Volatile.Read(ref Id) == id && ReferenceEquals(Volatile.Read(ref Tracker), tracker);
     }
 
     public void Start() => Dispatch();
 
     protected override void Execute()
     {
+        var tracker = Tracker!;
         Task task;
         try
         {
             task = Work is { } work
-                ? work(Tracker.Stopping)
-                : WorkWithHandle!(new TrackedOperation(this, Id), Tracker.Stopping);
+                ? work(tracker.Stopping)
+                : WorkWithHandle!(new TrackedOperation(tracker, this, Id), tracker.Stopping);
             if (task is null)
             {
                 throw new InvalidOperationException($"The work '{Name}' returned a null Task; return Task.CompletedTask instead.");
@@ -69,13 +70,13 @@ internal sealed class TrackedNode : PoolWorkItem
         }
         catch (Exception exception)
         {
-            Tracker.CompleteWork(this, null, exception);
+            tracker.CompleteWork(this, null, exception);
             return;
         }
 
         if (task.IsCompleted)
         {
-            Tracker.CompleteWork(this, task, null);
+            tracker.CompleteWork(this, task, null);
         }
         else
         {
@@ -88,6 +89,6 @@ internal sealed class TrackedNode : PoolWorkItem
     {
         var task = _runningWork!;
         _runningWork = null;
-        Tracker.CompleteWork(this, task, null);
+        Tracker!.CompleteWork(this, task, null);
     }
 }

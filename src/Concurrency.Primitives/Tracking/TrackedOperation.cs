@@ -26,11 +26,13 @@ namespace Concurrency.Primitives;
 /// </remarks>
 public readonly struct TrackedOperation : IDisposable, IEquatable<TrackedOperation>
 {
+    private readonly TaskTracker? _tracker;
     private readonly TrackedNode? _node;
     private readonly long _id;
 
-    internal TrackedOperation(TrackedNode node, long id)
+    internal TrackedOperation(TaskTracker tracker, TrackedNode node, long id)
     {
+        _tracker = tracker;
         _node = node;
         _id = id;
     }
@@ -39,20 +41,20 @@ public readonly struct TrackedOperation : IDisposable, IEquatable<TrackedOperati
     public long Id => _id;
 
     /// <summary><see langword="true"/> while the registration is outstanding; <see langword="false"/> once released, or for a default handle.</summary>
-    public bool IsActive => _node is { } node && node.IsLive(_id);
+    public bool IsActive => _node is { } node && node.IsLive(_tracker!, _id);
 
     /// <summary>The tracker's <see cref="TaskTracker.Stopping"/> token: cancelled when the tracker begins closing.</summary>
     /// <exception cref="InvalidOperationException">This is a default handle.</exception>
-    public CancellationToken Stopping => Node.Tracker.Stopping;
+    public CancellationToken Stopping => Tracker.Stopping;
 
-    private TrackedNode Node => _node ?? throw new InvalidOperationException("This TrackedOperation is a default value; obtain one from TaskTracker.Register or from the handle Go passes to its work.");
+    private TaskTracker Tracker => _tracker ?? throw new InvalidOperationException("This TrackedOperation is a default value; obtain one from TaskTracker.Register or from the handle Go passes to its work.");
 
     /// <summary>Registers a child lease of this operation.</summary>
     /// <param name="name">A name for <see cref="TaskTracker.Snapshot"/>, logs and timeout messages.</param>
     /// <returns>The child's lease; dispose it when the child's work is done.</returns>
     /// <exception cref="InvalidOperationException">This operation is no longer active, or the tracker has completed.</exception>
     /// <exception cref="ObjectDisposedException">The tracker has been disposed and has completed.</exception>
-    public TrackedOperation Register(string? name = null) => Node.Tracker.RegisterChild(Node, _id, name);
+    public TrackedOperation Register(string? name = null) => Tracker.RegisterChild(_node!, _id, name);
 
     /// <summary>Registers child work of this operation, then starts it on the thread pool.</summary>
     /// <param name="work">The work; it receives the tracker's <see cref="TaskTracker.Stopping"/> token.</param>
@@ -62,7 +64,7 @@ public readonly struct TrackedOperation : IDisposable, IEquatable<TrackedOperati
     /// <exception cref="ArgumentNullException"><paramref name="work"/> is <see langword="null"/>.</exception>
     /// <exception cref="InvalidOperationException">This operation is no longer active, or the tracker has completed.</exception>
     public Task Go(Func<CancellationToken, Task> work, string? name = null) =>
-        Node.Tracker.GoChild(Node, _id, work, null, name);
+        Tracker.GoChild(_node!, _id, work, null, name);
 
     /// <summary>Registers child work of this operation that receives its own handle, then starts it on the thread pool.</summary>
     /// <param name="work">The work; it receives its own handle (to register grandchildren) and the <see cref="TaskTracker.Stopping"/> token.</param>
@@ -72,7 +74,7 @@ public readonly struct TrackedOperation : IDisposable, IEquatable<TrackedOperati
     /// <exception cref="ArgumentNullException"><paramref name="work"/> is <see langword="null"/>.</exception>
     /// <exception cref="InvalidOperationException">This operation is no longer active, or the tracker has completed.</exception>
     public Task Go(Func<TrackedOperation, CancellationToken, Task> work, string? name = null) =>
-        Node.Tracker.GoChild(Node, _id, null, work, name);
+        Tracker.GoChild(_node!, _id, null, work, name);
 
     /// <summary>Registers and starts child work if this operation is active, the tracker accepts it and a slot is free.</summary>
     /// <param name="work">The work; it receives the tracker's <see cref="TaskTracker.Stopping"/> token.</param>
@@ -80,7 +82,7 @@ public readonly struct TrackedOperation : IDisposable, IEquatable<TrackedOperati
     /// <returns><see langword="true"/> if the work was registered and started.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="work"/> is <see langword="null"/>.</exception>
     public bool TryGo(Func<CancellationToken, Task> work, string? name = null) =>
-        _node is { } node && node.Tracker.TryGoChild(node, _id, work, null, name);
+        _tracker is { } tracker && tracker.TryGoChild(_node!, _id, work, null, name);
 
     /// <summary>Registers and starts child work that receives its own handle, if this operation is active, the tracker accepts it and a slot is free.</summary>
     /// <param name="work">The work; it receives its own handle and the <see cref="TaskTracker.Stopping"/> token.</param>
@@ -88,7 +90,7 @@ public readonly struct TrackedOperation : IDisposable, IEquatable<TrackedOperati
     /// <returns><see langword="true"/> if the work was registered and started.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="work"/> is <see langword="null"/>.</exception>
     public bool TryGo(Func<TrackedOperation, CancellationToken, Task> work, string? name = null) =>
-        _node is { } node && node.Tracker.TryGoChild(node, _id, null, work, name);
+        _tracker is { } tracker && tracker.TryGoChild(_node!, _id, null, work, name);
 
     /// <summary>
     /// Releases a lease: the tracker's count goes down by one. A second release, of this value or a copy, is a
@@ -97,14 +99,11 @@ public readonly struct TrackedOperation : IDisposable, IEquatable<TrackedOperati
     /// <exception cref="InvalidOperationException">This is the handle of work started by <c>Go</c>, which the tracker releases when the work completes.</exception>
     public void Dispose()
     {
-        if (_node is { } node)
-        {
-            node.Tracker.ReleaseLease(node, _id);
-        }
+        _tracker?.ReleaseLease(_node!, _id);
     }
 
     /// <inheritdoc />
-    public bool Equals(TrackedOperation other) => ReferenceEquals(_node, other._node) && _id == other._id;
+    public bool Equals(TrackedOperation other) => ReferenceEquals(_tracker, other._tracker) && ReferenceEquals(_node, other._node) && _id == other._id;
 
     /// <inheritdoc />
     public override bool Equals(object? obj) => obj is TrackedOperation other && Equals(other);
