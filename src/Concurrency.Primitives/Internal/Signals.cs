@@ -35,6 +35,20 @@ internal static class Signals
     }
 
     /// <summary>Waits for <paramref name="task"/> until the caller's token is cancelled.</summary>
+    public static Task<T> WaitAsync<T>(Task<T> task, CancellationToken cancellationToken)
+    {
+        if (task.IsCompleted || !cancellationToken.CanBeCanceled)
+        {
+            return task;
+        }
+#if NET8_0_OR_GREATER
+        return task.WaitAsync(cancellationToken);
+#else
+        return TimeProviderTaskExtensions.WaitAsync(task, Timeout.InfiniteTimeSpan, TimeProvider.System, cancellationToken);
+#endif
+    }
+
+    /// <summary>Waits for <paramref name="task"/> until the caller's token is cancelled.</summary>
     public static Task WaitAsync(Task task, CancellationToken cancellationToken)
     {
         if (task.IsCompleted || !cancellationToken.CanBeCanceled)
@@ -45,6 +59,16 @@ internal static class Signals
         return task.WaitAsync(cancellationToken);
 #else
         return TimeProviderTaskExtensions.WaitAsync(task, Timeout.InfiniteTimeSpan, TimeProvider.System, cancellationToken);
+#endif
+    }
+
+    /// <summary>A token source cancelled after <paramref name="delay"/> measured on <paramref name="timeProvider"/>.</summary>
+    public static CancellationTokenSource CancelAfter(TimeProvider timeProvider, TimeSpan delay)
+    {
+#if NET8_0_OR_GREATER
+        return new CancellationTokenSource(delay, timeProvider);
+#else
+        return timeProvider.CreateCancellationTokenSource(delay);
 #endif
     }
 }
