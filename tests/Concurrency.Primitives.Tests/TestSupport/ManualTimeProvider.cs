@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using System.Threading;
+using System.Threading.Tasks;
 
 namespace Concurrency.Primitives.Tests.TestSupport;
 
@@ -13,6 +14,7 @@ public sealed class ManualTimeProvider : TimeProvider
 {
     private readonly object _gate = new();
     private readonly List<ManualTimer> _timers = new();
+    private readonly List<(int Count, TaskCompletionSource Signal)> _armWaiters = new();
     private DateTimeOffset _utcNow = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
     private long _ticks;
 
@@ -27,6 +29,22 @@ public sealed class ManualTimeProvider : TimeProvider
             {
                 return _timers.Count(t => t.DueAt is not null);
             }
+        }
+    }
+
+    /// <summary>Completes once at least <paramref name="count"/> timers are armed: the code under test has started its wait.</summary>
+    public Task WhenTimersArmed(int count = 1)
+    {
+        lock (_gate)
+        {
+            if (_timers.Count(t => t.DueAt is not null) >= count)
+            {
+                return Task.CompletedTask;
+            }
+
+            var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _armWaiters.Add((count, signal));
+            return signal.Task;
         }
     }
 
@@ -53,12 +71,23 @@ public sealed class ManualTimeProvider : TimeProvider
         {
             _timers.Add(timer);
             timer.ChangeLocked(dueTime, period, _ticks);
+            ReleaseArmWaitersLocked();
         }
 
         return timer;
     }
 
     /// <summary>Moves the clock forward and fires, in order, every timer that falls due.</summary>
+    private void ReleaseArmWaitersLocked()
+    {
+        var armed = _timers.Count(t => t.DueAt is not null);
+        foreach (var waiter in _armWaiters.Where(w => w.Count <= armed).ToList())
+        {
+            _armWaiters.Remove(waiter);
+            waiter.Signal.TrySetResult();
+        }
+    }
+
     public void Advance(TimeSpan delta)
     {
         if (delta < TimeSpan.Zero)
@@ -119,6 +148,7 @@ public sealed class ManualTimeProvider : TimeProvider
             lock (_owner._gate)
             {
                 ChangeLocked(dueTime, period, _owner._ticks);
+                _owner.ReleaseArmWaitersLocked();
                 return true;
             }
         }

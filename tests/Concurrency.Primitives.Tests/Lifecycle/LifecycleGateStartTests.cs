@@ -1,0 +1,224 @@
+using System;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using Concurrency.Primitives.Tests.TestSupport;
+
+namespace Concurrency.Primitives.Tests.Lifecycle;
+
+/// <summary>Invariants 1, 2, 7 and 8 of design.md section 2: the state machine, one start per cycle, restart rules, the fast path.</summary>
+public sealed class LifecycleGateStartTests
+{
+    [Fact]
+    public async Task ConcurrentStarters_ShareOneStart_AndNoCallerIsBlocked()
+    {
+        var starts = 0;
+        var release = Bounded.NewGate();
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            Start = async (_, _) =>
+            {
+                Interlocked.Increment(ref starts);
+                await release.Task;
+            },
+        });
+
+        var callers = Enumerable.Range(0, 32).Select(_ => gate.StartAsync()).ToArray();
+
+        callers.Should().OnlyContain(t => !t.IsCompleted, "every call returned at once, none blocked behind the start");
+        gate.State.Should().Be(LifecycleState.Starting);
+        release.SetResult();
+        var results = await Task.WhenAll(callers).OrHang();
+        results.Count(started => started).Should().Be(1, "exactly one call started the gate");
+        Volatile.Read(ref starts).Should().Be(1);
+        gate.State.Should().Be(LifecycleState.Running);
+    }
+
+    [Fact]
+    public async Task OneCallerCancellingItsWait_CancelsNeitherTheStartNorTheOthers()
+    {
+        var startToken = CancellationToken.None;
+        var release = Bounded.NewGate();
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            Start = async (_, token) =>
+            {
+                startToken = token;
+                await release.Task;
+            },
+        });
+        using var impatient = new CancellationTokenSource();
+
+        var first = gate.StartAsync(impatient.Token);
+        var second = gate.StartAsync();
+        await impatient.CancelAsync();
+
+        await first.Invoking(t => t.OrHang()).Should().ThrowAsync<OperationCanceledException>();
+        second.IsCompleted.Should().BeFalse();
+        gate.State.Should().Be(LifecycleState.Starting);
+        release.SetResult();
+        await second.OrHang();
+        startToken.IsCancellationRequested.Should().BeFalse();
+        gate.State.Should().Be(LifecycleState.Running);
+    }
+
+    [Fact]
+    public async Task StartAsync_OnARunningGate_ReturnsTheSameCompletedTask_WithoutAllocating()
+    {
+        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask });
+        await gate.StartAsync().OrHang();
+        var first = gate.StartAsync();
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var second = gate.StartAsync();
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        second.Should().BeSameAs(first);
+        second.IsCompletedSuccessfully.Should().BeTrue();
+        (await second).Should().BeFalse("this call did not start the gate");
+        allocated.Should().Be(0);
+    }
+
+    [Fact]
+    public async Task StartFailure_MovesToFaulted_ReachesEveryWaiter_AndStartingAgainRetries()
+    {
+        var attempts = 0;
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            Start = (_, _) => Interlocked.Increment(ref attempts) == 1
+                ? Task.FromException(new InvalidOperationException("database unreachable"))
+                : Task.CompletedTask,
+        });
+
+        await gate.Invoking(g => g.StartAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>().WithMessage("database unreachable");
+        gate.State.Should().Be(LifecycleState.Faulted);
+        await gate.WhenRunning.Invoking(t => t.OrHang()).Should().ThrowAsync<InvalidOperationException>();
+
+        (await gate.StartAsync().OrHang()).Should().BeTrue();
+        gate.State.Should().Be(LifecycleState.Running);
+        await gate.WhenRunning.OrHang();
+    }
+
+    [Fact]
+    public async Task FailedStart_ReleasesWhatItAcquired_AndNeverCallsTheStopDelegate()
+    {
+        var stopCalls = 0;
+        var pool = new TrackedResource("pool");
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            Start = (context, _) =>
+            {
+                context.Own(pool);
+                throw new InvalidOperationException("half-way");
+            },
+            Stop = _ =>
+            {
+                Interlocked.Increment(ref stopCalls);
+                return Task.CompletedTask;
+            },
+        });
+
+        await gate.Invoking(g => g.StartAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>();
+
+        pool.IsDisposed.Should().BeTrue();
+        (await gate.StopAsync().OrHang()).Should().BeFalse("a gate whose start failed was never started");
+        stopCalls.Should().Be(0);
+    }
+
+    [Fact]
+    public async Task Restart_IsRefusedByDefault_WithAMessageThatSaysWhatToDo()
+    {
+        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask });
+        await gate.StartAsync().OrHang();
+        await gate.StopAsync().OrHang();
+
+        await gate.Invoking(g => g.StartAsync()).Should().ThrowAsync<InvalidOperationException>().WithMessage("*AllowRestart*");
+        gate.State.Should().Be(LifecycleState.Stopped);
+    }
+
+    [Fact]
+    public async Task Restart_WhenAllowed_RunsANewCycle()
+    {
+        var starts = 0;
+        var stops = 0;
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            AllowRestart = true,
+            Start = (_, _) =>
+            {
+                starts++;
+                return Task.CompletedTask;
+            },
+            Stop = _ =>
+            {
+                stops++;
+                return Task.CompletedTask;
+            },
+        });
+
+        for (var cycle = 0; cycle < 3; cycle++)
+        {
+            (await gate.StartAsync().OrHang()).Should().BeTrue();
+            await gate.WhenRunning.OrHang();
+            (await gate.StopAsync().OrHang()).Should().BeTrue();
+            await gate.WhenStopped.OrHang();
+        }
+
+        (starts, stops).Should().Be((3, 3));
+    }
+
+    [Fact]
+    public async Task StateChanged_ReportsEveryTransitionInOrder()
+    {
+        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask, Run = token => Task.Delay(Timeout.Infinite, token) });
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<(LifecycleState, LifecycleState)>();
+        gate.StateChanged += (_, e) => seen.Enqueue((e.Previous, e.Current));
+
+        await gate.StartAsync().OrHang();
+        await gate.StopAsync().OrHang();
+
+        seen.Should().Equal(
+            (LifecycleState.NotStarted, LifecycleState.Starting),
+            (LifecycleState.Starting, LifecycleState.Running),
+            (LifecycleState.Running, LifecycleState.Stopping),
+            (LifecycleState.Stopping, LifecycleState.Stopped));
+    }
+
+    [Fact]
+    public async Task AThrowingStateChangedHandler_DoesNotBreakTheGate()
+    {
+        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask });
+        gate.StateChanged += (_, _) => throw new InvalidOperationException("handler");
+
+        await gate.StartAsync().OrHang();
+        await gate.StopAsync().OrHang();
+
+        gate.State.Should().Be(LifecycleState.Stopped);
+    }
+
+    [Fact]
+    public async Task DisposeAsync_StopsTheGate_ThenRefusesStarts()
+    {
+        var resource = new TrackedResource("client");
+        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (context, _) => Task.FromResult(context.Own(resource)) });
+        await gate.StartAsync().OrHang();
+
+        await gate.DisposeAsync();
+
+        gate.State.Should().Be(LifecycleState.Stopped);
+        resource.IsDisposed.Should().BeTrue();
+        await gate.Invoking(g => g.StartAsync()).Should().ThrowAsync<ObjectDisposedException>();
+        await gate.DisposeAsync(); // idempotent
+    }
+
+    [Fact]
+    public async Task DisposeAsync_OfAGateNeverStarted_CompletesWhenStopped_AndCancelsWhenRunning()
+    {
+        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask });
+
+        await gate.DisposeAsync();
+
+        await gate.WhenStopped.OrHang();
+        gate.WhenRunning.IsCanceled.Should().BeTrue();
+    }
+}

@@ -1,0 +1,319 @@
+using System;
+using System.Collections.Concurrent;
+using System.Threading;
+using System.Threading.Tasks;
+using Concurrency.Primitives.Tests.TestSupport;
+
+namespace Concurrency.Primitives.Tests.Lifecycle;
+
+/// <summary>Invariants 3-6 and 9 of design.md section 2: stopping, teardown order, failures, timeouts.</summary>
+public sealed class LifecycleGateStopTests
+{
+    [Fact]
+    public async Task StopBeforeStart_IsANoOpThatReportsNotStarted()
+    {
+        var stops = 0;
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            Start = (_, _) => Task.CompletedTask,
+            Stop = _ =>
+            {
+                stops++;
+                return Task.CompletedTask;
+            },
+        });
+
+        (await gate.StopAsync().OrHang()).Should().BeFalse();
+
+        gate.State.Should().Be(LifecycleState.NotStarted);
+        stops.Should().Be(0);
+    }
+
+    [Fact]
+    public async Task Stop_TearsDownInOrder_CancelRun_AwaitRun_StopDelegate_ThenResourcesInReverse()
+    {
+        var journal = new ConcurrentQueue<string>();
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            Start = (context, _) =>
+            {
+                context.Own(new TrackedResource("database", journal));
+                context.Own(new TrackedResource("replication", journal));
+                context.OnStop("checkpoint", _ =>
+                {
+                    journal.Enqueue("checkpoint");
+                    return default;
+                });
+                return Task.CompletedTask;
+            },
+            Run = async token =>
+            {
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, token);
+                }
+                finally
+                {
+                    journal.Enqueue("run returned");
+                }
+            },
+            Stop = _ =>
+            {
+                journal.Enqueue("stop delegate");
+                return Task.CompletedTask;
+            },
+        });
+        await gate.StartAsync().OrHang();
+
+        (await gate.StopAsync().OrHang()).Should().BeTrue();
+
+        journal.Should().Equal("run returned", "stop delegate", "checkpoint", "dispose replication", "dispose database");
+        gate.State.Should().Be(LifecycleState.Stopped);
+        await gate.WhenStopped.OrHang();
+    }
+
+    [Fact]
+    public async Task ConcurrentStops_ShareOneStop()
+    {
+        var stops = 0;
+        var release = Bounded.NewGate();
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            Start = (_, _) => Task.CompletedTask,
+            Stop = async _ =>
+            {
+                Interlocked.Increment(ref stops);
+                await release.Task;
+            },
+        });
+        await gate.StartAsync().OrHang();
+
+        var first = gate.StopAsync();
+        var second = gate.StopAsync();
+        var third = gate.StopAsync();
+        release.SetResult();
+
+        var results = await Task.WhenAll(first, second, third).OrHang();
+        results.Should().Equal(true, false, false);
+        stops.Should().Be(1);
+    }
+
+    [Fact]
+    public async Task StopDuringStart_CancelsTheStartsToken_WaitsForIt_AndNeverCallsStop()
+    {
+        var startSawCancellation = Bounded.NewGate();
+        var stops = 0;
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            Start = async (_, token) =>
+            {
+                var cancelled = Bounded.NewGate();
+                using var registration = token.Register(() => cancelled.SetResult());
+                await cancelled.Task;
+                startSawCancellation.SetResult();
+                token.ThrowIfCancellationRequested();
+            },
+            Stop = _ =>
+            {
+                stops++;
+                return Task.CompletedTask;
+            },
+        });
+        var start = gate.StartAsync();
+
+        var stop = gate.StopAsync();
+
+        await startSawCancellation.Task.OrHang();
+        (await stop.OrHang()).Should().BeTrue("this stop ended the start");
+        await start.Invoking(s => s.OrHang()).Should().ThrowAsync<OperationCanceledException>().WithMessage("*cancelled by a stop*");
+        gate.State.Should().Be(LifecycleState.Stopped);
+        stops.Should().Be(0);
+    }
+
+    [Fact]
+    public async Task StopDuringAStartThatSucceedsAnyway_StillInvokesTheRun_WithItsTokenAlreadyCancelled()
+    {
+        var release = Bounded.NewGate();
+        var runToken = Bounded.NewGate<CancellationToken>();
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            Start = async (_, _) => await release.Task, // ignores its token
+            Run = token =>
+            {
+                runToken.SetResult(token);
+                return Task.CompletedTask;
+            },
+        });
+        var start = gate.StartAsync();
+        var stop = gate.StopAsync();
+
+        release.SetResult();
+
+        (await runToken.Task.OrHang()).IsCancellationRequested.Should().BeTrue();
+        (await start.OrHang()).Should().BeTrue();
+        (await stop.OrHang()).Should().BeTrue();
+        gate.State.Should().Be(LifecycleState.Stopped);
+    }
+
+    [Fact]
+    public async Task StopFailingOnce_LeavesFaulted_AndARetryResumesAndSucceeds()
+    {
+        var attempts = 0;
+        var resource = new TrackedResource("client");
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            Start = (context, _) => Task.FromResult(context.Own(resource)),
+            Stop = _ => Interlocked.Increment(ref attempts) == 1 ? Task.FromException(new InvalidOperationException("flush failed")) : Task.CompletedTask,
+        });
+        await gate.StartAsync().OrHang();
+
+        await gate.Invoking(g => g.StopAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>().WithMessage("flush failed");
+        gate.State.Should().Be(LifecycleState.Faulted);
+        resource.IsDisposed.Should().BeFalse("the teardown stopped at the failing step");
+        await gate.Invoking(g => g.StartAsync()).Should().ThrowAsync<InvalidOperationException>().WithMessage("*Call StopAsync*");
+
+        (await gate.StopAsync().OrHang()).Should().BeTrue();
+        attempts.Should().Be(2);
+        resource.IsDisposed.Should().BeTrue();
+        gate.State.Should().Be(LifecycleState.Stopped);
+    }
+
+    [Fact]
+    public async Task RunFaultingOnItsOwn_FaultsTheGate_AndTheStopTearsDownThenRethrowsIt()
+    {
+        var failRun = Bounded.NewGate();
+        var faulted = Bounded.NewGate<LifecycleStateChangedEventArgs>();
+        var resource = new TrackedResource("client");
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            Start = (context, _) => Task.FromResult(context.Own(resource)),
+            Run = async _ =>
+            {
+                await failRun.Task;
+                throw new InvalidOperationException("replication broke");
+            },
+        });
+        gate.StateChanged += (_, e) =>
+        {
+            if (e.Current == LifecycleState.Faulted)
+            {
+                faulted.TrySetResult(e);
+            }
+        };
+        await gate.StartAsync().OrHang();
+
+        failRun.SetResult();
+
+        (await faulted.Task.OrHang()).Exception!.Message.Should().Be("replication broke");
+        gate.State.Should().Be(LifecycleState.Faulted);
+        await gate.Invoking(g => g.StopAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>().WithMessage("replication broke");
+        resource.IsDisposed.Should().BeTrue();
+        gate.State.Should().Be(LifecycleState.Stopped);
+        (await gate.StopAsync().OrHang()).Should().BeFalse("already stopped; the fault was reported once");
+    }
+
+    [Fact]
+    public async Task StopTimeout_NamesTheRun_AndReleasesNothingUnderIt_ThenAResumedStopSucceeds()
+    {
+        var time = new ManualTimeProvider();
+        var runMayReturn = Bounded.NewGate();
+        var resource = new TrackedResource("client");
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            TimeProvider = time,
+            StopTimeout = TimeSpan.FromSeconds(5),
+            Start = (context, _) => Task.FromResult(context.Own(resource)),
+            Run = _ => runMayReturn.Task, // ignores its token
+        });
+        await gate.StartAsync().OrHang();
+
+        var stop = gate.StopAsync();
+        await time.WhenTimersArmed().OrHang();
+        time.Advance(TimeSpan.FromSeconds(5));
+
+        var timeout = (await stop.Invoking(s => s.OrHang()).Should().ThrowAsync<LifecycleStopTimeoutException>()).Which;
+        timeout.Step.Should().Be("run");
+        timeout.RunAbandoned.Should().BeFalse();
+        resource.IsDisposed.Should().BeFalse("nothing is disposed under a live run");
+        gate.State.Should().Be(LifecycleState.Faulted);
+
+        runMayReturn.SetResult();
+        (await gate.StopAsync().OrHang()).Should().BeTrue();
+        resource.IsDisposed.Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task StopTimeout_WithAbandonRun_ReleasesTheResources_AndSaysTheRunWasAbandoned()
+    {
+        var time = new ManualTimeProvider();
+        var resource = new TrackedResource("client");
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            TimeProvider = time,
+            StopTimeout = TimeSpan.FromSeconds(5),
+            AbandonRunOnStopTimeout = true,
+            Start = (context, _) => Task.FromResult(context.Own(resource)),
+            Run = _ => Bounded.NewGate().Task, // never returns
+        });
+        await gate.StartAsync().OrHang();
+
+        var stop = gate.StopAsync();
+        await time.WhenTimersArmed().OrHang();
+        time.Advance(TimeSpan.FromSeconds(5));
+
+        var timeout = (await stop.Invoking(s => s.OrHang()).Should().ThrowAsync<LifecycleStopTimeoutException>()).Which;
+        timeout.RunAbandoned.Should().BeTrue();
+        resource.IsDisposed.Should().BeTrue();
+        gate.State.Should().Be(LifecycleState.Stopped);
+    }
+
+    [Fact]
+    public async Task AStopStepThatTimesOut_IsNamed_AndIsAwaitedNotReinvokedOnResume()
+    {
+        var time = new ManualTimeProvider();
+        var invocations = 0;
+        var flushMayFinish = Bounded.NewGate();
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            TimeProvider = time,
+            StopTimeout = TimeSpan.FromSeconds(2),
+            Start = (context, _) =>
+            {
+                context.OnStop("flush", async _ =>
+                {
+                    Interlocked.Increment(ref invocations);
+                    await flushMayFinish.Task;
+                });
+                return Task.CompletedTask;
+            },
+        });
+        await gate.StartAsync().OrHang();
+
+        var stop = gate.StopAsync();
+        await time.WhenTimersArmed().OrHang();
+        time.Advance(TimeSpan.FromSeconds(2));
+        (await stop.Invoking(s => s.OrHang()).Should().ThrowAsync<LifecycleStopTimeoutException>()).Which.Step.Should().Be("flush");
+
+        var resumed = gate.StopAsync();
+        flushMayFinish.SetResult();
+        (await resumed.OrHang()).Should().BeTrue();
+        invocations.Should().Be(1);
+    }
+
+    [Fact]
+    public async Task StopCaller_CancellingItsWait_DoesNotCancelTheStop()
+    {
+        var release = Bounded.NewGate();
+        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask, Stop = _ => release.Task });
+        await gate.StartAsync().OrHang();
+        using var impatient = new CancellationTokenSource();
+
+        var stop = gate.StopAsync(impatient.Token);
+        await impatient.CancelAsync();
+
+        await stop.Invoking(s => s.OrHang()).Should().ThrowAsync<OperationCanceledException>();
+        release.SetResult();
+        await gate.WhenStopped.OrHang();
+        gate.State.Should().Be(LifecycleState.Stopped);
+    }
+}
