@@ -31,7 +31,11 @@ internal abstract class PoolWorkItem
 #endif
 
     /// <summary>Queues <see cref="Execute"/> to run once on the thread pool.</summary>
-    protected void Dispatch()
+    /// <param name="flowContext">
+    /// Whether the caller's <see cref="ExecutionContext"/> (its AsyncLocals, its Activity) flows to the work, as with
+    /// <c>Task.Run</c>. Without it the work runs in the default context (on netstandard2.0 too).
+    /// </param>
+    protected void Dispatch(bool flowContext = true)
     {
         if (UseTaskScheduling)
         {
@@ -39,10 +43,17 @@ internal abstract class PoolWorkItem
             return;
         }
 #if NET8_0_OR_GREATER
-        _context = ExecutionContext.Capture();
+        _context = flowContext ? ExecutionContext.Capture() : null;
         ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: true);
 #else
-        ThreadPool.QueueUserWorkItem(RunOnPool, this);
+        if (flowContext)
+        {
+            ThreadPool.QueueUserWorkItem(RunOnPool, this);
+        }
+        else
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(RunOnPool, this);
+        }
 #endif
     }
 
@@ -59,6 +70,34 @@ internal abstract class PoolWorkItem
         }
 
         task.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(continuation);
+    }
+
+    /// <summary>Runs <paramref name="continuation"/> once <paramref name="pending"/> (not yet complete) completes; the continuation then consumes <paramref name="pending"/>.</summary>
+    protected static void ContinueWhenCompleted(ref ValueTask pending, Action continuation)
+    {
+        if (UseTaskScheduling)
+        {
+            var task = pending.AsTask();
+            pending = new ValueTask(task);
+            _ = ContinueAfterAwaitAsync(task, continuation);
+            return;
+        }
+
+        pending.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(continuation);
+    }
+
+    /// <summary>Runs <paramref name="continuation"/> once <paramref name="pending"/> (not yet complete) completes; the continuation then consumes <paramref name="pending"/>.</summary>
+    protected static void ContinueWhenCompleted<T>(ref ValueTask<T> pending, Action continuation)
+    {
+        if (UseTaskScheduling)
+        {
+            var task = pending.AsTask();
+            pending = new ValueTask<T>(task);
+            _ = ContinueAfterAwaitAsync(task, continuation);
+            return;
+        }
+
+        pending.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(continuation);
     }
 
     /// <summary>The work itself; runs on a thread-pool thread.</summary>

@@ -178,20 +178,28 @@ public sealed partial class LifecycleGate : IAsyncDisposable
         var drive = false;
         lock (_lock)
         {
-            if (_cycle is null || !_cycle.NeedsStop)
+            if (_cycle is null)
             {
                 return NotThisCall;
             }
 
+            // Read the stop signal once: a stop in flight is joined (even when its teardown has just completed, the
+            // gate is not Stopped until that stop says so); a finished one is never driven again.
             cycle = _cycle;
-            cycle.StopRequested = true;
-            if (cycle.StopSignal is null)
+            var inFlight = cycle.StopSignal;
+            if (inFlight is not { Task.IsCompleted: false })
             {
-                cycle.StopSignal = Signals.Create<bool>();
+                if (!cycle.NeedsStop)
+                {
+                    return NotThisCall;
+                }
+
+                inFlight = cycle.StopSignal = Signals.Create<bool>();
                 drive = true;
             }
 
-            signal = cycle.StopSignal;
+            cycle.StopRequested = true;
+            signal = inFlight;
         }
 
         if (drive)
@@ -451,6 +459,7 @@ public sealed partial class LifecycleGate : IAsyncDisposable
 
         lock (_lock)
         {
+            Debug.Assert(ReferenceEquals(_cycle, cycle), "Only the current cycle is ever stopped: a new cycle starts only after this one is Stopped.");
             Transition(LifecycleState.Stopping);
         }
 

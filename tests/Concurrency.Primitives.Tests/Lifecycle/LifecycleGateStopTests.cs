@@ -290,7 +290,7 @@ public sealed class LifecycleGateStopTests
         await gate.StartAsync().OrHang();
 
         var stop = gate.StopAsync();
-        await time.WhenTimersArmed().OrHang();
+        await time.WhenTimersArmed(2).OrHang(); // the step's deadline token and the wait for it
         time.Advance(TimeSpan.FromSeconds(2));
         (await stop.Invoking(s => s.OrHang()).Should().ThrowAsync<LifecycleStopTimeoutException>()).Which.Step.Should().Be("flush");
 

@@ -1,0 +1,98 @@
+using System;
+
+namespace Concurrency.Primitives;
+
+/// <summary>
+/// The batch handed to a <see cref="Batcher{TItem, TResult}"/> dispatch: its items, in submit order, and a way to
+/// answer each one. Valid only during the dispatch call; afterwards every member throws.
+/// </summary>
+/// <typeparam name="TItem">The item type.</typeparam>
+/// <typeparam name="TResult">The result type.</typeparam>
+/// <remarks>
+/// Answer each item once with <see cref="TrySetResult"/> or <see cref="TrySetException"/>; the first answer wins and later
+/// ones return <see langword="false"/> (so does answering an item whose caller already gave up). Items left unanswered
+/// when the dispatch returns fail with <see cref="BatchItemNotCompletedException"/>; if the dispatch throws, they fail with
+/// <see cref="BatchDispatchException"/>. Answering from several threads at once is safe.
+/// </remarks>
+public readonly struct Batch<TItem, TResult> : IEquatable<Batch<TItem, TResult>>
+{
+    private readonly BatchCore<TItem, TResult>? _core;
+    private readonly int _version;
+
+    internal Batch(BatchCore<TItem, TResult> core, int version)
+    {
+        _core = core;
+        _version = version;
+    }
+
+    /// <summary>How many items the batch holds.</summary>
+    /// <exception cref="InvalidOperationException">The dispatch has returned.</exception>
+    public int Count => Core.Count;
+
+    private BatchCore<TItem, TResult> Core =>
+        _core is { } core && Volatile(core) == _version && core.State == BatchCore<TItem, TResult>.Phase.Dispatching
+            ? core
+            : throw new InvalidOperationException("This batch is valid only during its dispatch call, which has returned. Answer every item before the dispatch returns.");
+
+    /// <summary>The item at <paramref name="index"/>, in submit order.</summary>
+    /// <param name="index">The position, from 0 to <see cref="Count"/> - 1.</param>
+    /// <returns>The item.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is out of range.</exception>
+    /// <exception cref="InvalidOperationException">The dispatch has returned.</exception>
+    public TItem this[int index] => Core[index];
+
+    /// <summary>Answers the item at <paramref name="index"/> with its result.</summary>
+    /// <param name="index">The position, from 0 to <see cref="Count"/> - 1.</param>
+    /// <param name="result">The result.</param>
+    /// <returns><see langword="true"/> if this answered the item; <see langword="false"/> if it was already answered, cancelled or timed out.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is out of range.</exception>
+    /// <exception cref="InvalidOperationException">The dispatch has returned.</exception>
+    public bool TrySetResult(int index, TResult result) => ItemAt(index).TrySetResult(result);
+
+    /// <summary>Fails the item at <paramref name="index"/> with <paramref name="exception"/>.</summary>
+    /// <param name="index">The position, from 0 to <see cref="Count"/> - 1.</param>
+    /// <param name="exception">The exception the item's caller receives.</param>
+    /// <returns><see langword="true"/> if this answered the item; <see langword="false"/> if it was already answered, cancelled or timed out.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="exception"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is out of range.</exception>
+    /// <exception cref="InvalidOperationException">The dispatch has returned.</exception>
+    public bool TrySetException(int index, Exception exception)
+    {
+        Internal.Guard.NotNull(exception);
+        return ItemAt(index).TrySetException(exception);
+    }
+
+    /// <inheritdoc />
+    public bool Equals(Batch<TItem, TResult> other) => ReferenceEquals(_core, other._core) && _version == other._version;
+
+    /// <inheritdoc />
+    public override bool Equals(object? obj) => obj is Batch<TItem, TResult> other && Equals(other);
+
+    /// <inheritdoc />
+    public override int GetHashCode() => _version;
+
+    /// <summary>Whether two values refer to the same dispatch of the same batch.</summary>
+    /// <param name="left">The first value.</param>
+    /// <param name="right">The second value.</param>
+    /// <returns><see langword="true"/> if they are the same.</returns>
+    public static bool operator ==(Batch<TItem, TResult> left, Batch<TItem, TResult> right) => left.Equals(right);
+
+    /// <summary>Whether two values refer to different dispatches.</summary>
+    /// <param name="left">The first value.</param>
+    /// <param name="right">The second value.</param>
+    /// <returns><see langword="true"/> if they differ.</returns>
+    public static bool operator !=(Batch<TItem, TResult> left, Batch<TItem, TResult> right) => !left.Equals(right);
+
+    private static int Volatile(BatchCore<TItem, TResult> core) => System.Threading.Volatile.Read(ref core.Version);
+
+    private BatchItem<TItem, TResult> ItemAt(int index)
+    {
+        var core = Core;
+        if ((uint)index >= (uint)core.Count)
+        {
+            throw new ArgumentOutOfRangeException(nameof(index), index, $"The batch holds {core.Count} item(s).");
+        }
+
+        return core.Items[index];
+    }
+}

@@ -1,0 +1,130 @@
+using System;
+using System.Collections;
+using System.Collections.Generic;
+using System.Threading;
+using System.Threading.Tasks;
+using Concurrency.Primitives.Internal;
+
+namespace Concurrency.Primitives;
+
+/// <summary>
+/// A pooled batch: its items in submit order, its timer (the MaxDelay trigger while it forms, the dispatch deadline
+/// while it runs), its dispatch token source, and the continuation that observes an asynchronous dispatch. It is the
+/// thread-pool work item that runs the dispatch, and the read-only item list handed to the result-list dispatch form.
+/// Everything here is guarded by the owning batcher's lock, except what the one running dispatch touches.
+/// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable", Justification = "Pooled for the batcher's lifetime; its token source has no timer, so nothing is left to release.")]
+internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TItem>
+{
+    private static readonly TimerCallback TimerFired = static state => ((BatchCore<TItem, TResult>)state!).OnTimer();
+
+    private readonly Batcher<TItem, TResult> _owner;
+    private readonly Action _onDispatchCompleted;
+    private ITimer? _timer;
+
+    public BatchCore(Batcher<TItem, TResult> owner, int capacity)
+    {
+        _owner = owner;
+        Items = new BatchItem<TItem, TResult>[capacity];
+        _onDispatchCompleted = OnDispatchCompleted;
+    }
+
+    public enum Phase
+    {
+        Pooled,
+        Forming,
+        Ready,
+        Dispatching,
+    }
+
+    public Batcher<TItem, TResult> Owner => _owner;
+
+    public BatchItem<TItem, TResult>[] Items { get; }
+
+    public int Count;
+
+    public Phase State;
+
+    /// <summary>Changes whenever the batch leaves a phase, so that late timer callbacks and stale <see cref="Batch{TItem, TResult}"/> values are ignored or refused.</summary>
+    public int Version;
+
+    /// <summary>The <see cref="Version"/> the timer was armed for; a fire for any other version is stale.</summary>
+    public int TimerVersion;
+
+    public CancellationTokenSource? Cancellation;
+
+    public ValueTask PendingDispatch;
+
+    public ValueTask<IReadOnlyList<TResult>> PendingResults;
+
+    public long DispatchStarted;
+
+    public bool TimedOut;
+
+    public BatchCore<TItem, TResult>? Previous;
+
+    public BatchCore<TItem, TResult>? Next;
+
+    int IReadOnlyCollection<TItem>.Count => Count;
+
+    public TItem this[int index]
+    {
+        get
+        {
+            if (State != Phase.Dispatching)
+            {
+                throw new InvalidOperationException("This item list is valid only during its dispatch call; copy it if you need it afterwards.");
+            }
+
+            if ((uint)index >= (uint)Count)
+            {
+                throw new ArgumentOutOfRangeException(nameof(index), index, $"The batch holds {Count} item(s).");
+            }
+
+            return Items[index].Value;
+        }
+    }
+
+    public IEnumerator<TItem> GetEnumerator()
+    {
+        for (var i = 0; i < Count; i++)
+        {
+            yield return this[i];
+        }
+    }
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    public void ArmTimer(TimeProvider time, TimeSpan due)
+    {
+        _timer ??= time.CreateTimer(TimerFired, this, System.Threading.Timeout.InfiniteTimeSpan, System.Threading.Timeout.InfiniteTimeSpan);
+        _timer.Change(due, System.Threading.Timeout.InfiniteTimeSpan);
+    }
+
+    public void DisarmTimer() => _timer?.Change(System.Threading.Timeout.InfiniteTimeSpan, System.Threading.Timeout.InfiniteTimeSpan);
+
+    /// <summary>A token source for the next dispatch: reused while it was never cancelled.</summary>
+    public CancellationTokenSource RentCancellation()
+    {
+#if NET8_0_OR_GREATER
+        if (Cancellation is { } existing && existing.TryReset())
+        {
+            return existing;
+        }
+#endif
+        Cancellation?.Dispose();
+        return Cancellation = new CancellationTokenSource();
+    }
+
+    public void Start() => Dispatch(flowContext: false);
+
+    public void AwaitDispatch() => ContinueWhenCompleted(ref PendingDispatch, _onDispatchCompleted);
+
+    public void AwaitResults() => ContinueWhenCompleted(ref PendingResults, _onDispatchCompleted);
+
+    protected override void Execute() => _owner.RunDispatch(this);
+
+    private void OnTimer() => _owner.OnBatchTimer(this);
+
+    private void OnDispatchCompleted() => _owner.OnAsyncDispatchCompleted(this);
+}

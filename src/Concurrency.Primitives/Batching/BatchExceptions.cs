@@ -1,0 +1,137 @@
+using System;
+
+namespace Concurrency.Primitives;
+
+/// <summary>
+/// The dispatch of the caller's batch threw (or faulted) before answering this item. <see cref="Exception.InnerException"/>
+/// is the dispatch's exception, the same for every item of the batch, so a caller can tell a batch fault from its own error.
+/// </summary>
+public sealed class BatchDispatchException : Exception
+{
+    /// <summary>Creates an exception with a default message.</summary>
+    public BatchDispatchException()
+        : this("The batch dispatch failed.")
+    {
+    }
+
+    /// <summary>Creates an exception with the given message.</summary>
+    /// <param name="message">The message.</param>
+    public BatchDispatchException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates an exception with the given message and inner exception.</summary>
+    /// <param name="message">The message.</param>
+    /// <param name="innerException">The dispatch's exception.</param>
+    public BatchDispatchException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+
+    internal BatchDispatchException(Exception fault, int index, int batchSize)
+        : base($"The dispatch of a batch of {batchSize} item(s) failed before answering item {index}: {fault.Message}", fault)
+    {
+        Index = index;
+        BatchSize = batchSize;
+    }
+
+    /// <summary>The item's position in its batch.</summary>
+    public int Index { get; }
+
+    /// <summary>How many items the batch held.</summary>
+    public int BatchSize { get; }
+}
+
+/// <summary>
+/// The dispatch returned without answering this item (a forgotten index), or returned a result list whose length did not
+/// match the batch. The batcher completed the item so that its caller is never left waiting.
+/// </summary>
+public sealed class BatchItemNotCompletedException : InvalidOperationException
+{
+    /// <summary>Creates an exception with a default message.</summary>
+    public BatchItemNotCompletedException()
+        : this("The batch handler returned without completing this item.")
+    {
+    }
+
+    /// <summary>Creates an exception with the given message.</summary>
+    /// <param name="message">The message.</param>
+    public BatchItemNotCompletedException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates an exception with the given message and inner exception.</summary>
+    /// <param name="message">The message.</param>
+    /// <param name="innerException">The cause.</param>
+    public BatchItemNotCompletedException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+
+    internal BatchItemNotCompletedException(int index, int batchSize, int? resultCount)
+        : base(resultCount is { } count
+            ? $"The batch handler returned {count} result(s) for a batch of {batchSize} item(s); results map to items by position, so none of them can be trusted (item {index})."
+            : $"The batch handler returned without completing item {index} of a batch of {batchSize}; every item must be answered with TrySetResult or TrySetException.")
+    {
+        Index = index;
+        BatchSize = batchSize;
+        ResultCount = resultCount;
+    }
+
+    /// <summary>The item's position in its batch.</summary>
+    public int Index { get; }
+
+    /// <summary>How many items the batch held.</summary>
+    public int BatchSize { get; }
+
+    /// <summary>For the result-list form: how many results the handler returned; otherwise <see langword="null"/>.</summary>
+    public int? ResultCount { get; }
+}
+
+/// <summary>
+/// The caller's bound (<see cref="BatcherOptions.Timeout"/>) passed, or the dispatch of its batch ran past
+/// <see cref="BatcherOptions.DispatchTimeout"/>. The caller is released; if <see cref="WasDispatched"/>, its item may still be
+/// processed by the dispatch that is running.
+/// </summary>
+public sealed class BatchTimeoutException : TimeoutException
+{
+    /// <summary>Creates an exception with a default message.</summary>
+    public BatchTimeoutException()
+        : this("The batched call timed out.")
+    {
+    }
+
+    /// <summary>Creates an exception with the given message.</summary>
+    /// <param name="message">The message.</param>
+    public BatchTimeoutException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates an exception with the given message and inner exception.</summary>
+    /// <param name="message">The message.</param>
+    /// <param name="innerException">The cause.</param>
+    public BatchTimeoutException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+
+    internal BatchTimeoutException(TimeSpan bound, bool wasDispatched, bool dispatchTimedOut)
+        : base(dispatchTimedOut
+            ? $"The dispatch of this item's batch ran past its timeout of {bound}; its token was cancelled and its callers released. The item may still be processed."
+            : wasDispatched
+                ? $"The call did not complete within {bound}; its batch is being dispatched and may still process the item."
+                : $"The call did not complete within {bound}; the item was never dispatched and will not be.")
+    {
+        Bound = bound;
+        WasDispatched = wasDispatched;
+    }
+
+    /// <summary>The bound that passed.</summary>
+    public TimeSpan Bound { get; }
+
+    /// <summary>Whether the item had been handed to a dispatch (which may still process it).</summary>
+    public bool WasDispatched { get; }
+}

@@ -1,0 +1,344 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Threading;
+using System.Threading.Tasks;
+using Concurrency.Primitives.Internal;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Concurrency.Primitives;
+
+// Batcher keeps these invariants (design.md, section 3):
+//  1. Every item completes exactly once: BatchItem's compare-and-swap decides between the dispatch, the caller's
+//     token, the deadlines and the post-dispatch sweep; later attempts report false.
+//  2/3/9. After every dispatch the sweep answers what the dispatch did not: its fault (BatchDispatchException),
+//     a forgotten item (BatchItemNotCompletedException), or a result list of the wrong length (all items).
+//  4/5. Every caller is bounded by Timeout (one sweep timer for the whole batcher, deadlines in submit order) and
+//     every dispatch by DispatchTimeout (its token is cancelled, its callers released, the stuck slot reported).
+//  6. Batches form by size, or by MaxDelay from their first item (the timer is armed once per batch and never
+//     restarted); at most MaxConcurrentBatches dispatches run; Capacity bounds the queue and makes submitters wait.
+//  7. A submit from inside this batcher's own dispatch is refused (DispatchScope marks the dispatch's context).
+//  8. After shutdown begins, a submit fails at once; queued items drain or fail by ShutdownMode.
+//  10. Items, batches, timers and token sources are pooled: the submit path allocates nothing of ours.
+//  11. A caller's token affects only its own item; an item cancelled before dispatch is left out of its batch.
+//  12. The dispatch's token carries the remaining bound, so retries inside it cannot outlast its callers.
+
+/// <summary>
+/// Collects items submitted one at a time into batches, dispatches each batch, and hands every caller its own result —
+/// or an exception that says why. No caller is ever left waiting: a fault, a forgotten item, a hung dispatch, a
+/// timeout and a shutdown each complete every waiter.
+/// </summary>
+/// <typeparam name="TItem">The item type.</typeparam>
+/// <typeparam name="TResult">The result type.</typeparam>
+/// <remarks>
+/// <para>
+/// A batch is dispatched when it holds <see cref="BatcherOptions.MaxBatchSize"/> items, or <see cref="BatcherOptions.MaxDelay"/>
+/// after its first item, on the thread pool, with up to <see cref="BatcherOptions.MaxConcurrentBatches"/> dispatches at
+/// once. Items keep their submit order within a batch.
+/// </para>
+/// <para>
+/// Each caller is bounded by <see cref="BatcherOptions.Timeout"/> and its own token. A caller that gives up is released
+/// at once; if its batch was already dispatched, the item may still be processed. The dispatch's token is cancelled at
+/// <see cref="BatcherOptions.DispatchTimeout"/>, or when the last caller of its batch would time out.
+/// </para>
+/// <para>
+/// A dispatch must not submit to the batcher that is dispatching it (and wait): that can take every dispatch slot and
+/// deadlock. Such a submit fails at once with <see cref="InvalidOperationException"/>. All members are thread-safe.
+/// </para>
+/// </remarks>
+[DebuggerDisplay("{Name,nq}: {DebuggerDisplay,nq}")]
+public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
+{
+    private const int MaxPooledItems = 4096;
+
+    private readonly object _lock = new();
+    private readonly Func<Batch<TItem, TResult>, CancellationToken, ValueTask>? _dispatch;
+    private readonly Func<IReadOnlyList<TItem>, CancellationToken, ValueTask<IReadOnlyList<TResult>>>? _dispatchList;
+    private readonly string _name;
+    private readonly int _maxBatchSize;
+    private readonly TimeSpan _maxDelay;
+    private readonly int _maxConcurrentBatches;
+    private readonly int _capacity;
+    private readonly TimeSpan _timeout;
+    private readonly long _timeoutTicks;
+    private readonly TimeSpan _dispatchTimeout;
+    private readonly BatcherShutdownMode _shutdownMode;
+    private readonly TimeSpan _shutdownTimeout;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly KeyValuePair<string, object?> _metricTag;
+    private readonly Stack<BatchItem<TItem, TResult>> _itemPool = new();
+    private readonly Stack<BatchCore<TItem, TResult>> _corePool = new();
+    private readonly Queue<BatchCore<TItem, TResult>> _ready = new();
+    private readonly Queue<TaskCompletionSource<bool>> _roomWaiters = new();
+
+    private BatchCore<TItem, TResult>? _forming;
+    private BatchCore<TItem, TResult>? _liveHead;
+    private BatchCore<TItem, TResult>? _liveTail;
+    private int _queued;
+    private int _inFlight;
+    private bool _closing;
+    private TaskCompletionSource<bool>? _drained;
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA2213:Disposable fields should be disposed", Justification = "A captured ExecutionContext is never disposed; it is shared by every dispatch.")]
+    private ExecutionContext? _dispatchContext;
+
+    /// <summary>Creates a batcher whose dispatch answers each item of a <see cref="Batch{TItem, TResult}"/>.</summary>
+    /// <param name="dispatch">Processes a batch and answers its items; its token carries the remaining bound.</param>
+    /// <param name="options">Settings; <see langword="null"/> for the defaults.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="dispatch"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of its range; the message names it.</exception>
+    public Batcher(Func<Batch<TItem, TResult>, CancellationToken, ValueTask> dispatch, BatcherOptions? options = null)
+        : this(options)
+    {
+        _dispatch = Guard.NotNull(dispatch);
+    }
+
+    /// <summary>Creates a batcher whose dispatch returns one result per item, by position.</summary>
+    /// <param name="dispatch">
+    /// Processes the items (valid only during the call) and returns their results in the same order; a list of another
+    /// length fails every item of the batch. Its token carries the remaining bound.
+    /// </param>
+    /// <param name="options">Settings; <see langword="null"/> for the defaults.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="dispatch"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of its range; the message names it.</exception>
+    public Batcher(Func<IReadOnlyList<TItem>, CancellationToken, ValueTask<IReadOnlyList<TResult>>> dispatch, BatcherOptions? options = null)
+        : this(options)
+    {
+        _dispatchList = Guard.NotNull(dispatch);
+    }
+
+    private Batcher(BatcherOptions? options)
+    {
+        options ??= new BatcherOptions();
+        _maxBatchSize = Positive(options.MaxBatchSize, "MaxBatchSize");
+        _maxConcurrentBatches = Positive(options.MaxConcurrentBatches, "MaxConcurrentBatches");
+        _capacity = options.Capacity >= _maxBatchSize
+            ? options.Capacity
+            : throw new ArgumentOutOfRangeException(nameof(options), options.Capacity, $"BatcherOptions.Capacity must be at least MaxBatchSize ({_maxBatchSize}).");
+        _maxDelay = options.MaxDelay >= TimeSpan.Zero && options.MaxDelay <= Guard.MaxTimeout
+            ? options.MaxDelay
+            : throw new ArgumentOutOfRangeException(nameof(options), options.MaxDelay, "BatcherOptions.MaxDelay must be zero or positive, and finite.");
+        _timeout = FinitePositive(options.Timeout, "Timeout");
+        _dispatchTimeout = FinitePositive(options.DispatchTimeout ?? options.Timeout, "DispatchTimeout");
+        _shutdownTimeout = FinitePositive(options.ShutdownTimeout, "ShutdownTimeout");
+        _shutdownMode = options.ShutdownMode is BatcherShutdownMode.Drain or BatcherShutdownMode.FailPending
+            ? options.ShutdownMode
+            : throw new ArgumentOutOfRangeException(nameof(options), options.ShutdownMode, "BatcherOptions.ShutdownMode is not a defined value.");
+        _name = string.IsNullOrEmpty(options.Name) ? "Batcher" : options.Name!;
+        _logger = options.Logger ?? NullLogger.Instance;
+        _time = options.TimeProvider ?? TimeProvider.System;
+        _timeoutTicks = ToTicks(_timeout);
+        _metricTag = new KeyValuePair<string, object?>("batcher.name", _name);
+
+        static int Positive(int value, string option) => value >= 1
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(options), value, $"BatcherOptions.{option} must be at least 1.");
+
+        static TimeSpan FinitePositive(TimeSpan value, string option) => value > TimeSpan.Zero && value <= Guard.MaxTimeout
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(options), value, $"BatcherOptions.{option} must be positive and finite: every wait is bounded.");
+    }
+
+    /// <summary>The batcher's name, from <see cref="BatcherOptions.Name"/>.</summary>
+    public string Name => _name;
+
+    private string DebuggerDisplay
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return $"{_queued} queued, {_inFlight} dispatching{(_closing ? ", shutting down" : string.Empty)}";
+            }
+        }
+    }
+
+    /// <summary>Submits one item and waits for its result.</summary>
+    /// <param name="item">The item.</param>
+    /// <param name="cancellationToken">Releases only this caller (its item is left out of its batch if not yet dispatched).</param>
+    /// <returns>The item's result, as answered by the dispatch.</returns>
+    /// <exception cref="ObjectDisposedException">The batcher is shutting down or shut down (also thrown for an accepted item failed by <see cref="BatcherShutdownMode.FailPending"/>).</exception>
+    /// <exception cref="InvalidOperationException">Called from inside this batcher's own dispatch.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
+    /// <exception cref="BatchTimeoutException">The bound of <see cref="BatcherOptions.Timeout"/>, or the dispatch's timeout, passed first.</exception>
+    /// <exception cref="BatchDispatchException">The dispatch failed before answering this item.</exception>
+    /// <exception cref="BatchItemNotCompletedException">The dispatch returned without answering this item.</exception>
+    /// <remarks>
+    /// The returned <see cref="ValueTask{TResult}"/> must be awaited once. It is backed by a pooled source; awaiting it
+    /// allocates nothing while the queue has room. Whatever the dispatch sets with <c>TrySetException</c> is thrown as is.
+    /// </remarks>
+    public ValueTask<TResult> SubmitAsync(TItem item, CancellationToken cancellationToken = default)
+    {
+        if (ReferenceEquals(DispatchScope.Owner.Value, this))
+        {
+            return Failed(new InvalidOperationException(
+                $"SubmitAsync was called on batcher '{_name}' from inside its own dispatch. Waiting on it there can hold every dispatch slot and deadlock; process the item inline, or submit it to a different batcher."));
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Failed(new OperationCanceledException(cancellationToken));
+        }
+
+        BatchItem<TItem, TResult>? node = null;
+        BatchCore<TItem, TResult>? start = null;
+        long deadline;
+        lock (_lock)
+        {
+            if (_closing)
+            {
+                return Failed(ShutDown());
+            }
+
+            deadline = _time.GetTimestamp() + _timeoutTicks;
+            if (_queued < _capacity && _roomWaiters.Count == 0)
+            {
+                node = AcceptLocked(item, deadline, ownDeadline: false, out start, cancellationToken);
+            }
+        }
+
+        if (node is null)
+        {
+            // Back-pressure: the slow path waits, cancellably and bounded, for room.
+            return SubmitWhenRoomAsync(item, deadline, cancellationToken);
+        }
+
+        start?.Start();
+        return new ValueTask<TResult>(node, node.Version);
+    }
+
+    internal void ReturnItem(BatchItem<TItem, TResult> item)
+    {
+        lock (_lock)
+        {
+            if (_itemPool.Count < MaxPooledItems)
+            {
+                _itemPool.Push(item);
+            }
+        }
+    }
+
+    internal void CountTimeout()
+    {
+        if (BatcherMetrics.Timeouts.Enabled)
+        {
+            BatcherMetrics.Timeouts.Add(1, _metricTag);
+        }
+    }
+
+    private static ValueTask<TResult> Failed(Exception exception) => new(Task.FromException<TResult>(exception));
+
+    private async ValueTask<TResult> SubmitWhenRoomAsync(TItem item, long deadline, CancellationToken cancellationToken)
+    {
+        BatchItem<TItem, TResult> node;
+        BatchCore<TItem, TResult>? start;
+        while (true)
+        {
+            TaskCompletionSource<bool>? room = null;
+            lock (_lock)
+            {
+                if (_closing)
+                {
+                    throw ShutDown();
+                }
+
+                if (_queued < _capacity)
+                {
+                    node = AcceptLocked(item, deadline, ownDeadline: true, out start, cancellationToken);
+                    break;
+                }
+
+                room = Signals.Create<bool>();
+                _roomWaiters.Enqueue(room);
+            }
+
+            var remaining = Remaining(deadline);
+            try
+            {
+                if (remaining <= TimeSpan.Zero)
+                {
+                    throw new TimeoutException();
+                }
+
+                await Signals.WaitAsync(room.Task, remaining, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                room.TrySetCanceled(CancellationToken.None);
+                CountTimeout();
+                throw new BatchTimeoutException(_timeout, wasDispatched: false, dispatchTimedOut: false);
+            }
+            catch (OperationCanceledException)
+            {
+                // A waiter that gave up must not swallow a wake-up meant for the next one.
+                room.TrySetCanceled(cancellationToken);
+                throw;
+            }
+        }
+
+        start?.Start();
+        return await new ValueTask<TResult>(node, node.Version).ConfigureAwait(false);
+    }
+
+    /// <summary>Takes an item into the forming batch; called under the lock, with room in the queue.</summary>
+    private BatchItem<TItem, TResult> AcceptLocked(TItem item, long deadline, bool ownDeadline, out BatchCore<TItem, TResult>? start, CancellationToken cancellationToken)
+    {
+        var node = _itemPool.Count > 0 ? _itemPool.Pop() : new BatchItem<TItem, TResult>(this);
+        node.Initialize(item, deadline, cancellationToken);
+        if (ownDeadline)
+        {
+            // Its deadline is older than those of items accepted while it waited, so it cannot join the sweep's order.
+            node.ArmOwnDeadline(_time, Remaining(deadline), _timeout);
+        }
+
+        if (node.IsCompleted)
+        {
+            // Its token was cancelled while it was being registered: it never joins a batch.
+            node.ReleaseByBatcher();
+            start = null;
+            return node;
+        }
+
+        if (_forming is null)
+        {
+            _forming = RentCoreLocked();
+            if (_maxDelay > TimeSpan.Zero)
+            {
+                // Armed by the first item, never restarted by later ones.
+                ArmCoreTimerLocked(_forming, _maxDelay);
+            }
+        }
+
+        _forming.Items[_forming.Count++] = node;
+        _queued++;
+        if (BatcherMetrics.Queued.Enabled)
+        {
+            BatcherMetrics.Queued.Add(1, _metricTag);
+        }
+
+        if (_forming.Count == _maxBatchSize)
+        {
+            SealFormingLocked();
+        }
+
+        start = TryStartLocked();
+        if (!ownDeadline)
+        {
+            ArmSweepLocked(deadline);
+        }
+
+        return node;
+    }
+
+    private ObjectDisposedException ShutDown() =>
+        new(nameof(Batcher<TItem, TResult>), $"Batcher '{_name}' is shutting down or has shut down; it accepts no more items.");
+
+    private long ToTicks(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
+
+    private TimeSpan Remaining(long deadline)
+    {
+        var ticks = deadline - _time.GetTimestamp();
+        return ticks <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks((long)(ticks * ((double)TimeSpan.TicksPerSecond / _time.TimestampFrequency)));
+    }
+}

@@ -1,0 +1,66 @@
+using System;
+using Microsoft.Extensions.Logging;
+
+namespace Concurrency.Primitives;
+
+/// <summary>What happens to items already accepted but not yet dispatched when a <see cref="Batcher{TItem, TResult}"/> shuts down.</summary>
+public enum BatcherShutdownMode
+{
+    /// <summary>They are dispatched (in batches, as usual) before the shutdown completes.</summary>
+    Drain = 0,
+
+    /// <summary>They fail at once with <see cref="ObjectDisposedException"/>; only dispatches already running are awaited.</summary>
+    FailPending = 1,
+}
+
+/// <summary>Settings for a <see cref="Batcher{TItem, TResult}"/>. Read and validated once, at construction.</summary>
+public sealed class BatcherOptions
+{
+    /// <summary>A name for logs, metrics (<c>batcher.name</c>) and messages. Defaults to <c>"Batcher"</c>.</summary>
+    public string? Name { get; set; }
+
+    /// <summary>The most items in one batch; a batch is dispatched as soon as it is full. Default 64; at least 1.</summary>
+    public int MaxBatchSize { get; set; } = 64;
+
+    /// <summary>
+    /// How long a batch may wait for more items, counted from its <i>first</i> item (never restarted by later ones).
+    /// Default 5 ms. <see cref="TimeSpan.Zero"/> dispatches as soon as a dispatch slot is free, so batches form only
+    /// while every slot is busy.
+    /// </summary>
+    public TimeSpan MaxDelay { get; set; } = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>How many dispatches may run at once. Default 1; at least 1.</summary>
+    public int MaxConcurrentBatches { get; set; } = 1;
+
+    /// <summary>
+    /// How many accepted items may wait for dispatch; when full, <c>SubmitAsync</c> waits asynchronously (and
+    /// cancellably) for room. Default 4,096; at least <see cref="MaxBatchSize"/>.
+    /// </summary>
+    public int Capacity { get; set; } = 4096;
+
+    /// <summary>
+    /// Every caller's default bound, from its <c>SubmitAsync</c> call to its result: time waiting for room, in the
+    /// queue and in the dispatch. A caller whose bound passes is released with <see cref="BatchTimeoutException"/>;
+    /// its item may still be processed by a dispatch that is already running. Default 30 seconds; positive and finite.
+    /// </summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long one dispatch may run. At this point (or when the last caller of the batch would time out, if sooner)
+    /// the dispatch's token is cancelled and its waiters are released; a dispatch that still does not return is
+    /// reported as stuck (log and metric) and keeps its slot. Default: <see cref="Timeout"/>; positive and finite.
+    /// </summary>
+    public TimeSpan? DispatchTimeout { get; set; }
+
+    /// <summary>What happens to accepted, undispatched items at shutdown. Default <see cref="BatcherShutdownMode.Drain"/>.</summary>
+    public BatcherShutdownMode ShutdownMode { get; set; }
+
+    /// <summary>How long <c>CompleteAsync</c> and <c>DisposeAsync</c> wait for the drain and running dispatches. Default 30 seconds; positive and finite.</summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Where the batcher logs. Defaults to a logger that discards everything.</summary>
+    public ILogger? Logger { get; set; }
+
+    /// <summary>The clock for delays, deadlines and timeouts. Defaults to <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider? TimeProvider { get; set; }
+}

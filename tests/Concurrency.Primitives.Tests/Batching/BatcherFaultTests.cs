@@ -1,0 +1,187 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using Concurrency.Primitives.Tests.TestSupport;
+
+namespace Concurrency.Primitives.Tests.Batching;
+
+/// <summary>Invariants 1-3, 5 and 9 of design.md section 3: every waiter is answered, whatever the dispatch does.</summary>
+public sealed class BatcherFaultTests
+{
+    private static BatcherOptions Options(TimeProvider? time = null, int size = 4) => new()
+    {
+        MaxBatchSize = size,
+        MaxDelay = TimeSpan.FromHours(1), // only the size trigger, unless a test moves the clock
+        TimeProvider = time,
+    };
+
+    [Fact]
+    public async Task DispatchThrowingAfterAnsweringHalf_AnsweredKeepTheirResults_TheRestGetTheWrappedFault()
+    {
+        var batcher = new Batcher<int, string>(
+            (batch, _) =>
+            {
+                batch.TrySetResult(0, "zero");
+                batch.TrySetResult(1, "one");
+                throw new InvalidOperationException("database stalled");
+            },
+            Options());
+
+        var calls = Enumerable.Range(0, 4).Select(i => batcher.SubmitAsync(i).AsTask()).ToArray();
+
+        (await calls[0].OrHang()).Should().Be("zero");
+        (await calls[1].OrHang()).Should().Be("one");
+        foreach (var call in calls.Skip(2))
+        {
+            var fault = (await call.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchDispatchException>()).Which;
+            fault.InnerException!.Message.Should().Be("database stalled");
+            fault.BatchSize.Should().Be(4);
+        }
+
+        (await calls[3].Invoking(c => c.OrHang()).Should().ThrowAsync<BatchDispatchException>()).Which.Index.Should().Be(3);
+    }
+
+    [Fact]
+    public async Task AsyncDispatchFaultingPartWay_ReleasesEveryUnansweredWaiter()
+    {
+        var batcher = new Batcher<int, int>(
+            async (batch, _) =>
+            {
+                batch.TrySetResult(0, 0);
+                await Task.Yield();
+                throw new TimeoutException("downstream");
+            },
+            Options(size: 3));
+
+        var calls = Enumerable.Range(0, 3).Select(i => batcher.SubmitAsync(i).AsTask()).ToArray();
+
+        (await calls[0].OrHang()).Should().Be(0);
+        await calls[1].Invoking(c => c.OrHang()).Should().ThrowAsync<BatchDispatchException>();
+        await calls[2].Invoking(c => c.OrHang()).Should().ThrowAsync<BatchDispatchException>();
+    }
+
+    [Fact]
+    public async Task DispatchAnsweringNothing_FailsEveryItemWithNotCompleted()
+    {
+        var batcher = new Batcher<int, int>((Batch<int, int> _, CancellationToken _) => default, Options(size: 2));
+
+        var calls = new[] { batcher.SubmitAsync(1).AsTask(), batcher.SubmitAsync(2).AsTask() };
+
+        foreach (var call in calls)
+        {
+            (await call.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchItemNotCompletedException>())
+                .Which.Message.Should().Contain("returned without completing");
+        }
+    }
+
+    [Fact]
+    public async Task AnsweringAnIndexTwice_FirstAnswerWins_AndTheSecondReportsFalse()
+    {
+        var secondAnswers = new List<bool>();
+        var batcher = new Batcher<int, string>(
+            (batch, _) =>
+            {
+                batch.TrySetResult(0, "first").Should().BeTrue();
+                secondAnswers.Add(batch.TrySetResult(0, "second"));
+                secondAnswers.Add(batch.TrySetException(0, new InvalidOperationException()));
+                batch.TrySetResult(1, "other");
+                return default;
+            },
+            Options(size: 2));
+
+        var first = batcher.SubmitAsync(1).AsTask();
+        var second = batcher.SubmitAsync(2).AsTask();
+
+        (await first.OrHang()).Should().Be("first");
+        (await second.OrHang()).Should().Be("other");
+        secondAnswers.Should().Equal(false, false);
+    }
+
+    [Fact]
+    public async Task ResultListShorterThanTheBatch_FailsEveryItem()
+    {
+        var batcher = new Batcher<int, int>(
+            (items, _) => new ValueTask<IReadOnlyList<int>>(items.Take(2).ToArray()),
+            Options(size: 3));
+
+        var calls = Enumerable.Range(0, 3).Select(i => batcher.SubmitAsync(i).AsTask()).ToArray();
+
+        foreach (var call in calls)
+        {
+            var failure = (await call.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchItemNotCompletedException>()).Which;
+            failure.ResultCount.Should().Be(2);
+            failure.Message.Should().Contain("returned 2 result(s) for a batch of 3");
+        }
+    }
+
+    [Fact]
+    public async Task ResultList_MapsResultsToItemsByPosition_InSubmitOrder()
+    {
+        var batcher = new Batcher<int, int>(
+            (items, _) => new ValueTask<IReadOnlyList<int>>(items.Select(i => i * 10).ToArray()),
+            Options(size: 4));
+
+        var calls = Enumerable.Range(1, 4).Select(i => batcher.SubmitAsync(i).AsTask()).ToArray();
+
+        (await Task.WhenAll(calls).OrHang()).Should().Equal(10, 20, 30, 40);
+    }
+
+    [Fact]
+    public async Task AHungDispatch_HasItsTokenCancelledAtTheDispatchTimeout_AndItsWaitersReleased()
+    {
+        var time = new ManualTimeProvider();
+        var tokenCancelled = Bounded.NewGate();
+        var dispatchEntered = Bounded.NewGate();
+        var options = Options(time, size: 2);
+        options.DispatchTimeout = TimeSpan.FromSeconds(2);
+        var batcher = new Batcher<int, int>(
+            (_, token) =>
+            {
+                token.Register(() => tokenCancelled.TrySetResult());
+                dispatchEntered.SetResult();
+                return new ValueTask(Bounded.NewGate().Task); // never returns
+            },
+            options);
+
+        var calls = new[] { batcher.SubmitAsync(1).AsTask(), batcher.SubmitAsync(2).AsTask() };
+        await dispatchEntered.Task.OrHang();
+        time.Advance(TimeSpan.FromSeconds(2));
+
+        await tokenCancelled.Task.OrHang();
+        foreach (var call in calls)
+        {
+            var timeout = (await call.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>()).Which;
+            timeout.WasDispatched.Should().BeTrue();
+        }
+    }
+
+    [Fact]
+    public async Task TheDispatchToken_CarriesTheRemainingBoundOfItsCallers()
+    {
+        var time = new ManualTimeProvider();
+        var tokenCancelled = Bounded.NewGate();
+        var dispatchEntered = Bounded.NewGate();
+        var options = Options(time, size: 1);
+        options.Timeout = TimeSpan.FromSeconds(10);
+        options.DispatchTimeout = TimeSpan.FromMinutes(10); // longer than the callers' bound
+        var batcher = new Batcher<int, int>(
+            (_, token) =>
+            {
+                token.Register(() => tokenCancelled.TrySetResult());
+                dispatchEntered.SetResult();
+                return new ValueTask(Bounded.NewGate().Task);
+            },
+            options);
+
+        var call = batcher.SubmitAsync(1).AsTask();
+        await dispatchEntered.Task.OrHang();
+        time.Advance(TimeSpan.FromSeconds(9));
+        tokenCancelled.Task.IsCompleted.Should().BeFalse();
+        time.Advance(TimeSpan.FromSeconds(1));
+
+        await tokenCancelled.Task.OrHang();
+        await call.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>();
+    }
+}

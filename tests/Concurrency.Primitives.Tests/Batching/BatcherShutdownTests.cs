@@ -1,0 +1,107 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using Concurrency.Primitives.Tests.TestSupport;
+
+namespace Concurrency.Primitives.Tests.Batching;
+
+/// <summary>Invariant 8 of design.md section 3: shutdown never hangs and never crashes.</summary>
+public sealed class BatcherShutdownTests
+{
+    private static ValueTask<IReadOnlyList<int>> Echo(IReadOnlyList<int> items, CancellationToken token) => new(items.ToArray());
+
+    [Fact]
+    public async Task SubmitAfterShutdown_FailsAtOnceWithObjectDisposed()
+    {
+        var batcher = new Batcher<int, int>(Echo);
+        await batcher.DisposeAsync();
+
+        var call = batcher.SubmitAsync(1);
+
+        call.IsCompleted.Should().BeTrue("it fails at once, without waiting");
+        await call.AsTask().Invoking(c => c).Should().ThrowAsync<ObjectDisposedException>().WithMessage("*accepts no more items*");
+    }
+
+    [Fact]
+    public async Task DrainMode_DispatchesQueuedItems_BeforeCompleting()
+    {
+        var batcher = new Batcher<int, int>(Echo, new BatcherOptions { MaxBatchSize = 10, MaxDelay = TimeSpan.FromHours(1) });
+        var calls = Enumerable.Range(1, 3).Select(i => batcher.SubmitAsync(i).AsTask()).ToArray();
+
+        await batcher.CompleteAsync().OrHang();
+
+        (await Task.WhenAll(calls).OrHang()).Should().Equal(1, 2, 3);
+    }
+
+    [Fact]
+    public async Task FailPendingMode_FailsQueuedItems_AndAwaitsRunningDispatches()
+    {
+        var release = Bounded.NewGate();
+        var entered = Bounded.NewGate();
+        var batcher = new Batcher<int, int>(
+            async (batch, _) =>
+            {
+                entered.TrySetResult();
+                await release.Task;
+                batch.TrySetResult(0, batch[0]);
+            },
+            new BatcherOptions { MaxBatchSize = 1, MaxDelay = TimeSpan.Zero, ShutdownMode = BatcherShutdownMode.FailPending });
+        var running = batcher.SubmitAsync(1).AsTask();
+        await entered.Task.OrHang();
+        var queued = batcher.SubmitAsync(2).AsTask();
+
+        var shutdown = batcher.CompleteAsync();
+
+        (await queued.Invoking(q => q.OrHang()).Should().ThrowAsync<ObjectDisposedException>()).Which.Message.Should().Contain("FailPending");
+        shutdown.IsCompleted.Should().BeFalse("a dispatch is still running");
+        release.SetResult();
+        await shutdown.OrHang();
+        (await running.OrHang()).Should().Be(1);
+    }
+
+    [Fact]
+    public async Task Shutdown_ReleasesSubmittersWaitingForRoom()
+    {
+        var release = Bounded.NewGate();
+        var batcher = new Batcher<int, int>(
+            async (batch, _) =>
+            {
+                await release.Task;
+                batch.TrySetResult(0, 0);
+            },
+            new BatcherOptions { MaxBatchSize = 1, Capacity = 1, MaxDelay = TimeSpan.Zero, ShutdownMode = BatcherShutdownMode.FailPending });
+        _ = batcher.SubmitAsync(1).AsTask();
+        _ = batcher.SubmitAsync(2).AsTask();
+        var waiting = batcher.SubmitAsync(3).AsTask();
+
+        var shutdown = batcher.CompleteAsync();
+
+        await waiting.Invoking(w => w.OrHang()).Should().ThrowAsync<ObjectDisposedException>();
+        release.SetResult();
+        await shutdown.OrHang();
+    }
+
+    [Fact]
+    public async Task ShutdownTimeout_IsReported_WhenADispatchNeverReturns()
+    {
+        var time = new ManualTimeProvider();
+        var entered = Bounded.NewGate();
+        var batcher = new Batcher<int, int>(
+            (Batch<int, int> _, CancellationToken _) =>
+            {
+                entered.TrySetResult();
+                return new ValueTask(Bounded.NewGate().Task);
+            },
+            new BatcherOptions { MaxBatchSize = 1, MaxDelay = TimeSpan.Zero, ShutdownTimeout = TimeSpan.FromSeconds(3), TimeProvider = time });
+        _ = batcher.SubmitAsync(1).AsTask();
+        await entered.Task.OrHang();
+
+        var shutdown = batcher.CompleteAsync();
+        await time.WhenTimersArmed(3).OrHang(); // deadline sweep, dispatch timeout, shutdown timeout
+        time.Advance(TimeSpan.FromSeconds(3));
+
+        await shutdown.Invoking(s => s.OrHang()).Should().ThrowAsync<TimeoutException>().WithMessage("*1 dispatch(es) running*");
+    }
+}
