@@ -1,0 +1,140 @@
+using System;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using Concurrency.Primitives.Benchmarks.HandRolled;
+using Concurrency.Primitives.SystematicTests.Harness;
+using Microsoft.Coyote.Specifications;
+using Xunit.Abstractions;
+using CoyoteRandom = Microsoft.Coyote.Random.Generator;
+
+namespace Concurrency.Primitives.SystematicTests.Batching;
+
+/// <summary>
+/// The orphaned-waiter incident under Coyote: the hand-rolled batcher must be caught leaving a caller unanswered after a
+/// dispatch fault; the Batcher must complete every item exactly once through faults, forgotten items, cancellations and
+/// a shutdown racing the submits.
+/// </summary>
+public sealed class BatcherSystematicTests
+{
+    private const string Orphaned = "A caller was never answered after its batch's dispatch returned";
+    private const uint Iterations = 1_000;
+    private readonly ITestOutputHelper _output;
+
+    public BatcherSystematicTests(ITestOutputHelper output) => _output = output;
+
+    [Fact]
+    public void HandRolledBatcher_DispatchFaultPartWay_IsCaughtOrphaningACaller()
+    {
+        var report = CoyoteHarness.Explore(_output, "hand-rolled Channel+TCS batcher, dispatch fault", Iterations, HandRolledScenarioAsync);
+
+        report.ShouldFindBug(Orphaned);
+    }
+
+    [Fact]
+    public void Batcher_CompletesEveryItemExactlyOnce_ThroughFaultsCancellationsAndShutdown()
+    {
+        var report = CoyoteHarness.Explore(_output, "Batcher, faults + cancellations + shutdown", Iterations, BatcherScenarioAsync);
+
+        report.ShouldHoldEverywhere();
+    }
+
+    private static async Task HandRolledScenarioAsync()
+    {
+        var dispatchesReturned = 0;
+        var batcher = new ChannelTcsBatcher<int, int>(
+            batch =>
+            {
+                try
+                {
+                    batch[0].Completion.TrySetResult(batch[0].Item);
+                    if (batch.Count > 1)
+                    {
+                        throw new InvalidOperationException("stalled part-way");
+                    }
+
+                    return Task.CompletedTask;
+                }
+                finally
+                {
+                    Interlocked.Increment(ref dispatchesReturned);
+                }
+            },
+            maxBatchSize: 4);
+
+        var calls = await Task.WhenAll(Enumerable.Range(0, 3).Select(i => Task.Factory.StartNew(() => batcher.SubmitAsync(i), CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Default)));
+        await batcher.DisposeAsync(); // every dispatch has returned once the loop has drained
+        Specification.Assert(calls.All(c => c.IsCompleted), $"{Orphaned} ({calls.Count(c => !c.IsCompleted)} left waiting).");
+    }
+
+    private static async Task BatcherScenarioAsync()
+    {
+        const int items = 4;
+        var answeredByDispatch = new int[items];
+        var random = CoyoteRandom.Create();
+        var batcher = new Batcher<int, int>(
+            async (batch, _) =>
+            {
+                await Task.Yield();
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    switch (random.NextInteger(4))
+                    {
+                        case 0:
+                            break; // forgotten: the sweep must answer it
+                        case 1:
+                            throw new InvalidOperationException("fault part-way"); // the sweep must answer the rest
+                        default:
+                            if (batch.TrySetResult(i, batch[i] * 10))
+                            {
+                                Interlocked.Increment(ref answeredByDispatch[batch[i]]);
+                            }
+
+                            break;
+                    }
+                }
+            },
+            new BatcherOptions { MaxBatchSize = 2, MaxDelay = TimeSpan.Zero, MaxConcurrentBatches = 2, TimeProvider = FrozenTimeProvider.Instance });
+
+        using var cancel = new CancellationTokenSource();
+        var callers = Enumerable.Range(0, items).Select(i => Task.Run(async () =>
+        {
+            try
+            {
+                var result = await batcher.SubmitAsync(i, i == 1 ? cancel.Token : CancellationToken.None);
+                Specification.Assert(result == i * 10, $"Item {i} received {result}, not its own result.");
+                return 1; // a result
+            }
+            catch (BatchDispatchException)
+            {
+                return 2;
+            }
+            catch (BatchItemNotCompletedException)
+            {
+                return 2;
+            }
+            catch (OperationCanceledException)
+            {
+                return 3;
+            }
+            catch (ObjectDisposedException)
+            {
+                return 4; // submitted after the shutdown began: refused at once
+            }
+        })).ToArray();
+        var canceller = Task.Run(cancel.CancelAsync);
+        var shutdown = Task.Run(() => batcher.CompleteAsync());
+
+        var outcomes = await Task.WhenAll(callers);
+        await canceller;
+        await shutdown;
+
+        for (var i = 0; i < items; i++)
+        {
+            Specification.Assert(answeredByDispatch[i] <= 1, $"Item {i} was answered {answeredByDispatch[i]} times by the dispatch.");
+            Specification.Assert(
+                outcomes[i] != 1 || answeredByDispatch[i] == 1,
+                $"Item {i} returned a result that the dispatch never set (answered {answeredByDispatch[i]} times).");
+        }
+    }
+}
