@@ -8,8 +8,7 @@ using Concurrency.Primitives.Internal;
 namespace Concurrency.Primitives;
 
 /// <summary>
-/// A pooled batch: its items in submit order, its timer (the MaxDelay trigger while it forms, the dispatch deadline
-/// while it runs), its dispatch token source, and the continuation that observes an asynchronous dispatch. It is the
+/// A pooled batch: its items in submit order, its MaxDelay timer, its dispatch token source, and the continuation that observes an asynchronous dispatch. It is the
 /// thread-pool work item that runs the dispatch, and the read-only item list handed to the result-list dispatch form.
 /// Everything here is guarded by the owning batcher's lock, except what the one running dispatch touches.
 /// </summary>
@@ -59,6 +58,9 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
 
     public long DispatchStarted;
 
+    /// <summary>When the running dispatch's token is cancelled and its callers released (a timestamp; enforced by the sweep).</summary>
+    public long DispatchDeadline;
+
     public bool TimedOut;
 
     public BatchCore<TItem, TResult>? Previous;
@@ -100,8 +102,6 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
         _timer ??= time.CreateTimer(TimerFired, this, System.Threading.Timeout.InfiniteTimeSpan, System.Threading.Timeout.InfiniteTimeSpan);
         _timer.Change(due, System.Threading.Timeout.InfiniteTimeSpan);
     }
-
-    public void DisarmTimer() => _timer?.Change(System.Threading.Timeout.InfiniteTimeSpan, System.Threading.Timeout.InfiniteTimeSpan);
 
     /// <summary>A token source for the next dispatch: reused while it was never cancelled.</summary>
     public CancellationTokenSource RentCancellation()

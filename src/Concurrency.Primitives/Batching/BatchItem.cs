@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Threading;
 using System.Threading.Tasks;
 using System.Threading.Tasks.Sources;
@@ -16,11 +17,20 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>
 {
     private const int Pending = 0;
     private const int Completed = 1;
+    private const int MaxThreadCache = 256;
 
     private static readonly Action<object?> CancelCallback = static state => ((BatchItem<TItem, TResult>)state!).OnCallerCancelled();
     private static readonly TimerCallback DeadlineCallback = static state => ((BatchItem<TItem, TResult>)state!).OnOwnDeadline();
 
-    private readonly Batcher<TItem, TResult> _owner;
+    // A small free list per thread: a caller that awaits its result (GetResult releases the item) usually submits its
+    // next item from the same thread, so most items are recycled without any synchronisation.
+    [ThreadStatic]
+    private static BatchItem<TItem, TResult>? t_free;
+    [ThreadStatic]
+    private static int t_freeCount;
+
+    private Batcher<TItem, TResult>? _owner;
+    private BatchItem<TItem, TResult>? _nextFree;
     private ManualResetValueTaskSourceCore<TResult> _core;
     private int _state;
     private int _owners;
@@ -29,11 +39,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>
     private ITimer? _ownDeadline;
     private TimeSpan _ownBound;
 
-    public BatchItem(Batcher<TItem, TResult> owner)
-    {
-        _owner = owner;
-        _core.RunContinuationsAsynchronously = true;
-    }
+    private BatchItem() => _core.RunContinuationsAsynchronously = true;
 
     public TItem Value = default!;
 
@@ -49,6 +55,25 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>
     public bool IsCompleted => Volatile.Read(ref _state) != Pending;
 
     public short Version => _core.Version;
+
+    /// <summary>Takes an item from this thread's free list, else from <paramref name="pool"/> (the caller holds its lock), else a new one.</summary>
+    public static BatchItem<TItem, TResult> Rent(Batcher<TItem, TResult> owner, Stack<BatchItem<TItem, TResult>> pool)
+    {
+        var item = t_free;
+        if (item is not null)
+        {
+            t_free = item._nextFree;
+            t_freeCount--;
+            item._nextFree = null;
+        }
+        else
+        {
+            item = pool.Count > 0 ? pool.Pop() : new BatchItem<TItem, TResult>();
+        }
+
+        item._owner = owner;
+        return item;
+    }
 
     public void Initialize(TItem value, long deadline, CancellationToken token)
     {
@@ -127,7 +152,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>
     {
         if (!IsCompleted && TrySetException(new BatchTimeoutException(_ownBound, Volatile.Read(ref Dispatched), dispatchTimedOut: false)))
         {
-            _owner.CountTimeout();
+            _owner?.CountTimeout();
         }
     }
 
@@ -147,7 +172,18 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>
             Value = default!;
             _token = default;
             _core.Reset();
-            _owner.ReturnItem(this);
+            var owner = _owner!;
+            _owner = null;
+            if (t_freeCount < MaxThreadCache)
+            {
+                _nextFree = t_free;
+                t_free = this;
+                t_freeCount++;
+            }
+            else
+            {
+                owner.ReturnItem(this);
+            }
         }
     }
 }

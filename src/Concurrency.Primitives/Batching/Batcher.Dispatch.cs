@@ -61,112 +61,80 @@ public sealed partial class Batcher<TItem, TResult>
             fault = exception;
         }
 
-        FinishDispatch(core, fault, results);
+        // Completed asynchronously, on whatever thread finished the dispatch: queue the next batch, never run it here.
+        FinishDispatch(core, fault, results)?.Start();
     }
 
-    /// <summary>The core's timer: the MaxDelay trigger of a forming batch, or the timeout of a running dispatch.</summary>
+    /// <summary>The core's timer: the MaxDelay trigger of a forming batch (dispatch deadlines are the sweep's).</summary>
     internal void OnBatchTimer(BatchCore<TItem, TResult> core)
     {
         BatchCore<TItem, TResult>? start = null;
-        CancellationTokenSource? cancel = null;
-        var released = 0;
         lock (_lock)
         {
-            if (core.TimerVersion != core.Version)
+            if (core.TimerVersion != core.Version || core.State != BatchCore<TItem, TResult>.Phase.Forming || !ReferenceEquals(core, _forming))
             {
                 return; // armed for an earlier phase or an earlier use of this pooled batch
             }
 
-            if (core.State == BatchCore<TItem, TResult>.Phase.Forming && ReferenceEquals(core, _forming))
-            {
-                SealFormingLocked();
-                start = TryStartLocked();
-            }
-            else if (core.State == BatchCore<TItem, TResult>.Phase.Dispatching && !core.TimedOut)
-            {
-                core.TimedOut = true;
-
-                // Detach the token source: it is cancelled outside the lock, and must never be reused.
-                cancel = core.Cancellation;
-                core.Cancellation = null;
-                for (var i = 0; i < core.Count; i++)
-                {
-                    if (!core.Items[i].IsCompleted && core.Items[i].TrySetException(new BatchTimeoutException(_dispatchTimeout, wasDispatched: true, dispatchTimedOut: true)))
-                    {
-                        released++;
-                    }
-                }
-            }
-        }
-
-        if (cancel is not null)
-        {
-            BatcherLog.DispatchTimedOut(_logger, _name, core.Count, _dispatchTimeout);
-            if (BatcherMetrics.StuckDispatches.Enabled)
-            {
-                BatcherMetrics.StuckDispatches.Add(1, _metricTag);
-            }
-
-            if (released > 0 && BatcherMetrics.Timeouts.Enabled)
-            {
-                BatcherMetrics.Timeouts.Add(released, _metricTag);
-            }
-
-            try
-            {
-                cancel.Cancel();
-            }
-            catch (AggregateException)
-            {
-                // Callbacks on the dispatch token are the dispatch's own; it reports through its task.
-            }
+            SealFormingLocked();
+            start = TryStartLocked();
         }
 
         start?.Start();
     }
 
-    private void RunDispatchCore(BatchCore<TItem, TResult> core)
+    /// <summary>
+    /// Dispatches <paramref name="core"/> and, while dispatches complete synchronously and more batches are ready, the
+    /// next ones, in this one work item: a busy batcher drains its queue without a thread hop per batch.
+    /// </summary>
+    private void RunDispatchCore(BatchCore<TItem, TResult>? core)
     {
-        var token = core.Cancellation?.Token ?? new CancellationToken(canceled: true);
-        Exception? fault = null;
-        IReadOnlyList<TResult>? results = null;
-        try
+        while (core is not null)
         {
-            if (_dispatch is { } dispatch)
+            var token = core.Cancellation?.Token ?? new CancellationToken(canceled: true);
+            Exception? fault = null;
+            IReadOnlyList<TResult>? results = null;
+            try
             {
-                var pending = dispatch(new Batch<TItem, TResult>(core, core.Version), token);
-                if (!pending.IsCompleted)
+                if (_dispatch is { } dispatch)
                 {
-                    core.PendingDispatch = pending;
-                    core.AwaitDispatch();
-                    return;
-                }
+                    var pending = dispatch(new Batch<TItem, TResult>(core, core.Version), token);
+                    if (!pending.IsCompleted)
+                    {
+                        core.PendingDispatch = pending;
+                        core.AwaitDispatch();
+                        return;
+                    }
 
-                pending.GetAwaiter().GetResult(); // completed: consumes it, never blocks
+                    pending.GetAwaiter().GetResult(); // completed: consumes it, never blocks
+                }
+                else
+                {
+                    var pending = _dispatchList!(core, token);
+                    if (!pending.IsCompleted)
+                    {
+                        core.PendingResults = pending;
+                        core.AwaitResults();
+                        return;
+                    }
+
+                    results = pending.GetAwaiter().GetResult(); // completed: consumes it, never blocks
+                }
             }
-            else
+            catch (Exception exception)
             {
-                var pending = _dispatchList!(core, token);
-                if (!pending.IsCompleted)
-                {
-                    core.PendingResults = pending;
-                    core.AwaitResults();
-                    return;
-                }
-
-                results = pending.GetAwaiter().GetResult(); // completed: consumes it, never blocks // completed: consumes it, never blocks
+                fault = exception;
             }
-        }
-        catch (Exception exception)
-        {
-            fault = exception;
-        }
 
-        FinishDispatch(core, fault, results);
+            core = FinishDispatch(core, fault, results);
+        }
     }
 
-    /// <summary>The post-dispatch sweep: every item the dispatch did not answer is answered here, then the batch is recycled.</summary>
-    private void FinishDispatch(BatchCore<TItem, TResult> core, Exception? fault, IReadOnlyList<TResult>? results)
+    /// <summary>
+    /// The post-dispatch sweep: every item the dispatch did not answer is answered here, then the batch is recycled.
+    /// Returns the next batch to dispatch, if a slot and a batch are ready.
+    /// </summary>
+    private BatchCore<TItem, TResult>? FinishDispatch(BatchCore<TItem, TResult> core, Exception? fault, IReadOnlyList<TResult>? results)
     {
         var count = core.Count;
         var swept = 0;
@@ -228,13 +196,12 @@ public sealed partial class Batcher<TItem, TResult>
             BatcherMetrics.Orphans.Add(swept, _metricTag);
         }
 
-        var elapsed = _time.GetElapsedTime(core.DispatchStarted);
         if (BatcherMetrics.DispatchDuration.Enabled)
         {
-            BatcherMetrics.DispatchDuration.Record(elapsed.TotalSeconds, _metricTag);
+            BatcherMetrics.DispatchDuration.Record(_time.GetElapsedTime(core.DispatchStarted).TotalSeconds, _metricTag);
         }
 
-        var wasStuck = core.TimedOut;
+        var stuckFor = core.TimedOut ? _time.GetElapsedTime(core.DispatchStarted) : (TimeSpan?)null;
         BatchCore<TItem, TResult>? next;
         lock (_lock)
         {
@@ -252,12 +219,12 @@ public sealed partial class Batcher<TItem, TResult>
             CheckDrainedLocked();
         }
 
-        if (wasStuck)
+        if (stuckFor is { } elapsed)
         {
             BatcherLog.StuckDispatchReturned(_logger, _name, elapsed);
         }
 
-        next?.Start();
+        return next;
     }
 
     private void CountDispatchFault()
@@ -293,9 +260,10 @@ public sealed partial class Batcher<TItem, TResult>
 
     private void ReturnCoreLocked(BatchCore<TItem, TResult> core)
     {
-        core.DisarmTimer();
+        // The MaxDelay timer is not disarmed: a late fire finds a new version and is ignored.
         core.State = BatchCore<TItem, TResult>.Phase.Pooled;
         core.Version++;
+        core.TimedOut = false;
         if (_corePool.Count < _maxConcurrentBatches + 4)
         {
             _corePool.Push(core);
@@ -336,7 +304,6 @@ public sealed partial class Batcher<TItem, TResult>
     {
         var core = _forming!;
         _forming = null;
-        core.DisarmTimer();
         core.State = BatchCore<TItem, TResult>.Phase.Ready;
         core.Version++;
         _ready.Enqueue(core);
@@ -400,8 +367,10 @@ public sealed partial class Batcher<TItem, TResult>
             core.RentCancellation();
 
             // The dispatch's bound: its own timeout, or the moment its last caller would give up, whichever is first.
-            var lastDeadline = Remaining(core.Items[kept - 1].Deadline);
-            ArmCoreTimerLocked(core, lastDeadline < _dispatchTimeout ? lastDeadline : _dispatchTimeout);
+            // The deadline sweep enforces it, so starting a dispatch touches no timer of its own.
+            var lastCaller = core.Items[kept - 1].Deadline;
+            core.DispatchDeadline = Math.Min(core.DispatchStarted + _dispatchTimeoutTicks, lastCaller);
+            ArmSweepLocked(core.DispatchDeadline);
             if (BatcherMetrics.BatchSize.Enabled)
             {
                 BatcherMetrics.BatchSize.Record(kept, _metricTag);

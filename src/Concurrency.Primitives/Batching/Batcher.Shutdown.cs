@@ -140,9 +140,9 @@ public sealed partial class Batcher<TItem, TResult>
     /// <summary>Makes sure the sweep fires no later than <paramref name="deadline"/>; called under the lock.</summary>
     private void ArmSweepLocked(long deadline)
     {
-        if (_sweepDueAt != long.MaxValue)
+        if (_sweepDueAt <= deadline)
         {
-            // Armed for an earlier deadline: that fire re-arms for the rest, in submit order.
+            // Armed for an earlier deadline (the usual case): that fire re-arms for the rest.
             return;
         }
 
@@ -152,20 +152,46 @@ public sealed partial class Batcher<TItem, TResult>
     }
 
     /// <summary>
-    /// Releases every caller whose bound has passed. Items are walked in submit order, which is deadline order, so
-    /// the walk stops at the first item still within its bound and the timer is re-armed for it.
+    /// Releases every caller whose bound has passed, and times out every dispatch past its deadline. Items are walked in
+    /// submit order, which is deadline order, so that walk stops at the first item still within its bound; running
+    /// dispatches (at most MaxConcurrentBatches) are all checked. Then the timer is re-armed for the earliest deadline left.
     /// </summary>
     private void SweepDeadlines()
     {
         var released = 0;
+        List<(BatchCore<TItem, TResult> Core, CancellationTokenSource? Cancellation)>? timedOut = null;
         lock (_lock)
         {
             _sweepDueAt = long.MaxValue;
             var now = _time.GetTimestamp();
             var next = long.MaxValue;
-            for (var core = _liveHead; core is not null && next == long.MaxValue; core = core.Next)
+            var itemsDone = false;
+            for (var core = _liveHead; core is not null; core = core.Next)
             {
-                for (var i = 0; i < core.Count; i++)
+                if (core.State == BatchCore<TItem, TResult>.Phase.Dispatching && !core.TimedOut)
+                {
+                    if (core.DispatchDeadline <= now)
+                    {
+                        core.TimedOut = true;
+
+                        // Detach the token source: it is cancelled outside the lock and must never be reused.
+                        (timedOut ??= new()).Add((core, core.Cancellation));
+                        core.Cancellation = null;
+                        for (var i = 0; i < core.Count; i++)
+                        {
+                            if (!core.Items[i].IsCompleted && core.Items[i].TrySetException(new BatchTimeoutException(_dispatchTimeout, wasDispatched: true, dispatchTimedOut: true)))
+                            {
+                                released++;
+                            }
+                        }
+                    }
+                    else
+                    {
+                        next = Math.Min(next, core.DispatchDeadline);
+                    }
+                }
+
+                for (var i = 0; i < core.Count && !itemsDone; i++)
                 {
                     var item = core.Items[i];
                     if (item.IsCompleted || item.HasOwnDeadline)
@@ -175,7 +201,8 @@ public sealed partial class Batcher<TItem, TResult>
 
                     if (item.Deadline > now)
                     {
-                        next = item.Deadline;
+                        next = Math.Min(next, item.Deadline);
+                        itemsDone = true;
                         break;
                     }
 
@@ -186,16 +213,38 @@ public sealed partial class Batcher<TItem, TResult>
                 }
             }
 
-            if (next != long.MaxValue && _sweepTimer is not null)
+            if (next != long.MaxValue)
             {
-                _sweepDueAt = next;
-                _sweepTimer.Change(Remaining(next), Timeout.InfiniteTimeSpan);
+                ArmSweepLocked(next);
             }
         }
 
         if (released > 0 && BatcherMetrics.Timeouts.Enabled)
         {
             BatcherMetrics.Timeouts.Add(released, _metricTag);
+        }
+
+        if (timedOut is null)
+        {
+            return;
+        }
+
+        foreach (var (core, cancellation) in timedOut)
+        {
+            BatcherLog.DispatchTimedOut(_logger, _name, core.Count, _dispatchTimeout);
+            if (BatcherMetrics.StuckDispatches.Enabled)
+            {
+                BatcherMetrics.StuckDispatches.Add(1, _metricTag);
+            }
+
+            try
+            {
+                cancellation?.Cancel();
+            }
+            catch (AggregateException)
+            {
+                // Callbacks on the dispatch token are the dispatch's own; it reports through its task.
+            }
         }
     }
 }

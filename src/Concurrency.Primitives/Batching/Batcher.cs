@@ -50,8 +50,6 @@ namespace Concurrency.Primitives;
 [DebuggerDisplay("{Name,nq}: {DebuggerDisplay,nq}")]
 public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
 {
-    private const int MaxPooledItems = 4096;
-
     private readonly object _lock = new();
     private readonly Func<Batch<TItem, TResult>, CancellationToken, ValueTask>? _dispatch;
     private readonly Func<IReadOnlyList<TItem>, CancellationToken, ValueTask<IReadOnlyList<TResult>>>? _dispatchList;
@@ -60,8 +58,10 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     private readonly TimeSpan _maxDelay;
     private readonly int _maxConcurrentBatches;
     private readonly int _capacity;
+    private readonly int _maxPooledItems;
     private readonly TimeSpan _timeout;
     private readonly long _timeoutTicks;
+    private readonly long _dispatchTimeoutTicks;
     private readonly TimeSpan _dispatchTimeout;
     private readonly BatcherShutdownMode _shutdownMode;
     private readonly TimeSpan _shutdownTimeout;
@@ -116,6 +116,8 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
         _capacity = options.Capacity >= _maxBatchSize
             ? options.Capacity
             : throw new ArgumentOutOfRangeException(nameof(options), options.Capacity, $"BatcherOptions.Capacity must be at least MaxBatchSize ({_maxBatchSize}).");
+        // Enough to hold every item that can be outstanding at once, so a steady load allocates none.
+        _maxPooledItems = _capacity + (_maxBatchSize * _maxConcurrentBatches);
         _maxDelay = options.MaxDelay >= TimeSpan.Zero && options.MaxDelay <= Guard.MaxTimeout
             ? options.MaxDelay
             : throw new ArgumentOutOfRangeException(nameof(options), options.MaxDelay, "BatcherOptions.MaxDelay must be zero or positive, and finite.");
@@ -129,6 +131,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
         _logger = options.Logger ?? NullLogger.Instance;
         _time = options.TimeProvider ?? TimeProvider.System;
         _timeoutTicks = ToTicks(_timeout);
+        _dispatchTimeoutTicks = ToTicks(_dispatchTimeout);
         _metricTag = new KeyValuePair<string, object?>("batcher.name", _name);
 
         static int Positive(int value, string option) => value >= 1
@@ -212,7 +215,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     {
         lock (_lock)
         {
-            if (_itemPool.Count < MaxPooledItems)
+            if (_itemPool.Count < _maxPooledItems)
             {
                 _itemPool.Push(item);
             }
@@ -284,7 +287,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     /// <summary>Takes an item into the forming batch; called under the lock, with room in the queue.</summary>
     private BatchItem<TItem, TResult> AcceptLocked(TItem item, long deadline, bool ownDeadline, out BatchCore<TItem, TResult>? start, CancellationToken cancellationToken)
     {
-        var node = _itemPool.Count > 0 ? _itemPool.Pop() : new BatchItem<TItem, TResult>(this);
+        var node = BatchItem<TItem, TResult>.Rent(this, _itemPool);
         node.Initialize(item, deadline, cancellationToken);
         if (ownDeadline)
         {

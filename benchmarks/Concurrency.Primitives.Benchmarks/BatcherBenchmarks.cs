@@ -1,0 +1,136 @@
+using System;
+using System.Collections.Generic;
+using System.Threading;
+using System.Threading.Tasks;
+using System.Threading.Tasks.Dataflow;
+using BenchmarkDotNet.Attributes;
+using Concurrency.Primitives.Benchmarks.HandRolled;
+
+namespace Concurrency.Primitives.Benchmarks;
+
+/// <summary>
+/// 100,000 items submitted, then every result awaited; the dispatch answers each item with a trivial result, so the
+/// table shows the batching machinery itself. Time and allocation are per item.
+/// </summary>
+[MemoryDiagnoser]
+public class BatcherBenchmarks
+{
+    private const int Items = 100_000;
+
+    private Batcher<int, int> _batcher = null!;
+    private ChannelTcsBatcher<int, int> _handRolled = null!;
+    private BatchBlock<(int Item, TaskCompletionSource<int> Completion)> _batchBlock = null!;
+    private ActionBlock<(int Item, TaskCompletionSource<int> Completion)[]> _actionBlock = null!;
+    private ValueTask<int>[] _ours = null!;
+    private Task<int>[] _theirs = null!;
+
+    [Params(1, 16, 64)]
+    public int BatchSize { get; set; }
+
+    [Params(1, 2, 4)]
+    public int Dispatches { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _batcher = new Batcher<int, int>(
+            static (batch, _) =>
+            {
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch.TrySetResult(i, batch[i]);
+                }
+
+                return default;
+            },
+            new BatcherOptions { MaxBatchSize = BatchSize, MaxConcurrentBatches = Dispatches, MaxDelay = TimeSpan.Zero, Capacity = Items });
+        _handRolled = new ChannelTcsBatcher<int, int>(
+            static batch =>
+            {
+                foreach (var (item, completion) in batch)
+                {
+                    completion.TrySetResult(item);
+                }
+
+                return Task.CompletedTask;
+            },
+            BatchSize,
+            Dispatches);
+        _batchBlock = new BatchBlock<(int, TaskCompletionSource<int>)>(BatchSize);
+        _actionBlock = new ActionBlock<(int Item, TaskCompletionSource<int> Completion)[]>(
+            static batch =>
+            {
+                foreach (var (item, completion) in batch)
+                {
+                    completion.TrySetResult(item);
+                }
+            },
+            new ExecutionDataflowBlockOptions { MaxDegreeOfParallelism = Dispatches });
+        _batchBlock.LinkTo(_actionBlock);
+        _ours = new ValueTask<int>[Items];
+        _theirs = new Task<int>[Items];
+    }
+
+    [GlobalCleanup]
+    public async Task Cleanup()
+    {
+        await _batcher.DisposeAsync();
+        await _handRolled.DisposeAsync();
+        _batchBlock.Complete();
+    }
+
+    [Benchmark(Baseline = true, Description = "hand-rolled Channel + TCS", OperationsPerInvoke = Items)]
+    public async Task<long> HandRolled()
+    {
+        for (var i = 0; i < Items; i++)
+        {
+            _theirs[i] = _handRolled.SubmitAsync(i);
+        }
+
+        return await SumAsync(_theirs);
+    }
+
+    [Benchmark(Description = "Dataflow BatchBlock + ActionBlock", OperationsPerInvoke = Items)]
+    public async Task<long> Dataflow()
+    {
+        for (var i = 0; i < Items; i++)
+        {
+            var completion = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _batchBlock.Post((i, completion));
+            _theirs[i] = completion.Task;
+        }
+
+        _batchBlock.TriggerBatch();
+        return await SumAsync(_theirs);
+    }
+
+    [Benchmark(Description = "Batcher", OperationsPerInvoke = Items)]
+    public async Task<long> Batcher()
+    {
+        for (var i = 0; i < Items; i++)
+        {
+            _ours[i] = _batcher.SubmitAsync(i);
+        }
+
+        long sum = 0;
+        for (var i = 0; i < Items; i++)
+        {
+            sum += await _ours[i];
+            _ours[i] = default;
+        }
+
+        return sum;
+    }
+
+    private static async Task<long> SumAsync(Task<int>[] tasks)
+    {
+        long sum = 0;
+        for (var i = 0; i < tasks.Length; i++)
+        {
+            sum += await tasks[i];
+            tasks[i] = null!;
+        }
+
+        return sum;
+    }
+}
