@@ -8,18 +8,15 @@ using Concurrency.Primitives.Internal;
 namespace Concurrency.Primitives;
 
 /// <summary>
-/// A pooled batch: its items in submit order, its MaxDelay timer, its dispatch token source, and the continuation that observes an asynchronous dispatch. It is the
+/// A pooled batch: its items in submit order, its dispatch token source, and the continuation that observes an asynchronous dispatch. It is the
 /// thread-pool work item that runs the dispatch, and the read-only item list handed to the result-list dispatch form.
 /// Everything here is guarded by the owning batcher's lock, except what the one running dispatch touches.
 /// </summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable", Justification = "Pooled for the batcher's lifetime; its token source has no timer, so nothing is left to release.")]
 internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TItem>
 {
-    private static readonly TimerCallback TimerFired = static state => ((BatchCore<TItem, TResult>)state!).OnTimer();
-
     private readonly Batcher<TItem, TResult> _owner;
     private readonly Action _onDispatchCompleted;
-    private ITimer? _timer;
 
     public BatchCore(Batcher<TItem, TResult> owner, int capacity)
     {
@@ -31,8 +28,6 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
     public enum Phase
     {
         Pooled,
-        Forming,
-        Ready,
         Dispatching,
     }
 
@@ -46,9 +41,6 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
 
     /// <summary>Changes whenever the batch leaves a phase, so that late timer callbacks and stale <see cref="Batch{TItem, TResult}"/> values are ignored or refused.</summary>
     public int Version;
-
-    /// <summary>The <see cref="Version"/> the timer was armed for; a fire for any other version is stale.</summary>
-    public int TimerVersion;
 
     public CancellationTokenSource? Cancellation;
 
@@ -97,12 +89,6 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
-    public void ArmTimer(TimeProvider time, TimeSpan due)
-    {
-        _timer ??= time.CreateTimer(TimerFired, this, System.Threading.Timeout.InfiniteTimeSpan, System.Threading.Timeout.InfiniteTimeSpan);
-        _timer.Change(due, System.Threading.Timeout.InfiniteTimeSpan);
-    }
-
     /// <summary>A token source for the next dispatch: reused while it was never cancelled.</summary>
     public CancellationTokenSource RentCancellation()
     {
@@ -123,8 +109,6 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
     public void AwaitResults() => ContinueWhenCompleted(ref PendingResults, _onDispatchCompleted);
 
     protected override void Execute() => _owner.RunDispatch(this);
-
-    private void OnTimer() => _owner.OnBatchTimer(this);
 
     private void OnDispatchCompleted() => _owner.OnAsyncDispatchCompleted(this);
 }

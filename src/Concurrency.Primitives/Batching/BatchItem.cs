@@ -1,5 +1,4 @@
 using System;
-using System.Collections.Generic;
 using System.Threading;
 using System.Threading.Tasks;
 using System.Threading.Tasks.Sources;
@@ -56,21 +55,36 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>
 
     public short Version => _core.Version;
 
-    /// <summary>Takes an item from this thread's free list, else from <paramref name="pool"/> (the caller holds its lock), else a new one.</summary>
-    public static BatchItem<TItem, TResult> Rent(Batcher<TItem, TResult> owner, Stack<BatchItem<TItem, TResult>> pool)
+    /// <summary>When the item was accepted (a timestamp of the owner's clock): its batch's MaxDelay counts from here.</summary>
+    public long Arrival;
+
+    /// <summary>The next item in a free list (this thread's, or the owner's).</summary>
+    public BatchItem<TItem, TResult>? NextFree
+    {
+        get => _nextFree;
+        set => _nextFree = value;
+    }
+
+    /// <summary>Takes an item from this thread's free list, else from <paramref name="owned"/> (the caller holds the owner's lock), else a new one.</summary>
+    public static BatchItem<TItem, TResult> Rent(Batcher<TItem, TResult> owner, ref BatchItem<TItem, TResult>? owned)
     {
         var item = t_free;
         if (item is not null)
         {
             t_free = item._nextFree;
             t_freeCount--;
-            item._nextFree = null;
+        }
+        else if (owned is not null)
+        {
+            item = owned;
+            owned = item._nextFree;
         }
         else
         {
-            item = pool.Count > 0 ? pool.Pop() : new BatchItem<TItem, TResult>();
+            item = new BatchItem<TItem, TResult>();
         }
 
+        item._nextFree = null;
         item._owner = owner;
         return item;
     }

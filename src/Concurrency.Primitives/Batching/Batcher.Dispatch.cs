@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Threading;
-using System.Threading.Tasks;
 using Concurrency.Primitives.Internal;
 
 #pragma warning disable VSTHRD002 // GetResult is called only on completed value tasks, to consume them.
@@ -16,6 +15,8 @@ public sealed partial class Batcher<TItem, TResult>
         var core = (BatchCore<TItem, TResult>)state!;
         core.Owner.RunDispatchCore(core);
     };
+
+    private static readonly TimerCallback DelayCallback = static state => ((Batcher<TItem, TResult>)state!).OnDelayElapsed();
 
     /// <summary>Runs on the thread pool, in the dispatch context (which marks this batcher for re-entrancy checks).</summary>
     internal void RunDispatch(BatchCore<TItem, TResult> core)
@@ -53,7 +54,7 @@ public sealed partial class Batcher<TItem, TResult>
             {
                 var pending = core.PendingResults;
                 core.PendingResults = default;
-                results = pending.GetAwaiter().GetResult(); // completed: consumes it, never blocks // completed: consumes it, never blocks
+                results = pending.GetAwaiter().GetResult(); // completed: consumes it, never blocks
             }
         }
         catch (Exception exception)
@@ -65,26 +66,8 @@ public sealed partial class Batcher<TItem, TResult>
         FinishDispatch(core, fault, results)?.Start();
     }
 
-    /// <summary>The core's timer: the MaxDelay trigger of a forming batch (dispatch deadlines are the sweep's).</summary>
-    internal void OnBatchTimer(BatchCore<TItem, TResult> core)
-    {
-        BatchCore<TItem, TResult>? start = null;
-        lock (_lock)
-        {
-            if (core.TimerVersion != core.Version || core.State != BatchCore<TItem, TResult>.Phase.Forming || !ReferenceEquals(core, _forming))
-            {
-                return; // armed for an earlier phase or an earlier use of this pooled batch
-            }
-
-            SealFormingLocked();
-            start = TryStartLocked();
-        }
-
-        start?.Start();
-    }
-
     /// <summary>
-    /// Dispatches <paramref name="core"/> and, while dispatches complete synchronously and more batches are ready, the
+    /// Dispatches <paramref name="core"/> and, while dispatches complete synchronously and more batches are due, the
     /// next ones, in this one work item: a busy batcher drains its queue without a thread hop per batch.
     /// </summary>
     private void RunDispatchCore(BatchCore<TItem, TResult>? core)
@@ -132,7 +115,7 @@ public sealed partial class Batcher<TItem, TResult>
 
     /// <summary>
     /// The post-dispatch sweep: every item the dispatch did not answer is answered here, then the batch is recycled.
-    /// Returns the next batch to dispatch, if a slot and a batch are ready.
+    /// Returns the next batch to dispatch, if one is due and a slot is free.
     /// </summary>
     private BatchCore<TItem, TResult>? FinishDispatch(BatchCore<TItem, TResult> core, Exception? fault, IReadOnlyList<TResult>? results)
     {
@@ -198,10 +181,10 @@ public sealed partial class Batcher<TItem, TResult>
 
         if (BatcherMetrics.DispatchDuration.Enabled)
         {
-            BatcherMetrics.DispatchDuration.Record(_time.GetElapsedTime(core.DispatchStarted).TotalSeconds, _metricTag);
+            BatcherMetrics.DispatchDuration.Record(TimeSpan.FromTicks((long)((Now() - core.DispatchStarted) * ((double)TimeSpan.TicksPerSecond / TicksPerSecond))).TotalSeconds, _metricTag);
         }
 
-        var stuckFor = core.TimedOut ? _time.GetElapsedTime(core.DispatchStarted) : (TimeSpan?)null;
+        var stuckFor = core.TimedOut ? Now() - core.DispatchStarted : (long?)null;
         BatchCore<TItem, TResult>? next;
         lock (_lock)
         {
@@ -213,15 +196,15 @@ public sealed partial class Batcher<TItem, TResult>
 
             core.Count = 0;
             _inFlight--;
-            UnlinkLocked(core);
+            UnlinkRunningLocked(core);
             ReturnCoreLocked(core);
-            next = TryStartLocked();
+            next = TryStartLocked(Now());
             CheckDrainedLocked();
         }
 
-        if (stuckFor is { } elapsed)
+        if (stuckFor is { } ticks)
         {
-            BatcherLog.StuckDispatchReturned(_logger, _name, elapsed);
+            BatcherLog.StuckDispatchReturned(_logger, _name, TimeSpan.FromTicks((long)(ticks * ((double)TimeSpan.TicksPerSecond / TicksPerSecond))));
         }
 
         return next;
@@ -235,111 +218,35 @@ public sealed partial class Batcher<TItem, TResult>
         }
     }
 
-    private BatchCore<TItem, TResult> RentCoreLocked()
-    {
-        var core = _corePool.Count > 0 ? _corePool.Pop() : new BatchCore<TItem, TResult>(this, _maxBatchSize);
-        core.State = BatchCore<TItem, TResult>.Phase.Forming;
-        core.Version++;
-        core.TimedOut = false;
-
-        // Every live batch, oldest first: the deadline sweep walks them in submit order.
-        core.Previous = _liveTail;
-        core.Next = null;
-        if (_liveTail is null)
-        {
-            _liveHead = core;
-        }
-        else
-        {
-            _liveTail.Next = core;
-        }
-
-        _liveTail = core;
-        return core;
-    }
-
-    private void ReturnCoreLocked(BatchCore<TItem, TResult> core)
-    {
-        // The MaxDelay timer is not disarmed: a late fire finds a new version and is ignored.
-        core.State = BatchCore<TItem, TResult>.Phase.Pooled;
-        core.Version++;
-        core.TimedOut = false;
-        if (_corePool.Count < _maxConcurrentBatches + 4)
-        {
-            _corePool.Push(core);
-        }
-    }
-
-    private void UnlinkLocked(BatchCore<TItem, TResult> core)
-    {
-        if (core.Previous is null)
-        {
-            _liveHead = core.Next;
-        }
-        else
-        {
-            core.Previous.Next = core.Next;
-        }
-
-        if (core.Next is null)
-        {
-            _liveTail = core.Previous;
-        }
-        else
-        {
-            core.Next.Previous = core.Previous;
-        }
-
-        core.Previous = null;
-        core.Next = null;
-    }
-
-    private void ArmCoreTimerLocked(BatchCore<TItem, TResult> core, TimeSpan due)
-    {
-        core.TimerVersion = core.Version;
-        core.ArmTimer(_time, due);
-    }
-
-    private void SealFormingLocked()
-    {
-        var core = _forming!;
-        _forming = null;
-        core.State = BatchCore<TItem, TResult>.Phase.Ready;
-        core.Version++;
-        _ready.Enqueue(core);
-    }
-
-    /// <summary>Hands the oldest ready batch to a free dispatch slot, if there is one; called under the lock.</summary>
-    private BatchCore<TItem, TResult>? TryStartLocked()
+    /// <summary>
+    /// Cuts the next batch from the head of the queue and hands it to a free dispatch slot, if a batch is due: the queue
+    /// holds a full batch, MaxDelay has passed since the head item arrived, MaxDelay is zero, or the batcher is draining.
+    /// Otherwise makes sure the MaxDelay timer will fire for the head item. Called under the lock.
+    /// </summary>
+    private BatchCore<TItem, TResult>? TryStartLocked(long now)
     {
         AssertInvariants();
-        while (_inFlight < _maxConcurrentBatches)
+        while (_inFlight < _maxConcurrentBatches && _queued > 0)
         {
-            if (_ready.Count == 0)
+            if (_queued < _maxBatchSize && _maxDelayTicks > 0 && !_closing && now - _queue[_queueHead].Arrival < _maxDelayTicks)
             {
-                if (_maxDelay == TimeSpan.Zero && _forming is not null)
-                {
-                    // MaxDelay zero: a batch goes as soon as a slot is free; batches form only while none is.
-                    SealFormingLocked();
-                    continue;
-                }
-
-                break;
+                // Not full and its first item's MaxDelay has not passed: armed once for that item, never restarted.
+                ArmDelayLocked(_queue[_queueHead].Arrival + _maxDelayTicks);
+                return null;
             }
 
-            var core = _ready.Dequeue();
-            _queued -= core.Count;
-            if (BatcherMetrics.Queued.Enabled)
-            {
-                BatcherMetrics.Queued.Add(-core.Count, _metricTag);
-            }
-
-            // Leave out items whose callers already gave up (cancelled or timed out before dispatch).
+            var core = _corePool.Count > 0 ? _corePool.Pop() : new BatchCore<TItem, TResult>(this, _maxBatchSize);
+            var taken = 0;
             var kept = 0;
-            for (var i = 0; i < core.Count; i++)
+            while (taken < _maxBatchSize && _queued > 0 && kept < _maxBatchSize)
             {
-                var item = core.Items[i];
-                core.Items[i] = null!;
+                var item = _queue[_queueHead];
+                _queue[_queueHead] = null!;
+                _queueHead = (_queueHead + 1) % _queue.Length;
+                _queued--;
+                taken++;
+
+                // Leave out items whose callers already gave up (cancelled or timed out before dispatch).
                 if (item.IsCompleted)
                 {
                     item.ReleaseByBatcher();
@@ -351,25 +258,30 @@ public sealed partial class Batcher<TItem, TResult>
                 }
             }
 
-            core.Count = kept;
+            if (BatcherMetrics.Queued.Enabled)
+            {
+                BatcherMetrics.Queued.Add(-taken, _metricTag);
+            }
+
             WakeRoomWaitersLocked();
             if (kept == 0)
             {
-                UnlinkLocked(core);
-                ReturnCoreLocked(core);
+                _corePool.Push(core);
                 continue;
             }
 
+            core.Count = kept;
             _inFlight++;
             core.State = BatchCore<TItem, TResult>.Phase.Dispatching;
             core.Version++;
-            core.DispatchStarted = _time.GetTimestamp();
+            core.TimedOut = false;
+            core.DispatchStarted = now;
             core.RentCancellation();
+            LinkRunningLocked(core);
 
             // The dispatch's bound: its own timeout, or the moment its last caller would give up, whichever is first.
             // The deadline sweep enforces it, so starting a dispatch touches no timer of its own.
-            var lastCaller = core.Items[kept - 1].Deadline;
-            core.DispatchDeadline = Math.Min(core.DispatchStarted + _dispatchTimeoutTicks, lastCaller);
+            core.DispatchDeadline = Math.Min(now + _dispatchTimeoutTicks, core.Items[kept - 1].Deadline);
             ArmSweepLocked(core.DispatchDeadline);
             if (BatcherMetrics.BatchSize.Enabled)
             {
@@ -380,6 +292,82 @@ public sealed partial class Batcher<TItem, TResult>
         }
 
         return null;
+    }
+
+    private void ArmDelayLocked(long dueAt)
+    {
+        if (_delayDueAt == dueAt)
+        {
+            return;
+        }
+
+        _delayDueAt = dueAt;
+        _delayTimer ??= _time.CreateTimer(DelayCallback, this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _delayTimer.Change(Remaining(dueAt), Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>The MaxDelay timer: the head item's batch is due now (if a slot is free; otherwise when one frees).</summary>
+    private void OnDelayElapsed()
+    {
+        BatchCore<TItem, TResult>? start;
+        lock (_lock)
+        {
+            _delayDueAt = long.MaxValue;
+            start = TryStartLocked(Now());
+        }
+
+        start?.Start();
+    }
+
+    private void ReturnCoreLocked(BatchCore<TItem, TResult> core)
+    {
+        core.State = BatchCore<TItem, TResult>.Phase.Pooled;
+        core.Version++;
+        core.TimedOut = false;
+        if (_corePool.Count < _maxConcurrentBatches + 1)
+        {
+            _corePool.Push(core);
+        }
+    }
+
+    private void LinkRunningLocked(BatchCore<TItem, TResult> core)
+    {
+        core.Previous = _runningTail;
+        core.Next = null;
+        if (_runningTail is null)
+        {
+            _runningHead = core;
+        }
+        else
+        {
+            _runningTail.Next = core;
+        }
+
+        _runningTail = core;
+    }
+
+    private void UnlinkRunningLocked(BatchCore<TItem, TResult> core)
+    {
+        if (core.Previous is null)
+        {
+            _runningHead = core.Next;
+        }
+        else
+        {
+            core.Previous.Next = core.Next;
+        }
+
+        if (core.Next is null)
+        {
+            _runningTail = core.Previous;
+        }
+        else
+        {
+            core.Next.Previous = core.Previous;
+        }
+
+        core.Previous = null;
+        core.Next = null;
     }
 
     private void WakeRoomWaitersLocked()
@@ -400,6 +388,5 @@ public sealed partial class Batcher<TItem, TResult>
         Debug.Assert(Monitor.IsEntered(_lock), "The batcher's lock must be held.");
         Debug.Assert(_inFlight >= 0 && _inFlight <= _maxConcurrentBatches, "At most MaxConcurrentBatches dispatches run.");
         Debug.Assert(_queued >= 0 && _queued <= _capacity, "The queue never exceeds its capacity.");
-        Debug.Assert(_forming is null || _forming.Count < _maxBatchSize, "A full batch is sealed at once.");
     }
 }

@@ -41,12 +41,9 @@ public sealed partial class Batcher<TItem, TResult>
                 {
                     FailQueuedLocked();
                 }
-                else if (_forming is not null)
-                {
-                    SealFormingLocked();
-                }
 
-                while (TryStartLocked() is { } start)
+                // Draining: every queued item is due now, whatever its MaxDelay.
+                while (TryStartLocked(Now()) is { } start)
                 {
                     (starts ??= new List<BatchCore<TItem, TResult>>()).Add(start);
                 }
@@ -93,48 +90,60 @@ public sealed partial class Batcher<TItem, TResult>
             _sweepTimer?.Dispose();
             _sweepTimer = null;
             _sweepDueAt = long.MaxValue;
+            _delayTimer?.Dispose();
+            _delayTimer = null;
+            _delayDueAt = long.MaxValue;
         }
     }
 
     private void FailQueuedLocked()
     {
-        var batches = new List<BatchCore<TItem, TResult>>(_ready);
-        _ready.Clear();
-        if (_forming is not null)
+        if (BatcherMetrics.Queued.Enabled)
         {
-            batches.Add(_forming);
-            _forming = null;
+            BatcherMetrics.Queued.Add(-_queued, _metricTag);
         }
 
-        foreach (var core in batches)
+        while (_queued > 0)
         {
-            _queued -= core.Count;
-            if (BatcherMetrics.Queued.Enabled)
-            {
-                BatcherMetrics.Queued.Add(-core.Count, _metricTag);
-            }
-
-            for (var i = 0; i < core.Count; i++)
-            {
-                core.Items[i].TrySetException(new ObjectDisposedException(
-                    nameof(Batcher<TItem, TResult>),
-                    $"Batcher '{_name}' shut down (ShutdownMode.FailPending) before this item was dispatched."));
-                core.Items[i].ReleaseByBatcher();
-                core.Items[i] = null!;
-            }
-
-            core.Count = 0;
-            UnlinkLocked(core);
-            ReturnCoreLocked(core);
+            var item = _queue[_queueHead];
+            _queue[_queueHead] = null!;
+            _queueHead = (_queueHead + 1) % _queue.Length;
+            _queued--;
+            item.TrySetException(new ObjectDisposedException(
+                nameof(Batcher<TItem, TResult>),
+                $"Batcher '{_name}' shut down (ShutdownMode.FailPending) before this item was dispatched."));
+            item.ReleaseByBatcher();
         }
     }
 
     private void CheckDrainedLocked()
     {
-        if (_closing && _forming is null && _ready.Count == 0 && _inFlight == 0)
+        if (_closing && _queued == 0 && _inFlight == 0)
         {
             _drained!.TrySetResult(true);
         }
+    }
+
+    /// <summary>Releases <paramref name="item"/> if its bound has passed; returns <see langword="true"/> at the first item still within it.</summary>
+    private bool ExpireIfDue(BatchItem<TItem, TResult> item, long now, ref long next, ref int released)
+    {
+        if (item.IsCompleted || item.HasOwnDeadline)
+        {
+            return false;
+        }
+
+        if (item.Deadline > now)
+        {
+            next = Math.Min(next, item.Deadline);
+            return true;
+        }
+
+        if (item.TrySetException(new BatchTimeoutException(_timeout, item.Dispatched, dispatchTimedOut: false)))
+        {
+            released++;
+        }
+
+        return false;
     }
 
     /// <summary>Makes sure the sweep fires no later than <paramref name="deadline"/>; called under the lock.</summary>
@@ -163,12 +172,14 @@ public sealed partial class Batcher<TItem, TResult>
         lock (_lock)
         {
             _sweepDueAt = long.MaxValue;
-            var now = _time.GetTimestamp();
+            var now = Now();
             var next = long.MaxValue;
             var itemsDone = false;
-            for (var core = _liveHead; core is not null; core = core.Next)
+
+            // Running dispatches first: their items were queued before every item still in the queue.
+            for (var core = _runningHead; core is not null; core = core.Next)
             {
-                if (core.State == BatchCore<TItem, TResult>.Phase.Dispatching && !core.TimedOut)
+                if (!core.TimedOut)
                 {
                     if (core.DispatchDeadline <= now)
                     {
@@ -193,24 +204,13 @@ public sealed partial class Batcher<TItem, TResult>
 
                 for (var i = 0; i < core.Count && !itemsDone; i++)
                 {
-                    var item = core.Items[i];
-                    if (item.IsCompleted || item.HasOwnDeadline)
-                    {
-                        continue;
-                    }
-
-                    if (item.Deadline > now)
-                    {
-                        next = Math.Min(next, item.Deadline);
-                        itemsDone = true;
-                        break;
-                    }
-
-                    if (item.TrySetException(new BatchTimeoutException(_timeout, item.Dispatched, dispatchTimedOut: false)))
-                    {
-                        released++;
-                    }
+                    itemsDone = ExpireIfDue(core.Items[i], now, ref next, ref released);
                 }
+            }
+
+            for (var i = 0; i < _queued && !itemsDone; i++)
+            {
+                itemsDone = ExpireIfDue(_queue[(_queueHead + i) % _queue.Length], now, ref next, ref released);
             }
 
             if (next != long.MaxValue)

@@ -58,7 +58,6 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     private readonly TimeSpan _maxDelay;
     private readonly int _maxConcurrentBatches;
     private readonly int _capacity;
-    private readonly int _maxPooledItems;
     private readonly TimeSpan _timeout;
     private readonly long _timeoutTicks;
     private readonly long _dispatchTimeoutTicks;
@@ -68,16 +67,29 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly KeyValuePair<string, object?> _metricTag;
-    private readonly Stack<BatchItem<TItem, TResult>> _itemPool = new();
+    private readonly bool _systemClock;
+    private readonly long _maxDelayTicks;
     private readonly Stack<BatchCore<TItem, TResult>> _corePool = new();
-    private readonly Queue<BatchCore<TItem, TResult>> _ready = new();
     private readonly Queue<TaskCompletionSource<bool>> _roomWaiters = new();
 
-    private BatchCore<TItem, TResult>? _forming;
-    private BatchCore<TItem, TResult>? _liveHead;
-    private BatchCore<TItem, TResult>? _liveTail;
+    // The queue of accepted items not yet handed to a dispatch: a ring buffer, in submit order. Batches are cut
+    // from its head when they are due (full, MaxDelay after their first item, or at once with MaxDelay zero).
+    private BatchItem<TItem, TResult>[] _queue = new BatchItem<TItem, TResult>[16];
+    private int _queueHead;
     private int _queued;
+
+    // Running dispatches, oldest first (their items precede the queue's in submit order).
+    private BatchCore<TItem, TResult>? _runningHead;
+    private BatchCore<TItem, TResult>? _runningTail;
     private int _inFlight;
+
+    // Free items: _free is taken under the lock; callers push released items onto _returned without it.
+    // Only whole chains move between the two (one exchange), which keeps the lock-free stack free of ABA.
+    private BatchItem<TItem, TResult>? _free;
+    private BatchItem<TItem, TResult>? _returned;
+
+    private ITimer? _delayTimer;
+    private long _delayDueAt = long.MaxValue;
     private bool _closing;
     private TaskCompletionSource<bool>? _drained;
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA2213:Disposable fields should be disposed", Justification = "A captured ExecutionContext is never disposed; it is shared by every dispatch.")]
@@ -116,8 +128,6 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
         _capacity = options.Capacity >= _maxBatchSize
             ? options.Capacity
             : throw new ArgumentOutOfRangeException(nameof(options), options.Capacity, $"BatcherOptions.Capacity must be at least MaxBatchSize ({_maxBatchSize}).");
-        // Enough to hold every item that can be outstanding at once, so a steady load allocates none.
-        _maxPooledItems = _capacity + (_maxBatchSize * _maxConcurrentBatches);
         _maxDelay = options.MaxDelay >= TimeSpan.Zero && options.MaxDelay <= Guard.MaxTimeout
             ? options.MaxDelay
             : throw new ArgumentOutOfRangeException(nameof(options), options.MaxDelay, "BatcherOptions.MaxDelay must be zero or positive, and finite.");
@@ -130,7 +140,9 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
         _name = string.IsNullOrEmpty(options.Name) ? "Batcher" : options.Name!;
         _logger = options.Logger ?? NullLogger.Instance;
         _time = options.TimeProvider ?? TimeProvider.System;
+        _systemClock = ReferenceEquals(_time, TimeProvider.System);
         _timeoutTicks = ToTicks(_timeout);
+        _maxDelayTicks = ToTicks(_maxDelay);
         _dispatchTimeoutTicks = ToTicks(_dispatchTimeout);
         _metricTag = new KeyValuePair<string, object?>("batcher.name", _name);
 
@@ -194,10 +206,11 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
                 return Failed(ShutDown());
             }
 
-            deadline = _time.GetTimestamp() + _timeoutTicks;
+            var now = Now();
+            deadline = now + _timeoutTicks;
             if (_queued < _capacity && _roomWaiters.Count == 0)
             {
-                node = AcceptLocked(item, deadline, ownDeadline: false, out start, cancellationToken);
+                node = AcceptLocked(item, now, deadline, ownDeadline: false, out start, cancellationToken);
             }
         }
 
@@ -211,14 +224,21 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
         return new ValueTask<TResult>(node, node.Version);
     }
 
+    /// <summary>Keeps a released item for reuse, without the lock (a compare-and-swap push).</summary>
+    /// <remarks>The pool holds at most as many items as were ever outstanding at once: it never grows past the peak.</remarks>
     internal void ReturnItem(BatchItem<TItem, TResult> item)
     {
-        lock (_lock)
+        var head = Volatile.Read(ref _returned);
+        while (true)
         {
-            if (_itemPool.Count < _maxPooledItems)
+            item.NextFree = head;
+            var seen = Interlocked.CompareExchange(ref _returned, item, head);
+            if (ReferenceEquals(seen, head))
             {
-                _itemPool.Push(item);
+                return;
             }
+
+            head = seen;
         }
     }
 
@@ -248,7 +268,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
 
                 if (_queued < _capacity)
                 {
-                    node = AcceptLocked(item, deadline, ownDeadline: true, out start, cancellationToken);
+                    node = AcceptLocked(item, Now(), deadline, ownDeadline: true, out start, cancellationToken);
                     break;
                 }
 
@@ -284,11 +304,17 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
         return await new ValueTask<TResult>(node, node.Version).ConfigureAwait(false);
     }
 
-    /// <summary>Takes an item into the forming batch; called under the lock, with room in the queue.</summary>
-    private BatchItem<TItem, TResult> AcceptLocked(TItem item, long deadline, bool ownDeadline, out BatchCore<TItem, TResult>? start, CancellationToken cancellationToken)
+    /// <summary>Takes an item into the queue; called under the lock, with room in the queue.</summary>
+    private BatchItem<TItem, TResult> AcceptLocked(TItem item, long now, long deadline, bool ownDeadline, out BatchCore<TItem, TResult>? start, CancellationToken cancellationToken)
     {
-        var node = BatchItem<TItem, TResult>.Rent(this, _itemPool);
+        if (_free is null)
+        {
+            _free = Interlocked.Exchange(ref _returned, null);
+        }
+
+        var node = BatchItem<TItem, TResult>.Rent(this, ref _free);
         node.Initialize(item, deadline, cancellationToken);
+        node.Arrival = now;
         if (ownDeadline)
         {
             // Its deadline is older than those of items accepted while it waited, so it cannot join the sweep's order.
@@ -303,29 +329,19 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
             return node;
         }
 
-        if (_forming is null)
+        if (_queued == _queue.Length)
         {
-            _forming = RentCoreLocked();
-            if (_maxDelay > TimeSpan.Zero)
-            {
-                // Armed by the first item, never restarted by later ones.
-                ArmCoreTimerLocked(_forming, _maxDelay);
-            }
+            GrowQueueLocked();
         }
 
-        _forming.Items[_forming.Count++] = node;
+        _queue[(_queueHead + _queued) % _queue.Length] = node;
         _queued++;
         if (BatcherMetrics.Queued.Enabled)
         {
             BatcherMetrics.Queued.Add(1, _metricTag);
         }
 
-        if (_forming.Count == _maxBatchSize)
-        {
-            SealFormingLocked();
-        }
-
-        start = TryStartLocked();
+        start = TryStartLocked(now);
         if (!ownDeadline)
         {
             ArmSweepLocked(deadline);
@@ -334,14 +350,46 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
         return node;
     }
 
+    private void GrowQueueLocked()
+    {
+        var grown = new BatchItem<TItem, TResult>[Math.Min(_queue.Length * 2, Math.Max(_capacity, 16))];
+        for (var i = 0; i < _queued; i++)
+        {
+            grown[i] = _queue[(_queueHead + i) % _queue.Length];
+        }
+
+        _queue = grown;
+        _queueHead = 0;
+    }
+
     private ObjectDisposedException ShutDown() =>
         new(nameof(Batcher<TItem, TResult>), $"Batcher '{_name}' is shutting down or has shut down; it accepts no more items.");
 
-    private long ToTicks(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
+    /// <summary>
+    /// The batcher's clock for deadlines. With the system clock it is the millisecond tick count, read in a few
+    /// nanoseconds on every submit; with any other <see cref="TimeProvider"/> (a test's fake clock) it is its timestamp.
+    /// </summary>
+    private long Now()
+    {
+#if NET8_0_OR_GREATER
+        return _systemClock ? Environment.TickCount64 : _time.GetTimestamp();
+#else
+        return _time.GetTimestamp();
+#endif
+    }
+
+    private long TicksPerSecond =>
+#if NET8_0_OR_GREATER
+        _systemClock ? 1000 : _time.TimestampFrequency;
+#else
+        _time.TimestampFrequency;
+#endif
+
+    private long ToTicks(TimeSpan span) => (long)Math.Ceiling(span.TotalSeconds * TicksPerSecond);
 
     private TimeSpan Remaining(long deadline)
     {
-        var ticks = deadline - _time.GetTimestamp();
-        return ticks <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks((long)(ticks * ((double)TimeSpan.TicksPerSecond / _time.TimestampFrequency)));
+        var ticks = deadline - Now();
+        return ticks <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks((long)(ticks * ((double)TimeSpan.TicksPerSecond / TicksPerSecond)));
     }
 }
