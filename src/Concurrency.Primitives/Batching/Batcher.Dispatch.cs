@@ -242,7 +242,7 @@ public sealed partial class Batcher<TItem, TResult>
             {
                 var item = _queue[_queueHead];
                 _queue[_queueHead] = null!;
-                _queueHead = (_queueHead + 1) % _queue.Length;
+                _queueHead = QueueIndex(1);
                 _queued--;
                 taken++;
 

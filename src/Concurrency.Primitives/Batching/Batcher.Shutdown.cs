@@ -107,7 +107,7 @@ public sealed partial class Batcher<TItem, TResult>
         {
             var item = _queue[_queueHead];
             _queue[_queueHead] = null!;
-            _queueHead = (_queueHead + 1) % _queue.Length;
+            _queueHead = QueueIndex(1);
             _queued--;
             item.TrySetException(new ObjectDisposedException(
                 nameof(Batcher<TItem, TResult>),
@@ -210,7 +210,7 @@ public sealed partial class Batcher<TItem, TResult>
 
             for (var i = 0; i < _queued && !itemsDone; i++)
             {
-                itemsDone = ExpireIfDue(_queue[(_queueHead + i) % _queue.Length], now, ref next, ref released);
+                itemsDone = ExpireIfDue(_queue[QueueIndex(i)], now, ref next, ref released);
             }
 
             if (next != long.MaxValue)

@@ -334,7 +334,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
             GrowQueueLocked();
         }
 
-        _queue[(_queueHead + _queued) % _queue.Length] = node;
+        _queue[QueueIndex(_queued)] = node;
         _queued++;
         if (BatcherMetrics.Queued.Enabled)
         {
@@ -350,12 +350,19 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
         return node;
     }
 
+    /// <summary>The ring-buffer slot <paramref name="offset"/> places after the head (a compare, not a division).</summary>
+    private int QueueIndex(int offset)
+    {
+        var index = _queueHead + offset;
+        return index >= _queue.Length ? index - _queue.Length : index;
+    }
+
     private void GrowQueueLocked()
     {
         var grown = new BatchItem<TItem, TResult>[Math.Min(_queue.Length * 2, Math.Max(_capacity, 16))];
         for (var i = 0; i < _queued; i++)
         {
-            grown[i] = _queue[(_queueHead + i) % _queue.Length];
+            grown[i] = _queue[QueueIndex(i)];
         }
 
         _queue = grown;
