@@ -1,0 +1,355 @@
+using System;
+using System.Diagnostics;
+using System.Threading;
+using System.Threading.Tasks;
+using Concurrency.Primitives.Internal;
+
+namespace Concurrency.Primitives;
+
+#pragma warning disable VSTHRD002 // GetResult is called only on completed value tasks, to consume them.
+
+public sealed partial class PeerEventPump<TPeer, TMessage>
+{
+    // The loop's own state: touched only by the one running work item (invariant 1).
+    private PeerEventBuffer<TPeer, TMessage> _draining = new();
+    private int _drainIndex;
+    private PeerHandle<TPeer, TMessage>? _liveHead;
+    private int _liveCount;
+    private ValueTask _handlerInFlight;
+    private PeerEvent<TPeer, TMessage> _eventInFlight;
+    private Exception? _fault;
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA2213:Disposable fields should be disposed", Justification = "No timer or linked registrations; the handler may still hold its token.")]
+    private readonly CancellationTokenSource _abort = new();
+
+    /// <summary>
+    /// Stops accepting (connects throw, posts return <see langword="false"/>), disconnects every handle, and waits until the
+    /// loop has delivered what was queued and a Removed for every live peer.
+    /// </summary>
+    /// <param name="cancellationToken">Abandons this wait; the shutdown goes on.</param>
+    /// <returns><see cref="Completion"/>, bounded by the caller's token.</returns>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
+    public Task CompleteAsync(CancellationToken cancellationToken = default)
+    {
+        BeginShutdown();
+        return Signals.WaitAsync(_completion.Task, cancellationToken);
+    }
+
+    /// <summary>
+    /// Shuts down as <see cref="CompleteAsync"/> does, waiting at most <see cref="PeerEventPumpOptions.ShutdownTimeout"/>. A handler
+    /// fault is not rethrown here: it stays on <see cref="Completion"/>.
+    /// </summary>
+    /// <returns>A task that completes when the pump has shut down.</returns>
+    /// <exception cref="TimeoutException">The loop had not finished in time; the handler's token was cancelled.</exception>
+    public async ValueTask DisposeAsync()
+    {
+        BeginShutdown();
+        try
+        {
+            await Signals.WaitAsync(_completion.Task, _shutdownTimeout, _time, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            PeerEventPumpLog.ShutdownTimedOut(_logger, _name, _shutdownTimeout);
+            CancelQuietly(_abort);
+            throw new TimeoutException($"Pump '{_name}' did not finish delivering its events within {_shutdownTimeout}; the handler's token was cancelled.");
+        }
+        catch (Exception) when (_completion.Task.IsFaulted)
+        {
+            // The handler's fault is reported by Completion (and was logged); disposal itself succeeded.
+        }
+    }
+
+    private void BeginShutdown()
+    {
+        bool schedule;
+        lock (_lock)
+        {
+            if (!_accepting)
+            {
+                return;
+            }
+
+            _accepting = false;
+            PeerEventPumpLog.ShutdownStarted(_logger, _name, _connected.Count);
+            foreach (var handle in new System.Collections.Generic.List<PeerHandle<TPeer, TMessage>>(_connected.Values))
+            {
+                DisconnectLocked(handle);
+            }
+
+            while (_roomWaiters.Count > 0)
+            {
+                _roomWaiters.Dequeue().TrySetResult(false);
+            }
+
+            // The loop completes the pump once it finds nothing more to deliver.
+            schedule = ScheduleLocked();
+        }
+
+        if (schedule)
+        {
+            _loop.Start();
+        }
+    }
+
+    /// <summary>The loop: drains whole buffers, one event at a time, until nothing is queued; runs as one work item at a time.</summary>
+    private void Drain()
+    {
+        while (true)
+        {
+            if (_drainIndex == _draining.Count)
+            {
+                if (!Refill())
+                {
+                    return;
+                }
+            }
+
+            _eventInFlight = _draining.Items[_drainIndex++];
+            ValueTask handled;
+            try
+            {
+                handled = Deliver(in _eventInFlight);
+            }
+            catch (Exception exception)
+            {
+                handled = new ValueTask(Task.FromException(exception));
+            }
+
+            if (!handled.IsCompleted)
+            {
+                _handlerInFlight = handled;
+                _loop.AwaitHandler();
+                return;
+            }
+
+            Observe(handled);
+        }
+    }
+
+    /// <summary>An asynchronous handler call completed: observe it, then go on draining as a new work item (never on the handler's thread).</summary>
+    private void OnHandlerCompleted()
+    {
+        var handled = _handlerInFlight;
+        _handlerInFlight = default;
+        Observe(handled);
+        _loop.Start();
+    }
+
+    private void Observe(ValueTask handled)
+    {
+        try
+        {
+            handled.GetAwaiter().GetResult(); // completed: consumes it, never blocks
+        }
+        catch (Exception exception)
+        {
+            OnHandlerFault(exception);
+        }
+        finally
+        {
+            _eventInFlight = default;
+        }
+    }
+
+    /// <summary>Swaps the producers' buffer in; returns <see langword="false"/> (and unschedules the loop) when nothing is queued.</summary>
+    private bool Refill()
+    {
+        _draining.Clear();
+        _drainIndex = 0;
+        lock (_lock)
+        {
+            if (_pending.Count == 0)
+            {
+                _scheduled = false;
+                if (!_accepting)
+                {
+                    Finish();
+                }
+
+                return false;
+            }
+
+            (_pending, _draining) = (_draining, _pending);
+            var freed = _pendingMessages;
+            _pendingMessages = 0;
+            if (freed > 0 && PeerEventPumpMetrics.Queued.Enabled)
+            {
+                PeerEventPumpMetrics.Queued.Add(-freed, _metricTag);
+            }
+
+            while (_roomWaiters.Count > 0 && freed > 0)
+            {
+                if (_roomWaiters.Dequeue().TrySetResult(true))
+                {
+                    freed--;
+                }
+            }
+        }
+
+        return true;
+    }
+
+    private ValueTask Deliver(in PeerEvent<TPeer, TMessage> next)
+    {
+        var handle = next.Handle;
+        switch (next.Kind)
+        {
+            case PeerEventKind.Added:
+                Debug.Assert(!handle.LoopLive, "Added is queued once per handle.");
+                LinkLive(handle);
+                Count("added");
+                return _handler.OnAddedAsync(handle.Peer, _abort.Token);
+            case PeerEventKind.Message when handle.LoopLive:
+                Count("message");
+                return _handler.OnMessageAsync(handle.Peer, next.Message, _abort.Token);
+            case PeerEventKind.Removed when handle.LoopLive:
+                UnlinkLive(handle);
+                Count("removed");
+                return _handler.OnRemovedAsync(handle.Peer, _abort.Token);
+            default:
+                // A dropped message, or (after a fault) an event of a peer already removed: nothing to deliver.
+                return default;
+        }
+    }
+
+    private void OnHandlerFault(Exception exception)
+    {
+        var kind = _eventInFlight.Kind.ToString();
+        var peer = _eventInFlight.Handle?.Peer.ToString() ?? string.Empty;
+        if (PeerEventPumpMetrics.HandlerFaults.Enabled)
+        {
+            PeerEventPumpMetrics.HandlerFaults.Add(1, _metricTag);
+        }
+
+        PeerEventPumpLog.HandlerFailed(_logger, _name, kind, peer, _faultPolicy, exception);
+        if (_faultPolicy != PeerHandlerFaultPolicy.FaultPump || _fault is not null)
+        {
+            return;
+        }
+
+        // Fault the pump: refuse everything, drop what is queued, and queue a Removed for every peer the handler saw added.
+        _fault = exception;
+        PeerEventPumpLog.Faulted(_logger, _name, _liveCount, exception);
+        lock (_lock)
+        {
+            _accepting = false;
+            foreach (var handle in new System.Collections.Generic.List<PeerHandle<TPeer, TMessage>>(_connected.Values))
+            {
+                Volatile.Write(ref handle.ProducerState, Disconnected);
+            }
+
+            _connected.Clear();
+            _pending.Clear();
+            _pendingMessages = 0;
+            while (_roomWaiters.Count > 0)
+            {
+                _roomWaiters.Dequeue().TrySetResult(false);
+            }
+
+            for (var handle = _liveHead; handle is not null; handle = handle.LoopNext)
+            {
+                _pending.Add(new PeerEvent<TPeer, TMessage>(PeerEventKind.Removed, handle, default!));
+            }
+        }
+
+        // Skip the rest of the buffer being drained; the Removed events come next.
+        _drainIndex = _draining.Count;
+    }
+
+    /// <summary>Called under the lock when the loop is done for good.</summary>
+    private void Finish()
+    {
+        Debug.Assert(_liveHead is null, "Every added peer has been removed before the pump completes.");
+        if (_fault is not null)
+        {
+            _completion.TrySetException(_fault);
+        }
+        else
+        {
+            _completion.TrySetResult(true);
+        }
+    }
+
+    private void LinkLive(PeerHandle<TPeer, TMessage> handle)
+    {
+        handle.LoopLive = true;
+        handle.LoopPrevious = null;
+        handle.LoopNext = _liveHead;
+        if (_liveHead is not null)
+        {
+            _liveHead.LoopPrevious = handle;
+        }
+
+        _liveHead = handle;
+        _liveCount++;
+        if (PeerEventPumpMetrics.LivePeers.Enabled)
+        {
+            PeerEventPumpMetrics.LivePeers.Add(1, _metricTag);
+        }
+    }
+
+    private void UnlinkLive(PeerHandle<TPeer, TMessage> handle)
+    {
+        handle.LoopLive = false;
+        if (handle.LoopPrevious is null)
+        {
+            _liveHead = handle.LoopNext;
+        }
+        else
+        {
+            handle.LoopPrevious.LoopNext = handle.LoopNext;
+        }
+
+        if (handle.LoopNext is not null)
+        {
+            handle.LoopNext.LoopPrevious = handle.LoopPrevious;
+        }
+
+        handle.LoopPrevious = null;
+        handle.LoopNext = null;
+        _liveCount--;
+        if (PeerEventPumpMetrics.LivePeers.Enabled)
+        {
+            PeerEventPumpMetrics.LivePeers.Add(-1, _metricTag);
+        }
+    }
+
+    private void Count(string kind)
+    {
+        if (PeerEventPumpMetrics.Events.Enabled)
+        {
+            PeerEventPumpMetrics.Events.Add(1, _metricTag, new System.Collections.Generic.KeyValuePair<string, object?>("event.kind", kind));
+        }
+    }
+
+    private static void CancelQuietly(CancellationTokenSource source)
+    {
+        try
+        {
+            source.Cancel();
+        }
+        catch (AggregateException)
+        {
+            // Callbacks on the handler's token are the handler's own.
+        }
+    }
+
+    /// <summary>The loop as a reusable thread-pool work item: starting it costs no allocation.</summary>
+    private sealed class PumpLoop : PoolWorkItem
+    {
+        private readonly PeerEventPump<TPeer, TMessage> _pump;
+        private readonly Action _onHandlerCompleted;
+
+        public PumpLoop(PeerEventPump<TPeer, TMessage> pump)
+        {
+            _pump = pump;
+            _onHandlerCompleted = pump.OnHandlerCompleted;
+        }
+
+        public void Start() => Dispatch(flowContext: false);
+
+        public void AwaitHandler() => ContinueWhenCompleted(ref _pump._handlerInFlight, _onHandlerCompleted);
+
+        protected override void Execute() => _pump.Drain();
+    }
+}

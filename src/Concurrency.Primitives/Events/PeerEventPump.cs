@@ -1,0 +1,367 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Threading;
+using System.Threading.Tasks;
+using Concurrency.Primitives.Internal;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Concurrency.Primitives;
+
+// PeerEventPump keeps these invariants (design.md, section 4):
+//  1. One owner: the handler runs only on the pump's loop (one work item at a time, _scheduled), one event at a time;
+//     the loop alone touches the consumer-side peer state (LoopLive and the live list).
+//  2. Per peer: nothing, or Added -> messages -> exactly one Removed. A handle's producer state machine
+//     (Connected -> Ready -> Disconnected, under _lock) admits Added once, messages only while Ready, and Removed only
+//     after Added; the single FIFO queue keeps that order.
+//  3. One FIFO queue for every kind of event, in the order accepted.
+//  4. MarkReady twice and Disconnect twice are no-ops that return false; ready and disconnect racing are serialized by _lock.
+//  5. A throwing handler is logged and the loop goes on (or, by policy, the pump faults and still removes every added peer).
+//  6. Shutdown disconnects every handle (queuing Removed for ready ones), drains the queue, then completes.
+//  7/9. Capacity counts messages only: lifecycle events are never dropped nor refused for room. No priority lane.
+//  8. Events are stored by value in two swapped buffers; the loop drains a whole buffer per lock acquisition.
+
+/// <summary>
+/// Delivers peers' lifecycle events and messages to one handler, on one loop, in one order: per peer, either nothing,
+/// or Added, then its messages in posting order, then exactly one Removed. Never "removed" before "added", never an
+/// event for an unknown peer, never a message after Removed.
+/// </summary>
+/// <typeparam name="TPeer">The peer identity (compared with the default equality comparer).</typeparam>
+/// <typeparam name="TMessage">The message type.</typeparam>
+/// <remarks>
+/// <para>
+/// Each connection gets a <see cref="PeerHandle{TPeer, TMessage}"/> from <see cref="Connect"/>; that handle is the sole
+/// sender of the connection's events. Events from all peers are delivered in the order they were accepted.
+/// </para>
+/// <para>
+/// Shutdown (<see cref="CompleteAsync"/>, <see cref="DisposeAsync"/>) stops accepting, delivers what is queued and a Removed for
+/// every live peer, then completes <see cref="Completion"/>. All members are thread-safe.
+/// </para>
+/// </remarks>
+[DebuggerDisplay("{_name,nq}")]
+public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
+    where TPeer : notnull
+{
+    private const int Connected = (int)PeerConnectionState.Connected;
+    private const int Ready = (int)PeerConnectionState.Ready;
+    private const int Disconnected = (int)PeerConnectionState.Disconnected;
+
+    private readonly object _lock = new();
+    private readonly IPeerEventHandler<TPeer, TMessage> _handler;
+    private readonly string _name;
+    private readonly int _capacity;
+    private readonly PeerEventPumpFullMode _fullMode;
+    private readonly PeerHandlerFaultPolicy _faultPolicy;
+    private readonly TimeSpan _shutdownTimeout;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly KeyValuePair<string, object?> _metricTag;
+    private readonly Dictionary<TPeer, PeerHandle<TPeer, TMessage>> _connected = new();
+    private readonly Queue<TaskCompletionSource<bool>> _roomWaiters = new();
+    private readonly TaskCompletionSource<bool> _completion = Signals.Create();
+    private readonly PumpLoop _loop;
+
+    private PeerEventBuffer<TPeer, TMessage> _pending = new();
+    private int _pendingMessages;
+    private bool _scheduled;
+    private bool _accepting = true;
+    private long _generation;
+
+    /// <summary>Creates a pump and its loop.</summary>
+    /// <param name="handler">Receives every event, one at a time.</param>
+    /// <param name="options">Settings; <see langword="null"/> for the defaults.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="handler"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of its range; the message names it.</exception>
+    public PeerEventPump(IPeerEventHandler<TPeer, TMessage> handler, PeerEventPumpOptions? options = null)
+    {
+        _handler = Guard.NotNull(handler);
+        options ??= new PeerEventPumpOptions();
+        _capacity = options.Capacity is { } capacity
+            ? capacity >= 1 ? capacity : throw new ArgumentOutOfRangeException(nameof(options), capacity, "PeerEventPumpOptions.Capacity must be at least 1, or null for no bound.")
+            : int.MaxValue;
+        _fullMode = options.FullMode is PeerEventPumpFullMode.Wait or PeerEventPumpFullMode.DropNewest or PeerEventPumpFullMode.DropOldest
+            ? options.FullMode
+            : throw new ArgumentOutOfRangeException(nameof(options), options.FullMode, "PeerEventPumpOptions.FullMode is not a defined value.");
+        _faultPolicy = options.HandlerFaultPolicy is PeerHandlerFaultPolicy.LogAndContinue or PeerHandlerFaultPolicy.FaultPump
+            ? options.HandlerFaultPolicy
+            : throw new ArgumentOutOfRangeException(nameof(options), options.HandlerFaultPolicy, "PeerEventPumpOptions.HandlerFaultPolicy is not a defined value.");
+        _shutdownTimeout = options.ShutdownTimeout > TimeSpan.Zero && options.ShutdownTimeout <= Guard.MaxTimeout
+            ? options.ShutdownTimeout
+            : throw new ArgumentOutOfRangeException(nameof(options), options.ShutdownTimeout, "PeerEventPumpOptions.ShutdownTimeout must be positive and finite.");
+        _name = string.IsNullOrEmpty(options.Name) ? "PeerEventPump" : options.Name!;
+        _logger = options.Logger ?? NullLogger.Instance;
+        _time = options.TimeProvider ?? TimeProvider.System;
+        _metricTag = new KeyValuePair<string, object?>("pump.name", _name);
+        _loop = new PumpLoop(this);
+    }
+
+    /// <summary>
+    /// Completes when the pump has shut down and the handler has seen Removed for every peer it saw added; faults with the
+    /// handler's exception if the pump faulted under <see cref="PeerHandlerFaultPolicy.FaultPump"/>.
+    /// </summary>
+    public Task Completion => _completion.Task;
+
+    /// <summary>Opens a connection for <paramref name="peer"/>. Nothing reaches the handler until <see cref="PeerHandle{TPeer, TMessage}.MarkReady"/>.</summary>
+    /// <param name="peer">The peer's identity.</param>
+    /// <returns>The connection's handle.</returns>
+    /// <remarks>
+    /// If the identity already has a connection, that one is disconnected first (the handler sees its Removed, if it
+    /// saw its Added), and the new handle has a higher generation: events of the old connection never touch the new one.
+    /// </remarks>
+    /// <exception cref="ArgumentNullException"><paramref name="peer"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The pump is shutting down, shut down, or faulted.</exception>
+    public PeerHandle<TPeer, TMessage> Connect(TPeer peer)
+    {
+        if (peer is null)
+        {
+            throw new ArgumentNullException(nameof(peer));
+        }
+
+        PeerHandle<TPeer, TMessage> handle;
+        bool schedule;
+        lock (_lock)
+        {
+            if (!_accepting)
+            {
+                throw new ObjectDisposedException(nameof(PeerEventPump<TPeer, TMessage>), $"Pump '{_name}' is shut down (or faulted) and accepts no more connections.");
+            }
+
+            schedule = _connected.TryGetValue(peer, out var previous) && DisconnectLocked(previous) && ScheduleLocked();
+            handle = new PeerHandle<TPeer, TMessage>(this, peer, ++_generation);
+            _connected[peer] = handle;
+        }
+
+        if (schedule)
+        {
+            _loop.Start();
+        }
+
+        return handle;
+    }
+
+    internal bool MarkReady(PeerHandle<TPeer, TMessage> handle)
+    {
+        bool schedule;
+        lock (_lock)
+        {
+            if (!_accepting || handle.ProducerState != Connected)
+            {
+                return false;
+            }
+
+            Volatile.Write(ref handle.ProducerState, Ready);
+            _pending.Add(new PeerEvent<TPeer, TMessage>(PeerEventKind.Added, handle, default!));
+            schedule = ScheduleLocked();
+        }
+
+        if (schedule)
+        {
+            _loop.Start();
+        }
+
+        return true;
+    }
+
+    internal bool Disconnect(PeerHandle<TPeer, TMessage> handle)
+    {
+        bool schedule;
+        lock (_lock)
+        {
+            if (handle.ProducerState == Disconnected)
+            {
+                return false;
+            }
+
+            schedule = DisconnectLocked(handle) && ScheduleLocked();
+        }
+
+        if (schedule)
+        {
+            _loop.Start();
+        }
+
+        return true;
+    }
+
+    internal bool Post(PeerHandle<TPeer, TMessage> handle, TMessage message)
+    {
+        bool schedule;
+        lock (_lock)
+        {
+            if (TryEnqueueMessageLocked(handle, message, canWait: false, out _) != true)
+            {
+                return false;
+            }
+
+            schedule = ScheduleLocked();
+        }
+
+        if (schedule)
+        {
+            _loop.Start();
+        }
+
+        return true;
+    }
+
+    internal ValueTask<bool> PostAsync(PeerHandle<TPeer, TMessage> handle, TMessage message, CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return new ValueTask<bool>(Task.FromCanceled<bool>(cancellationToken));
+        }
+
+        bool schedule;
+        lock (_lock)
+        {
+            switch (TryEnqueueMessageLocked(handle, message, canWait: true, out var room))
+            {
+                case null:
+                    return WaitForRoomThenPostAsync(handle, message, room!, cancellationToken);
+                case false:
+                    return new ValueTask<bool>(false);
+            }
+
+            schedule = ScheduleLocked();
+        }
+
+        if (schedule)
+        {
+            _loop.Start();
+        }
+
+        return new ValueTask<bool>(true);
+    }
+
+    /// <summary>
+    /// Queues a message if the handle is ready. Returns <see langword="true"/> if queued, <see langword="false"/> if refused or
+    /// dropped, or <see langword="null"/> (with a waiter in <paramref name="room"/>) when the caller may wait for room.
+    /// </summary>
+    private bool? TryEnqueueMessageLocked(PeerHandle<TPeer, TMessage> handle, TMessage message, bool canWait, out TaskCompletionSource<bool>? room)
+    {
+        room = null;
+        if (!_accepting || handle.ProducerState != Ready)
+        {
+            return false;
+        }
+
+        if (_pendingMessages >= _capacity)
+        {
+            switch (_fullMode)
+            {
+                case PeerEventPumpFullMode.DropNewest:
+                    CountDropped(handle);
+                    return false;
+                case PeerEventPumpFullMode.DropOldest when _pending.DropOldestMessage() is { } displaced:
+                    _pendingMessages--;
+                    CountDropped(displaced);
+                    break;
+                case PeerEventPumpFullMode.Wait when canWait:
+                    room = Signals.Create<bool>();
+                    _roomWaiters.Enqueue(room);
+                    return null;
+                default:
+                    return false;
+            }
+        }
+
+        _pending.Add(new PeerEvent<TPeer, TMessage>(PeerEventKind.Message, handle, message));
+        _pendingMessages++;
+        if (PeerEventPumpMetrics.Queued.Enabled)
+        {
+            PeerEventPumpMetrics.Queued.Add(1, _metricTag);
+        }
+
+        return true;
+    }
+
+    private async ValueTask<bool> WaitForRoomThenPostAsync(PeerHandle<TPeer, TMessage> handle, TMessage message, TaskCompletionSource<bool> room, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            try
+            {
+                if (!await Signals.WaitAsync(room.Task, cancellationToken).ConfigureAwait(false))
+                {
+                    return false; // shut down while waiting
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // A waiter that gave up must not swallow a wake-up meant for the next one.
+                room.TrySetCanceled(cancellationToken);
+                throw;
+            }
+
+            bool schedule;
+            lock (_lock)
+            {
+                var outcome = TryEnqueueMessageLocked(handle, message, canWait: true, out var next);
+                if (outcome is null)
+                {
+                    room = next!;
+                    continue;
+                }
+
+                if (outcome == false)
+                {
+                    return false;
+                }
+
+                schedule = ScheduleLocked();
+            }
+
+            if (schedule)
+            {
+                _loop.Start();
+            }
+
+            return true;
+        }
+    }
+
+    /// <summary>Disconnects a handle; returns whether a Removed was queued. Called under the lock.</summary>
+    private bool DisconnectLocked(PeerHandle<TPeer, TMessage> handle)
+    {
+        var wasReady = handle.ProducerState == Ready;
+        Volatile.Write(ref handle.ProducerState, Disconnected);
+        if (_connected.TryGetValue(handle.Peer, out var current) && ReferenceEquals(current, handle))
+        {
+            _connected.Remove(handle.Peer);
+        }
+
+        if (wasReady)
+        {
+            // After every message this handle queued: the FIFO keeps Removed last.
+            _pending.Add(new PeerEvent<TPeer, TMessage>(PeerEventKind.Removed, handle, default!));
+        }
+
+        return wasReady;
+    }
+
+    /// <summary>Marks the loop scheduled; returns whether the caller must start it (after leaving the lock).</summary>
+    private bool ScheduleLocked()
+    {
+        if (_scheduled)
+        {
+            return false;
+        }
+
+        _scheduled = true;
+        return true;
+    }
+
+    private void CountDropped(PeerHandle<TPeer, TMessage> handle)
+    {
+        if (PeerEventPumpMetrics.Dropped.Enabled)
+        {
+            PeerEventPumpMetrics.Dropped.Add(1, _metricTag);
+        }
+
+        if (_logger.IsEnabled(LogLevel.Warning))
+        {
+            PeerEventPumpLog.MessageDropped(_logger, _name, handle.Peer.ToString() ?? string.Empty, _fullMode);
+        }
+    }
+}

@@ -1,0 +1,61 @@
+using System;
+using Microsoft.Extensions.Logging;
+
+namespace Concurrency.Primitives;
+
+/// <summary>What a <see cref="PeerEventPump{TPeer, TMessage}"/> does with a message when <see cref="PeerEventPumpOptions.Capacity"/> messages are already waiting.</summary>
+public enum PeerEventPumpFullMode
+{
+    /// <summary><c>PostAsync</c> waits (cancellably) for room; <c>TryPost</c> returns <see langword="false"/>.</summary>
+    Wait = 0,
+
+    /// <summary>The new message is dropped and counted; <c>TryPost</c> and <c>PostAsync</c> return <see langword="false"/>.</summary>
+    DropNewest = 1,
+
+    /// <summary>The oldest waiting message (of any peer) is dropped and counted; the new one is accepted.</summary>
+    DropOldest = 2,
+}
+
+/// <summary>What a <see cref="PeerEventPump{TPeer, TMessage}"/> does when its handler throws.</summary>
+public enum PeerHandlerFaultPolicy
+{
+    /// <summary>Log, count and go on with the next event. The peer stays live; its <c>OnRemovedAsync</c> still comes.</summary>
+    LogAndContinue = 0,
+
+    /// <summary>
+    /// Fault the pump: it stops delivering events and accepting posts, delivers <c>OnRemovedAsync</c> to every peer that
+    /// was added, then completes with the handler's exception.
+    /// </summary>
+    FaultPump = 1,
+}
+
+/// <summary>Settings for a <see cref="PeerEventPump{TPeer, TMessage}"/>. Read and validated once, at construction.</summary>
+public sealed class PeerEventPumpOptions
+{
+    /// <summary>A name for logs, metrics (<c>pump.name</c>) and messages. Defaults to <c>"PeerEventPump"</c>.</summary>
+    public string? Name { get; set; }
+
+    /// <summary>
+    /// How many messages may wait for the loop; lifecycle events (added, removed) are never counted or dropped.
+    /// <see langword="null"/> (the default) means no bound. At least 1.
+    /// </summary>
+    public int? Capacity { get; set; }
+
+    /// <summary>What happens to a message when <see cref="Capacity"/> messages are waiting. Default <see cref="PeerEventPumpFullMode.Wait"/>.</summary>
+    public PeerEventPumpFullMode FullMode { get; set; }
+
+    /// <summary>What happens when the handler throws. Default <see cref="PeerHandlerFaultPolicy.LogAndContinue"/>.</summary>
+    public PeerHandlerFaultPolicy HandlerFaultPolicy { get; set; }
+
+    /// <summary>
+    /// How long <c>DisposeAsync</c> waits for the loop to deliver what is queued and remove every live peer; then the
+    /// handler's token is cancelled and the dispose throws <see cref="TimeoutException"/>. Default 30 seconds; positive and finite.
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Where the pump logs. Defaults to a logger that discards everything.</summary>
+    public ILogger? Logger { get; set; }
+
+    /// <summary>The clock for the shutdown timeout. Defaults to <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider? TimeProvider { get; set; }
+}

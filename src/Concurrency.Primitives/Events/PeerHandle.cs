@@ -1,0 +1,93 @@
+using System;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace Concurrency.Primitives;
+
+/// <summary>Where a <see cref="PeerHandle{TPeer, TMessage}"/> stands, as its producer sees it.</summary>
+public enum PeerConnectionState
+{
+    /// <summary>Connected, handshake not done: nothing has been sent to the handler.</summary>
+    Connected = 0,
+
+    /// <summary><see cref="PeerHandle{TPeer, TMessage}.MarkReady"/> succeeded: Added is queued, messages are accepted.</summary>
+    Ready = 1,
+
+    /// <summary>Disconnected (by the peer, a reconnect, a shutdown or a pump fault): nothing more is accepted.</summary>
+    Disconnected = 2,
+}
+
+/// <summary>
+/// One connection of a peer to a <see cref="PeerEventPump{TPeer, TMessage}"/>: the sole sender of that connection's added,
+/// messages and removed events. Thread-safe; every member is a no-op that returns <see langword="false"/> once it no longer applies.
+/// </summary>
+/// <typeparam name="TPeer">The peer identity.</typeparam>
+/// <typeparam name="TMessage">The message type.</typeparam>
+/// <remarks>
+/// <para>
+/// <see cref="MarkReady"/> and <see cref="Disconnect"/> racing each other resolve to whichever takes effect first: if
+/// <c>MarkReady</c> wins, the handler sees Added then Removed; if <c>Disconnect</c> wins, it sees nothing at all and
+/// <c>MarkReady</c> returns <see langword="false"/>. Either way the history is legal.
+/// </para>
+/// <para>
+/// A reconnect under the same identity (<see cref="PeerEventPump{TPeer, TMessage}.Connect"/> again) disconnects this handle
+/// and returns a new one with a higher <see cref="Generation"/>; nothing sent through this handle afterwards reaches the handler.
+/// </para>
+/// </remarks>
+public sealed class PeerHandle<TPeer, TMessage>
+    where TPeer : notnull
+{
+    private readonly PeerEventPump<TPeer, TMessage> _pump;
+
+    internal PeerHandle(PeerEventPump<TPeer, TMessage> pump, TPeer peer, long generation)
+    {
+        _pump = pump;
+        Peer = peer;
+        Generation = generation;
+    }
+
+    /// <summary>The peer's identity.</summary>
+    public TPeer Peer { get; }
+
+    /// <summary>This connection's number: higher for every reconnect under the same identity.</summary>
+    public long Generation { get; }
+
+    /// <summary>Where the connection stands.</summary>
+    public PeerConnectionState State => (PeerConnectionState)Volatile.Read(ref ProducerState);
+
+    // Producer side, guarded by the pump's lock.
+    internal int ProducerState;
+
+    // Consumer side, touched only by the pump's loop.
+    internal bool LoopLive;
+    internal PeerHandle<TPeer, TMessage>? LoopPrevious;
+    internal PeerHandle<TPeer, TMessage>? LoopNext;
+
+    /// <summary>The handshake is done: queues Added for the handler. Once only.</summary>
+    /// <returns><see langword="true"/> if this call queued Added; <see langword="false"/> if already ready, disconnected, or the pump is shut down.</returns>
+    public bool MarkReady() => _pump.MarkReady(this);
+
+    /// <summary>Queues a message, if the peer is ready and not disconnected; never waits.</summary>
+    /// <param name="message">The message.</param>
+    /// <returns>
+    /// <see langword="true"/> if the message will reach the handler (unless a later one displaces it under
+    /// <see cref="PeerEventPumpFullMode.DropOldest"/>); <see langword="false"/> if the peer is not ready, disconnected, the pump
+    /// is shut down, or the queue is full and the full mode is <see cref="PeerEventPumpFullMode.Wait"/> or <see cref="PeerEventPumpFullMode.DropNewest"/>.
+    /// </returns>
+    public bool TryPost(TMessage message) => _pump.Post(this, message);
+
+    /// <summary>Queues a message, waiting for room when the queue is full and the full mode is <see cref="PeerEventPumpFullMode.Wait"/>.</summary>
+    /// <param name="message">The message.</param>
+    /// <param name="cancellationToken">Abandons the wait for room.</param>
+    /// <returns>As <see cref="TryPost"/>; <see langword="false"/> also if the peer disconnects or the pump shuts down while waiting.</returns>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled while waiting.</exception>
+    public ValueTask<bool> PostAsync(TMessage message, CancellationToken cancellationToken = default) => _pump.PostAsync(this, message, cancellationToken);
+
+    /// <summary>The peer is gone: queues Removed if Added was queued, or nothing if the peer never became ready. Once only.</summary>
+    /// <returns><see langword="true"/> if this call disconnected the handle; <see langword="false"/> if it was already disconnected.</returns>
+    public bool Disconnect() => _pump.Disconnect(this);
+
+    /// <summary>The peer and its generation.</summary>
+    /// <returns>For example <c>peer-7 (generation 3, Ready)</c>.</returns>
+    public override string ToString() => $"{Peer} (generation {Generation}, {State})";
+}

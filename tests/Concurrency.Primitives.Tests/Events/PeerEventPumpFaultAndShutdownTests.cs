@@ -1,0 +1,227 @@
+using System;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using Concurrency.Primitives.Tests.TestSupport;
+
+namespace Concurrency.Primitives.Tests.Events;
+
+/// <summary>Invariants 5-7 of design.md section 4: handler faults, shutdown, bounded messages.</summary>
+public sealed class PeerEventPumpFaultAndShutdownTests
+{
+    [Theory]
+    [InlineData("added")]
+    [InlineData("m1")]
+    [InlineData("removed")]
+    public async Task AThrowingHandler_DoesNotStopThePump_NorLoseARemoved(string throwOn)
+    {
+        var handler = new RecordingPeerHandler<string>();
+        handler.ThrowOn.Add(throwOn);
+        var pump = new PeerEventPump<string, string>(handler);
+        var first = pump.Connect("first");
+        first.MarkReady();
+        first.TryPost("m1");
+        first.Disconnect();
+        var second = pump.Connect("second");
+        second.MarkReady();
+        second.TryPost("m2");
+
+        await pump.DisposeAsync();
+
+        handler.HistoryOf("first").Should().Equal("added", "m1", "removed");
+        handler.HistoryOf("second").Should().Equal("added", "m2", "removed");
+        pump.Completion.IsCompletedSuccessfully.Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task FaultPumpPolicy_StopsDelivering_RemovesEveryAddedPeer_AndFaultsCompletion()
+    {
+        var handler = new RecordingPeerHandler<string>();
+        handler.ThrowOn.Add("poison");
+        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { HandlerFaultPolicy = PeerHandlerFaultPolicy.FaultPump });
+        var a = pump.Connect("a");
+        var b = pump.Connect("b");
+        var c = pump.Connect("c");
+        a.MarkReady();
+        b.MarkReady();
+        a.TryPost("poison");
+        b.TryPost("never delivered");
+        c.MarkReady(); // queued after the poison: never added
+
+        var fault = await pump.Invoking(p => p.Completion.OrHang()).Should().ThrowAsync<InvalidOperationException>();
+
+        fault.Which.Message.Should().Contain("poison");
+        handler.HistoryOf("a").Should().Equal("added", "poison", "removed");
+        handler.HistoryOf("b").Should().Equal("added", "removed");
+        handler.HistoryOf("c").Should().BeEmpty();
+        b.TryPost("after the fault").Should().BeFalse();
+        pump.Invoking(p => p.Connect("d")).Should().Throw<ObjectDisposedException>();
+        await pump.DisposeAsync(); // the fault stays on Completion
+    }
+
+    [Fact]
+    public async Task Shutdown_DeliversWhatIsQueued_ThenRemovedForEveryLivePeer_ThenCompletes()
+    {
+        var handler = new RecordingPeerHandler<int>();
+        var pump = new PeerEventPump<int, string>(handler);
+        var peers = Enumerable.Range(0, 5).Select(pump.Connect).ToArray();
+        foreach (var peer in peers)
+        {
+            peer.MarkReady();
+            peer.TryPost("hello");
+        }
+
+        await pump.CompleteAsync().OrHang();
+
+        for (var i = 0; i < peers.Length; i++)
+        {
+            handler.HistoryOf(i).Should().Equal("added", "hello", "removed");
+            peers[i].State.Should().Be(PeerConnectionState.Disconnected);
+        }
+
+        pump.Completion.IsCompletedSuccessfully.Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task AfterShutdown_PostsReturnFalse_AndConnectThrowsObjectDisposed()
+    {
+        var handler = new RecordingPeerHandler<string>();
+        var pump = new PeerEventPump<string, string>(handler);
+        var peer = pump.Connect("x");
+        peer.MarkReady();
+        await pump.DisposeAsync();
+
+        peer.TryPost("late").Should().BeFalse();
+        (await peer.PostAsync("late").AsTask().OrHang()).Should().BeFalse();
+        peer.MarkReady().Should().BeFalse();
+        peer.Disconnect().Should().BeFalse();
+        pump.Invoking(p => p.Connect("y")).Should().Throw<ObjectDisposedException>().WithMessage("*accepts no more connections*");
+    }
+
+    [Fact]
+    public async Task DisposeTimeout_CancelsTheHandlersToken_AndThrows()
+    {
+        var time = new ManualTimeProvider();
+        var tokenCancelled = Bounded.NewGate();
+        var handler = new BlockingHandler(tokenCancelled);
+        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { ShutdownTimeout = TimeSpan.FromSeconds(5), TimeProvider = time });
+        pump.Connect("stuck").MarkReady();
+        await handler.Entered.Task.OrHang();
+
+        var dispose = pump.DisposeAsync().AsTask();
+        await time.WhenTimersArmed().OrHang();
+        time.Advance(TimeSpan.FromSeconds(5));
+
+        await dispose.Invoking(d => d.OrHang()).Should().ThrowAsync<TimeoutException>();
+        await tokenCancelled.Task.OrHang();
+    }
+
+    [Fact]
+    public async Task FullQueue_WaitMode_PostRefuses_PostAsyncWaitsForRoom_LifecycleEventsStillPass()
+    {
+        var hold = Bounded.NewGate();
+        var handler = new RecordingPeerHandler<string> { Hold = hold.Task };
+        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { Capacity = 2, FullMode = PeerEventPumpFullMode.Wait });
+        var peer = pump.Connect("p");
+        peer.MarkReady();
+        await handler.FirstCallEntered.OrHang(); // the loop holds inside OnAdded; the queue is empty again // the loop is now held inside OnAdded
+
+        peer.TryPost("m1").Should().BeTrue();
+        peer.TryPost("m2").Should().BeTrue();
+        peer.TryPost("m3").Should().BeFalse("the queue is full and Post does not wait");
+        var waiting = peer.PostAsync("m4").AsTask();
+        var other = pump.Connect("q");
+        other.MarkReady().Should().BeTrue("lifecycle events are never refused for room");
+        waiting.IsCompleted.Should().BeFalse();
+
+        hold.SetResult();
+        (await waiting.OrHang()).Should().BeTrue();
+        await pump.DisposeAsync();
+        handler.HistoryOf("p").Should().Equal("added", "m1", "m2", "m4", "removed");
+        handler.HistoryOf("q").Should().Equal("added", "removed");
+    }
+
+    [Fact]
+    public async Task FullQueue_WaitMode_PostAsyncIsCancellable()
+    {
+        var hold = Bounded.NewGate();
+        var handler = new RecordingPeerHandler<string> { Hold = hold.Task };
+        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { Capacity = 1 });
+        var peer = pump.Connect("p");
+        peer.MarkReady();
+        await handler.FirstCallEntered.OrHang(); // the loop holds inside OnAdded; the queue is empty again
+        peer.TryPost("m1");
+        using var cancel = new CancellationTokenSource();
+
+        var waiting = peer.PostAsync("m2", cancel.Token).AsTask();
+        await cancel.CancelAsync();
+
+        await waiting.Invoking(w => w.OrHang()).Should().ThrowAsync<OperationCanceledException>();
+        hold.SetResult();
+        await pump.DisposeAsync();
+        handler.HistoryOf("p").Should().Equal("added", "m1", "removed");
+    }
+
+    [Fact]
+    public async Task FullQueue_DropNewest_DropsTheNewMessage()
+    {
+        var hold = Bounded.NewGate();
+        var handler = new RecordingPeerHandler<string> { Hold = hold.Task };
+        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { Capacity = 2, FullMode = PeerEventPumpFullMode.DropNewest });
+        var peer = pump.Connect("p");
+        peer.MarkReady();
+        await handler.FirstCallEntered.OrHang(); // the loop holds inside OnAdded; the queue is empty again
+
+        peer.TryPost("m1").Should().BeTrue();
+        peer.TryPost("m2").Should().BeTrue();
+        peer.TryPost("m3").Should().BeFalse();
+        (await peer.PostAsync("m4")).Should().BeFalse();
+
+        hold.SetResult();
+        await pump.DisposeAsync();
+        handler.HistoryOf("p").Should().Equal("added", "m1", "m2", "removed");
+    }
+
+    [Fact]
+    public async Task FullQueue_DropOldest_DropsTheOldestWaitingMessage_NeverALifecycleEvent()
+    {
+        var hold = Bounded.NewGate();
+        var handler = new RecordingPeerHandler<string> { Hold = hold.Task };
+        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { Capacity = 2, FullMode = PeerEventPumpFullMode.DropOldest });
+        var peer = pump.Connect("p");
+        peer.MarkReady();
+        await handler.FirstCallEntered.OrHang(); // the loop holds inside OnAdded; the queue is empty again
+
+        peer.TryPost("m1").Should().BeTrue();
+        var other = pump.Connect("q");
+        other.MarkReady();
+        peer.TryPost("m2").Should().BeTrue();
+        peer.TryPost("m3").Should().BeTrue(); // displaces m1
+        other.Disconnect();
+
+        hold.SetResult();
+        await pump.DisposeAsync();
+        handler.HistoryOf("p").Should().Equal("added", "m2", "m3", "removed");
+        handler.HistoryOf("q").Should().Equal("added", "removed");
+    }
+
+    private sealed class BlockingHandler : IPeerEventHandler<string, string>
+    {
+        private readonly TaskCompletionSource _tokenCancelled;
+
+        public BlockingHandler(TaskCompletionSource tokenCancelled) => _tokenCancelled = tokenCancelled;
+
+        public TaskCompletionSource Entered { get; } = Bounded.NewGate();
+
+        public ValueTask OnAddedAsync(string peer, CancellationToken cancellationToken)
+        {
+            cancellationToken.Register(() => _tokenCancelled.TrySetResult());
+            Entered.TrySetResult();
+            return new ValueTask(Bounded.NewGate().Task);
+        }
+
+        public ValueTask OnMessageAsync(string peer, string message, CancellationToken cancellationToken) => default;
+
+        public ValueTask OnRemovedAsync(string peer, CancellationToken cancellationToken) => default;
+    }
+}
