@@ -10,13 +10,6 @@ namespace Concurrency.Primitives;
 
 public sealed partial class PeerEventPump<TPeer, TMessage>
 {
-    // The loop's own state: touched only by the one running work item (invariant 1).
-    private PeerEventBuffer<TPeer, TMessage> _draining = new();
-    private int _drainIndex;
-    private PeerHandle<TPeer, TMessage>? _liveHead;
-    private int _liveCount;
-    private ValueTask _handlerInFlight;
-    private PeerEvent<TPeer, TMessage> _eventInFlight;
     private Exception? _fault;
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA2213:Disposable fields should be disposed", Justification = "No timer or linked registrations; the handler may still hold its token.")]
     private readonly CancellationTokenSource _abort = new();
@@ -94,21 +87,18 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
     /// <summary>The loop: drains whole buffers, one event at a time, until nothing is queued; runs as one work item at a time.</summary>
     private void Drain()
     {
+        var loop = _loop;
         while (true)
         {
-            if (_drainIndex == _draining.Count)
+            if (loop.Index == loop.Draining.Count && !Refill())
             {
-                if (!Refill())
-                {
-                    return;
-                }
+                return;
             }
 
-            _eventInFlight = _draining.Items[_drainIndex++];
             ValueTask handled;
             try
             {
-                handled = Deliver(in _eventInFlight);
+                handled = Deliver(ref loop.Draining.Items[loop.Index++]);
             }
             catch (Exception exception)
             {
@@ -117,8 +107,8 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
             if (!handled.IsCompleted)
             {
-                _handlerInFlight = handled;
-                _loop.AwaitHandler();
+                loop.HandlerInFlight = handled;
+                loop.AwaitHandler();
                 return;
             }
 
@@ -129,8 +119,8 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
     /// <summary>An asynchronous handler call completed: observe it, then go on draining as a new work item (never on the handler's thread).</summary>
     private void OnHandlerCompleted()
     {
-        var handled = _handlerInFlight;
-        _handlerInFlight = default;
+        var handled = _loop.HandlerInFlight;
+        _loop.HandlerInFlight = default;
         Observe(handled);
         _loop.Start();
     }
@@ -143,19 +133,16 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
         }
         catch (Exception exception)
         {
-            OnHandlerFault(exception);
-        }
-        finally
-        {
-            _eventInFlight = default;
+            OnHandlerFault(exception, in _loop.Draining.Items[_loop.Index - 1]);
         }
     }
 
     /// <summary>Swaps the producers' buffer in; returns <see langword="false"/> (and unschedules the loop) when nothing is queued.</summary>
     private bool Refill()
     {
-        _draining.Clear();
-        _drainIndex = 0;
+        var loop = _loop;
+        loop.Draining.Clear();
+        loop.Index = 0;
         lock (_lock)
         {
             if (_pending.Count == 0)
@@ -169,7 +156,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
                 return false;
             }
 
-            (_pending, _draining) = (_draining, _pending);
+            (_pending, loop.Draining) = (loop.Draining, _pending);
             var freed = _pendingMessages;
             _pendingMessages = 0;
             if (freed > 0 && PeerEventPumpMetrics.Queued.Enabled)
@@ -189,33 +176,35 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
         return true;
     }
 
-    private ValueTask Deliver(in PeerEvent<TPeer, TMessage> next)
+    private ValueTask Deliver(ref PeerEvent<TPeer, TMessage> next)
     {
         var handle = next.Handle;
+        var handler = _loop.Handler;
+        var token = _loop.Token;
         switch (next.Kind)
         {
             case PeerEventKind.Added:
                 Debug.Assert(!handle.LoopLive, "Added is queued once per handle.");
                 LinkLive(handle);
                 Count("added");
-                return _handler.OnAddedAsync(handle.Peer, _abort.Token);
+                return handler.OnAddedAsync(handle.Peer, token);
             case PeerEventKind.Message when handle.LoopLive:
                 Count("message");
-                return _handler.OnMessageAsync(handle.Peer, next.Message, _abort.Token);
+                return handler.OnMessageAsync(handle.Peer, next.Message, token);
             case PeerEventKind.Removed when handle.LoopLive:
                 UnlinkLive(handle);
                 Count("removed");
-                return _handler.OnRemovedAsync(handle.Peer, _abort.Token);
+                return handler.OnRemovedAsync(handle.Peer, token);
             default:
                 // A dropped message, or (after a fault) an event of a peer already removed: nothing to deliver.
                 return default;
         }
     }
 
-    private void OnHandlerFault(Exception exception)
+    private void OnHandlerFault(Exception exception, in PeerEvent<TPeer, TMessage> failed)
     {
-        var kind = _eventInFlight.Kind.ToString();
-        var peer = _eventInFlight.Handle?.Peer.ToString() ?? string.Empty;
+        var kind = failed.Kind.ToString();
+        var peer = failed.Handle?.Peer.ToString() ?? string.Empty;
         if (PeerEventPumpMetrics.HandlerFaults.Enabled)
         {
             PeerEventPumpMetrics.HandlerFaults.Add(1, _metricTag);
@@ -229,7 +218,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
         // Fault the pump: refuse everything, drop what is queued, and queue a Removed for every peer the handler saw added.
         _fault = exception;
-        PeerEventPumpLog.Faulted(_logger, _name, _liveCount, exception);
+        PeerEventPumpLog.Faulted(_logger, _name, _loop.LiveCount, exception);
         lock (_lock)
         {
             _accepting = false;
@@ -246,20 +235,20 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
                 _roomWaiters.Dequeue().TrySetResult(false);
             }
 
-            for (var handle = _liveHead; handle is not null; handle = handle.LoopNext)
+            for (var handle = _loop.LiveHead; handle is not null; handle = handle.LoopNext)
             {
                 _pending.Add(new PeerEvent<TPeer, TMessage>(PeerEventKind.Removed, handle, default!));
             }
         }
 
         // Skip the rest of the buffer being drained; the Removed events come next.
-        _drainIndex = _draining.Count;
+        _loop.Index = _loop.Draining.Count;
     }
 
     /// <summary>Called under the lock when the loop is done for good.</summary>
     private void Finish()
     {
-        Debug.Assert(_liveHead is null, "Every added peer has been removed before the pump completes.");
+        Debug.Assert(_loop.LiveHead is null, "Every added peer has been removed before the pump completes.");
         if (_fault is not null)
         {
             _completion.TrySetException(_fault);
@@ -272,16 +261,17 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
     private void LinkLive(PeerHandle<TPeer, TMessage> handle)
     {
+        var loop = _loop;
         handle.LoopLive = true;
         handle.LoopPrevious = null;
-        handle.LoopNext = _liveHead;
-        if (_liveHead is not null)
+        handle.LoopNext = loop.LiveHead;
+        if (loop.LiveHead is not null)
         {
-            _liveHead.LoopPrevious = handle;
+            loop.LiveHead.LoopPrevious = handle;
         }
 
-        _liveHead = handle;
-        _liveCount++;
+        loop.LiveHead = handle;
+        loop.LiveCount++;
         if (PeerEventPumpMetrics.LivePeers.Enabled)
         {
             PeerEventPumpMetrics.LivePeers.Add(1, _metricTag);
@@ -293,7 +283,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
         handle.LoopLive = false;
         if (handle.LoopPrevious is null)
         {
-            _liveHead = handle.LoopNext;
+            _loop.LiveHead = handle.LoopNext;
         }
         else
         {
@@ -307,7 +297,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
         handle.LoopPrevious = null;
         handle.LoopNext = null;
-        _liveCount--;
+        _loop.LiveCount--;
         if (PeerEventPumpMetrics.LivePeers.Enabled)
         {
             PeerEventPumpMetrics.LivePeers.Add(-1, _metricTag);
@@ -334,21 +324,37 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
         }
     }
 
-    /// <summary>The loop as a reusable thread-pool work item: starting it costs no allocation.</summary>
+    /// <summary>
+    /// The loop as a reusable thread-pool work item (starting it costs no allocation), and the loop's own state, touched
+    /// only by the one running work item (invariant 1). Kept in its own object, away from the fields producers write, so
+    /// that the loop and the producers do not share cache lines.
+    /// </summary>
     private sealed class PumpLoop : PoolWorkItem
     {
         private readonly PeerEventPump<TPeer, TMessage> _pump;
         private readonly Action _onHandlerCompleted;
 
+        public PeerEventBuffer<TPeer, TMessage> Draining = new();
+        public int Index;
+        public ValueTask HandlerInFlight;
+        public PeerHandle<TPeer, TMessage>? LiveHead;
+        public int LiveCount;
+
         public PumpLoop(PeerEventPump<TPeer, TMessage> pump)
         {
             _pump = pump;
             _onHandlerCompleted = pump.OnHandlerCompleted;
+            Handler = pump._handler;
+            Token = pump._abort.Token;
         }
+
+        public IPeerEventHandler<TPeer, TMessage> Handler { get; }
+
+        public CancellationToken Token { get; }
 
         public void Start() => Dispatch(flowContext: false);
 
-        public void AwaitHandler() => ContinueWhenCompleted(ref _pump._handlerInFlight, _onHandlerCompleted);
+        public void AwaitHandler() => ContinueWhenCompleted(ref HandlerInFlight, _onHandlerCompleted);
 
         protected override void Execute() => _pump.Drain();
     }

@@ -1,0 +1,147 @@
+using System;
+using System.Threading;
+using System.Threading.Channels;
+using System.Threading.Tasks;
+using System.Threading.Tasks.Dataflow;
+using BenchmarkDotNet.Attributes;
+using Concurrency.Primitives.Benchmarks.HandRolled;
+
+namespace Concurrency.Primitives.Benchmarks;
+
+/// <summary>
+/// 200,000 messages from peers already added, posted round-robin by one producer and handled by one consumer that counts
+/// them; the run ends when the consumer has seen them all. Time and allocation are per event.
+/// </summary>
+[MemoryDiagnoser]
+public class PumpBenchmarks
+{
+    private const int Events = 200_000;
+
+    private CountingHandler _handler = null!;
+    private PeerEventPump<int, int> _pump = null!;
+    private PeerHandle<int, int>[] _handles = null!;
+    private TwoChannelPeerLoop<int, int> _twoChannel = null!;
+    private ActionBlock<(int Peer, int Message)> _actionBlock = null!;
+    private Channel<(int Peer, int Message)> _channel = null!;
+    private Task _channelLoop = null!;
+
+    [Params(1, 16, 1_000)]
+    public int Peers { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _handler = new CountingHandler();
+        _pump = new PeerEventPump<int, int>(_handler);
+        _handles = new PeerHandle<int, int>[Peers];
+        _twoChannel = new TwoChannelPeerLoop<int, int>(_handler);
+        for (var i = 0; i < Peers; i++)
+        {
+            _handles[i] = _pump.Connect(i);
+            _handles[i].MarkReady();
+            _twoChannel.NewPeer(i);
+        }
+
+        _actionBlock = new ActionBlock<(int Peer, int Message)>(e => _handler.OnMessageAsync(e.Peer, e.Message, default).AsTask());
+        _channel = Channel.CreateUnbounded<(int, int)>(new UnboundedChannelOptions { SingleReader = true });
+        _channelLoop = Task.Run(async () =>
+        {
+            var reader = _channel.Reader;
+            while (await reader.WaitToReadAsync())
+            {
+                while (reader.TryRead(out var e))
+                {
+                    await _handler.OnMessageAsync(e.Item1, e.Item2, default);
+                }
+            }
+        });
+    }
+
+    [GlobalCleanup]
+    public async Task Cleanup()
+    {
+        await _pump.DisposeAsync();
+        await _twoChannel.DisposeAsync();
+        _actionBlock.Complete();
+        _channel.Writer.TryComplete();
+        await _channelLoop;
+    }
+
+    [Benchmark(Description = "raw Channel<T> drain loop (floor)", OperationsPerInvoke = Events)]
+    public Task RawChannel()
+    {
+        var done = _handler.Expect(Events);
+        var writer = _channel.Writer;
+        for (var i = 0; i < Events; i++)
+        {
+            writer.TryWrite((i % Peers, i));
+        }
+
+        return done;
+    }
+
+    [Benchmark(Baseline = true, Description = "hand-rolled two-channel loop", OperationsPerInvoke = Events)]
+    public Task TwoChannel()
+    {
+        var done = _handler.Expect(Events);
+        for (var i = 0; i < Events; i++)
+        {
+            _twoChannel.Message(i % Peers, i);
+        }
+
+        return done;
+    }
+
+    [Benchmark(Description = "Dataflow ActionBlock", OperationsPerInvoke = Events)]
+    public Task ActionBlock()
+    {
+        var done = _handler.Expect(Events);
+        for (var i = 0; i < Events; i++)
+        {
+            _actionBlock.Post((i % Peers, i));
+        }
+
+        return done;
+    }
+
+    [Benchmark(Description = "PeerEventPump", OperationsPerInvoke = Events)]
+    public Task Pump()
+    {
+        var done = _handler.Expect(Events);
+        var handles = _handles;
+        for (var i = 0; i < Events; i++)
+        {
+            handles[i % handles.Length].TryPost(i);
+        }
+
+        return done;
+    }
+
+    /// <summary>Counts messages and completes the expected total; added and removed events are not counted.</summary>
+    private sealed class CountingHandler : IPeerEventHandler<int, int>
+    {
+        private int _remaining;
+        private TaskCompletionSource? _done;
+
+        public Task Expect(int count)
+        {
+            _done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Volatile.Write(ref _remaining, count);
+            return _done.Task;
+        }
+
+        public ValueTask OnAddedAsync(int peer, CancellationToken cancellationToken) => default;
+
+        public ValueTask OnMessageAsync(int peer, int message, CancellationToken cancellationToken)
+        {
+            if (Interlocked.Decrement(ref _remaining) == 0)
+            {
+                _done!.TrySetResult();
+            }
+
+            return default;
+        }
+
+        public ValueTask OnRemovedAsync(int peer, CancellationToken cancellationToken) => default;
+    }
+}
