@@ -55,9 +55,8 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
 
     public bool TimedOut;
 
-    public BatchCore<TItem, TResult>? Previous;
-
-    public BatchCore<TItem, TResult>? Next;
+    /// <summary>Its place in the batcher's list of running dispatches.</summary>
+    public ListLinks<BatchCore<TItem, TResult>> Links;
 
     int IReadOnlyCollection<TItem>.Count => Count;
 
@@ -111,4 +110,12 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
     protected override void Execute() => _owner.RunDispatch(this);
 
     private void OnDispatchCompleted() => _owner.OnAsyncDispatchCompleted(this);
+}
+
+/// <summary>Finds a <see cref="BatchCore{TItem, TResult}"/>'s running-list links.</summary>
+/// <typeparam name="TItem">The item type.</typeparam>
+/// <typeparam name="TResult">The result type.</typeparam>
+internal readonly struct BatchCoreLinks<TItem, TResult> : ILinksOf<BatchCore<TItem, TResult>>
+{
+    public ref ListLinks<BatchCore<TItem, TResult>> Of(BatchCore<TItem, TResult> node) => ref node.Links;
 }

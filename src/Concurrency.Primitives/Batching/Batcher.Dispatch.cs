@@ -196,7 +196,7 @@ public sealed partial class Batcher<TItem, TResult>
 
             core.Count = 0;
             _inFlight--;
-            UnlinkRunningLocked(core);
+            _running.Remove(core);
             ReturnCoreLocked(core);
             next = TryStartLocked(Now());
             CheckDrainedLocked();
@@ -277,7 +277,7 @@ public sealed partial class Batcher<TItem, TResult>
             core.TimedOut = false;
             core.DispatchStarted = now;
             core.RentCancellation();
-            LinkRunningLocked(core);
+            _running.AddLast(core);
 
             // The dispatch's bound: its own timeout, or the moment its last caller would give up, whichever is first.
             // The deadline sweep enforces it, so starting a dispatch touches no timer of its own.
@@ -328,46 +328,6 @@ public sealed partial class Batcher<TItem, TResult>
         {
             _corePool.Push(core);
         }
-    }
-
-    private void LinkRunningLocked(BatchCore<TItem, TResult> core)
-    {
-        core.Previous = _runningTail;
-        core.Next = null;
-        if (_runningTail is null)
-        {
-            _runningHead = core;
-        }
-        else
-        {
-            _runningTail.Next = core;
-        }
-
-        _runningTail = core;
-    }
-
-    private void UnlinkRunningLocked(BatchCore<TItem, TResult> core)
-    {
-        if (core.Previous is null)
-        {
-            _runningHead = core.Next;
-        }
-        else
-        {
-            core.Previous.Next = core.Next;
-        }
-
-        if (core.Next is null)
-        {
-            _runningTail = core.Previous;
-        }
-        else
-        {
-            core.Next.Previous = core.Previous;
-        }
-
-        core.Previous = null;
-        core.Next = null;
     }
 
     private void WakeRoomWaitersLocked()

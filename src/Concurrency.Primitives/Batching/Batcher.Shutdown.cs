@@ -177,7 +177,7 @@ public sealed partial class Batcher<TItem, TResult>
             var itemsDone = false;
 
             // Running dispatches first: their items were queued before every item still in the queue.
-            for (var core = _runningHead; core is not null; core = core.Next)
+            for (var core = _running.First; core is not null; core = IntrusiveList<BatchCore<TItem, TResult>, BatchCoreLinks<TItem, TResult>>.NextOf(core))
             {
                 if (!core.TimedOut)
                 {

@@ -79,8 +79,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     private int _queued;
 
     // Running dispatches, oldest first (their items precede the queue's in submit order).
-    private BatchCore<TItem, TResult>? _runningHead;
-    private BatchCore<TItem, TResult>? _runningTail;
+    private IntrusiveList<BatchCore<TItem, TResult>, BatchCoreLinks<TItem, TResult>> _running;
     private int _inFlight;
 
     // Free items: _free is taken under the lock; callers push released items onto _returned without it.

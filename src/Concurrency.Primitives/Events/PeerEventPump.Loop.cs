@@ -16,7 +16,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
     /// <summary>
     /// Stops accepting (connects throw, posts return <see langword="false"/>), disconnects every handle, and waits until the
-    /// loop has delivered what was queued and a Removed for every live peer.
+    /// loop has delivered what was queued and a Removed for every live peer, in the order the peers were added.
     /// </summary>
     /// <param name="cancellationToken">Abandons this wait; the shutdown goes on.</param>
     /// <returns><see cref="Completion"/>, bounded by the caller's token.</returns>
@@ -235,7 +235,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
                 _roomWaiters.Dequeue().TrySetResult(false);
             }
 
-            for (var handle = _loop.LiveHead; handle is not null; handle = handle.LoopNext)
+            for (var handle = _loop.Live.First; handle is not null; handle = IntrusiveList<PeerHandle<TPeer, TMessage>, PeerHandleLinks<TPeer, TMessage>>.NextOf(handle))
             {
                 _pending.Add(new PeerEvent<TPeer, TMessage>(PeerEventKind.Removed, handle, default!));
             }
@@ -248,7 +248,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
     /// <summary>Called under the lock when the loop is done for good.</summary>
     private void Finish()
     {
-        Debug.Assert(_loop.LiveHead is null, "Every added peer has been removed before the pump completes.");
+        Debug.Assert(_loop.Live.First is null, "Every added peer has been removed before the pump completes.");
         if (_fault is not null)
         {
             _completion.TrySetException(_fault);
@@ -263,14 +263,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
     {
         var loop = _loop;
         handle.LoopLive = true;
-        handle.LoopPrevious = null;
-        handle.LoopNext = loop.LiveHead;
-        if (loop.LiveHead is not null)
-        {
-            loop.LiveHead.LoopPrevious = handle;
-        }
-
-        loop.LiveHead = handle;
+        loop.Live.AddLast(handle);
         loop.LiveCount++;
         if (PeerEventPumpMetrics.LivePeers.Enabled)
         {
@@ -281,22 +274,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
     private void UnlinkLive(PeerHandle<TPeer, TMessage> handle)
     {
         handle.LoopLive = false;
-        if (handle.LoopPrevious is null)
-        {
-            _loop.LiveHead = handle.LoopNext;
-        }
-        else
-        {
-            handle.LoopPrevious.LoopNext = handle.LoopNext;
-        }
-
-        if (handle.LoopNext is not null)
-        {
-            handle.LoopNext.LoopPrevious = handle.LoopPrevious;
-        }
-
-        handle.LoopPrevious = null;
-        handle.LoopNext = null;
+        _loop.Live.Remove(handle);
         _loop.LiveCount--;
         if (PeerEventPumpMetrics.LivePeers.Enabled)
         {
@@ -337,7 +315,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
         public PeerEventBuffer<TPeer, TMessage> Draining = new();
         public int Index;
         public ValueTask HandlerInFlight;
-        public PeerHandle<TPeer, TMessage>? LiveHead;
+        public IntrusiveList<PeerHandle<TPeer, TMessage>, PeerHandleLinks<TPeer, TMessage>> Live;
         public int LiveCount;
 
         public PumpLoop(PeerEventPump<TPeer, TMessage> pump)

@@ -36,7 +36,7 @@ namespace Concurrency.Primitives;
 /// </para>
 /// <para>
 /// Shutdown (<see cref="CompleteAsync"/>, <see cref="DisposeAsync"/>) stops accepting, delivers what is queued and a Removed for
-/// every live peer, then completes <see cref="Completion"/>. All members are thread-safe.
+/// every live peer (in the order they were added), then completes <see cref="Completion"/>. All members are thread-safe.
 /// </para>
 /// </remarks>
 [DebuggerDisplay("{_name,nq}")]

@@ -1,6 +1,7 @@
 using System;
 using System.Threading;
 using System.Threading.Tasks;
+using Concurrency.Primitives.Internal;
 
 namespace Concurrency.Primitives;
 
@@ -60,8 +61,7 @@ public sealed class PeerHandle<TPeer, TMessage>
 
     // Consumer side, touched only by the pump's loop.
     internal bool LoopLive;
-    internal PeerHandle<TPeer, TMessage>? LoopPrevious;
-    internal PeerHandle<TPeer, TMessage>? LoopNext;
+    internal ListLinks<PeerHandle<TPeer, TMessage>> LoopLinks;
 
     /// <summary>The handshake is done: queues Added for the handler. Once only.</summary>
     /// <returns><see langword="true"/> if this call queued Added; <see langword="false"/> if already ready, disconnected, or the pump is shut down.</returns>
@@ -90,4 +90,13 @@ public sealed class PeerHandle<TPeer, TMessage>
     /// <summary>The peer and its generation.</summary>
     /// <returns>For example <c>peer-7 (generation 3, Ready)</c>.</returns>
     public override string ToString() => $"{Peer} (generation {Generation}, {State})";
+}
+
+/// <summary>Finds a <see cref="PeerHandle{TPeer, TMessage}"/>'s links in the loop's list of live peers.</summary>
+/// <typeparam name="TPeer">The peer type.</typeparam>
+/// <typeparam name="TMessage">The message type.</typeparam>
+internal readonly struct PeerHandleLinks<TPeer, TMessage> : ILinksOf<PeerHandle<TPeer, TMessage>>
+    where TPeer : notnull
+{
+    public ref ListLinks<PeerHandle<TPeer, TMessage>> Of(PeerHandle<TPeer, TMessage> node) => ref node.LoopLinks;
 }

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.Threading;
 using System.Threading.Tasks;
+using Concurrency.Primitives.Internal;
 using Microsoft.Extensions.Logging;
 
 namespace Concurrency.Primitives;
@@ -14,8 +15,7 @@ public sealed partial class TaskTracker
     // The registry of named registrations. Guarded by _registry; the operation field of _state is
     // changed only under it too, so that under the lock it always equals _liveCount.
     private readonly object _registry = new();
-    private TrackedNode? _head;
-    private TrackedNode? _tail;
+    private IntrusiveList<TrackedNode, TrackedNodeLinks> _live;
     private int _liveCount;
     private NodePool _pool;
     private long _lastId;
@@ -95,7 +95,7 @@ public sealed partial class TaskTracker
         lock (_registry)
         {
             var result = new List<TrackedOperationInfo>(_liveCount);
-            for (var node = _head; node is not null; node = node.Next)
+            for (var node = _live.First; node is not null; node = IntrusiveList<TrackedNode, TrackedNodeLinks>.NextOf(node))
             {
                 result.Add(new TrackedOperationInfo(
                     node.Id,
@@ -244,186 +244,6 @@ public sealed partial class TaskTracker
         node.Start();
     }
 
-    private (TrackedNode Node, long Id)? TryRegister(
-        TrackedNode? parent,
-        long parentId,
-        TrackedOperationKind kind,
-        string? name,
-        Func<CancellationToken, Task>? work,
-        Func<TrackedOperation, CancellationToken, Task>? workWithHandle,
-        out Rejection rejection)
-    {
-        // Work done outside the lock: the clock read and the (opt-in) stack walk.
-        var timestamp = _time.GetTimestamp();
-        var stackTrace = _captureStackTraces ? new StackTrace(2, fNeedFileInfo: true).ToString() : null;
-        TrackedNode node;
-        long id;
-        var next = 0L;
-        lock (_registry)
-        {
-            AssertInvariants();
-            // A child is admitted only while its parent is live: the parent's count then keeps the
-            // tracker from completing, which is what makes registering during a close safe.
-            var parentLive = parent is null || (parent.Id == parentId && ReferenceEquals(parent.Tracker, this));
-            rejection = parentLive ? TryCountOperation(topLevel: parent is null, out next) : Rejection.ParentInactive;
-            if (rejection != Rejection.None)
-            {
-                return null;
-            }
-
-            node = _pool.Take();
-            node.Tracker = this;
-            id = ++_lastId;
-            node.Id = id;
-            node.ParentId = parent is null ? 0 : parentId;
-            node.Name = name ?? UnnamedOperation;
-            node.Kind = kind;
-            node.RegisteredTimestamp = timestamp;
-            node.StackTrace = stackTrace;
-            node.Work = work;
-            node.WorkWithHandle = workWithHandle;
-            node.Previous = _tail;
-            node.Next = null;
-            if (_tail is null)
-            {
-                _head = node;
-            }
-            else
-            {
-                _tail.Next = node;
-            }
-
-            _tail = node;
-            _liveCount++;
-        }
-
-        if (TaskTrackerMetrics.Outstanding.Enabled)
-        {
-            TaskTrackerMetrics.Outstanding.Add(1, _metricTag);
-        }
-
-        if (_logger.IsEnabled(LogLevel.Debug))
-        {
-            TaskTrackerLog.Registered(_logger, _name, kind, node.Name, id, CountOf(next));
-        }
-
-        return (node, id);
-    }
-
-    private Rejection TryCountOperation(bool topLevel, out long next)
-    {
-        var state = Volatile.Read(ref _state);
-        while (true)
-        {
-            if ((state & CompleteBit) != 0)
-            {
-                next = state;
-                return Rejection.Completed;
-            }
-
-            if (topLevel && (state & ClosingBit) != 0)
-            {
-                next = state;
-                return Rejection.Closing;
-            }
-
-            if (((state & OperationMask) >> OperationShift) >= MaxCount)
-            {
-                next = state;
-                return Rejection.Overflow;
-            }
-
-            next = state + OperationOne;
-            var seen = Interlocked.CompareExchange(ref _state, next, state);
-            if (seen == state)
-            {
-                return Rejection.None;
-            }
-
-            state = seen;
-        }
-    }
-
-    /// <summary>Releases one registration exactly once; a stale or repeated release is a no-op.</summary>
-    private void Release(TrackedNode node, long id, TrackedOperationKind kind)
-    {
-        string name;
-        long next;
-        lock (_registry)
-        {
-            AssertInvariants();
-            if (node.Id != id || !ReferenceEquals(node.Tracker, this))
-            {
-                return;
-            }
-
-            if (node.Kind != kind)
-            {
-                throw new InvalidOperationException(
-                    $"'{node.Name}' #{id} is work started by Go; the tracker releases it when the work's task completes. Do not dispose its handle.");
-            }
-
-            name = node.Name;
-            if (node.Previous is null)
-            {
-                _head = node.Next;
-            }
-            else
-            {
-                node.Previous.Next = node.Next;
-            }
-
-            if (node.Next is null)
-            {
-                _tail = node.Previous;
-            }
-            else
-            {
-                node.Next.Previous = node.Previous;
-            }
-
-            _liveCount--;
-            Volatile.Write(ref node.Id, 0);
-            node.Previous = null;
-            node.Work = null;
-            node.WorkWithHandle = null;
-            node.StackTrace = null;
-            node.WaitingForSlot = false;
-            node.HoldsSlot = false;
-            node.Next = null;
-            node.Tracker = null;
-            _pool.Give(node);
-
-            var state = Volatile.Read(ref _state);
-            while (true)
-            {
-                next = Settle(state - OperationOne);
-                var seen = Interlocked.CompareExchange(ref _state, next, state);
-                if (seen == state)
-                {
-                    break;
-                }
-
-                state = seen;
-            }
-        }
-
-        if (TaskTrackerMetrics.Outstanding.Enabled)
-        {
-            TaskTrackerMetrics.Outstanding.Add(-1, _metricTag);
-        }
-
-        if (_logger.IsEnabled(LogLevel.Debug))
-        {
-            TaskTrackerLog.Released(_logger, _name, name, id, CountOf(next));
-        }
-
-        if ((next & CountMask) == 0)
-        {
-            OnReachedZero(next);
-        }
-    }
-
     private void RecordFailure(string name, long id, Exception exception)
     {
         bool first;
@@ -453,6 +273,6 @@ public sealed partial class TaskTracker
         var state = Volatile.Read(ref _state);
         Debug.Assert((int)((state & OperationMask) >> OperationShift) == _liveCount, "Every counted operation is in the registry.");
         Debug.Assert((state & CompleteBit) == 0 || ((state & ClosingBit) != 0 && (state & CountMask) == 0), "Complete implies closing with a count of zero.");
-        Debug.Assert((_head is null) == (_liveCount == 0), "The registry is empty exactly when no operation is counted.");
+        Debug.Assert((_live.First is null) == (_liveCount == 0), "The registry is empty exactly when no operation is counted.");
     }
 }

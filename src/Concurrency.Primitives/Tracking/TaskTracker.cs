@@ -204,15 +204,7 @@ public sealed partial class TaskTracker : IAsyncDisposable
             state = seen;
         }
 
-        if (TaskTrackerMetrics.Outstanding.Enabled)
-        {
-            TaskTrackerMetrics.Outstanding.Add(-1, _metricTag);
-        }
-
-        if ((next & CountMask) == 0)
-        {
-            OnReachedZero(next);
-        }
+        OnCountDropped(next);
     }
 
     /// <summary>Waits until the count is zero: the WaitGroup <c>Wait</c>. Does not close the tracker.</summary>
@@ -248,6 +240,20 @@ public sealed partial class TaskTracker : IAsyncDisposable
     /// <summary>A closing tracker whose count reaches zero becomes complete in the same swap.</summary>
     private static long Settle(long state) =>
         (state & ClosingBit) != 0 && (state & CountMask) == 0 ? state | CompleteBit : state;
+
+    /// <summary>After one registration was released, leaving <paramref name="next"/>.</summary>
+    private void OnCountDropped(long next)
+    {
+        if (TaskTrackerMetrics.Outstanding.Enabled)
+        {
+            TaskTrackerMetrics.Outstanding.Add(-1, _metricTag);
+        }
+
+        if ((next & CountMask) == 0)
+        {
+            OnReachedZero(next);
+        }
+    }
 
     private void OnReachedZero(long state)
     {

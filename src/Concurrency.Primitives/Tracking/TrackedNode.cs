@@ -38,8 +38,9 @@ internal sealed class TrackedNode : PoolWorkItem
 
     /// <summary>Whether this work took a concurrency slot (top-level work under a limit), to give back on completion.</summary>
     public bool HoldsSlot;
-    public TrackedNode? Previous;
-    public TrackedNode? Next;
+
+    /// <summary>Its place in the tracker's registry, or, while pooled, in the free list (<c>Next</c> only).</summary>
+    public ListLinks<TrackedNode> Links;
 
     /// <summary>For the head of a chain handed to the shared reservoir: how many nodes the chain holds.</summary>
     public int ChainLength;
@@ -91,4 +92,10 @@ internal sealed class TrackedNode : PoolWorkItem
         _runningWork = null;
         Tracker!.CompleteWork(this, task, null);
     }
+}
+
+/// <summary>Finds a <see cref="TrackedNode"/>'s registry links.</summary>
+internal readonly struct TrackedNodeLinks : ILinksOf<TrackedNode>
+{
+    public ref ListLinks<TrackedNode> Of(TrackedNode node) => ref node.Links;
 }

@@ -79,6 +79,8 @@ public sealed class PeerEventPumpFaultAndShutdownTests
             peers[i].State.Should().Be(PeerConnectionState.Disconnected);
         }
 
+        // The shutdown's Removed events come last, in the order the peers were added.
+        handler.Order.Skip(10).Should().Equal(Enumerable.Range(0, 5).Select(i => $"{i}:removed"));
         pump.Completion.IsCompletedSuccessfully.Should().BeTrue();
     }
 
