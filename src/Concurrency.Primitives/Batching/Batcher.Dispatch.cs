@@ -181,10 +181,10 @@ public sealed partial class Batcher<TItem, TResult>
 
         if (BatcherMetrics.DispatchDuration.Enabled)
         {
-            BatcherMetrics.DispatchDuration.Record(TimeSpan.FromTicks((long)((Now() - core.DispatchStarted) * ((double)TimeSpan.TicksPerSecond / TicksPerSecond))).TotalSeconds, _metricTag);
+            BatcherMetrics.DispatchDuration.Record(_clock.Between(core.DispatchStarted, Now()).TotalSeconds, _metricTag);
         }
 
-        var stuckFor = core.TimedOut ? Now() - core.DispatchStarted : (long?)null;
+        var stuckFor = core.TimedOut ? _clock.Between(core.DispatchStarted, Now()) : (TimeSpan?)null;
         BatchCore<TItem, TResult>? next;
         lock (_lock)
         {
@@ -202,9 +202,9 @@ public sealed partial class Batcher<TItem, TResult>
             CheckDrainedLocked();
         }
 
-        if (stuckFor is { } ticks)
+        if (stuckFor is { } stuck)
         {
-            BatcherLog.StuckDispatchReturned(_logger, _name, TimeSpan.FromTicks((long)(ticks * ((double)TimeSpan.TicksPerSecond / TicksPerSecond))));
+            BatcherLog.StuckDispatchReturned(_logger, _name, stuck);
         }
 
         return next;

@@ -67,7 +67,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly KeyValuePair<string, object?> _metricTag;
-    private readonly bool _systemClock;
+    private readonly CoarseClock _clock;
     private readonly long _maxDelayTicks;
     private readonly Stack<BatchCore<TItem, TResult>> _corePool = new();
     private readonly Queue<TaskCompletionSource<bool>> _roomWaiters = new();
@@ -139,10 +139,10 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
         _name = string.IsNullOrEmpty(options.Name) ? "Batcher" : options.Name!;
         _logger = options.Logger ?? NullLogger.Instance;
         _time = options.TimeProvider ?? TimeProvider.System;
-        _systemClock = ReferenceEquals(_time, TimeProvider.System);
-        _timeoutTicks = ToTicks(_timeout);
-        _maxDelayTicks = ToTicks(_maxDelay);
-        _dispatchTimeoutTicks = ToTicks(_dispatchTimeout);
+        _clock = new CoarseClock(_time);
+        _timeoutTicks = _clock.ToTicks(_timeout);
+        _maxDelayTicks = _clock.ToTicks(_maxDelay);
+        _dispatchTimeoutTicks = _clock.ToTicks(_dispatchTimeout);
         _metricTag = new KeyValuePair<string, object?>("batcher.name", _name);
 
         static int Positive(int value, string option) => value >= 1
@@ -371,31 +371,8 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     private ObjectDisposedException ShutDown() =>
         new(nameof(Batcher<TItem, TResult>), $"Batcher '{_name}' is shutting down or has shut down; it accepts no more items.");
 
-    /// <summary>
-    /// The batcher's clock for deadlines. With the system clock it is the millisecond tick count, read in a few
-    /// nanoseconds on every submit; with any other <see cref="TimeProvider"/> (a test's fake clock) it is its timestamp.
-    /// </summary>
-    private long Now()
-    {
-#if NET8_0_OR_GREATER
-        return _systemClock ? Environment.TickCount64 : _time.GetTimestamp();
-#else
-        return _time.GetTimestamp();
-#endif
-    }
+    /// <summary>The batcher's clock for deadlines (see <see cref="CoarseClock"/>).</summary>
+    private long Now() => _clock.Now();
 
-    private long TicksPerSecond =>
-#if NET8_0_OR_GREATER
-        _systemClock ? 1000 : _time.TimestampFrequency;
-#else
-        _time.TimestampFrequency;
-#endif
-
-    private long ToTicks(TimeSpan span) => (long)Math.Ceiling(span.TotalSeconds * TicksPerSecond);
-
-    private TimeSpan Remaining(long deadline)
-    {
-        var ticks = deadline - Now();
-        return ticks <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks((long)(ticks * ((double)TimeSpan.TicksPerSecond / TicksPerSecond)));
-    }
+    private TimeSpan Remaining(long deadline) => _clock.Between(Now(), deadline);
 }

@@ -91,7 +91,7 @@ public sealed partial class TaskTracker
     /// <returns>A copy; anonymous <see cref="Add"/> registrations are not listed (see <see cref="Count"/>).</returns>
     public IReadOnlyList<TrackedOperationInfo> Snapshot()
     {
-        var now = _time.GetTimestamp();
+        var now = _clock.Now();
         lock (_registry)
         {
             var result = new List<TrackedOperationInfo>(_liveCount);
@@ -103,7 +103,7 @@ public sealed partial class TaskTracker
                     node.Name,
                     node.Kind,
                     node.WaitingForSlot,
-                    _time.GetElapsedTime(node.RegisteredTimestamp, now),
+                    _clock.Between(node.RegisteredTimestamp, now),
                     node.StackTrace));
             }
 

@@ -19,7 +19,7 @@ public sealed partial class TaskTracker
         out Rejection rejection)
     {
         // Work done outside the lock: the clock read and the (opt-in) stack walk.
-        var timestamp = _time.GetTimestamp();
+        var timestamp = _clock.Now();
         var stackTrace = _captureStackTraces ? new StackTrace(2, fNeedFileInfo: true).ToString() : null;
         TrackedNode node;
         long id;

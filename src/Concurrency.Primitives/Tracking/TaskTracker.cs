@@ -66,6 +66,7 @@ public sealed partial class TaskTracker : IAsyncDisposable
     private readonly string _name;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
+    private readonly CoarseClock _clock;
     private readonly bool _cancelOnFirstFailure;
     private readonly bool _captureStackTraces;
     private readonly TimeSpan _disposeTimeout;
@@ -106,6 +107,7 @@ public sealed partial class TaskTracker : IAsyncDisposable
         _name = string.IsNullOrEmpty(options.Name) ? DefaultName : options.Name!;
         _logger = options.Logger ?? NullLogger.Instance;
         _time = options.TimeProvider ?? TimeProvider.System;
+        _clock = new CoarseClock(_time);
         _cancelOnFirstFailure = options.CancelOnFirstFailure;
         _captureStackTraces = options.CaptureRegistrationStackTraces;
         _disposeTimeout = options.DisposeTimeout;
