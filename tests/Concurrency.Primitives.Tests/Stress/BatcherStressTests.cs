@@ -28,18 +28,10 @@ public sealed class BatcherStressTests
     {
         var target = BaseBatches * StressSettings.Scale;
         var seed = StressSettings.Seed;
-        var random = new Random(seed);
         var totals = new Totals();
         var clock = Stopwatch.StartNew();
-        using var limit = new CancellationTokenSource(StressSettings.TimeLimit);
-        var rounds = 0;
-
-        while (Volatile.Read(ref totals.Batches) < target)
-        {
-            limit.Token.ThrowIfCancellationRequested();
-            await RunRoundAsync(random.Next(), totals).WaitAsync(TimeSpan.FromMinutes(2), limit.Token); // bounds a hang only
-            rounds++;
-        }
+        var rounds = await StressSettings.RunRoundsAsync(
+            seed, target, () => Volatile.Read(ref totals.Batches), roundSeed => RunRoundAsync(roundSeed, totals), TimeSpan.FromMinutes(2));
 
         _output.WriteLine(
             $"[stress] Batcher: {totals.Batches} batches in {rounds} rounds (seed {seed}) in {clock.Elapsed.TotalSeconds:0.0} s: " +

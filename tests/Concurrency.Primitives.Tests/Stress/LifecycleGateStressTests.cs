@@ -26,18 +26,10 @@ public sealed class LifecycleGateStressTests
     {
         var target = BaseOperations * StressSettings.Scale;
         var seed = StressSettings.Seed;
-        var random = new Random(seed);
         var totals = new Totals();
         var clock = Stopwatch.StartNew();
-        using var limit = new CancellationTokenSource(StressSettings.TimeLimit);
-        var cycles = 0;
-
-        while (Volatile.Read(ref totals.Operations) < target)
-        {
-            limit.Token.ThrowIfCancellationRequested();
-            await RunCycleAsync(random.Next(), totals).WaitAsync(TimeSpan.FromSeconds(60), limit.Token); // bounds a hang only
-            cycles++;
-        }
+        var cycles = await StressSettings.RunRoundsAsync(
+            seed, target, () => Volatile.Read(ref totals.Operations), cycleSeed => RunCycleAsync(cycleSeed, totals), TimeSpan.FromSeconds(60));
 
         _output.WriteLine(
             $"[stress] LifecycleGate: {totals.Operations} operations in {cycles} cycles (seed {seed}) in {clock.Elapsed.TotalSeconds:0.0} s: " +

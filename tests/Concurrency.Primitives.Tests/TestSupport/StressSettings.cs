@@ -1,4 +1,6 @@
 using System;
+using System.Threading;
+using System.Threading.Tasks;
 
 namespace Concurrency.Primitives.Tests.TestSupport;
 
@@ -19,4 +21,25 @@ public static class StressSettings
     public static int Seed => Environment.GetEnvironmentVariable("CONCURRENCY_PRIMITIVES_SEED") is { } text && int.TryParse(text, out var seed)
         ? seed
         : Environment.TickCount;
+
+    /// <summary>
+    /// Runs rounds one after another, each with a seed drawn from <paramref name="seed"/>, until <paramref name="progress"/>
+    /// reaches <paramref name="target"/>. A round that outlives <paramref name="hangBound"/>, or the whole run outliving
+    /// <see cref="TimeLimit"/>, fails the test: the bounds catch a hang, they never pace the rounds.
+    /// </summary>
+    /// <returns>How many rounds ran.</returns>
+    public static async Task<int> RunRoundsAsync(int seed, long target, Func<long> progress, Func<int, Task> round, TimeSpan hangBound)
+    {
+        var random = new Random(seed);
+        using var limit = new CancellationTokenSource(TimeLimit);
+        var rounds = 0;
+        while (progress() < target)
+        {
+            limit.Token.ThrowIfCancellationRequested();
+            await round(random.Next()).WaitAsync(hangBound, limit.Token);
+            rounds++;
+        }
+
+        return rounds;
+    }
 }
