@@ -128,6 +128,7 @@ public sealed partial class TaskTracker
             lock (_registry)
             {
                 // Complete: no node will be taken again, so let later trackers reuse this one's.
+                SweepReleasedLocked();
                 _pool.HandBack();
                 failures = _failures?.Count ?? 0;
             }

@@ -12,11 +12,13 @@ public sealed partial class TaskTracker
 {
     private const string UnnamedOperation = "(unnamed)";
 
-    // The registry of named registrations. Guarded by _registry; the operation field of _state is
-    // changed only under it too, so that under the lock it always equals _liveCount.
+    // The registry of named registrations. Guarded by _registry. The operation field of _state goes up only
+    // under it; it goes down under it for leases, and without it for finished work, whose node waits on
+    // _released until the next holder of the lock unlinks it. So under the lock the count never exceeds _liveCount.
     private readonly object _registry = new();
     private IntrusiveList<TrackedNode, TrackedNodeLinks> _live;
     private int _liveCount;
+    private TrackedNode? _released;
     private NodePool _pool;
     private long _lastId;
     private List<Exception>? _failures;
@@ -94,11 +96,18 @@ public sealed partial class TaskTracker
         var now = _clock.Now();
         lock (_registry)
         {
+            SweepReleasedLocked();
             var result = new List<TrackedOperationInfo>(_liveCount);
             for (var node = _live.First; node is not null; node = IntrusiveList<TrackedNode, TrackedNodeLinks>.NextOf(node))
             {
+                var id = Volatile.Read(ref node.Id);
+                if (id == 0)
+                {
+                    continue; // released since the sweep
+                }
+
                 result.Add(new TrackedOperationInfo(
-                    node.Id,
+                    id,
                     node.ParentId == 0 ? null : node.ParentId,
                     node.Name,
                     node.Kind,
@@ -271,8 +280,8 @@ public sealed partial class TaskTracker
     {
         Debug.Assert(Monitor.IsEntered(_registry), "The registry lock must be held.");
         var state = Volatile.Read(ref _state);
-        Debug.Assert((int)((state & OperationMask) >> OperationShift) == _liveCount, "Every counted operation is in the registry.");
+        Debug.Assert((int)((state & OperationMask) >> OperationShift) <= _liveCount, "Every counted operation is in the registry.");
         Debug.Assert((state & CompleteBit) == 0 || ((state & ClosingBit) != 0 && (state & CountMask) == 0), "Complete implies closing with a count of zero.");
-        Debug.Assert((_live.First is null) == (_liveCount == 0), "The registry is empty exactly when no operation is counted.");
+        Debug.Assert((_live.First is null) == (_liveCount == 0), "The registry is empty exactly when it holds no node.");
     }
 }

@@ -26,10 +26,15 @@ public sealed partial class TaskTracker
         var next = 0L;
         lock (_registry)
         {
+            if (Volatile.Read(ref _released) is not null)
+            {
+                SweepReleasedLocked();
+            }
+
             AssertInvariants();
             // A child is admitted only while its parent is live: the parent's count then keeps the
             // tracker from completing, which is what makes registering during a close safe.
-            var parentLive = parent is null || (parent.Id == parentId && ReferenceEquals(parent.Tracker, this));
+            var parentLive = parent is null || (Volatile.Read(ref parent.Id) == parentId && ReferenceEquals(parent.Tracker, this));
             rejection = parentLive ? TryCountOperation(topLevel: parent is null, out next) : Rejection.ParentInactive;
             if (rejection != Rejection.None)
             {
@@ -101,6 +106,12 @@ public sealed partial class TaskTracker
     /// <summary>Releases one registration exactly once; a stale or repeated release is a no-op.</summary>
     private void Release(TrackedNode node, long id, TrackedOperationKind kind)
     {
+        if (kind == TrackedOperationKind.Work)
+        {
+            ReleaseWork(node, id);
+            return;
+        }
+
         string name;
         long next;
         lock (_registry)
@@ -138,6 +149,61 @@ public sealed partial class TaskTracker
         }
 
         OnCountDropped(next);
+    }
+
+    /// <summary>
+    /// Releases work started by <c>Go</c>. Only the work's own node calls this, exactly once, so no handle can race it
+    /// and it needs no lock: the count drops at once (completing a closing tracker in the same swap), and the node is
+    /// pushed on a stack of released nodes that the next holder of the registry lock unlinks and pools. Until then
+    /// the node stays linked with an id of zero, which every reader of the registry skips.
+    /// </summary>
+    private void ReleaseWork(TrackedNode node, long id)
+    {
+        Debug.Assert(node.Id == id && ReferenceEquals(node.Tracker, this) && node.Kind == TrackedOperationKind.Work, "Work is released once, by its own node.");
+        var name = node.Name;
+        node.Work = null;
+        node.WorkWithHandle = null;
+        Volatile.Write(ref node.Id, 0);
+        var next = SubtractOperation();
+
+        var head = Volatile.Read(ref _released);
+        while (true)
+        {
+            node.ReleasedNext = head;
+            var seen = Interlocked.CompareExchange(ref _released, node, head);
+            if (ReferenceEquals(seen, head))
+            {
+                break;
+            }
+
+            head = seen;
+        }
+
+        if (_logger.IsEnabled(LogLevel.Debug))
+        {
+            TaskTrackerLog.Released(_logger, _name, name, id, CountOf(next));
+        }
+
+        OnCountDropped(next);
+    }
+
+    /// <summary>Unlinks and pools every node released by <see cref="ReleaseWork"/> so far; the caller holds the registry lock.</summary>
+    private void SweepReleasedLocked()
+    {
+        var node = Interlocked.Exchange(ref _released, null);
+        while (node is not null)
+        {
+            var following = node.ReleasedNext;
+            node.ReleasedNext = null;
+            _live.Remove(node);
+            _liveCount--;
+            node.StackTrace = null;
+            node.WaitingForSlot = false;
+            node.HoldsSlot = false;
+            node.Tracker = null;
+            _pool.Give(node);
+            node = following;
+        }
     }
 
     /// <summary>Takes one operation off the count, settling (see <see cref="Settle"/>) in the same swap.</summary>

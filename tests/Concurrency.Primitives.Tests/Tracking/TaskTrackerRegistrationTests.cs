@@ -210,6 +210,33 @@ public sealed class TaskTrackerRegistrationTests
     }
 
     [Fact]
+    public async Task FinishedWork_LeavesTheRegistry_AndItsStaleHandleStaysInactive_WhenItsRecordIsReused()
+    {
+        var tracker = new TaskTracker();
+        var handle = Bounded.NewGate<TrackedOperation>();
+        var finish = Bounded.NewGate();
+        await tracker.Go(
+            async (self, _) =>
+            {
+                handle.SetResult(self);
+                await finish.Task;
+            },
+            "first");
+        var stale = await handle.Task.OrHang();
+        tracker.Snapshot().Select(o => o.Name).Should().Equal("first");
+
+        finish.SetResult();
+        await tracker.WaitAsync().OrHang(); // the work's release is what takes the count to zero
+
+        tracker.Snapshot().Should().BeEmpty("finished work is never listed");
+        using var next = tracker.Register("next"); // reuses the finished work's pooled record
+        stale.IsActive.Should().BeFalse();
+        stale.TryGo(_ => Task.CompletedTask).Should().BeFalse("a finished parent cannot start children");
+        tracker.Snapshot().Should().ContainSingle().Which.Should().Match<TrackedOperationInfo>(o => o.Name == "next" && o.Id == 2);
+        tracker.Count.Should().Be(1);
+    }
+
+    [Fact]
     public async Task Go_FlowsTheCallersExecutionContext()
     {
         var tracker = new TaskTracker();
