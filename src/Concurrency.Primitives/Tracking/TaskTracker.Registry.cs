@@ -2,6 +2,7 @@ using System;
 using System.Diagnostics;
 using System.Threading;
 using System.Threading.Tasks;
+using Concurrency.Primitives.Internal;
 using Microsoft.Extensions.Logging;
 
 namespace Concurrency.Primitives;
@@ -26,10 +27,7 @@ public sealed partial class TaskTracker
         var next = 0L;
         lock (_registry)
         {
-            if (Volatile.Read(ref _released) is not null)
-            {
-                SweepReleasedLocked();
-            }
+            SweepHeadLocked();
 
             AssertInvariants();
             // A child is admitted only while its parent is live: the parent's count then keeps the
@@ -153,9 +151,9 @@ public sealed partial class TaskTracker
 
     /// <summary>
     /// Releases work started by <c>Go</c>. Only the work's own node calls this, exactly once, so no handle can race it
-    /// and it needs no lock: the count drops at once (completing a closing tracker in the same swap), and the node is
-    /// pushed on a stack of released nodes that the next holder of the registry lock unlinks and pools. Until then
-    /// the node stays linked with an id of zero, which every reader of the registry skips.
+    /// and it needs no lock: its id goes to zero (every reader of the registry skips such a node, and the node is touched
+    /// no more here), then the count drops (completing a closing tracker in the same swap). The node stays linked until
+    /// a holder of the registry lock unlinks and pools it (<see cref="SweepHeadLocked"/>).
     /// </summary>
     private void ReleaseWork(TrackedNode node, long id)
     {
@@ -166,19 +164,6 @@ public sealed partial class TaskTracker
         Volatile.Write(ref node.Id, 0);
         var next = SubtractOperation();
 
-        var head = Volatile.Read(ref _released);
-        while (true)
-        {
-            node.ReleasedNext = head;
-            var seen = Interlocked.CompareExchange(ref _released, node, head);
-            if (ReferenceEquals(seen, head))
-            {
-                break;
-            }
-
-            head = seen;
-        }
-
         if (_logger.IsEnabled(LogLevel.Debug))
         {
             TaskTrackerLog.Released(_logger, _name, name, id, CountOf(next));
@@ -187,23 +172,53 @@ public sealed partial class TaskTracker
         OnCountDropped(next);
     }
 
-    /// <summary>Unlinks and pools every node released by <see cref="ReleaseWork"/> so far; the caller holds the registry lock.</summary>
-    private void SweepReleasedLocked()
+    /// <summary>
+    /// Before a registration: unlinks the released nodes at the head of the registry (work mostly finishes in the order
+    /// it started), and every released node once they outnumber the counted ones, so that a long-running operation at the
+    /// head cannot make the registry grow. Each full sweep at least halves the list, so the cost per registration stays O(1).
+    /// </summary>
+    private void SweepHeadLocked()
     {
-        var node = Interlocked.Exchange(ref _released, null);
-        while (node is not null)
+        var node = _live.First;
+        while (node is not null && Volatile.Read(ref node.Id) == 0)
         {
-            var following = node.ReleasedNext;
-            node.ReleasedNext = null;
-            _live.Remove(node);
-            _liveCount--;
-            node.StackTrace = null;
-            node.WaitingForSlot = false;
-            node.HoldsSlot = false;
-            node.Tracker = null;
-            _pool.Give(node);
+            var following = IntrusiveList<TrackedNode, TrackedNodeLinks>.NextOf(node);
+            Recycle(node);
             node = following;
         }
+
+        var counted = (int)((Volatile.Read(ref _state) & OperationMask) >> OperationShift);
+        if (_liveCount - counted > Math.Max(64, counted))
+        {
+            SweepReleasedLocked();
+        }
+    }
+
+    /// <summary>Unlinks and pools every released node; the caller holds the registry lock.</summary>
+    private void SweepReleasedLocked()
+    {
+        var node = _live.First;
+        while (node is not null)
+        {
+            var following = IntrusiveList<TrackedNode, TrackedNodeLinks>.NextOf(node);
+            if (Volatile.Read(ref node.Id) == 0)
+            {
+                Recycle(node);
+            }
+
+            node = following;
+        }
+    }
+
+    private void Recycle(TrackedNode node)
+    {
+        _live.Remove(node);
+        _liveCount--;
+        node.StackTrace = null;
+        node.WaitingForSlot = false;
+        node.HoldsSlot = false;
+        node.Tracker = null;
+        _pool.Give(node);
     }
 
     /// <summary>Takes one operation off the count, settling (see <see cref="Settle"/>) in the same swap.</summary>

@@ -42,9 +42,6 @@ internal sealed class TrackedNode : PoolWorkItem
     /// <summary>Its place in the tracker's registry, or, while pooled, in the free list (<c>Next</c> only).</summary>
     public ListLinks<TrackedNode> Links;
 
-    /// <summary>For released work awaiting its unlink: the next node on the tracker's released stack.</summary>
-    public TrackedNode? ReleasedNext;
-
     /// <summary>For the head of a chain handed to the shared reservoir: how many nodes the chain holds.</summary>
     public int ChainLength;
     public Func<CancellationToken, Task>? Work;

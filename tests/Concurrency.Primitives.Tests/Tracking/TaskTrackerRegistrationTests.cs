@@ -237,6 +237,27 @@ public sealed class TaskTrackerRegistrationTests
     }
 
     [Fact]
+    public async Task FinishedWork_BehindALongRunningOperation_DoesNotGrowTheRegistry()
+    {
+        var tracker = new TaskTracker();
+        using var head = tracker.Register("long-running"); // the oldest record stays live throughout
+        for (var round = 0; round < 50; round++)
+        {
+            for (var i = 0; i < 100; i++)
+            {
+                await tracker.Go(_ => Task.CompletedTask);
+            }
+
+            // Bounds the wait for the round's releases (nothing signals them individually); never a pause.
+            SpinWait.SpinUntil(() => tracker.Count == 1, Bounded.HangLimit).Should().BeTrue();
+        }
+
+        // 5,000 finished pieces of work queued up behind the live head: unlinked as they outnumber the live, not kept.
+        tracker.RegistryLength.Should().BeLessThan(300);
+        tracker.Snapshot().Select(o => o.Name).Should().Equal("long-running");
+    }
+
+    [Fact]
     public async Task Go_FlowsTheCallersExecutionContext()
     {
         var tracker = new TaskTracker();
