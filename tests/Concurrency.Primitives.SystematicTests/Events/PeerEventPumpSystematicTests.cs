@@ -23,7 +23,9 @@ public sealed class PeerEventPumpSystematicTests
     {
         var report = CoyoteHarness.Explore(_output, "hand-rolled two-channel peer loop", Iterations, HandRolledScenarioAsync);
 
-        report.ShouldFindBug(PeerHistoryChecker.RemovedBeforeAdded);
+        // The seed story's illegal history: an event for peer x reaching the loop before x's Added, on the other
+        // channel. Which of x's events wins that race depends on the schedule: Removed (the incident) or the message.
+        report.ShouldFindBug(PeerHistoryChecker.RemovedBeforeAdded, PeerHistoryChecker.UnknownPeer);
     }
 
     [Fact]

@@ -11,7 +11,9 @@ namespace Concurrency.Primitives.SystematicTests.HandRolled;
 /// </summary>
 internal sealed class InterlockedWaitGroup
 {
-    private readonly TaskCompletionSource _zero = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Continuations run inline in Done (the TCS default): a continuation queued to the pool by the TCS itself is a
+    // thread-pool work item Coyote does not control, which it can report as a deadlock instead of the seeded bug.
+    private readonly TaskCompletionSource _zero = new();
     private int _count;
 
     public void Add() => Interlocked.Increment(ref _count);

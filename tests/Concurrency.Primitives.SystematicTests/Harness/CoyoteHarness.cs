@@ -18,6 +18,10 @@ public static class CoyoteHarness
     /// <summary>Set CONCURRENCY_PRIMITIVES_SOAK=1 to explore 100 times more schedules, from a random seed.</summary>
     public static bool Soak => Environment.GetEnvironmentVariable("CONCURRENCY_PRIMITIVES_SOAK") == "1";
 
+    /// <summary>CONCURRENCY_PRIMITIVES_SEED=n replays the exploration a report printed (with or without the soak switch).</summary>
+    private static uint? ReplaySeed =>
+        uint.TryParse(Environment.GetEnvironmentVariable("CONCURRENCY_PRIMITIVES_SEED"), out var seed) ? seed : null;
+
     public static TestReport Explore(ITestOutputHelper output, string name, uint iterations, Func<Task> test, bool interleaveAtomics = true)
     {
         RewritingEngine.IsAssemblyRewritten(typeof(TaskTracker).Assembly).Should().BeTrue(
@@ -25,7 +29,7 @@ public static class CoyoteHarness
         RewritingEngine.IsAssemblyRewritten(typeof(CoyoteHarness).Assembly).Should().BeTrue(
             "the test assembly must be rewritten by 'coyote rewrite' (the build does it)");
 
-        var seed = Soak ? (uint)Random.Shared.Next() : 20261122u;
+        var seed = ReplaySeed ?? (Soak ? (uint)Random.Shared.Next() : 20261122u);
         var configuration = Configuration.Create()
             .WithTestingIterations(Soak ? iterations * 100 : iterations)
             .WithRandomGeneratorSeed(seed)
@@ -59,11 +63,12 @@ public static class CoyoteHarness
         report.InternalErrors.Should().BeEmpty();
     }
 
-    public static void ShouldFindBug(this TestReport report, string expectedMessageFragment)
+    /// <summary>Asserts that the exploration found the seeded bug: a report containing one of <paramref name="expectedMessageFragments"/>.</summary>
+    public static void ShouldFindBug(this TestReport report, params string[] expectedMessageFragments)
     {
         report.NumOfFoundBugs.Should().BeGreaterThan(0, "the hand-rolled version is broken and Coyote must find a schedule that shows it");
         report.BugReports.Should().Contain(
-            bug => bug.Contains(expectedMessageFragment, StringComparison.Ordinal),
+            bug => expectedMessageFragments.Any(fragment => bug.Contains(fragment, StringComparison.Ordinal)),
             "the bug found must be the seeded one, not an artefact; found: {0}",
             string.Join(" | ", report.BugReports));
     }
