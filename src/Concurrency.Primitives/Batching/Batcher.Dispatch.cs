@@ -263,7 +263,7 @@ public sealed partial class Batcher<TItem, TResult>
                 BatcherMetrics.Queued.Add(-taken, _metricTag);
             }
 
-            WakeRoomWaitersLocked();
+            _roomWaiters.Wake(_capacity - _queued);
             if (kept == 0)
             {
                 _corePool.Push(core);
@@ -327,18 +327,6 @@ public sealed partial class Batcher<TItem, TResult>
         if (_corePool.Count < _maxConcurrentBatches + 1)
         {
             _corePool.Push(core);
-        }
-    }
-
-    private void WakeRoomWaitersLocked()
-    {
-        var room = _capacity - _queued;
-        while (room > 0 && _roomWaiters.Count > 0)
-        {
-            if (_roomWaiters.Dequeue().TrySetResult(true))
-            {
-                room--;
-            }
         }
     }
 

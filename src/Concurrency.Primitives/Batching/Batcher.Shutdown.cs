@@ -32,10 +32,7 @@ public sealed partial class Batcher<TItem, TResult>
                 _closing = true;
                 _drained = Signals.Create();
                 BatcherLog.ShutdownStarted(_logger, _name, _shutdownMode, _queued, _inFlight);
-                while (_roomWaiters.Count > 0)
-                {
-                    _roomWaiters.Dequeue().TrySetException(ShutDown());
-                }
+                _roomWaiters.FailAll(ShutDown);
 
                 if (_shutdownMode == BatcherShutdownMode.FailPending)
                 {

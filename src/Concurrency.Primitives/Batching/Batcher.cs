@@ -70,7 +70,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     private readonly CoarseClock _clock;
     private readonly long _maxDelayTicks;
     private readonly Stack<BatchCore<TItem, TResult>> _corePool = new();
-    private readonly Queue<TaskCompletionSource<bool>> _roomWaiters = new();
+    private readonly RoomWaiters _roomWaiters = new();
 
     // The queue of accepted items not yet handed to a dispatch: a ring buffer, in submit order. Batches are cut
     // from its head when they are due (full, MaxDelay after their first item, or at once with MaxDelay zero).
@@ -207,7 +207,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
 
             var now = Now();
             deadline = now + _timeoutTicks;
-            if (_queued < _capacity && _roomWaiters.Count == 0)
+            if (_queued < _capacity && _roomWaiters.IsEmpty)
             {
                 node = AcceptLocked(item, now, deadline, ownDeadline: false, out start, cancellationToken);
             }
@@ -271,8 +271,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
                     break;
                 }
 
-                room = Signals.Create<bool>();
-                _roomWaiters.Enqueue(room);
+                room = _roomWaiters.Add();
             }
 
             var remaining = Remaining(deadline);

@@ -69,10 +69,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
                 DisconnectLocked(handle);
             }
 
-            while (_roomWaiters.Count > 0)
-            {
-                _roomWaiters.Dequeue().TrySetResult(false);
-            }
+            _roomWaiters.ReleaseAll();
 
             // The loop completes the pump once it finds nothing more to deliver.
             schedule = ScheduleLocked();
@@ -164,13 +161,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
                 PeerEventPumpMetrics.Queued.Add(-freed, _metricTag);
             }
 
-            while (_roomWaiters.Count > 0 && freed > 0)
-            {
-                if (_roomWaiters.Dequeue().TrySetResult(true))
-                {
-                    freed--;
-                }
-            }
+            _roomWaiters.Wake(freed);
         }
 
         return true;
@@ -230,10 +221,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
             _connected.Clear();
             _pending.Clear();
             _pendingMessages = 0;
-            while (_roomWaiters.Count > 0)
-            {
-                _roomWaiters.Dequeue().TrySetResult(false);
-            }
+            _roomWaiters.ReleaseAll();
 
             for (var handle = _loop.Live.First; handle is not null; handle = IntrusiveList<PeerHandle<TPeer, TMessage>, PeerHandleLinks<TPeer, TMessage>>.NextOf(handle))
             {

@@ -58,7 +58,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly KeyValuePair<string, object?> _metricTag;
     private readonly Dictionary<TPeer, PeerHandle<TPeer, TMessage>> _connected = new();
-    private readonly Queue<TaskCompletionSource<bool>> _roomWaiters = new();
+    private readonly RoomWaiters _roomWaiters = new();
     private readonly TaskCompletionSource<bool> _completion = Signals.Create();
     private readonly PumpLoop _loop;
 
@@ -258,8 +258,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
                     CountDropped(displaced);
                     break;
                 case PeerEventPumpFullMode.Wait when canWait:
-                    room = Signals.Create<bool>();
-                    _roomWaiters.Enqueue(room);
+                    room = _roomWaiters.Add();
                     return null;
                 default:
                     return false;
