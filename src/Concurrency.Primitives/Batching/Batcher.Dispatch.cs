@@ -123,14 +123,7 @@ public sealed partial class Batcher<TItem, TResult>
         var swept = 0;
         if (fault is not null)
         {
-            for (var i = 0; i < count; i++)
-            {
-                if (!core.Items[i].IsCompleted && core.Items[i].TrySetException(new BatchDispatchException(fault, i, count)))
-                {
-                    swept++;
-                }
-            }
-
+            swept = FailUnanswered(core, fault, resultCount: null);
             BatcherLog.DispatchFailed(_logger, _name, count, swept, fault);
             CountDispatchFault();
         }
@@ -139,14 +132,7 @@ public sealed partial class Batcher<TItem, TResult>
             if (results is null || results.Count != count)
             {
                 var resultCount = results?.Count ?? 0;
-                for (var i = 0; i < count; i++)
-                {
-                    if (!core.Items[i].IsCompleted && core.Items[i].TrySetException(new BatchItemNotCompletedException(i, count, resultCount)))
-                    {
-                        swept++;
-                    }
-                }
-
+                swept = FailUnanswered(core, fault: null, resultCount);
                 BatcherLog.ResultCountMismatch(_logger, _name, count, resultCount);
                 CountDispatchFault();
             }
@@ -160,14 +146,7 @@ public sealed partial class Batcher<TItem, TResult>
         }
         else
         {
-            for (var i = 0; i < count; i++)
-            {
-                if (!core.Items[i].IsCompleted && core.Items[i].TrySetException(new BatchItemNotCompletedException(i, count, resultCount: null)))
-                {
-                    swept++;
-                }
-            }
-
+            swept = FailUnanswered(core, fault: null, resultCount: null);
             if (swept > 0)
             {
                 BatcherLog.ItemsNotCompleted(_logger, _name, count, swept);
@@ -208,6 +187,28 @@ public sealed partial class Batcher<TItem, TResult>
         }
 
         return next;
+    }
+
+    /// <summary>
+    /// Fails every item the dispatch left unanswered, each with its own exception: the dispatch's fault wrapped, or
+    /// "not completed" (with the length of a wrong result list). Returns how many it failed.
+    /// </summary>
+    private static int FailUnanswered(BatchCore<TItem, TResult> core, Exception? fault, int? resultCount)
+    {
+        var count = core.Count;
+        var swept = 0;
+        for (var i = 0; i < count; i++)
+        {
+            var item = core.Items[i];
+            if (!item.IsCompleted && item.TrySetException(fault is not null
+                ? new BatchDispatchException(fault, i, count)
+                : new BatchItemNotCompletedException(i, count, resultCount)))
+            {
+                swept++;
+            }
+        }
+
+        return swept;
     }
 
     private void CountDispatchFault()
