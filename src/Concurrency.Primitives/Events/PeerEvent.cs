@@ -1,75 +1,267 @@
-using System;
+using System.Runtime.InteropServices;
+using System.Threading;
 
 namespace Concurrency.Primitives;
 
-/// <summary>One queued event. Stored by value in the pump's buffers, so queuing an event allocates nothing.</summary>
+/// <summary>One queued event. Stored by value in the pump's queue, so queuing an event allocates nothing.</summary>
 internal struct PeerEvent<TPeer, TMessage>
     where TPeer : notnull
 {
-    public PeerEventKind Kind;
+    /// <summary>A <see cref="PeerEventKind"/>, as an <see cref="int"/> so that a message slot can be claimed atomically.</summary>
+    public int Kind;
     public PeerHandle<TPeer, TMessage> Handle;
     public TMessage Message;
 
     public PeerEvent(PeerEventKind kind, PeerHandle<TPeer, TMessage> handle, TMessage message)
     {
-        Kind = kind;
+        Kind = (int)kind;
         Handle = handle;
         Message = message;
     }
 }
 
-internal enum PeerEventKind : byte
+internal enum PeerEventKind
 {
+    /// <summary>An empty slot (never queued, or already taken by the loop).</summary>
+    None,
     Added,
     Message,
     Removed,
 
     /// <summary>A message displaced by <see cref="PeerEventPumpFullMode.DropOldest"/>: skipped by the loop.</summary>
     Dropped,
+
+    /// <summary>A message the loop claimed (under <see cref="PeerEventPumpFullMode.DropOldest"/>) before a producer could drop it.</summary>
+    Taken,
 }
 
-/// <summary>A growable array of events; the pump swaps two of them between producers and the loop.</summary>
-internal sealed class PeerEventBuffer<TPeer, TMessage>
+/// <summary>A count on a cache line of its own, so that the loop reading it does not slow producers reading the fields beside it.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 128)]
+internal struct PaddedCount
+{
+    [FieldOffset(64)]
+    public int Count;
+}
+
+/// <summary>A fixed run of event slots; the queue is a linked list of them, recycled through a free list.</summary>
+internal sealed class PeerEventChunk<TPeer, TMessage>
     where TPeer : notnull
 {
-    public PeerEvent<TPeer, TMessage>[] Items = new PeerEvent<TPeer, TMessage>[64];
-    public int Count;
+    public const int Size = 256;
 
-    /// <summary>Where to start looking for the oldest message to drop (everything before it is not a live message).</summary>
-    public int OldestMessageHint;
+    public readonly PeerEvent<TPeer, TMessage>[] Items = new PeerEvent<TPeer, TMessage>[Size];
 
-    public void Add(in PeerEvent<TPeer, TMessage> item)
+    /// <summary>How many slots the producers have filled; published with a volatile write after the slot.</summary>
+    public PaddedCount Published;
+
+    /// <summary>The chunk after this one; linked (volatile) once this one is full. Kept until the chunk is reused.</summary>
+    public PeerEventChunk<TPeer, TMessage>? Next;
+
+    /// <summary>The link in the free list.</summary>
+    public PeerEventChunk<TPeer, TMessage>? NextFree;
+
+    /// <summary>Raised every time the chunk is reused, so that a remembered position in it can be recognized as stale.</summary>
+    public int Generation;
+}
+
+/// <summary>
+/// The producer side of the pump's one FIFO queue: many producers, serialized by the pump's lock, append; one consumer
+/// (the loop, through <see cref="PeerEventReader{TPeer, TMessage}"/>) takes without any lock. Chunks the loop has finished
+/// come back through a free list, so a steady flow allocates nothing.
+/// </summary>
+internal sealed class PeerEventQueue<TPeer, TMessage>
+    where TPeer : notnull
+{
+    private PeerEventChunk<TPeer, TMessage> _tail;
+
+    // Finished chunks: pushed by the loop (compare-and-swap), popped by producers under the pump's lock. With a single
+    // popper a chunk cannot leave and re-enter the list between a pop's read and its swap, so there is no ABA.
+    private PeerEventChunk<TPeer, TMessage>? _free;
+
+    // Drop-oldest scan position: every message before it has been dropped or taken. Valid while its chunk's
+    // generation is unchanged.
+    private PeerEventChunk<TPeer, TMessage>? _scanChunk;
+    private int _scanIndex;
+    private int _scanGeneration;
+
+    public PeerEventQueue() => _tail = First = new PeerEventChunk<TPeer, TMessage>();
+
+    /// <summary>The first chunk, where the reader starts.</summary>
+    public PeerEventChunk<TPeer, TMessage> First { get; }
+
+    /// <summary>Appends an event. Producers only, under the pump's lock.</summary>
+    public void Enqueue(in PeerEvent<TPeer, TMessage> item)
     {
-        if (Count == Items.Length)
+        var chunk = _tail;
+        var count = chunk.Published.Count;
+        if (count == PeerEventChunk<TPeer, TMessage>.Size)
         {
-            Array.Resize(ref Items, Items.Length * 2);
+            chunk = Grow(chunk);
+            count = 0;
         }
 
-        Items[Count++] = item;
+        chunk.Items[count] = item;
+        Volatile.Write(ref chunk.Published.Count, count + 1);
     }
 
-    public void Clear()
+    /// <summary>
+    /// Drops the oldest message still waiting (of any peer) and returns its handle, or <see langword="null"/> if none is
+    /// waiting. Producers only, under the pump's lock; the loop may be taking messages at the same time, and each slot
+    /// goes to exactly one of the two (a compare-and-swap on its kind).
+    /// </summary>
+    /// <param name="readerChunk">The chunk the loop is reading (or has just left): no message waits before it.</param>
+    public PeerHandle<TPeer, TMessage>? DropOldestMessage(PeerEventChunk<TPeer, TMessage> readerChunk)
     {
-        Array.Clear(Items, 0, Count);
-        Count = 0;
-        OldestMessageHint = 0;
-    }
-
-    /// <summary>Turns the oldest waiting message into a tombstone; returns its handle, or <see langword="null"/> if none waits.</summary>
-    public PeerHandle<TPeer, TMessage>? DropOldestMessage()
-    {
-        for (var i = OldestMessageHint; i < Count; i++)
+        PeerEventChunk<TPeer, TMessage>? chunk;
+        int index;
+        if (_scanChunk is not null && _scanChunk.Generation == _scanGeneration)
         {
-            if (Items[i].Kind == PeerEventKind.Message)
+            chunk = _scanChunk;
+            index = _scanIndex;
+        }
+        else
+        {
+            chunk = readerChunk;
+            index = 0;
+        }
+
+        for (; chunk is not null; chunk = chunk.Next, index = 0)
+        {
+            var count = chunk.Published.Count;
+            for (; index < count; index++)
             {
-                Items[i].Kind = PeerEventKind.Dropped;
-                Items[i].Message = default!;
-                OldestMessageHint = i + 1;
-                return Items[i].Handle;
+                ref var slot = ref chunk.Items[index];
+                if (Volatile.Read(ref slot.Kind) != (int)PeerEventKind.Message)
+                {
+                    continue;
+                }
+
+                var handle = slot.Handle; // read before the swap: once dropped, the loop may clear the slot
+                if (Interlocked.CompareExchange(ref slot.Kind, (int)PeerEventKind.Dropped, (int)PeerEventKind.Message) == (int)PeerEventKind.Message)
+                {
+                    slot.Message = default!;
+                    Remember(chunk, index + 1);
+                    return handle;
+                }
             }
         }
 
-        OldestMessageHint = Count;
+        Remember(_tail, _tail.Published.Count);
         return null;
+    }
+
+    /// <summary>Takes back a chunk the loop has finished (every slot taken and cleared). The loop only.</summary>
+    public void Return(PeerEventChunk<TPeer, TMessage> chunk)
+    {
+        while (true)
+        {
+            var top = Volatile.Read(ref _free);
+            chunk.NextFree = top;
+            if (Interlocked.CompareExchange(ref _free, chunk, top) == top)
+            {
+                return;
+            }
+        }
+    }
+
+    private void Remember(PeerEventChunk<TPeer, TMessage> chunk, int index)
+    {
+        _scanChunk = chunk;
+        _scanIndex = index;
+        _scanGeneration = chunk.Generation;
+    }
+
+    private PeerEventChunk<TPeer, TMessage> Grow(PeerEventChunk<TPeer, TMessage> full)
+    {
+        var next = TakeFree() ?? new PeerEventChunk<TPeer, TMessage>();
+
+        // After the resets in TakeFree: the loop reaches the chunk only through this link.
+        Volatile.Write(ref full.Next, next);
+        _tail = next;
+        return next;
+    }
+
+    private PeerEventChunk<TPeer, TMessage>? TakeFree()
+    {
+        while (true)
+        {
+            var top = Volatile.Read(ref _free);
+            if (top is null)
+            {
+                return null;
+            }
+
+            if (Interlocked.CompareExchange(ref _free, top.NextFree, top) == top)
+            {
+                top.NextFree = null;
+                top.Next = null;
+                top.Published.Count = 0;
+                top.Generation++;
+                return top;
+            }
+        }
+    }
+}
+
+/// <summary>The consumer side of <see cref="PeerEventQueue{TPeer, TMessage}"/>: held and used by the pump's loop alone.</summary>
+internal struct PeerEventReader<TPeer, TMessage>
+    where TPeer : notnull
+{
+    /// <summary>The chunk being read; producers read it (volatile) to start a drop-oldest scan.</summary>
+    public PeerEventChunk<TPeer, TMessage> Chunk;
+    private PeerEvent<TPeer, TMessage>[] _items; // Chunk.Items, cached: the chunk object's fields share a line that producers write
+    private int _index;
+    private int _known;
+
+    public PeerEventReader(PeerEventChunk<TPeer, TMessage> first)
+    {
+        Chunk = first;
+        _items = first.Items;
+        _index = 0;
+        _known = 0;
+    }
+
+    /// <summary>
+    /// Takes the next event, clearing its slot; <see langword="false"/> if none is published. Skips dropped messages.
+    /// With <paramref name="claim"/> (drop-oldest mode) a message is claimed with a compare-and-swap, racing producers' drops.
+    /// </summary>
+    public bool TryTake(PeerEventQueue<TPeer, TMessage> queue, bool claim, out PeerEvent<TPeer, TMessage> item)
+    {
+        while (true)
+        {
+            var chunk = Chunk;
+            if (_index < _known || _index < (_known = Volatile.Read(ref chunk.Published.Count)))
+            {
+                ref var slot = ref _items[_index++];
+                var kind = slot.Kind;
+                if (claim && kind == (int)PeerEventKind.Message)
+                {
+                    kind = Interlocked.CompareExchange(ref slot.Kind, (int)PeerEventKind.Taken, (int)PeerEventKind.Message);
+                }
+
+                if (kind == (int)PeerEventKind.Dropped)
+                {
+                    continue;
+                }
+
+                item = slot;
+                item.Kind = kind;
+                slot = default; // the loop holds no reference to a delivered event
+                return true;
+            }
+
+            var next = _index == PeerEventChunk<TPeer, TMessage>.Size ? Volatile.Read(ref chunk.Next) : null;
+            if (next is null)
+            {
+                item = default;
+                return false;
+            }
+
+            Volatile.Write(ref Chunk, next);
+            _items = next.Items;
+            _index = 0;
+            _known = 0;
+            queue.Return(chunk);
+        }
     }
 }

@@ -11,6 +11,13 @@ namespace Concurrency.Primitives;
 public sealed partial class PeerEventPump<TPeer, TMessage>
 {
     private Exception? _fault;
+
+    // Before unscheduling itself the loop looks at the queue a few more times, a few hundred nanoseconds in all: a
+    // producer in full flow posts again within that time, and a restart (a lock handover and a thread-pool dispatch)
+    // costs far more than the wait.
+    private const int LooksBeforeIdle = 4;
+    private const int SpinIterationsPerLook = 20;
+    private static readonly bool IsMultiCore = Environment.ProcessorCount > 1; // on one core, spinning only delays the producer
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA2213:Disposable fields should be disposed", Justification = "No timer or linked registrations; the handler may still hold its token.")]
     private readonly CancellationTokenSource _abort = new();
 
@@ -81,21 +88,31 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
         }
     }
 
-    /// <summary>The loop: drains whole buffers, one event at a time, until nothing is queued; runs as one work item at a time.</summary>
+    /// <summary>The loop: takes events one at a time and delivers them until nothing is queued; runs as one work item at a time.</summary>
     private void Drain()
     {
         var loop = _loop;
+        var queue = _queue;
+        var claim = _fullMode == PeerEventPumpFullMode.DropOldest;
+
+        // Per event the loop touches only its own object, the queue's chunks and the handles, never this object's fields
+        // (which producers write); the event is held in a local, stored in the loop only while a handler call is pending.
         while (true)
         {
-            if (loop.Index == loop.Draining.Count && !Refill())
+            if (!loop.Reader.TryTake(queue, claim, out var current) && !TakeOrStop(out current))
             {
                 return;
+            }
+
+            if (current.Kind == (int)PeerEventKind.Message)
+            {
+                OnMessageTaken(loop);
             }
 
             ValueTask handled;
             try
             {
-                handled = Deliver(ref loop.Draining.Items[loop.Index++]);
+                handled = Deliver(loop, in current);
             }
             catch (Exception exception)
             {
@@ -104,25 +121,29 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
             if (!handled.IsCompleted)
             {
+                loop.Current = current;
                 loop.HandlerInFlight = handled;
                 loop.AwaitHandler();
                 return;
             }
 
-            Observe(handled);
+            Observe(loop, handled, in current);
         }
     }
 
     /// <summary>An asynchronous handler call completed: observe it, then go on draining as a new work item (never on the handler's thread).</summary>
     private void OnHandlerCompleted()
     {
-        var handled = _loop.HandlerInFlight;
-        _loop.HandlerInFlight = default;
-        Observe(handled);
-        _loop.Start();
+        var loop = _loop;
+        var handled = loop.HandlerInFlight;
+        var current = loop.Current;
+        loop.HandlerInFlight = default;
+        loop.Current = default;
+        Observe(loop, handled, in current);
+        loop.Start();
     }
 
-    private void Observe(ValueTask handled)
+    private void Observe(PumpLoop loop, ValueTask handled, in PeerEvent<TPeer, TMessage> current)
     {
         try
         {
@@ -130,49 +151,86 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
         }
         catch (Exception exception)
         {
-            OnHandlerFault(exception, in _loop.Draining.Items[_loop.Index - 1]);
+            OnHandlerFault(exception, in current);
         }
     }
 
-    /// <summary>Swaps the producers' buffer in; returns <see langword="false"/> (and unschedules the loop) when nothing is queued.</summary>
-    private bool Refill()
+    /// <summary>
+    /// The queue looked empty: look again under the lock (producers append under it), and if it is, unschedule the loop
+    /// (and complete the pump once shut down). Returns whether an event was taken after all.
+    /// </summary>
+    private bool TakeOrStop(out PeerEvent<TPeer, TMessage> current)
     {
         var loop = _loop;
-        loop.Draining.Clear();
-        loop.Index = 0;
-        lock (_lock)
+        var claim = _fullMode == PeerEventPumpFullMode.DropOldest;
+        for (var look = IsMultiCore ? 0 : LooksBeforeIdle; look < LooksBeforeIdle; look++)
         {
-            if (_pending.Count == 0)
+            Thread.SpinWait(SpinIterationsPerLook);
+            if (loop.Reader.TryTake(_queue, claim, out current))
             {
-                _scheduled = false;
-                if (!_accepting)
-                {
-                    Finish();
-                }
-
-                return false;
+                return true;
             }
-
-            (_pending, loop.Draining) = (loop.Draining, _pending);
-            var freed = _pendingMessages;
-            _pendingMessages = 0;
-            if (freed > 0 && PeerEventPumpMetrics.Queued.Enabled)
-            {
-                PeerEventPumpMetrics.Queued.Add(-freed, _metricTag);
-            }
-
-            _roomWaiters.Wake(freed);
         }
 
-        return true;
+        lock (_lock)
+        {
+            if (loop.Reader.TryTake(_queue, claim, out current))
+            {
+                return true;
+            }
+
+            _scheduled = false;
+            if (!_roomWaiters.IsEmpty)
+            {
+                WakeRoomLocked();
+            }
+
+            if (!_accepting)
+            {
+                Finish();
+            }
+
+            return false;
+        }
     }
 
-    private ValueTask Deliver(ref PeerEvent<TPeer, TMessage> next)
+    /// <summary>Counts a message the loop took, and wakes callers waiting for the room it made.</summary>
+    private void OnMessageTaken(PumpLoop loop)
+    {
+        // Publish the count before reading the flag; a producer sets the flag before reading the count (see TryEnqueueMessageLocked).
+        Volatile.Write(ref loop.Taken, loop.Taken + 1);
+        if (PeerEventPumpMetrics.Queued.Enabled)
+        {
+            PeerEventPumpMetrics.Queued.Add(-1, _metricTag);
+        }
+
+        if (Volatile.Read(ref loop.RoomWanted) != 0)
+        {
+            lock (_lock)
+            {
+                WakeRoomLocked();
+            }
+        }
+    }
+
+    /// <summary>Wakes as many waiting callers as there is room for; lowers the flag once none waits. Called under the lock.</summary>
+    private void WakeRoomLocked()
+    {
+        _takenSeen = Volatile.Read(ref _loop.Taken);
+        var room = _capacity - (_admitted - _takenSeen);
+        _roomWaiters.Wake(room > int.MaxValue ? int.MaxValue : (int)room);
+        if (_roomWaiters.IsEmpty)
+        {
+            Volatile.Write(ref _loop.RoomWanted, 0);
+        }
+    }
+
+    private ValueTask Deliver(PumpLoop loop, in PeerEvent<TPeer, TMessage> next)
     {
         var handle = next.Handle;
-        var handler = _loop.Handler;
-        var token = _loop.Token;
-        switch (next.Kind)
+        var handler = loop.Handler;
+        var token = loop.Token;
+        switch ((PeerEventKind)next.Kind)
         {
             case PeerEventKind.Added:
                 Debug.Assert(!handle.LoopLive, "Added is queued once per handle.");
@@ -194,7 +252,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
     private void OnHandlerFault(Exception exception, in PeerEvent<TPeer, TMessage> failed)
     {
-        var kind = failed.Kind.ToString();
+        var kind = ((PeerEventKind)failed.Kind).ToString();
         var peer = failed.Handle?.Peer.ToString() ?? string.Empty;
         if (PeerEventPumpMetrics.HandlerFaults.Enabled)
         {
@@ -219,18 +277,25 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
             }
 
             _connected.Clear();
-            _pending.Clear();
-            _pendingMessages = 0;
             _roomWaiters.ReleaseAll();
+
+            // Drop what is queued (nothing more can be: producers append under this lock), then queue the Removed events.
+            var discarded = 0;
+            while (_loop.Reader.TryTake(_queue, claim: true, out var queued))
+            {
+                discarded += queued.Kind == (int)PeerEventKind.Message ? 1 : 0;
+            }
+
+            if (discarded > 0 && PeerEventPumpMetrics.Queued.Enabled)
+            {
+                PeerEventPumpMetrics.Queued.Add(-discarded, _metricTag);
+            }
 
             for (var handle = _loop.Live.First; handle is not null; handle = IntrusiveList<PeerHandle<TPeer, TMessage>, PeerHandleLinks<TPeer, TMessage>>.NextOf(handle))
             {
-                _pending.Add(new PeerEvent<TPeer, TMessage>(PeerEventKind.Removed, handle, default!));
+                _queue.Enqueue(new PeerEvent<TPeer, TMessage>(PeerEventKind.Removed, handle, default!));
             }
         }
-
-        // Skip the rest of the buffer being drained; the Removed events come next.
-        _loop.Index = _loop.Draining.Count;
     }
 
     /// <summary>Called under the lock when the loop is done for good.</summary>
@@ -300,15 +365,22 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
         private readonly PeerEventPump<TPeer, TMessage> _pump;
         private readonly Action _onHandlerCompleted;
 
-        public PeerEventBuffer<TPeer, TMessage> Draining = new();
-        public int Index;
+        public PeerEventReader<TPeer, TMessage> Reader;
+        public PeerEvent<TPeer, TMessage> Current;
         public ValueTask HandlerInFlight;
+
+        /// <summary>Messages taken from the queue (delivered or not); written by the loop, read by producers when the queue looks full.</summary>
+        public long Taken;
+
+        /// <summary>Set by a producer that is about to wait for room; the loop then wakes waiters as it takes messages.</summary>
+        public int RoomWanted;
         public IntrusiveList<PeerHandle<TPeer, TMessage>, PeerHandleLinks<TPeer, TMessage>> Live;
         public int LiveCount;
 
         public PumpLoop(PeerEventPump<TPeer, TMessage> pump)
         {
             _pump = pump;
+            Reader = new PeerEventReader<TPeer, TMessage>(pump._queue.First);
             _onHandlerCompleted = pump.OnHandlerCompleted;
             Handler = pump._handler;
             Token = pump._abort.Token;

@@ -20,7 +20,9 @@ namespace Concurrency.Primitives;
 //  5. A throwing handler is logged and the loop goes on (or, by policy, the pump faults and still removes every added peer).
 //  6. Shutdown disconnects every handle (queuing Removed for ready ones), drains the queue, then completes.
 //  7/9. Capacity counts messages only: lifecycle events are never dropped nor refused for room. No priority lane.
-//  8. Events are stored by value in two swapped buffers; the loop drains a whole buffer per lock acquisition.
+//  8. Events are stored by value in one chunked queue: producers append under _lock, the loop takes without it (it
+//     takes _lock only when it has found the queue empty for a few hundred nanoseconds, to unschedule itself, or to
+//     wake callers waiting for room). A steady flow allocates nothing: finished chunks are reused.
 
 /// <summary>
 /// Delivers peers' lifecycle events and messages to one handler, on one loop, in one order: per peer, either nothing,
@@ -47,7 +49,9 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
     private const int Ready = (int)PeerConnectionState.Ready;
     private const int Disconnected = (int)PeerConnectionState.Disconnected;
 
-    private readonly object _lock = new();
+    // Field order matters here: the runtime lays out reference fields first, in this order, so the eight cold references
+    // below keep the fields every post touches (_lock, _queue and the counters after them) at least a cache line away from
+    // whatever object was allocated just before the pump (often the handler, which the loop writes on every event).
     private readonly IPeerEventHandler<TPeer, TMessage> _handler;
     private readonly string _name;
     private readonly int _capacity;
@@ -61,9 +65,13 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
     private readonly RoomWaiters _roomWaiters = new();
     private readonly TaskCompletionSource<bool> _completion = Signals.Create();
     private readonly PumpLoop _loop;
+    private readonly object _lock = new();
+    private readonly PeerEventQueue<TPeer, TMessage> _queue = new();
 
-    private PeerEventBuffer<TPeer, TMessage> _pending = new();
-    private int _pendingMessages;
+    // Messages accepted and not dropped (producers, under _lock), and the last count of messages the loop had taken that
+    // a producer read: their difference bounds the messages waiting from above. Read the loop's count again only when full.
+    private long _admitted;
+    private long _takenSeen;
     private bool _scheduled;
     private bool _accepting = true;
     private long _generation;
@@ -151,7 +159,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
             }
 
             Volatile.Write(ref handle.ProducerState, Ready);
-            _pending.Add(new PeerEvent<TPeer, TMessage>(PeerEventKind.Added, handle, default!));
+            _queue.Enqueue(new PeerEvent<TPeer, TMessage>(PeerEventKind.Added, handle, default!));
             schedule = ScheduleLocked();
         }
 
@@ -246,27 +254,43 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
             return false;
         }
 
-        if (_pendingMessages >= _capacity)
+        if (_admitted - _takenSeen >= _capacity && IsFullLocked())
         {
             switch (_fullMode)
             {
                 case PeerEventPumpFullMode.DropNewest:
                     CountDropped(handle);
                     return false;
-                case PeerEventPumpFullMode.DropOldest when _pending.DropOldestMessage() is { } displaced:
-                    _pendingMessages--;
-                    CountDropped(displaced);
+                case PeerEventPumpFullMode.DropOldest:
+                    if (_queue.DropOldestMessage(Volatile.Read(ref _loop.Reader.Chunk)) is { } displaced)
+                    {
+                        _admitted--;
+                        CountDropped(displaced);
+                        if (PeerEventPumpMetrics.Queued.Enabled)
+                        {
+                            PeerEventPumpMetrics.Queued.Add(-1, _metricTag);
+                        }
+                    }
+
                     break;
                 case PeerEventPumpFullMode.Wait when canWait:
-                    room = _roomWaiters.Add();
-                    return null;
+                    // Tell the loop that someone waits, then look again: a message it took meanwhile may have made room
+                    // (the loop reads the flag after publishing every message it takes).
+                    Interlocked.Exchange(ref _loop.RoomWanted, 1);
+                    if (IsFullLocked())
+                    {
+                        room = _roomWaiters.Add();
+                        return null;
+                    }
+
+                    break;
                 default:
                     return false;
             }
         }
 
-        _pending.Add(new PeerEvent<TPeer, TMessage>(PeerEventKind.Message, handle, message));
-        _pendingMessages++;
+        _queue.Enqueue(new PeerEvent<TPeer, TMessage>(PeerEventKind.Message, handle, message));
+        _admitted++;
         if (PeerEventPumpMetrics.Queued.Enabled)
         {
             PeerEventPumpMetrics.Queued.Add(1, _metricTag);
@@ -333,10 +357,17 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
         if (wasReady)
         {
             // After every message this handle queued: the FIFO keeps Removed last.
-            _pending.Add(new PeerEvent<TPeer, TMessage>(PeerEventKind.Removed, handle, default!));
+            _queue.Enqueue(new PeerEvent<TPeer, TMessage>(PeerEventKind.Removed, handle, default!));
         }
 
         return wasReady;
+    }
+
+    /// <summary>Whether <see cref="PeerEventPumpOptions.Capacity"/> messages wait, by the loop's latest count. Called under the lock.</summary>
+    private bool IsFullLocked()
+    {
+        _takenSeen = Volatile.Read(ref _loop.Taken);
+        return _admitted - _takenSeen >= _capacity;
     }
 
     /// <summary>Marks the loop scheduled; returns whether the caller must start it (after leaving the lock).</summary>

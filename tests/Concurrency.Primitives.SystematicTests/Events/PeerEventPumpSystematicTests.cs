@@ -36,6 +36,69 @@ public sealed class PeerEventPumpSystematicTests
         report.ShouldHoldEverywhere();
     }
 
+    [Theory]
+    [InlineData(PeerEventPumpFullMode.Wait)]
+    [InlineData(PeerEventPumpFullMode.DropOldest)]
+    public void PeerEventPump_BoundedQueue_DeliversEveryAcceptedMessageInOrder_AndStrandsNoWaiter(PeerEventPumpFullMode fullMode)
+    {
+        var report = CoyoteHarness.Explore(_output, $"PeerEventPump, capacity 1, {fullMode}, two producers racing the loop", Iterations, () => BoundedScenarioAsync(fullMode));
+
+        report.ShouldHoldEverywhere();
+    }
+
+    private static async Task BoundedScenarioAsync(PeerEventPumpFullMode fullMode)
+    {
+        const int PerPeer = 4;
+        var checker = new PeerHistoryChecker();
+        var pump = new PeerEventPump<string, int>(checker, new PeerEventPumpOptions { Capacity = 1, FullMode = fullMode });
+        var accepted = new int[2];
+
+        var producers = new Task[2];
+        for (var p = 0; p < producers.Length; p++)
+        {
+            var index = p;
+            producers[p] = Task.Run(async () =>
+            {
+                var peer = pump.Connect("p" + index);
+                peer.MarkReady();
+                for (var m = 0; m < PerPeer; m++)
+                {
+                    // Wait mode: PostAsync waits for room, so every message must be accepted, and no waiter may be stranded
+                    // (a lost wake-up is a deadlock, which Coyote reports). DropOldest: accepted, perhaps displaced later.
+                    if (await peer.PostAsync((index * 100) + m))
+                    {
+                        accepted[index]++;
+                    }
+                }
+            });
+        }
+
+        await Task.WhenAll(producers);
+        await pump.DisposeAsync();
+        var total = 0;
+        for (var p = 0; p < producers.Length; p++)
+        {
+            var delivered = checker.MessagesOf("p" + p);
+            Specification.Assert(accepted[p] == PerPeer, $"p{p}: {accepted[p]} of {PerPeer} messages accepted; PostAsync must accept (waiting, or displacing the oldest).");
+            for (var i = 1; i < delivered.Count; i++)
+            {
+                Specification.Assert(delivered[i - 1] < delivered[i], $"p{p}: messages out of order: {string.Join(",", delivered)}.");
+            }
+
+            Specification.Assert(delivered.Count == 0 || (delivered[0] >= p * 100 && delivered[delivered.Count - 1] < (p * 100) + PerPeer), $"p{p}: a message it never posted: {string.Join(",", delivered)}.");
+            if (fullMode == PeerEventPumpFullMode.Wait)
+            {
+                Specification.Assert(delivered.Count == PerPeer, $"p{p}: {delivered.Count} of {PerPeer} accepted messages delivered.");
+            }
+
+            total += delivered.Count;
+        }
+
+        // DropOldest displaces the oldest waiting message of any peer, but the last message accepted is never displaced.
+        Specification.Assert(total >= 1, "No message was delivered at all.");
+        Specification.Assert(checker.Live == 0, "Every live peer must be removed by the shutdown.");
+    }
+
     private static async Task HandRolledScenarioAsync()
     {
         var checker = new PeerHistoryChecker();

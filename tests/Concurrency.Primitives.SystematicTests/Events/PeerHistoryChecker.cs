@@ -16,9 +16,13 @@ internal sealed class PeerHistoryChecker : IPeerEventHandler<string, int>
     public const string UnknownPeer = "A message arrived for a peer that was not live";
 
     private readonly HashSet<string> _live = new();
+    private readonly Dictionary<string, List<int>> _messages = new();
     private int _inCall;
 
     public int Live => _live.Count;
+
+    /// <summary>The messages delivered to <paramref name="peer"/>, in delivery order.</summary>
+    public IReadOnlyList<int> MessagesOf(string peer) => _messages.TryGetValue(peer, out var list) ? list : new List<int>();
 
     public async ValueTask OnAddedAsync(string peer, CancellationToken cancellationToken)
     {
@@ -33,6 +37,12 @@ internal sealed class PeerHistoryChecker : IPeerEventHandler<string, int>
         Enter();
         await Task.Yield();
         Specification.Assert(_live.Contains(peer), $"{UnknownPeer}: {peer}.");
+        if (!_messages.TryGetValue(peer, out var list))
+        {
+            _messages[peer] = list = new List<int>();
+        }
+
+        list.Add(message);
         Exit();
     }
 

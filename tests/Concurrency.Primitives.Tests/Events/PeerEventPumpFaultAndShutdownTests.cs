@@ -121,12 +121,7 @@ public sealed class PeerEventPumpFaultAndShutdownTests
     [Fact]
     public async Task FullQueue_WaitMode_PostRefuses_PostAsyncWaitsForRoom_LifecycleEventsStillPass()
     {
-        var hold = Bounded.NewGate();
-        var handler = new RecordingPeerHandler<string> { Hold = hold.Task };
-        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { Capacity = 2, FullMode = PeerEventPumpFullMode.Wait });
-        var peer = pump.Connect("p");
-        peer.MarkReady();
-        await handler.FirstCallEntered.OrHang(); // the loop holds inside OnAdded; the queue is empty again // the loop is now held inside OnAdded
+        var (pump, handler, peer, hold) = await StartHeldInOnAddedAsync(new PeerEventPumpOptions { Capacity = 2, FullMode = PeerEventPumpFullMode.Wait });
 
         peer.TryPost("m1").Should().BeTrue();
         peer.TryPost("m2").Should().BeTrue();
@@ -146,12 +141,7 @@ public sealed class PeerEventPumpFaultAndShutdownTests
     [Fact]
     public async Task FullQueue_WaitMode_PostAsyncIsCancellable()
     {
-        var hold = Bounded.NewGate();
-        var handler = new RecordingPeerHandler<string> { Hold = hold.Task };
-        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { Capacity = 1 });
-        var peer = pump.Connect("p");
-        peer.MarkReady();
-        await handler.FirstCallEntered.OrHang(); // the loop holds inside OnAdded; the queue is empty again
+        var (pump, handler, peer, hold) = await StartHeldInOnAddedAsync(new PeerEventPumpOptions { Capacity = 1 });
         peer.TryPost("m1");
         using var cancel = new CancellationTokenSource();
 
@@ -167,12 +157,7 @@ public sealed class PeerEventPumpFaultAndShutdownTests
     [Fact]
     public async Task FullQueue_DropNewest_DropsTheNewMessage()
     {
-        var hold = Bounded.NewGate();
-        var handler = new RecordingPeerHandler<string> { Hold = hold.Task };
-        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { Capacity = 2, FullMode = PeerEventPumpFullMode.DropNewest });
-        var peer = pump.Connect("p");
-        peer.MarkReady();
-        await handler.FirstCallEntered.OrHang(); // the loop holds inside OnAdded; the queue is empty again
+        var (pump, handler, peer, hold) = await StartHeldInOnAddedAsync(new PeerEventPumpOptions { Capacity = 2, FullMode = PeerEventPumpFullMode.DropNewest });
 
         peer.TryPost("m1").Should().BeTrue();
         peer.TryPost("m2").Should().BeTrue();
@@ -187,12 +172,7 @@ public sealed class PeerEventPumpFaultAndShutdownTests
     [Fact]
     public async Task FullQueue_DropOldest_DropsTheOldestWaitingMessage_NeverALifecycleEvent()
     {
-        var hold = Bounded.NewGate();
-        var handler = new RecordingPeerHandler<string> { Hold = hold.Task };
-        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { Capacity = 2, FullMode = PeerEventPumpFullMode.DropOldest });
-        var peer = pump.Connect("p");
-        peer.MarkReady();
-        await handler.FirstCallEntered.OrHang(); // the loop holds inside OnAdded; the queue is empty again
+        var (pump, handler, peer, hold) = await StartHeldInOnAddedAsync(new PeerEventPumpOptions { Capacity = 2, FullMode = PeerEventPumpFullMode.DropOldest });
 
         peer.TryPost("m1").Should().BeTrue();
         var other = pump.Connect("q");
@@ -205,6 +185,54 @@ public sealed class PeerEventPumpFaultAndShutdownTests
         await pump.DisposeAsync();
         handler.HistoryOf("p").Should().Equal("added", "m2", "m3", "removed");
         handler.HistoryOf("q").Should().Equal("added", "removed");
+    }
+
+    [Fact]
+    public async Task FullQueue_DropOldest_ManyChunksDeep_KeepsTheNewestMessagesInOrder()
+    {
+        var (pump, handler, peer, hold) = await StartHeldInOnAddedAsync(new PeerEventPumpOptions { Capacity = 300, FullMode = PeerEventPumpFullMode.DropOldest });
+
+        for (var i = 0; i < 1_000; i++)
+        {
+            peer.TryPost($"m{i}").Should().BeTrue();
+        }
+
+        hold.SetResult();
+        await pump.DisposeAsync();
+        var expected = new[] { "added" }.Concat(Enumerable.Range(700, 300).Select(i => $"m{i}")).Append("removed");
+        handler.HistoryOf("p").Should().Equal(expected);
+    }
+
+    [Fact]
+    public async Task FullQueue_WaitMode_ManyChunksDeep_EveryWaitingPostGoesThrough_InOrder()
+    {
+        var (pump, handler, peer, hold) = await StartHeldInOnAddedAsync(new PeerEventPumpOptions { Capacity = 300 });
+
+        var producer = Task.Run(async () =>
+        {
+            for (var i = 0; i < 1_000; i++)
+            {
+                (await peer.PostAsync($"m{i}")).Should().BeTrue();
+            }
+        });
+        hold.SetResult();
+        await producer.OrHang();
+        await pump.DisposeAsync();
+
+        var expected = new[] { "added" }.Concat(Enumerable.Range(0, 1_000).Select(i => $"m{i}")).Append("removed");
+        handler.HistoryOf("p").Should().Equal(expected);
+    }
+
+    /// <summary>A pump with one ready peer "p", its loop held inside OnAdded (the queue empty again) until <c>hold</c> is set.</summary>
+    private static async Task<(PeerEventPump<string, string> Pump, RecordingPeerHandler<string> Handler, PeerHandle<string, string> Peer, TaskCompletionSource Hold)> StartHeldInOnAddedAsync(PeerEventPumpOptions options)
+    {
+        var hold = Bounded.NewGate();
+        var handler = new RecordingPeerHandler<string> { Hold = hold.Task };
+        var pump = new PeerEventPump<string, string>(handler, options);
+        var peer = pump.Connect("p");
+        peer.MarkReady();
+        await handler.FirstCallEntered.OrHang();
+        return (pump, handler, peer, hold);
     }
 
     private sealed class BlockingHandler : IPeerEventHandler<string, string>

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
@@ -22,13 +23,37 @@ public sealed class PeerEventPumpStressTests
 
     public PeerEventPumpStressTests(ITestOutputHelper output) => _output = output;
 
-    [Fact]
-    public async Task RandomPeerLifecycles_KeepEveryHistoryLegal()
+    [Theory]
+    [InlineData(PeerEventPumpFullMode.Wait, 256)]
+    [InlineData(PeerEventPumpFullMode.DropOldest, 128)]
+    public async Task RandomPeerLifecycles_KeepEveryHistoryLegal(PeerEventPumpFullMode fullMode, int capacity)
     {
         var target = BaseCycles * StressSettings.Scale;
         var seed = StressSettings.Seed;
-        var handler = new CheckingHandler(seed);
-        var pump = new PeerEventPump<int, (long Generation, int Sequence)>(handler, new PeerEventPumpOptions { Capacity = 256, FullMode = PeerEventPumpFullMode.Wait });
+        var dropsAllowed = fullMode == PeerEventPumpFullMode.DropOldest;
+        var handler = new CheckingHandler(seed, dropsAllowed);
+        var name = $"stress-{fullMode}-{Guid.NewGuid():N}";
+        var dropped = 0L;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Name == "concurrency.primitives.pump.dropped")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "pump.name" && Equals(tag.Value, name))
+                {
+                    Interlocked.Add(ref dropped, value);
+                }
+            }
+        });
+        listener.Start();
+        var pump = new PeerEventPump<int, (long Generation, int Sequence)>(handler, new PeerEventPumpOptions { Name = name, Capacity = capacity, FullMode = fullMode });
         var cycles = 0;
         var posted = 0L;
         var clock = Stopwatch.StartNew();
@@ -89,19 +114,32 @@ public sealed class PeerEventPumpStressTests
         handler.Violations.Should().BeEmpty();
         handler.LivePeers.Should().Be(0, "the shutdown removes every live peer");
         _output.WriteLine(
-            $"[stress] PeerEventPump: {target} connect/ready/post/disconnect cycles over {Peers} peers (seed {seed}) in {clock.Elapsed.TotalSeconds:0.0} s: " +
-            $"{handler.Added} added, {handler.Messages} messages of {posted} posted, {handler.Removed} removed, {handler.Faults} handler faults, 0 illegal histories");
+            $"[stress] PeerEventPump ({fullMode}, capacity {capacity}): {target} connect/ready/post/disconnect cycles over {Peers} peers (seed {seed}) in {clock.Elapsed.TotalSeconds:0.0} s: " +
+            $"{handler.Added} added, {handler.Messages} messages of {posted} posted ({Interlocked.Read(ref dropped)} dropped), {handler.Removed} removed, {handler.Faults} handler faults, 0 illegal histories");
         handler.Faults.Should().BeGreaterThan(0);
-        handler.Messages.Should().Be(posted, "no accepted message is lost");
+        handler.Messages.Should().Be(posted - Interlocked.Read(ref dropped), "every accepted message is delivered or counted as dropped, never both, never neither");
+        if (dropsAllowed)
+        {
+            Interlocked.Read(ref dropped).Should().BeGreaterThan(0, "a capacity of {0} under {1} peers must overflow", capacity, Peers);
+        }
+        else
+        {
+            Interlocked.Read(ref dropped).Should().Be(0);
+        }
     }
 
     private sealed class CheckingHandler : IPeerEventHandler<int, (long Generation, int Sequence)>
     {
         private readonly Dictionary<int, int> _nextSequence = new();
         private readonly Random _random;
+        private readonly bool _dropsAllowed;
         private int _inCall;
 
-        public CheckingHandler(int seed) => _random = new Random(seed);
+        public CheckingHandler(int seed, bool dropsAllowed)
+        {
+            _random = new Random(seed);
+            _dropsAllowed = dropsAllowed;
+        }
 
         public List<string> Violations { get; } = new();
 
@@ -126,8 +164,8 @@ public sealed class PeerEventPumpStressTests
             Messages++;
             if (_nextSequence.TryGetValue(peer, out var expected))
             {
-                // Each session (Added .. Removed) numbers its messages from 0, in posting order.
-                Expect(message.Sequence == expected, $"peer {peer}: message {message.Sequence} out of order (expected {expected})");
+                // Each session (Added .. Removed) numbers its messages from 0, in posting order; under DropOldest some may be missing.
+                Expect(_dropsAllowed ? message.Sequence >= expected : message.Sequence == expected, $"peer {peer}: message {message.Sequence} out of order (expected {expected})");
                 _nextSequence[peer] = message.Sequence + 1;
             }
             else

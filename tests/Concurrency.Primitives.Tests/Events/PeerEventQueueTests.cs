@@ -1,0 +1,184 @@
+using System;
+using System.Collections.Generic;
+using System.Threading.Tasks;
+using Concurrency.Primitives.Tests.TestSupport;
+
+namespace Concurrency.Primitives.Tests.Events;
+
+/// <summary>
+/// The pump's queue (producers append under the pump's lock, the loop takes without it): FIFO across chunks, chunks
+/// recycled so that a steady flow allocates nothing, and drop-oldest finding the oldest waiting message even after the
+/// chunk it last scanned has been recycled.
+/// </summary>
+public sealed class PeerEventQueueTests
+{
+    private const int Chunk = PeerEventChunk<string, int>.Size;
+
+    [Fact]
+    public void EventsComeOutInTheOrderTheyWentIn_AcrossManyChunks()
+    {
+        var (queue, reader, handle) = NewQueue();
+        for (var i = 0; i < (Chunk * 3) + 17; i++)
+        {
+            queue.Enqueue(Message(handle, i));
+        }
+
+        TakeAll(queue, ref reader).Should().Equal(Range(0, (Chunk * 3) + 17));
+        reader.TryTake(queue, claim: false, out _).Should().BeFalse("everything was taken");
+    }
+
+    [Fact]
+    public void ASteadyFlow_ReusesFinishedChunks_AndAllocatesNothing()
+    {
+        var (queue, reader, handle) = NewQueue();
+        var item = Message(handle, 1);
+        for (var i = 0; i < Chunk * 8; i++)
+        {
+            queue.Enqueue(item);
+        }
+
+        TakeAll(queue, ref reader);
+
+        // The first round left seven finished chunks on the free list; the same volume again must come from them.
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var round = 0; round < 4; round++)
+        {
+            for (var i = 0; i < Chunk * 7; i++)
+            {
+                queue.Enqueue(item);
+            }
+
+            while (reader.TryTake(queue, claim: false, out _))
+            {
+            }
+        }
+
+        (GC.GetAllocatedBytesForCurrentThread() - before).Should().Be(0);
+    }
+
+    [Fact]
+    public void DropOldest_DropsTheOldestWaitingMessage_SkipsLifecycleEvents_AndTheLoopNeverSeesIt()
+    {
+        var (queue, reader, handle) = NewQueue();
+        queue.Enqueue(new PeerEvent<string, int>(PeerEventKind.Added, handle, 0));
+        for (var i = 0; i < Chunk + 50; i++)
+        {
+            queue.Enqueue(Message(handle, i));
+        }
+
+        for (var i = 0; i < Chunk; i++)
+        {
+            queue.DropOldestMessage(reader.Chunk).Should().BeSameAs(handle);
+        }
+
+        reader.TryTake(queue, claim: true, out var first).Should().BeTrue();
+        first.Kind.Should().Be((int)PeerEventKind.Added);
+        TakeAll(queue, ref reader, claim: true).Should().Equal(Range(Chunk, 50));
+        queue.DropOldestMessage(reader.Chunk).Should().BeNull("no message is waiting");
+    }
+
+    [Fact]
+    public void DropOldest_AfterTheChunkItLastScannedWasRecycled_StillFindsTheOldest()
+    {
+        var (queue, reader, handle) = NewQueue();
+
+        // Fill two chunks, drop one message in the first (the scan now remembers a spot in it), then let the loop
+        // finish both: the first chunk goes to the free list, and comes back as the tail with a new generation.
+        for (var i = 0; i < Chunk * 2; i++)
+        {
+            queue.Enqueue(Message(handle, i));
+        }
+
+        queue.DropOldestMessage(reader.Chunk).Should().BeSameAs(handle);
+        TakeAll(queue, ref reader, claim: true).Should().HaveCount((Chunk * 2) - 1);
+        for (var i = 0; i < Chunk * 2; i++)
+        {
+            queue.Enqueue(Message(handle, 1_000 + i));
+        }
+
+        // The remembered spot (index 1 of a chunk that is now reused) must not be trusted: the oldest is 1,000.
+        queue.DropOldestMessage(reader.Chunk).Should().BeSameAs(handle);
+        reader.TryTake(queue, claim: true, out var next).Should().BeTrue();
+        next.Message.Should().Be(1_001);
+    }
+
+    [Fact]
+    public async Task DropOldest_RacingTheLoop_GivesEachMessageToExactlyOneOfThem()
+    {
+        for (var round = 0; round < 200; round++)
+        {
+            var (queue, reader, handle) = NewQueue();
+            const int Count = Chunk + 100;
+            for (var i = 0; i < Count; i++)
+            {
+                queue.Enqueue(Message(handle, i));
+            }
+
+            var dropped = 0;
+            var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var dropper = Task.Run(async () =>
+            {
+                await start.Task;
+                while (queue.DropOldestMessage(reader.Chunk) is not null)
+                {
+                    dropped++;
+                }
+            });
+
+            var taken = new List<int>();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            start.SetResult();
+            while (taken.Count + System.Threading.Volatile.Read(ref dropped) < Count || !dropper.IsCompleted)
+            {
+                if (reader.TryTake(queue, claim: true, out var item))
+                {
+                    taken.Add(item.Message);
+                }
+
+                clock.Elapsed.Should().BeLessThan(Bounded.HangLimit, $"round {round}: {taken.Count} taken and {dropped} dropped of {Count}");
+            }
+
+            await dropper.OrHang();
+            (taken.Count + dropped).Should().Be(Count, $"round {round}: every message is taken or dropped, once");
+            taken.Should().BeInAscendingOrder().And.OnlyHaveUniqueItems();
+        }
+    }
+
+    private static (PeerEventQueue<string, int> Queue, PeerEventReader<string, int> Reader, PeerHandle<string, int> Handle) NewQueue()
+    {
+        var queue = new PeerEventQueue<string, int>();
+        var pump = new PeerEventPump<string, int>(new NoopHandler());
+        return (queue, new PeerEventReader<string, int>(queue.First), pump.Connect("p"));
+    }
+
+    private static PeerEvent<string, int> Message(PeerHandle<string, int> handle, int value) => new(PeerEventKind.Message, handle, value);
+
+    private static List<int> TakeAll(PeerEventQueue<string, int> queue, ref PeerEventReader<string, int> reader, bool claim = false)
+    {
+        var messages = new List<int>();
+        while (reader.TryTake(queue, claim, out var item))
+        {
+            item.Kind.Should().Be((int)PeerEventKind.Message);
+            messages.Add(item.Message);
+        }
+
+        return messages;
+    }
+
+    private static IEnumerable<int> Range(int start, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            yield return start + i;
+        }
+    }
+
+    private sealed class NoopHandler : IPeerEventHandler<string, int>
+    {
+        public ValueTask OnAddedAsync(string peer, System.Threading.CancellationToken cancellationToken) => default;
+
+        public ValueTask OnMessageAsync(string peer, int message, System.Threading.CancellationToken cancellationToken) => default;
+
+        public ValueTask OnRemovedAsync(string peer, System.Threading.CancellationToken cancellationToken) => default;
+    }
+}
