@@ -1,5 +1,5 @@
-using System.Runtime.InteropServices;
 using System.Threading;
+using Concurrency.Primitives.Internal;
 
 namespace Concurrency.Primitives;
 
@@ -35,14 +35,6 @@ internal enum PeerEventKind
     Taken,
 }
 
-/// <summary>A count on a cache line of its own, so that the loop reading it does not slow producers reading the fields beside it.</summary>
-[StructLayout(LayoutKind.Explicit, Size = 128)]
-internal struct PaddedCount
-{
-    [FieldOffset(64)]
-    public int Count;
-}
-
 /// <summary>A fixed run of event slots; the queue is a linked list of them, recycled through a free list.</summary>
 internal sealed class PeerEventChunk<TPeer, TMessage>
     where TPeer : notnull
@@ -52,7 +44,7 @@ internal sealed class PeerEventChunk<TPeer, TMessage>
     public readonly PeerEvent<TPeer, TMessage>[] Items = new PeerEvent<TPeer, TMessage>[Size];
 
     /// <summary>How many slots the producers have filled; published with a volatile write after the slot.</summary>
-    public PaddedCount Published;
+    public PaddedInt Published; // on a line of its own: the loop reads it while producers read the fields beside it
 
     /// <summary>The chunk after this one; linked (volatile) once this one is full. Kept until the chunk is reused.</summary>
     public PeerEventChunk<TPeer, TMessage>? Next;
@@ -93,7 +85,7 @@ internal sealed class PeerEventQueue<TPeer, TMessage>
     public void Enqueue(in PeerEvent<TPeer, TMessage> item)
     {
         var chunk = _tail;
-        var count = chunk.Published.Count;
+        var count = chunk.Published.Value;
         if (count == PeerEventChunk<TPeer, TMessage>.Size)
         {
             chunk = Grow(chunk);
@@ -101,7 +93,7 @@ internal sealed class PeerEventQueue<TPeer, TMessage>
         }
 
         chunk.Items[count] = item;
-        Volatile.Write(ref chunk.Published.Count, count + 1);
+        Volatile.Write(ref chunk.Published.Value, count + 1);
     }
 
     /// <summary>
@@ -127,7 +119,7 @@ internal sealed class PeerEventQueue<TPeer, TMessage>
 
         for (; chunk is not null; chunk = chunk.Next, index = 0)
         {
-            var count = chunk.Published.Count;
+            var count = chunk.Published.Value;
             for (; index < count; index++)
             {
                 ref var slot = ref chunk.Items[index];
@@ -146,7 +138,7 @@ internal sealed class PeerEventQueue<TPeer, TMessage>
             }
         }
 
-        Remember(_tail, _tail.Published.Count);
+        Remember(_tail, _tail.Published.Value);
         return null;
     }
 
@@ -195,7 +187,7 @@ internal sealed class PeerEventQueue<TPeer, TMessage>
             {
                 top.NextFree = null;
                 top.Next = null;
-                top.Published.Count = 0;
+                top.Published.Value = 0;
                 top.Generation++;
                 return top;
             }
@@ -230,7 +222,7 @@ internal struct PeerEventReader<TPeer, TMessage>
         while (true)
         {
             var chunk = Chunk;
-            if (_index < _known || _index < (_known = Volatile.Read(ref chunk.Published.Count)))
+            if (_index < _known || _index < (_known = Volatile.Read(ref chunk.Published.Value)))
             {
                 ref var slot = ref _items[_index++];
                 var kind = slot.Kind;

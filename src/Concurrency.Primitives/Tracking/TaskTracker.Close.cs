@@ -93,6 +93,8 @@ public sealed partial class TaskTracker
             Interlocked.CompareExchange(ref _closed, Signals.Create(), null);
         }
 
+        // Releases not yet counted come off the count first, and later ones at once: the count a close waits on is exact.
+        EnsureEagerRelease();
         var state = Volatile.Read(ref _state);
         long next;
         while (true)
@@ -128,7 +130,7 @@ public sealed partial class TaskTracker
             lock (_registry)
             {
                 // Complete: no node will be taken again, so let later trackers reuse this one's.
-                SweepReleasedLocked();
+                SweepReleasedLocked(out _); // complete: every release has been counted, so this only unlinks
                 _pool.HandBack();
                 failures = _failures?.Count ?? 0;
             }

@@ -13,13 +13,15 @@ public sealed partial class TaskTracker
     private const string UnnamedOperation = "(unnamed)";
 
     // The registry of named registrations. Guarded by _registry. The operation field of _state goes up only
-    // under it; it goes down under it for leases, and without it for finished work, whose node stays linked with
-    // an id of zero until a holder of the lock unlinks it (see SweepHeadLocked). Readers skip such nodes.
+    // under it; it goes down under it for leases and swept work, and without it for work released once something
+    // waits for the count. Finished work stays linked, with a negative id (released, not yet counted) or zero
+    // (counted), until a holder of the lock unlinks it (see SweepHeadLocked). Readers skip such nodes.
     private readonly object _registry = new();
     private IntrusiveList<TrackedNode, TrackedNodeLinks> _live;
     private int _liveCount;
     private NodePool _pool;
     private long _lastId;
+    private int _fullSweepAt = 64;
     private List<Exception>? _failures;
     private bool _failuresObserved;
 
@@ -105,14 +107,17 @@ public sealed partial class TaskTracker
     public IReadOnlyList<TrackedOperationInfo> Snapshot()
     {
         var now = _clock.Now();
+        int acknowledged;
+        long next;
+        List<TrackedOperationInfo> result;
         lock (_registry)
         {
-            SweepReleasedLocked();
-            var result = new List<TrackedOperationInfo>(_liveCount);
+            acknowledged = SweepReleasedLocked(out next);
+            result = new List<TrackedOperationInfo>(_liveCount);
             for (var node = _live.First; node is not null; node = IntrusiveList<TrackedNode, TrackedNodeLinks>.NextOf(node))
             {
                 var id = Volatile.Read(ref node.Id);
-                if (id == 0)
+                if (id <= 0)
                 {
                     continue; // released since the sweep
                 }
@@ -126,9 +131,14 @@ public sealed partial class TaskTracker
                     _clock.Between(node.RegisteredTimestamp, now),
                     node.StackTrace));
             }
-
-            return result;
         }
+
+        if (acknowledged > 0)
+        {
+            OnAcknowledged(next);
+        }
+
+        return result;
     }
 
     internal TrackedOperation RegisterChild(TrackedNode parent, long parentId, string? name)

@@ -22,36 +22,55 @@ public sealed partial class TaskTracker
         // Work done outside the lock: the clock read and the (opt-in) stack walk.
         var timestamp = _clock.Now();
         var stackTrace = _captureStackTraces ? new StackTrace(2, fNeedFileInfo: true).ToString() : null;
-        TrackedNode node;
-        long id;
+        TrackedNode? node = null;
+        var id = 0L;
         var next = 0L;
+        int acknowledged;
         lock (_registry)
         {
-            SweepHeadLocked();
+            acknowledged = SweepHeadLocked();
 
             AssertInvariants();
             // A child is admitted only while its parent is live: the parent's count then keeps the
-            // tracker from completing, which is what makes registering during a close safe.
+            // tracker from completing, which is what makes registering during a close safe. The releases
+            // the sweep acknowledged come off the count in the same swap.
             var parentLive = parent is null || (Volatile.Read(ref parent.Id) == parentId && ReferenceEquals(parent.Tracker, this));
-            rejection = parentLive ? TryCountOperation(topLevel: parent is null, out next) : Rejection.ParentInactive;
-            if (rejection != Rejection.None)
+            if (parentLive)
             {
-                return null;
+                rejection = TryCountOperation(topLevel: parent is null, acknowledged, out next);
+            }
+            else
+            {
+                rejection = Rejection.ParentInactive;
+                next = acknowledged > 0 ? SubtractOperations(acknowledged) : 0;
             }
 
-            node = _pool.Take();
-            node.Tracker = this;
-            id = ++_lastId;
-            node.Id = id;
-            node.ParentId = parent is null ? 0 : parentId;
-            node.Name = name ?? UnnamedOperation;
-            node.Kind = kind;
-            node.RegisteredTimestamp = timestamp;
-            node.StackTrace = stackTrace;
-            node.Work = work;
-            node.WorkWithHandle = workWithHandle;
-            _live.AddLast(node);
-            _liveCount++;
+            if (rejection == Rejection.None)
+            {
+                node = _pool.Take();
+                node.Tracker = this;
+                id = ++_lastId;
+                node.Id = id;
+                node.ParentId = parent is null ? 0 : parentId;
+                node.Name = name ?? UnnamedOperation;
+                node.Kind = kind;
+                node.RegisteredTimestamp = timestamp;
+                node.StackTrace = stackTrace;
+                node.Work = work;
+                node.WorkWithHandle = workWithHandle;
+                _live.AddLast(node);
+                _liveCount++;
+            }
+        }
+
+        if (node is null)
+        {
+            if (acknowledged > 0)
+            {
+                OnAcknowledged(next); // the swap took the acknowledged releases off; it may have reached zero
+            }
+
+            return null;
         }
 
         if (TaskTrackerMetrics.Outstanding.Enabled)
@@ -67,34 +86,31 @@ public sealed partial class TaskTracker
         return (node, id);
     }
 
-    private Rejection TryCountOperation(bool topLevel, out long next)
+    /// <summary>
+    /// Takes <paramref name="acknowledged"/> swept releases off the count and, unless the tracker refuses it, counts one
+    /// more operation, in one swap. <paramref name="next"/> is the state that swap left.
+    /// </summary>
+    private Rejection TryCountOperation(bool topLevel, int acknowledged, out long next)
     {
         var state = Volatile.Read(ref _state);
         while (true)
         {
-            if ((state & CompleteBit) != 0)
+            var settled = Settle(state - (OperationOne * acknowledged));
+            var rejection =
+                (settled & CompleteBit) != 0 ? Rejection.Completed
+                : topLevel && (settled & ClosingBit) != 0 ? Rejection.Closing
+                : ((settled & OperationMask) >> OperationShift) >= MaxCount ? Rejection.Overflow
+                : Rejection.None;
+            next = rejection == Rejection.None ? settled + OperationOne : settled;
+            if (next == state)
             {
-                next = state;
-                return Rejection.Completed;
+                return rejection; // refused, and nothing acknowledged: nothing to swap
             }
 
-            if (topLevel && (state & ClosingBit) != 0)
-            {
-                next = state;
-                return Rejection.Closing;
-            }
-
-            if (((state & OperationMask) >> OperationShift) >= MaxCount)
-            {
-                next = state;
-                return Rejection.Overflow;
-            }
-
-            next = state + OperationOne;
             var seen = Interlocked.CompareExchange(ref _state, next, state);
             if (seen == state)
             {
-                return Rejection.None;
+                return rejection;
             }
 
             state = seen;
@@ -127,18 +143,12 @@ public sealed partial class TaskTracker
             }
 
             name = node.Name;
-            _live.Remove(node);
-            _liveCount--;
             Volatile.Write(ref node.Id, 0);
             node.Work = null;
             node.WorkWithHandle = null;
-            node.StackTrace = null;
-            node.WaitingForSlot = false;
-            node.HoldsSlot = false;
-            node.Tracker = null;
-            _pool.Give(node);
+            Recycle(node);
 
-            next = SubtractOperation();
+            next = SubtractOperations(1);
         }
 
         if (_logger.IsEnabled(LogLevel.Debug))
@@ -151,9 +161,11 @@ public sealed partial class TaskTracker
 
     /// <summary>
     /// Releases work started by <c>Go</c>. Only the work's own node calls this, exactly once, so no handle can race it
-    /// and it needs no lock: its id goes to zero (every reader of the registry skips such a node, and the node is touched
-    /// no more here), then the count drops (completing a closing tracker in the same swap). The node stays linked until
-    /// a holder of the registry lock unlinks and pools it (<see cref="SweepHeadLocked"/>).
+    /// and it needs no lock. Its id turns negative (every reader of the registry skips such a node). Then someone takes
+    /// the registration off the count, exactly once: a holder of the registry lock, which sweeps released nodes and
+    /// acknowledges them in one swap of the count (<see cref="SweepHeadLocked"/>), or, once anyone waits for the count
+    /// (a close, <see cref="WaitAsync"/>, <see cref="Count"/>), the releaser itself. The two race for the node with one
+    /// compare-and-swap of its id to zero; ids are never reused, so a node recycled meanwhile cannot be taken by mistake.
     /// </summary>
     private void ReleaseWork(TrackedNode node, long id)
     {
@@ -161,53 +173,124 @@ public sealed partial class TaskTracker
         var name = node.Name;
         node.Work = null;
         node.WorkWithHandle = null;
-        Volatile.Write(ref node.Id, 0);
-        var next = SubtractOperation();
+        if (TaskTrackerMetrics.Outstanding.Enabled)
+        {
+            TaskTrackerMetrics.Outstanding.Add(-1, _metricTag);
+        }
 
+        // A full fence between marking the node and reading the mode: see EnsureEagerRelease for the other side.
+        Interlocked.Exchange(ref node.Id, -id);
+        if (Volatile.Read(ref _releaseMode.Value) == LazyRelease || Interlocked.CompareExchange(ref node.Id, 0, -id) != -id)
+        {
+            if (_logger.IsEnabled(LogLevel.Debug))
+            {
+                TaskTrackerLog.Released(_logger, _name, name, id, CountOf(Volatile.Read(ref _state)));
+            }
+
+            return; // a sweep takes it off the count
+        }
+
+        var next = SubtractOperations(1);
         if (_logger.IsEnabled(LogLevel.Debug))
         {
             TaskTrackerLog.Released(_logger, _name, name, id, CountOf(next));
         }
 
-        OnCountDropped(next);
+        OnAcknowledged(next);
+    }
+
+    /// <summary>
+    /// Makes releases of <c>Go</c> work take themselves off the count from now on, and takes off those released before:
+    /// from then on the count is exact. Called by whatever waits for the count (closing, <see cref="WaitAsync"/>, <see cref="Count"/>).
+    /// </summary>
+    private void EnsureEagerRelease()
+    {
+        if (Volatile.Read(ref _releaseMode.Value) == EagerRelease)
+        {
+            return;
+        }
+
+        // A full fence between publishing the mode and reading the nodes' ids: a release either sees the mode and
+        // acknowledges itself, or has marked its node before the sweep below reads it (or both, and one swap decides).
+        Interlocked.CompareExchange(ref _releaseMode.Value, Enabling, LazyRelease);
+        var acknowledged = 0;
+        var next = 0L;
+        lock (_registry)
+        {
+            if (_releaseMode.Value != EagerRelease)
+            {
+                acknowledged = SweepReleasedLocked(out next);
+                Volatile.Write(ref _releaseMode.Value, EagerRelease);
+            }
+        }
+
+        if (acknowledged > 0)
+        {
+            OnAcknowledged(next);
+        }
     }
 
     /// <summary>
     /// Before a registration: unlinks the released nodes at the head of the registry (work mostly finishes in the order
-    /// it started), and every released node once they outnumber the counted ones, so that a long-running operation at the
-    /// head cannot make the registry grow. Each full sweep at least halves the list, so the cost per registration stays O(1).
+    /// it started), and every released node once the registry has doubled since the last full sweep, so that a
+    /// long-running operation at the head cannot make it grow. The cost per registration stays O(1) amortized.
     /// </summary>
-    private void SweepHeadLocked()
+    /// <returns>How many releases this sweep acknowledged; the caller takes them off the count.</returns>
+    private int SweepHeadLocked()
     {
+        var acknowledged = 0;
         var node = _live.First;
-        while (node is not null && Volatile.Read(ref node.Id) == 0)
+        while (node is not null && Volatile.Read(ref node.Id) <= 0)
         {
             var following = IntrusiveList<TrackedNode, TrackedNodeLinks>.NextOf(node);
+            acknowledged += Acknowledge(node);
             Recycle(node);
             node = following;
         }
 
-        var counted = (int)((Volatile.Read(ref _state) & OperationMask) >> OperationShift);
-        if (_liveCount - counted > Math.Max(64, counted))
+        if (_liveCount > _fullSweepAt)
         {
-            SweepReleasedLocked();
+            acknowledged += UnlinkReleasedLocked();
         }
+
+        return acknowledged;
     }
 
-    /// <summary>Unlinks and pools every released node; the caller holds the registry lock.</summary>
-    private void SweepReleasedLocked()
+    /// <summary>Unlinks and pools every released node, taking off the count those not yet taken off; the caller holds the registry lock.</summary>
+    /// <returns>How many releases were taken off the count; <paramref name="next"/> is then the state left.</returns>
+    private int SweepReleasedLocked(out long next)
     {
+        var acknowledged = UnlinkReleasedLocked();
+        next = acknowledged > 0 ? SubtractOperations(acknowledged) : 0;
+        return acknowledged;
+    }
+
+    /// <summary>Unlinks and pools every released node; returns how many of them this call acknowledged (the caller lowers the count).</summary>
+    private int UnlinkReleasedLocked()
+    {
+        var acknowledged = 0;
         var node = _live.First;
         while (node is not null)
         {
             var following = IntrusiveList<TrackedNode, TrackedNodeLinks>.NextOf(node);
-            if (Volatile.Read(ref node.Id) == 0)
+            if (Volatile.Read(ref node.Id) <= 0)
             {
+                acknowledged += Acknowledge(node);
                 Recycle(node);
             }
 
             node = following;
         }
+
+        _fullSweepAt = Math.Max(64, 2 * _liveCount);
+        return acknowledged;
+    }
+
+    /// <summary>Claims a released node's acknowledgement (1), unless its releaser took it (0).</summary>
+    private static int Acknowledge(TrackedNode node)
+    {
+        var id = Volatile.Read(ref node.Id);
+        return id < 0 && Interlocked.CompareExchange(ref node.Id, 0, id) == id ? 1 : 0;
     }
 
     private void Recycle(TrackedNode node)
@@ -221,13 +304,13 @@ public sealed partial class TaskTracker
         _pool.Give(node);
     }
 
-    /// <summary>Takes one operation off the count, settling (see <see cref="Settle"/>) in the same swap.</summary>
-    private long SubtractOperation()
+    /// <summary>Takes operations off the count, settling (see <see cref="Settle"/>) in the same swap.</summary>
+    private long SubtractOperations(int count)
     {
         var state = Volatile.Read(ref _state);
         while (true)
         {
-            var next = Settle(state - OperationOne);
+            var next = Settle(state - (OperationOne * count));
             var seen = Interlocked.CompareExchange(ref _state, next, state);
             if (seen == state)
             {

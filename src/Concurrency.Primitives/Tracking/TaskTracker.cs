@@ -79,6 +79,14 @@ public sealed partial class TaskTracker : IAsyncDisposable
     private readonly KeyValuePair<string, object?> _metricTag;
 
     private long _state;
+
+    // How releases of Go work reach the count (see ReleaseWork): lazily, through the registry's sweeps, until something
+    // waits for the count; then each release takes itself off. On a line of its own: every release reads it.
+    private const int LazyRelease = 0;
+    private const int Enabling = 1;
+    private const int EagerRelease = 2;
+    private PaddedInt _releaseMode;
+
     private TaskCompletionSource<bool>? _zeroWaiter;
     private TaskCompletionSource<bool>? _closed;
     private volatile bool _disposed;
@@ -118,7 +126,15 @@ public sealed partial class TaskTracker : IAsyncDisposable
     public string Name => _name;
 
     /// <summary>How many registrations are outstanding: leases, started or pending work, and anonymous <see cref="Add"/> counts.</summary>
-    public int Count => CountOf(Volatile.Read(ref _state));
+    /// <remarks>The first read settles the releases the tracker has not yet counted, so it may take the registry lock once.</remarks>
+    public int Count
+    {
+        get
+        {
+            EnsureEagerRelease();
+            return CountOf(Volatile.Read(ref _state));
+        }
+    }
 
     /// <summary><see langword="true"/> once <see cref="CloseAsync(TimeSpan, CancellationToken)"/> or <see cref="DisposeAsync"/> has begun.</summary>
     public bool IsClosing => (Volatile.Read(ref _state) & ClosingBit) != 0;
@@ -215,6 +231,7 @@ public sealed partial class TaskTracker : IAsyncDisposable
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
     public Task WaitAsync(CancellationToken cancellationToken = default)
     {
+        EnsureEagerRelease();
         if (CountOf(Volatile.Read(ref _state)) == 0)
         {
             return Task.CompletedTask;
@@ -251,6 +268,12 @@ public sealed partial class TaskTracker : IAsyncDisposable
             TaskTrackerMetrics.Outstanding.Add(-1, _metricTag);
         }
 
+        OnAcknowledged(next);
+    }
+
+    /// <summary>After releases were taken off the count (their metric already counted), leaving <paramref name="next"/>.</summary>
+    private void OnAcknowledged(long next)
+    {
         if ((next & CountMask) == 0)
         {
             OnReachedZero(next);

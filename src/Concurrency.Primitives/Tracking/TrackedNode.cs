@@ -26,7 +26,10 @@ internal sealed class TrackedNode : PoolWorkItem
     // pooled, and read either under that lock (Snapshot, liveness checks) or by the one piece of
     // work the node is running (which owns it until its release).
 
-    /// <summary>The registration's id; 0 while the node sits in the pool.</summary>
+    /// <summary>
+    /// The registration's id while it is out; its negation once finished <c>Go</c> work has released it and the count
+    /// has not yet been lowered for it; 0 once it has (and while the node sits in the pool).
+    /// </summary>
     public long Id;
 
     public long ParentId;
