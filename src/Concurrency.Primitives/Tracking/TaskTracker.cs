@@ -22,6 +22,10 @@ namespace Concurrency.Primitives;
 //  5. Close waits with a timeout and a token; a timeout names what is outstanding (Snapshot).
 //  6. Failures of tracked work are recorded before their release and thrown by CloseAsync.
 //  7. An optional concurrency limit: Go waits for a slot, TryGo returns false.
+//  8. Finished Go work marks its record released (a negative id) without touching the count; the next registration
+//     takes such records off the count in its own swap. Once anything waits on the count (closing, WaitAsync,
+//     Count), releases take themselves off at once: a compare-and-swap on the record's id decides, exactly once,
+//     whether the releaser or a sweep lowers the count for it (see ReleaseWork and EnsureEagerRelease).
 
 /// <summary>
 /// Tracks asynchronous work so that a shutdown can wait for all of it: a WaitGroup / errgroup for .NET whose
