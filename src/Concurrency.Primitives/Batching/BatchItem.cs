@@ -2,6 +2,7 @@ using System;
 using System.Threading;
 using System.Threading.Tasks;
 using System.Threading.Tasks.Sources;
+using Concurrency.Primitives.Internal;
 
 namespace Concurrency.Primitives;
 
@@ -12,7 +13,7 @@ namespace Concurrency.Primitives;
 /// batcher (after the batch is done with it), have let go. The core's version guards a recycled item against a
 /// stale <see cref="ValueTask{TResult}"/>.
 /// </summary>
-internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>
+internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFreeListNode<BatchItem<TItem, TResult>>
 {
     private const int Pending = 0;
     private const int Completed = 1;

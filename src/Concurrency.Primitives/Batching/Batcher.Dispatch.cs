@@ -167,19 +167,25 @@ public sealed partial class Batcher<TItem, TResult>
         BatchCore<TItem, TResult>? next;
         lock (_lock)
         {
-            for (var i = 0; i < count; i++)
-            {
-                core.Items[i].ReleaseByBatcher();
-                core.Items[i] = null!;
-            }
-
-            core.Count = 0;
             _inFlight--;
             _running.Remove(core);
-            ReturnCoreLocked(core);
             next = TryStartLocked(Now());
             CheckDrainedLocked();
         }
+
+        // Out of the running list, the batch is ours alone (the deadline sweep walks only running batches): release its
+        // items and recycle it without holding the lock that every submit takes.
+        core.State = BatchCore<TItem, TResult>.Phase.Pooled;
+        core.Version++; // before the items go: a late call through a stale Batch is refused
+        for (var i = 0; i < count; i++)
+        {
+            core.Items[i].ReleaseByBatcher();
+            core.Items[i] = null!;
+        }
+
+        core.Count = 0;
+        core.TimedOut = false;
+        ReturnCore(core);
 
         if (stuckFor is { } stuck)
         {
@@ -236,7 +242,7 @@ public sealed partial class Batcher<TItem, TResult>
                 return null;
             }
 
-            var core = _corePool.Count > 0 ? _corePool.Pop() : new BatchCore<TItem, TResult>(this, _maxBatchSize);
+            var core = TakeCoreLocked();
             var taken = 0;
             var kept = 0;
             while (taken < _maxBatchSize && _queued > 0 && kept < _maxBatchSize)
@@ -320,15 +326,31 @@ public sealed partial class Batcher<TItem, TResult>
         start?.Start();
     }
 
-    private void ReturnCoreLocked(BatchCore<TItem, TResult> core)
+    /// <summary>Keeps a finished batch for reuse, without the lock (a compare-and-swap push; see <see cref="TakeCoreLocked"/>).</summary>
+    private void ReturnCore(BatchCore<TItem, TResult> core) => FreeList.Push(ref _returnedCores, core);
+
+    /// <summary>
+    /// A pooled batch, or a new one. Returned batches are taken over as a whole chain (one exchange), which keeps the
+    /// lock-free stack free of ABA; the pool keeps at most one more batch than can run at once. Called under the lock.
+    /// </summary>
+    private BatchCore<TItem, TResult> TakeCoreLocked()
     {
-        core.State = BatchCore<TItem, TResult>.Phase.Pooled;
-        core.Version++;
-        core.TimedOut = false;
-        if (_corePool.Count < _maxConcurrentBatches + 1)
+        if (_corePool.Count == 0)
         {
-            _corePool.Push(core);
+            for (var returned = FreeList.TakeAll(ref _returnedCores); returned is not null;)
+            {
+                var following = returned.NextFree;
+                returned.NextFree = null;
+                if (_corePool.Count < _maxConcurrentBatches + 1)
+                {
+                    _corePool.Push(returned);
+                }
+
+                returned = following;
+            }
         }
+
+        return _corePool.Count > 0 ? _corePool.Pop() : new BatchCore<TItem, TResult>(this, _maxBatchSize);
     }
 
     [Conditional("DEBUG")]

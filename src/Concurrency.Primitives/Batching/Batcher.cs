@@ -87,6 +87,9 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     private BatchItem<TItem, TResult>? _free;
     private BatchItem<TItem, TResult>? _returned;
 
+    // Finished batches, pushed without the lock by the dispatch that finished them; taken over under it (TakeCoreLocked).
+    private BatchCore<TItem, TResult>? _returnedCores;
+
     private ITimer? _delayTimer;
     private long _delayDueAt = long.MaxValue;
     private bool _closing;
@@ -225,21 +228,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
 
     /// <summary>Keeps a released item for reuse, without the lock (a compare-and-swap push).</summary>
     /// <remarks>The pool holds at most as many items as were ever outstanding at once: it never grows past the peak.</remarks>
-    internal void ReturnItem(BatchItem<TItem, TResult> item)
-    {
-        var head = Volatile.Read(ref _returned);
-        while (true)
-        {
-            item.NextFree = head;
-            var seen = Interlocked.CompareExchange(ref _returned, item, head);
-            if (ReferenceEquals(seen, head))
-            {
-                return;
-            }
-
-            head = seen;
-        }
-    }
+    internal void ReturnItem(BatchItem<TItem, TResult> item) => FreeList.Push(ref _returned, item);
 
     internal void CountTimeout()
     {
@@ -307,7 +296,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     {
         if (_free is null)
         {
-            _free = Interlocked.Exchange(ref _returned, null);
+            _free = FreeList.TakeAll(ref _returned);
         }
 
         var node = BatchItem<TItem, TResult>.Rent(this, ref _free);
