@@ -36,7 +36,7 @@ internal enum PeerEventKind
 }
 
 /// <summary>A fixed run of event slots; the queue is a linked list of them, recycled through a free list.</summary>
-internal sealed class PeerEventChunk<TPeer, TMessage>
+internal sealed class PeerEventChunk<TPeer, TMessage> : IFreeListNode<PeerEventChunk<TPeer, TMessage>>
     where TPeer : notnull
 {
     public const int Size = 256;
@@ -50,7 +50,7 @@ internal sealed class PeerEventChunk<TPeer, TMessage>
     public PeerEventChunk<TPeer, TMessage>? Next;
 
     /// <summary>The link in the free list.</summary>
-    public PeerEventChunk<TPeer, TMessage>? NextFree;
+    public PeerEventChunk<TPeer, TMessage>? NextFree { get; set; }
 
     /// <summary>Raised every time the chunk is reused, so that a remembered position in it can be recognized as stale.</summary>
     public int Generation;
@@ -66,9 +66,10 @@ internal sealed class PeerEventQueue<TPeer, TMessage>
 {
     private PeerEventChunk<TPeer, TMessage> _tail;
 
-    // Finished chunks: pushed by the loop (compare-and-swap), popped by producers under the pump's lock. With a single
-    // popper a chunk cannot leave and re-enter the list between a pop's read and its swap, so there is no ABA.
+    // Finished chunks: pushed by the loop without a lock; producers take the whole chain (under the pump's lock) into
+    // _spare when they run out, and reuse them from there.
     private PeerEventChunk<TPeer, TMessage>? _free;
+    private PeerEventChunk<TPeer, TMessage>? _spare;
 
     // Drop-oldest scan position: every message before it has been dropped or taken. Valid while its chunk's
     // generation is unchanged.
@@ -143,18 +144,7 @@ internal sealed class PeerEventQueue<TPeer, TMessage>
     }
 
     /// <summary>Takes back a chunk the loop has finished (every slot taken and cleared). The loop only.</summary>
-    public void Return(PeerEventChunk<TPeer, TMessage> chunk)
-    {
-        while (true)
-        {
-            var top = Volatile.Read(ref _free);
-            chunk.NextFree = top;
-            if (Interlocked.CompareExchange(ref _free, chunk, top) == top)
-            {
-                return;
-            }
-        }
-    }
+    public void Return(PeerEventChunk<TPeer, TMessage> chunk) => FreeList.Push(ref _free, chunk);
 
     private void Remember(PeerEventChunk<TPeer, TMessage> chunk, int index)
     {
@@ -175,23 +165,18 @@ internal sealed class PeerEventQueue<TPeer, TMessage>
 
     private PeerEventChunk<TPeer, TMessage>? TakeFree()
     {
-        while (true)
+        var chunk = _spare ?? FreeList.TakeAll(ref _free);
+        if (chunk is null)
         {
-            var top = Volatile.Read(ref _free);
-            if (top is null)
-            {
-                return null;
-            }
-
-            if (Interlocked.CompareExchange(ref _free, top.NextFree, top) == top)
-            {
-                top.NextFree = null;
-                top.Next = null;
-                top.Published.Value = 0;
-                top.Generation++;
-                return top;
-            }
+            return null;
         }
+
+        _spare = chunk.NextFree;
+        chunk.NextFree = null;
+        chunk.Next = null;
+        chunk.Published.Value = 0;
+        chunk.Generation++;
+        return chunk;
     }
 }
 
