@@ -59,7 +59,7 @@ internal sealed class PeerEventChunk<TPeer, TMessage> : IFreeListNode<PeerEventC
 /// <summary>
 /// The producer side of the pump's one FIFO queue: many producers, serialized by the pump's lock, append; one consumer
 /// (the loop, through <see cref="PeerEventReader{TPeer, TMessage}"/>) takes without any lock. Chunks the loop has finished
-/// come back through a free list, so a steady flow allocates nothing.
+/// come back through a free list, so a steady flow allocates nothing; the list keeps the chunks of the deepest backlog.
 /// </summary>
 internal sealed class PeerEventQueue<TPeer, TMessage>
     where TPeer : notnull

@@ -39,6 +39,10 @@ public sealed class PeerEventPumpOptions
     /// How many messages may wait for the loop; lifecycle events (added, removed) are never counted or dropped.
     /// <see langword="null"/> (the default) means no bound. At least 1.
     /// </summary>
+    /// <remarks>
+    /// The queue grows in fixed chunks and keeps the chunks of its deepest backlog for reuse, so that a steady flow
+    /// allocates nothing; a bound therefore also bounds the memory the pump keeps.
+    /// </remarks>
     public int? Capacity { get; set; }
 
     /// <summary>What happens to a message when <see cref="Capacity"/> messages are waiting. Default <see cref="PeerEventPumpFullMode.Wait"/>.</summary>
