@@ -41,7 +41,9 @@ public sealed class PeerEventPumpOptions
     /// </summary>
     /// <remarks>
     /// The queue grows in fixed chunks and keeps the chunks of its deepest backlog for reuse, so that a steady flow
-    /// allocates nothing; a bound therefore also bounds the memory the pump keeps.
+    /// allocates nothing. A bound limits how far it grows with messages; lifecycle events are never refused, and under
+    /// <see cref="PeerEventPumpFullMode.DropOldest"/> a displaced message leaves an empty slot (its message released at
+    /// once) until the loop passes it.
     /// </remarks>
     public int? Capacity { get; set; }
 
