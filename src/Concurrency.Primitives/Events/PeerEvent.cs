@@ -186,23 +186,29 @@ internal struct PeerEventReader<TPeer, TMessage>
 {
     /// <summary>The chunk being read; producers read it (volatile) to start a drop-oldest scan.</summary>
     public PeerEventChunk<TPeer, TMessage> Chunk;
+    private readonly PeerEventQueue<TPeer, TMessage> _queue;
+    private readonly bool _claim;
     private PeerEvent<TPeer, TMessage>[] _items; // Chunk.Items, cached: the chunk object's fields share a line that producers write
     private int _index;
     private int _known;
 
-    public PeerEventReader(PeerEventChunk<TPeer, TMessage> first)
+    /// <param name="queue">The queue to read, from its first chunk.</param>
+    /// <param name="claim">
+    /// Drop-oldest mode: each message is claimed with a compare-and-swap, racing producers' drops. Without it (no
+    /// producer ever drops a queued message) a message is read plainly.
+    /// </param>
+    public PeerEventReader(PeerEventQueue<TPeer, TMessage> queue, bool claim)
     {
-        Chunk = first;
-        _items = first.Items;
+        Chunk = queue.First;
+        _queue = queue;
+        _claim = claim;
+        _items = Chunk.Items;
         _index = 0;
         _known = 0;
     }
 
-    /// <summary>
-    /// Takes the next event, clearing its slot; <see langword="false"/> if none is published. Skips dropped messages.
-    /// With <paramref name="claim"/> (drop-oldest mode) a message is claimed with a compare-and-swap, racing producers' drops.
-    /// </summary>
-    public bool TryTake(PeerEventQueue<TPeer, TMessage> queue, bool claim, out PeerEvent<TPeer, TMessage> item)
+    /// <summary>Takes the next event, clearing its slot; <see langword="false"/> if none is published. Skips dropped messages.</summary>
+    public bool TryTake(out PeerEvent<TPeer, TMessage> item)
     {
         while (true)
         {
@@ -211,7 +217,7 @@ internal struct PeerEventReader<TPeer, TMessage>
             {
                 ref var slot = ref _items[_index++];
                 var kind = slot.Kind;
-                if (claim && kind == (int)PeerEventKind.Message)
+                if (_claim && kind == (int)PeerEventKind.Message)
                 {
                     kind = Interlocked.CompareExchange(ref slot.Kind, (int)PeerEventKind.Taken, (int)PeerEventKind.Message);
                 }
@@ -238,7 +244,7 @@ internal struct PeerEventReader<TPeer, TMessage>
             _items = next.Items;
             _index = 0;
             _known = 0;
-            queue.Return(chunk);
+            _queue.Return(chunk);
         }
     }
 }

@@ -92,14 +92,12 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
     private void Drain()
     {
         var loop = _loop;
-        var queue = _queue;
-        var claim = _fullMode == PeerEventPumpFullMode.DropOldest;
 
         // Per event the loop touches only its own object, the queue's chunks and the handles, never this object's fields
         // (which producers write); the event is held in a local, stored in the loop only while a handler call is pending.
         while (true)
         {
-            if (!loop.Reader.TryTake(queue, claim, out var current) && !TakeOrStop(out current))
+            if (!loop.Reader.TryTake(out var current) && !TakeOrStop(out current))
             {
                 return;
             }
@@ -162,11 +160,10 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
     private bool TakeOrStop(out PeerEvent<TPeer, TMessage> current)
     {
         var loop = _loop;
-        var claim = _fullMode == PeerEventPumpFullMode.DropOldest;
         for (var look = IsMultiCore ? 0 : LooksBeforeIdle; look < LooksBeforeIdle; look++)
         {
             Thread.SpinWait(SpinIterationsPerLook);
-            if (loop.Reader.TryTake(_queue, claim, out current))
+            if (loop.Reader.TryTake(out current))
             {
                 return true;
             }
@@ -174,7 +171,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
         lock (_lock)
         {
-            if (loop.Reader.TryTake(_queue, claim, out current))
+            if (loop.Reader.TryTake(out current))
             {
                 return true;
             }
@@ -281,7 +278,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
             // Drop what is queued (nothing more can be: producers append under this lock), then queue the Removed events.
             var discarded = 0;
-            while (_loop.Reader.TryTake(_queue, claim: true, out var queued))
+            while (_loop.Reader.TryTake(out var queued))
             {
                 discarded += queued.Kind == (int)PeerEventKind.Message ? 1 : 0;
             }
@@ -380,7 +377,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
         public PumpLoop(PeerEventPump<TPeer, TMessage> pump)
         {
             _pump = pump;
-            Reader = new PeerEventReader<TPeer, TMessage>(pump._queue.First);
+            Reader = new PeerEventReader<TPeer, TMessage>(pump._queue, claim: pump._fullMode == PeerEventPumpFullMode.DropOldest);
             _onHandlerCompleted = pump.OnHandlerCompleted;
             Handler = pump._handler;
             Token = pump._abort.Token;

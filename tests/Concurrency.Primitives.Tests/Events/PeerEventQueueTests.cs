@@ -23,8 +23,8 @@ public sealed class PeerEventQueueTests
             queue.Enqueue(Message(handle, i));
         }
 
-        TakeAll(queue, ref reader).Should().Equal(Range(0, (Chunk * 3) + 17));
-        reader.TryTake(queue, claim: false, out _).Should().BeFalse("everything was taken");
+        TakeAll(ref reader).Should().Equal(Range(0, (Chunk * 3) + 17));
+        reader.TryTake(out _).Should().BeFalse("everything was taken");
     }
 
     [Fact]
@@ -37,7 +37,7 @@ public sealed class PeerEventQueueTests
             queue.Enqueue(item);
         }
 
-        TakeAll(queue, ref reader);
+        TakeAll(ref reader);
 
         // The first round left seven finished chunks on the free list; the same volume again must come from them.
         var before = GC.GetAllocatedBytesForCurrentThread();
@@ -48,7 +48,7 @@ public sealed class PeerEventQueueTests
                 queue.Enqueue(item);
             }
 
-            while (reader.TryTake(queue, claim: false, out _))
+            while (reader.TryTake(out _))
             {
             }
         }
@@ -59,7 +59,7 @@ public sealed class PeerEventQueueTests
     [Fact]
     public void DropOldest_DropsTheOldestWaitingMessage_SkipsLifecycleEvents_AndTheLoopNeverSeesIt()
     {
-        var (queue, reader, handle) = NewQueue();
+        var (queue, reader, handle) = NewQueue(claim: true);
         queue.Enqueue(new PeerEvent<string, int>(PeerEventKind.Added, handle, 0));
         for (var i = 0; i < Chunk + 50; i++)
         {
@@ -71,16 +71,16 @@ public sealed class PeerEventQueueTests
             queue.DropOldestMessage(reader.Chunk).Should().BeSameAs(handle);
         }
 
-        reader.TryTake(queue, claim: true, out var first).Should().BeTrue();
+        reader.TryTake(out var first).Should().BeTrue();
         first.Kind.Should().Be((int)PeerEventKind.Added);
-        TakeAll(queue, ref reader, claim: true).Should().Equal(Range(Chunk, 50));
+        TakeAll(ref reader).Should().Equal(Range(Chunk, 50));
         queue.DropOldestMessage(reader.Chunk).Should().BeNull("no message is waiting");
     }
 
     [Fact]
     public void DropOldest_AfterTheChunkItLastScannedWasRecycled_StillFindsTheOldest()
     {
-        var (queue, reader, handle) = NewQueue();
+        var (queue, reader, handle) = NewQueue(claim: true);
 
         // Fill two chunks, drop one message in the first (the scan now remembers a spot in it), then let the loop
         // finish both: the first chunk goes to the free list, and comes back as the tail with a new generation.
@@ -90,7 +90,7 @@ public sealed class PeerEventQueueTests
         }
 
         queue.DropOldestMessage(reader.Chunk).Should().BeSameAs(handle);
-        TakeAll(queue, ref reader, claim: true).Should().HaveCount((Chunk * 2) - 1);
+        TakeAll(ref reader).Should().HaveCount((Chunk * 2) - 1);
         for (var i = 0; i < Chunk * 2; i++)
         {
             queue.Enqueue(Message(handle, 1_000 + i));
@@ -98,7 +98,7 @@ public sealed class PeerEventQueueTests
 
         // The remembered spot (index 1 of a chunk that is now reused) must not be trusted: the oldest is 1,000.
         queue.DropOldestMessage(reader.Chunk).Should().BeSameAs(handle);
-        reader.TryTake(queue, claim: true, out var next).Should().BeTrue();
+        reader.TryTake(out var next).Should().BeTrue();
         next.Message.Should().Be(1_001);
     }
 
@@ -107,7 +107,7 @@ public sealed class PeerEventQueueTests
     {
         for (var round = 0; round < 200; round++)
         {
-            var (queue, reader, handle) = NewQueue();
+            var (queue, reader, handle) = NewQueue(claim: true);
             const int Count = Chunk + 100;
             for (var i = 0; i < Count; i++)
             {
@@ -130,7 +130,7 @@ public sealed class PeerEventQueueTests
             start.SetResult();
             while (taken.Count + System.Threading.Volatile.Read(ref dropped) < Count || !dropper.IsCompleted)
             {
-                if (reader.TryTake(queue, claim: true, out var item))
+                if (reader.TryTake(out var item))
                 {
                     taken.Add(item.Message);
                 }
@@ -144,19 +144,19 @@ public sealed class PeerEventQueueTests
         }
     }
 
-    private static (PeerEventQueue<string, int> Queue, PeerEventReader<string, int> Reader, PeerHandle<string, int> Handle) NewQueue()
+    private static (PeerEventQueue<string, int> Queue, PeerEventReader<string, int> Reader, PeerHandle<string, int> Handle) NewQueue(bool claim = false)
     {
         var queue = new PeerEventQueue<string, int>();
         var pump = new PeerEventPump<string, int>(new NoopHandler());
-        return (queue, new PeerEventReader<string, int>(queue.First), pump.Connect("p"));
+        return (queue, new PeerEventReader<string, int>(queue, claim), pump.Connect("p"));
     }
 
     private static PeerEvent<string, int> Message(PeerHandle<string, int> handle, int value) => new(PeerEventKind.Message, handle, value);
 
-    private static List<int> TakeAll(PeerEventQueue<string, int> queue, ref PeerEventReader<string, int> reader, bool claim = false)
+    private static List<int> TakeAll(ref PeerEventReader<string, int> reader)
     {
         var messages = new List<int>();
-        while (reader.TryTake(queue, claim, out var item))
+        while (reader.TryTake(out var item))
         {
             item.Kind.Should().Be((int)PeerEventKind.Message);
             messages.Add(item.Message);
