@@ -180,23 +180,17 @@ public sealed partial class TaskTracker
 
         // A full fence between marking the node and reading the mode: see EnsureEagerRelease for the other side.
         Interlocked.Exchange(ref node.Id, -id);
-        if (Volatile.Read(ref _releaseMode.Value) == LazyRelease || Interlocked.CompareExchange(ref node.Id, 0, -id) != -id)
-        {
-            if (_logger.IsEnabled(LogLevel.Debug))
-            {
-                TaskTrackerLog.Released(_logger, _name, name, id, CountOf(Volatile.Read(ref _state)));
-            }
-
-            return; // a sweep takes it off the count
-        }
-
-        var next = SubtractOperations(1);
+        var acknowledged = Volatile.Read(ref _releaseMode.Value) != LazyRelease && Interlocked.CompareExchange(ref node.Id, 0, -id) == -id;
+        var next = acknowledged ? SubtractOperations(1) : Volatile.Read(ref _state); // otherwise a sweep takes it off
         if (_logger.IsEnabled(LogLevel.Debug))
         {
             TaskTrackerLog.Released(_logger, _name, name, id, CountOf(next));
         }
 
-        OnAcknowledged(next);
+        if (acknowledged)
+        {
+            OnAcknowledged(next);
+        }
     }
 
     /// <summary>
@@ -243,8 +237,7 @@ public sealed partial class TaskTracker
         while (node is not null && Volatile.Read(ref node.Id) <= 0)
         {
             var following = IntrusiveList<TrackedNode, TrackedNodeLinks>.NextOf(node);
-            acknowledged += Acknowledge(node);
-            Recycle(node);
+            acknowledged += Retire(node);
             node = following;
         }
 
@@ -275,8 +268,7 @@ public sealed partial class TaskTracker
             var following = IntrusiveList<TrackedNode, TrackedNodeLinks>.NextOf(node);
             if (Volatile.Read(ref node.Id) <= 0)
             {
-                acknowledged += Acknowledge(node);
-                Recycle(node);
+                acknowledged += Retire(node);
             }
 
             node = following;
@@ -286,11 +278,16 @@ public sealed partial class TaskTracker
         return acknowledged;
     }
 
-    /// <summary>Claims a released node's acknowledgement (1), unless its releaser took it (0).</summary>
-    private static int Acknowledge(TrackedNode node)
+    /// <summary>
+    /// Unlinks and pools a released node, claiming its acknowledgement unless its releaser took it. Returns 1 if the
+    /// caller must take it off the count, else 0. The caller holds the registry lock.
+    /// </summary>
+    private int Retire(TrackedNode node)
     {
         var id = Volatile.Read(ref node.Id);
-        return id < 0 && Interlocked.CompareExchange(ref node.Id, 0, id) == id ? 1 : 0;
+        var acknowledged = id < 0 && Interlocked.CompareExchange(ref node.Id, 0, id) == id ? 1 : 0;
+        Recycle(node);
+        return acknowledged;
     }
 
     private void Recycle(TrackedNode node)
