@@ -30,9 +30,9 @@ internal struct NodePool
 
         if (_free is { } node)
         {
-            _free = node.Links.Next;
+            _free = node.Next;
             _count--;
-            node.Links.Next = null;
+            node.Next = null;
             node.ChainLength = 0;
             return node;
         }
@@ -46,7 +46,7 @@ internal struct NodePool
         Debug.Assert(node.Id == 0 && node.Tracker is null, "Only a released, reset node is pooled.");
         if (_count < MaxPooled)
         {
-            node.Links.Next = _free;
+            node.Next = _free;
             _free = node;
             _count++;
         }

@@ -73,7 +73,7 @@ public sealed partial class TaskTracker
         catch (TimeoutException)
         {
             var outstanding = Snapshot();
-            var unnamed = (int)(Volatile.Read(ref _state) & AnonymousMask);
+            var unnamed = (int)(Volatile.Read(ref _hot.State) & AnonymousMask);
             var exception = new TaskTrackerTimeoutException(_name, timeout, outstanding, unnamed);
             TaskTrackerLog.CloseTimedOut(_logger, _name, timeout, outstanding.Count + unnamed, exception);
             throw exception;
@@ -95,7 +95,7 @@ public sealed partial class TaskTracker
 
         // Releases not yet counted come off the count first, and later ones at once: the count a close waits on is exact.
         EnsureEagerRelease();
-        var state = Volatile.Read(ref _state);
+        var state = Volatile.Read(ref _hot.State);
         long next;
         while (true)
         {
@@ -105,7 +105,7 @@ public sealed partial class TaskTracker
             }
 
             next = Settle(state | ClosingBit);
-            var seen = Interlocked.CompareExchange(ref _state, next, state);
+            var seen = Interlocked.CompareExchange(ref _hot.State, next, state);
             if (seen == state)
             {
                 break;
@@ -131,7 +131,7 @@ public sealed partial class TaskTracker
             {
                 // Complete: no node will be taken again, so let later trackers reuse this one's.
                 SweepReleasedLocked(out _); // complete: every release has been counted, so this only unlinks
-                _pool.HandBack();
+                _hot.Pool.HandBack();
                 failures = _failures?.Count ?? 0;
             }
 

@@ -12,16 +12,12 @@ public sealed partial class TaskTracker
 {
     private const string UnnamedOperation = "(unnamed)";
 
-    // The registry of named registrations. Guarded by _registry. The operation field of _state goes up only
-    // under it; it goes down under it for leases and swept work, and without it for work released once something
-    // waits for the count. Finished work stays linked, with a negative id (released, not yet counted) or zero
-    // (counted), until a holder of the lock unlinks it (see SweepHeadLocked). Readers skip such nodes.
+    // The registry of named registrations: a singly linked list, newest first, guarded by _registry. The operation
+    // field of _hot.State goes up only under it; it goes down under it for leases and swept work, and without it for work
+    // released once something waits for the count. A released record stays linked, with a negative id (finished
+    // work not yet counted) or zero (counted), until a sweep unlinks it (see SweepLocked). Readers skip such records.
+    // A registration writes only its own record and the list head: never a neighbour that a pool thread may hold.
     private readonly object _registry = new();
-    private IntrusiveList<TrackedNode, TrackedNodeLinks> _live;
-    private int _liveCount;
-    private NodePool _pool;
-    private long _lastId;
-    private int _fullSweepAt = 64;
     private List<Exception>? _failures;
     private bool _failuresObserved;
 
@@ -97,7 +93,7 @@ public sealed partial class TaskTracker
         {
             lock (_registry)
             {
-                return _liveCount;
+                return _hot.LiveCount;
             }
         }
     }
@@ -113,8 +109,8 @@ public sealed partial class TaskTracker
         lock (_registry)
         {
             acknowledged = SweepReleasedLocked(out next);
-            result = new List<TrackedOperationInfo>(_liveCount);
-            for (var node = _live.First; node is not null; node = IntrusiveList<TrackedNode, TrackedNodeLinks>.NextOf(node))
+            result = new List<TrackedOperationInfo>(_hot.LiveCount);
+            for (var node = _hot.Newest; node is not null; node = node.Next)
             {
                 var id = Volatile.Read(ref node.Id);
                 if (id <= 0)
@@ -138,6 +134,7 @@ public sealed partial class TaskTracker
             OnAcknowledged(next);
         }
 
+        result.Reverse(); // the registry is newest first; ids grow with registration order
         return result;
     }
 
@@ -300,8 +297,8 @@ public sealed partial class TaskTracker
     private void AssertInvariants()
     {
         Debug.Assert(Monitor.IsEntered(_registry), "The registry lock must be held.");
-        var state = Volatile.Read(ref _state);
+        var state = Volatile.Read(ref _hot.State);
         Debug.Assert((state & CompleteBit) == 0 || ((state & ClosingBit) != 0 && (state & CountMask) == 0), "Complete implies closing with a count of zero.");
-        Debug.Assert((_live.First is null) == (_liveCount == 0), "The registry is empty exactly when it holds no node.");
+        Debug.Assert((_hot.Newest is null) == (_hot.LiveCount == 0), "The registry is empty exactly when it holds no node.");
     }
 }

@@ -10,6 +10,12 @@ namespace Concurrency.Primitives;
 /// <summary>The registry: admitting and releasing registrations, each in one step with the count.</summary>
 public sealed partial class TaskTracker
 {
+    /// <summary>
+    /// The registry length below which a registration does not sweep. The systematic tests lower it to 1, so that
+    /// every registration sweeps and the scheduler interleaves each sweep with the releases it races.
+    /// </summary>
+    internal static int MinSweepAt = 32;
+
     private (TrackedNode Node, long Id)? TryRegister(
         TrackedNode? parent,
         long parentId,
@@ -28,7 +34,7 @@ public sealed partial class TaskTracker
         int acknowledged;
         lock (_registry)
         {
-            acknowledged = SweepHeadLocked();
+            acknowledged = _hot.LiveCount >= _hot.SweepAt ? SweepLocked() : 0;
 
             AssertInvariants();
             // A child is admitted only while its parent is live: the parent's count then keeps the
@@ -47,9 +53,9 @@ public sealed partial class TaskTracker
 
             if (rejection == Rejection.None)
             {
-                node = _pool.Take();
+                node = _hot.Pool.Take();
                 node.Tracker = this;
-                id = ++_lastId;
+                id = ++_hot.LastId;
                 node.Id = id;
                 node.ParentId = parent is null ? 0 : parentId;
                 node.Name = name ?? UnnamedOperation;
@@ -58,8 +64,10 @@ public sealed partial class TaskTracker
                 node.StackTrace = stackTrace;
                 node.Work = work;
                 node.WorkWithHandle = workWithHandle;
-                _live.AddLast(node);
-                _liveCount++;
+                node.Stopping = _stoppingToken;
+                node.Next = _hot.Newest;
+                _hot.Newest = node;
+                _hot.LiveCount++;
             }
         }
 
@@ -92,7 +100,7 @@ public sealed partial class TaskTracker
     /// </summary>
     private Rejection TryCountOperation(bool topLevel, int acknowledged, out long next)
     {
-        var state = Volatile.Read(ref _state);
+        var state = Volatile.Read(ref _hot.State);
         while (true)
         {
             var settled = Settle(state - (OperationOne * acknowledged));
@@ -107,7 +115,7 @@ public sealed partial class TaskTracker
                 return rejection; // refused, and nothing acknowledged: nothing to swap
             }
 
-            var seen = Interlocked.CompareExchange(ref _state, next, state);
+            var seen = Interlocked.CompareExchange(ref _hot.State, next, state);
             if (seen == state)
             {
                 return rejection;
@@ -142,11 +150,18 @@ public sealed partial class TaskTracker
                     $"'{node.Name}' #{id} is work started by Go; the tracker releases it when the work's task completes. Do not dispose its handle.");
             }
 
+            // Counted off now. The newest record (a lease released before anything registered after it) is unlinked
+            // and pooled at once; any other stays linked, skipped by every reader, until a sweep unlinks it.
             name = node.Name;
             Volatile.Write(ref node.Id, 0);
             node.Work = null;
             node.WorkWithHandle = null;
-            Recycle(node);
+            if (ReferenceEquals(_hot.Newest, node))
+            {
+                _hot.Newest = node.Next;
+                _hot.LiveCount--;
+                Retire(node);
+            }
 
             next = SubtractOperations(1);
         }
@@ -163,7 +178,7 @@ public sealed partial class TaskTracker
     /// Releases work started by <c>Go</c>. Only the work's own node calls this, exactly once, so no handle can race it
     /// and it needs no lock. Its id turns negative (every reader of the registry skips such a node). Then someone takes
     /// the registration off the count, exactly once: a holder of the registry lock, which sweeps released nodes and
-    /// acknowledges them in one swap of the count (<see cref="SweepHeadLocked"/>), or, once anyone waits for the count
+    /// acknowledges them in one swap of the count (<see cref="SweepLocked"/>), or, once anyone waits for the count
     /// (a close, <see cref="WaitAsync"/>, <see cref="Count"/>), the releaser itself. The two race for the node with one
     /// compare-and-swap of its id to zero; ids are never reused, so a node recycled meanwhile cannot be taken by mistake.
     /// </summary>
@@ -181,10 +196,10 @@ public sealed partial class TaskTracker
         // A full fence between marking the node and reading the mode: see EnsureEagerRelease for the other side.
         Interlocked.Exchange(ref node.Id, -id);
         var acknowledged = Volatile.Read(ref _releaseMode.Value) != LazyRelease && Interlocked.CompareExchange(ref node.Id, 0, -id) == -id;
-        var next = acknowledged ? SubtractOperations(1) : Volatile.Read(ref _state); // otherwise a sweep takes it off
+        var next = acknowledged ? SubtractOperations(1) : 0; // otherwise a sweep takes it off
         if (_logger.IsEnabled(LogLevel.Debug))
         {
-            TaskTrackerLog.Released(_logger, _name, name, id, CountOf(next));
+            TaskTrackerLog.Released(_logger, _name, name, id, CountOf(acknowledged ? next : Volatile.Read(ref _hot.State)));
         }
 
         if (acknowledged)
@@ -204,15 +219,16 @@ public sealed partial class TaskTracker
             return;
         }
 
-        // A full fence between publishing the mode and reading the nodes' ids: a release either sees the mode and
-        // acknowledges itself, or has marked its node before the sweep below reads it (or both, and one swap decides).
-        Interlocked.CompareExchange(ref _releaseMode.Value, Enabling, LazyRelease);
         var acknowledged = 0;
         var next = 0L;
         lock (_registry)
         {
             if (_releaseMode.Value != EagerRelease)
             {
+                // A full fence between publishing the mode and reading the nodes' ids: a release either sees the mode
+                // and acknowledges itself, or has marked its node before the sweep below reads it (or both, and one
+                // swap decides). The mode leaves LazyRelease only here, under the lock: see Retire.
+                Interlocked.Exchange(ref _releaseMode.Value, Enabling);
                 acknowledged = SweepReleasedLocked(out next);
                 Volatile.Write(ref _releaseMode.Value, EagerRelease);
             }
@@ -225,90 +241,96 @@ public sealed partial class TaskTracker
     }
 
     /// <summary>
-    /// Before a registration: unlinks the released nodes at the head of the registry (work mostly finishes in the order
-    /// it started), and every released node once the registry has doubled since the last full sweep, so that a
-    /// long-running operation at the head cannot make it grow. The cost per registration stays O(1) amortized.
+    /// Unlinks every released record, acknowledging those whose releases were not yet counted, and pools them. A
+    /// registration sweeps once the registry has doubled since the last sweep (and holds at least
+    /// <see cref="MinSweepAt"/> records), so its cost stays O(1) amortized and a long-running operation never makes the
+    /// registry grow past twice what is live. The caller holds the registry lock and takes the result off the count.
     /// </summary>
-    /// <returns>How many releases this sweep acknowledged; the caller takes them off the count.</returns>
-    private int SweepHeadLocked()
+    /// <returns>How many releases this sweep acknowledged.</returns>
+    private int SweepLocked()
     {
         var acknowledged = 0;
-        var node = _live.First;
-        while (node is not null && Volatile.Read(ref node.Id) <= 0)
+        TrackedNode? previous = null;
+        var node = _hot.Newest;
+        while (node is not null)
         {
-            var following = IntrusiveList<TrackedNode, TrackedNodeLinks>.NextOf(node);
-            acknowledged += Retire(node);
-            node = following;
+            var older = node.Next;
+            if (Volatile.Read(ref node.Id) <= 0)
+            {
+                if (previous is null)
+                {
+                    _hot.Newest = older;
+                }
+                else
+                {
+                    previous.Next = older;
+                }
+
+                _hot.LiveCount--;
+                acknowledged += Retire(node);
+            }
+            else
+            {
+                previous = node;
+            }
+
+            node = older;
         }
 
-        if (_liveCount > _fullSweepAt)
-        {
-            acknowledged += UnlinkReleasedLocked();
-        }
-
+        _hot.SweepAt = Math.Max(MinSweepAt, 2 * _hot.LiveCount);
         return acknowledged;
     }
 
-    /// <summary>Unlinks and pools every released node, taking off the count those not yet taken off; the caller holds the registry lock.</summary>
+    /// <summary>Sweeps (see <see cref="SweepLocked"/>) and takes what it acknowledged off the count; the caller holds the registry lock.</summary>
     /// <returns>How many releases were taken off the count; <paramref name="next"/> is then the state left.</returns>
     private int SweepReleasedLocked(out long next)
     {
-        var acknowledged = UnlinkReleasedLocked();
+        var acknowledged = SweepLocked();
         next = acknowledged > 0 ? SubtractOperations(acknowledged) : 0;
         return acknowledged;
     }
 
-    /// <summary>Unlinks and pools every released node; returns how many of them this call acknowledged (the caller lowers the count).</summary>
-    private int UnlinkReleasedLocked()
-    {
-        var acknowledged = 0;
-        var node = _live.First;
-        while (node is not null)
-        {
-            var following = IntrusiveList<TrackedNode, TrackedNodeLinks>.NextOf(node);
-            if (Volatile.Read(ref node.Id) <= 0)
-            {
-                acknowledged += Retire(node);
-            }
-
-            node = following;
-        }
-
-        _fullSweepAt = Math.Max(64, 2 * _liveCount);
-        return acknowledged;
-    }
-
     /// <summary>
-    /// Unlinks and pools a released node, claiming its acknowledgement unless its releaser took it. Returns 1 if the
-    /// caller must take it off the count, else 0. The caller holds the registry lock.
+    /// Pools an unlinked, released record, claiming its acknowledgement unless it was already counted (a lease, or work
+    /// whose releaser took it). Returns 1 if the caller must take it off the count, else 0. The caller holds the lock.
     /// </summary>
     private int Retire(TrackedNode node)
     {
         var id = Volatile.Read(ref node.Id);
-        var acknowledged = id < 0 && Interlocked.CompareExchange(ref node.Id, 0, id) == id ? 1 : 0;
-        Recycle(node);
-        return acknowledged;
-    }
+        var acknowledged = 0;
+        if (id < 0)
+        {
+            if (_releaseMode.Value == LazyRelease)
+            {
+                // No releaser acknowledges itself while the mode is lazy, and the mode leaves it only under this lock:
+                // nothing races this write.
+                Volatile.Write(ref node.Id, 0);
+                acknowledged = 1;
+            }
+            else if (Interlocked.CompareExchange(ref node.Id, 0, id) == id)
+            {
+                acknowledged = 1;
+            }
+        }
 
-    private void Recycle(TrackedNode node)
-    {
-        _live.Remove(node);
-        _liveCount--;
+        node.Next = null;
+        node.Stopping = default;
         node.StackTrace = null;
         node.WaitingForSlot = false;
         node.HoldsSlot = false;
         node.Tracker = null;
-        _pool.Give(node);
+        _hot.Pool.Give(node);
+        return acknowledged;
     }
 
     /// <summary>Takes operations off the count, settling (see <see cref="Settle"/>) in the same swap.</summary>
     private long SubtractOperations(int count)
     {
-        var state = Volatile.Read(ref _state);
+        var state = Volatile.Read(ref _hot.State);
         while (true)
         {
             var next = Settle(state - (OperationOne * count));
-            var seen = Interlocked.CompareExchange(ref _state, next, state);
+            var seen = Interlocked.CompareExchange(ref _hot.State, next, state);
             if (seen == state)
             {
                 return next;

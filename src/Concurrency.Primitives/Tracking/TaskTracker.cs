@@ -22,10 +22,13 @@ namespace Concurrency.Primitives;
 //  5. Close waits with a timeout and a token; a timeout names what is outstanding (Snapshot).
 //  6. Failures of tracked work are recorded before their release and thrown by CloseAsync.
 //  7. An optional concurrency limit: Go waits for a slot, TryGo returns false.
-//  8. Finished Go work marks its record released (a negative id) without touching the count; the next registration
-//     takes such records off the count in its own swap. Once anything waits on the count (closing, WaitAsync,
-//     Count), releases take themselves off at once: a compare-and-swap on the record's id decides, exactly once,
-//     whether the releaser or a sweep lowers the count for it (see ReleaseWork and EnsureEagerRelease).
+//  8. Finished Go work marks its record released (a negative id) without touching the count or the registry; a
+//     registration that sweeps (once the registry has doubled) takes such records off the count in its own swap.
+//     Once anything waits on the count (closing, WaitAsync, Count), releases take themselves off at once: a
+//     compare-and-swap on the record's id decides, exactly once, whether the releaser or a sweep lowers the count
+//     for it (see ReleaseWork, EnsureEagerRelease and Retire).
+//  9. What a registration writes (the state word, the registry, its pool) sits on cache lines of its own
+//     (RegistryState), apart from what the pool threads running the work read: a Go does not stall on them.
 
 /// <summary>
 /// Tracks asynchronous work so that a shutdown can wait for all of it: a WaitGroup / errgroup for .NET whose
@@ -81,8 +84,10 @@ public sealed partial class TaskTracker : IAsyncDisposable
     [SuppressMessage("Usage", "CA2213:Disposable fields should be disposed", Justification = "No timer or linked registrations; tokens handed out stay valid.")]
     private readonly CancellationTokenSource _stopping = new();
     private readonly KeyValuePair<string, object?> _metricTag;
+    private readonly CancellationToken _stoppingToken;
 
-    private long _state;
+    // The state word and the registry (guarded by _registry, see TaskTracker.Operations.cs), on lines of their own.
+    private RegistryState _hot;
 
     // How releases of Go work reach the count (see ReleaseWork): lazily, through the registry's sweeps, until something
     // waits for the count; then each release takes itself off. On a line of its own: every release reads it.
@@ -124,6 +129,8 @@ public sealed partial class TaskTracker : IAsyncDisposable
         _captureStackTraces = options.CaptureRegistrationStackTraces;
         _disposeTimeout = options.DisposeTimeout;
         _metricTag = new KeyValuePair<string, object?>("tracker.name", _name);
+        _hot.SweepAt = MinSweepAt;
+        _stoppingToken = _stopping.Token;
     }
 
     /// <summary>The tracker's name, from <see cref="TaskTrackerOptions.Name"/>.</summary>
@@ -136,21 +143,21 @@ public sealed partial class TaskTracker : IAsyncDisposable
         get
         {
             EnsureEagerRelease();
-            return CountOf(Volatile.Read(ref _state));
+            return CountOf(Volatile.Read(ref _hot.State));
         }
     }
 
     /// <summary><see langword="true"/> once <see cref="CloseAsync(TimeSpan, CancellationToken)"/> or <see cref="DisposeAsync"/> has begun.</summary>
-    public bool IsClosing => (Volatile.Read(ref _state) & ClosingBit) != 0;
+    public bool IsClosing => (Volatile.Read(ref _hot.State) & ClosingBit) != 0;
 
     /// <summary><see langword="true"/> once the tracker has closed and its count has reached zero; every later registration fails.</summary>
-    public bool IsCompleted => (Volatile.Read(ref _state) & CompleteBit) != 0;
+    public bool IsCompleted => (Volatile.Read(ref _hot.State) & CompleteBit) != 0;
 
     /// <summary>
     /// Cancelled when the tracker begins closing (and on the first failure, with
     /// <see cref="TaskTrackerOptions.CancelOnFirstFailure"/>). Tracked work receives this token.
     /// </summary>
-    public CancellationToken Stopping => _stopping.Token;
+    public CancellationToken Stopping => _stoppingToken;
 
     private string DebuggerDisplay =>
         $"{_name}: Count = {Count}{(IsCompleted ? ", completed" : IsClosing ? ", closing" : string.Empty)}";
@@ -172,7 +179,7 @@ public sealed partial class TaskTracker : IAsyncDisposable
             throw new ArgumentOutOfRangeException(nameof(delta), delta, "delta must be at least 1. To release registrations, call Done() once for each.");
         }
 
-        var state = Volatile.Read(ref _state);
+        var state = Volatile.Read(ref _hot.State);
         while (true)
         {
             if ((state & CompleteBit) != 0)
@@ -185,7 +192,7 @@ public sealed partial class TaskTracker : IAsyncDisposable
                 throw Rejected(Rejection.Overflow);
             }
 
-            var seen = Interlocked.CompareExchange(ref _state, state + delta, state);
+            var seen = Interlocked.CompareExchange(ref _hot.State, state + delta, state);
             if (seen == state)
             {
                 break;
@@ -206,7 +213,7 @@ public sealed partial class TaskTracker : IAsyncDisposable
     /// </exception>
     public void Done()
     {
-        var state = Volatile.Read(ref _state);
+        var state = Volatile.Read(ref _hot.State);
         long next;
         while (true)
         {
@@ -217,7 +224,7 @@ public sealed partial class TaskTracker : IAsyncDisposable
             }
 
             next = Settle(state - AnonymousOne);
-            var seen = Interlocked.CompareExchange(ref _state, next, state);
+            var seen = Interlocked.CompareExchange(ref _hot.State, next, state);
             if (seen == state)
             {
                 break;
@@ -236,7 +243,7 @@ public sealed partial class TaskTracker : IAsyncDisposable
     public Task WaitAsync(CancellationToken cancellationToken = default)
     {
         EnsureEagerRelease();
-        if (CountOf(Volatile.Read(ref _state)) == 0)
+        if (CountOf(Volatile.Read(ref _hot.State)) == 0)
         {
             return Task.CompletedTask;
         }
@@ -250,7 +257,7 @@ public sealed partial class TaskTracker : IAsyncDisposable
 
         // The releaser swaps the count, then reads the waiter; we publish the waiter, then read the count.
         // Both are full fences, so at least one side sees the other and the waiter cannot be missed.
-        if (CountOf(Volatile.Read(ref _state)) == 0 && Interlocked.CompareExchange(ref _zeroWaiter, null, waiter) == waiter)
+        if (CountOf(Volatile.Read(ref _hot.State)) == 0 && Interlocked.CompareExchange(ref _zeroWaiter, null, waiter) == waiter)
         {
             waiter.TrySetResult(true);
         }

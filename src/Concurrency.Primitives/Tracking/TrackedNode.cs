@@ -42,11 +42,13 @@ internal sealed class TrackedNode : PoolWorkItem
     /// <summary>Whether this work took a concurrency slot (top-level work under a limit), to give back on completion.</summary>
     public bool HoldsSlot;
 
-    /// <summary>Its place in the tracker's registry, or, while pooled, in the free list (<c>Next</c> only).</summary>
-    public ListLinks<TrackedNode> Links;
+    /// <summary>The next (older) record in the tracker's registry while linked; the next free record while pooled.</summary>
+    public TrackedNode? Next;
 
     /// <summary>For the head of a chain handed to the shared reservoir: how many nodes the chain holds.</summary>
     public int ChainLength;
+    /// <summary>The tracker's <see cref="TaskTracker.Stopping"/> token, handed to the work (read here, not from the tracker, by the pool thread).</summary>
+    public CancellationToken Stopping;
     public Func<CancellationToken, Task>? Work;
     public Func<TrackedOperation, CancellationToken, Task>? WorkWithHandle;
 
@@ -65,8 +67,8 @@ internal sealed class TrackedNode : PoolWorkItem
         try
         {
             task = Work is { } work
-                ? work(tracker.Stopping)
-                : WorkWithHandle!(new TrackedOperation(tracker, this, Id), tracker.Stopping);
+                ? work(Stopping)
+                : WorkWithHandle!(new TrackedOperation(tracker, this, Id), Stopping);
             if (task is null)
             {
                 throw new InvalidOperationException($"The work '{Name}' returned a null Task; return Task.CompletedTask instead.");
@@ -95,10 +97,4 @@ internal sealed class TrackedNode : PoolWorkItem
         _runningWork = null;
         Tracker!.CompleteWork(this, task, null);
     }
-}
-
-/// <summary>Finds a <see cref="TrackedNode"/>'s registry links.</summary>
-internal readonly struct TrackedNodeLinks : ILinksOf<TrackedNode>
-{
-    public ref ListLinks<TrackedNode> Of(TrackedNode node) => ref node.Links;
 }

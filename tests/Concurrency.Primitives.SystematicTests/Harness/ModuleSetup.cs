@@ -11,4 +11,11 @@ internal static class ModuleSetup
     /// </summary>
     [ModuleInitializer]
     internal static void RouteDispatchesThroughTasks() => PoolWorkItem.UseTaskScheduling = true;
+
+    /// <summary>
+    /// A tracker's registrations sweep its released records only once the registry has grown a little; in these small
+    /// scenarios every registration sweeps, so that each sweep races the releases of the work before it.
+    /// </summary>
+    [ModuleInitializer]
+    internal static void SweepOnEveryRegistration() => TaskTracker.MinSweepAt = 1;
 }

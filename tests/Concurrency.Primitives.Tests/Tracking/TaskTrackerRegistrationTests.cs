@@ -258,6 +258,30 @@ public sealed class TaskTrackerRegistrationTests
     }
 
     [Fact]
+    public void LeasesReleasedOutOfOrder_AreUnlinkedBySweeps_AndNeverListed()
+    {
+        var tracker = new TaskTracker();
+        using var head = tracker.Register("head");
+        for (var i = 0; i < 1_000; i++)
+        {
+            var older = tracker.Register("older");
+            var newer = tracker.Register("newer");
+            older.Dispose(); // not the newest record: stays linked (skipped) until a sweep
+            if (i == 0)
+            {
+                tracker.Snapshot().Select(o => o.Name).Should().Equal("head", "newer"); // (a snapshot sweeps too)
+            }
+
+            newer.Dispose(); // the newest record: unlinked at once
+        }
+
+        // 1,000 leases released behind the live head: swept as they outnumber the live, not kept.
+        tracker.RegistryLength.Should().BeLessThan(100);
+        tracker.Count.Should().Be(1);
+        tracker.Snapshot().Select(o => o.Name).Should().Equal("head");
+    }
+
+    [Fact]
     public async Task Go_FlowsTheCallersExecutionContext()
     {
         var tracker = new TaskTracker();
