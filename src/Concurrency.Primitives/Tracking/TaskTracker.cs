@@ -85,6 +85,7 @@ public sealed partial class TaskTracker : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly KeyValuePair<string, object?> _metricTag;
     private readonly CancellationToken _stoppingToken;
+    private readonly long _instance = Interlocked.Increment(ref s_lastInstance); // never 0: a thread's unset guess owns nothing
 
     // The state word and the registry (guarded by _registry, see TaskTracker.Operations.cs), on lines of their own.
     private RegistryState _hot;
@@ -179,17 +180,20 @@ public sealed partial class TaskTracker : IAsyncDisposable
             throw new ArgumentOutOfRangeException(nameof(delta), delta, "delta must be at least 1. To release registrations, call Done() once for each.");
         }
 
-        var state = Volatile.Read(ref _hot.State);
+        var guessed = TryGuessState(out var state);
         while (true)
         {
-            if ((state & CompleteBit) != 0)
+            if ((state & CompleteBit) != 0 || (state & AnonymousMask) + delta > MaxCount)
             {
-                throw Rejected(Rejection.Completed);
-            }
+                if (guessed)
+                {
+                    // Only a state read from the word itself may refuse the call.
+                    guessed = false;
+                    state = Volatile.Read(ref _hot.State);
+                    continue;
+                }
 
-            if ((state & AnonymousMask) + delta > MaxCount)
-            {
-                throw Rejected(Rejection.Overflow);
+                throw Rejected((state & CompleteBit) != 0 ? Rejection.Completed : Rejection.Overflow);
             }
 
             var seen = Interlocked.CompareExchange(ref _hot.State, state + delta, state);
@@ -198,8 +202,11 @@ public sealed partial class TaskTracker : IAsyncDisposable
                 break;
             }
 
+            guessed = false;
             state = seen;
         }
+
+        RememberState(state + delta);
 
         if (TaskTrackerMetrics.Outstanding.Enabled)
         {
@@ -213,12 +220,19 @@ public sealed partial class TaskTracker : IAsyncDisposable
     /// </exception>
     public void Done()
     {
-        var state = Volatile.Read(ref _hot.State);
+        var guessed = TryGuessState(out var state);
         long next;
         while (true)
         {
             if ((state & AnonymousMask) == 0)
             {
+                if (guessed)
+                {
+                    guessed = false;
+                    state = Volatile.Read(ref _hot.State);
+                    continue;
+                }
+
                 throw new InvalidOperationException(
                     $"Done() was called on tracker '{_name}' more times than Add(): there is no Add() registration left to release. The count is unchanged. Leases from Register() are released with TrackedOperation.Dispose(), not Done().");
             }
@@ -230,9 +244,11 @@ public sealed partial class TaskTracker : IAsyncDisposable
                 break;
             }
 
+            guessed = false;
             state = seen;
         }
 
+        RememberState(next);
         OnCountDropped(next);
     }
 
@@ -263,6 +279,35 @@ public sealed partial class TaskTracker : IAsyncDisposable
         }
 
         return Signals.WaitAsync(waiter.Task, cancellationToken);
+    }
+
+    // The state word this thread last wrote with Add or Done, and to which tracker. Add and Done swap the word from a
+    // guess: a thread's previous swap, if it was on this tracker, else a read. A right guess swaps in one step; a
+    // wrong one fails its swap, which returns the word with its cache line already held for writing, and the retry
+    // swaps at once. A read first would fetch the line shared and the swap fetch it again, and under contention the
+    // other core takes it in between. A guess never refuses a call: only a state read from the word does.
+    [ThreadStatic]
+    private static long t_guessOwner;
+    [ThreadStatic]
+    private static long t_guess;
+    private static long s_lastInstance;
+
+    private bool TryGuessState(out long state)
+    {
+        if (t_guessOwner == _instance)
+        {
+            state = t_guess;
+            return true;
+        }
+
+        state = Volatile.Read(ref _hot.State);
+        return false;
+    }
+
+    private void RememberState(long state)
+    {
+        t_guess = state;
+        t_guessOwner = _instance;
     }
 
     private static int CountOf(long state) => (int)(state & AnonymousMask) + (int)((state & OperationMask) >> OperationShift);

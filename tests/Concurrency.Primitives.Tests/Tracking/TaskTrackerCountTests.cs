@@ -31,6 +31,31 @@ public sealed class TaskTrackerCountTests
     }
 
     [Fact]
+    public void AddAndDone_AfterAnotherThreadMovedTheCount_AnswerToTheCountNotToThisThreadsLastView()
+    {
+        // Add and Done start their swap from this thread's last view of the count. That view is a guess: a stale one
+        // must cost a retry, never a wrong answer.
+        var tracker = new TaskTracker();
+        tracker.Add();
+        tracker.Done(); // this thread last saw a count of zero
+
+        OnAnotherThread(() => tracker.Add(2));
+        tracker.Done(); // refused if the stale view of zero were believed
+        tracker.Count.Should().Be(1);
+
+        OnAnotherThread(tracker.Done);
+        tracker.Invoking(t => t.Done()).Should().Throw<InvalidOperationException>("this thread last saw one, but the count is zero");
+        tracker.Add();
+        tracker.Count.Should().Be(1, "the swap from the stale view of one must not have gone through");
+
+        var other = new TaskTracker();
+        other.Add();
+        tracker.Done(); // this thread last swapped the other tracker: for this one it reads the word
+        tracker.Count.Should().Be(0);
+        other.Count.Should().Be(1);
+    }
+
+    [Fact]
     public void Done_MoreThanAdd_WhileALeaseIsOutstanding_ThrowsAndDoesNotEatTheLeasesCount()
     {
         var tracker = new TaskTracker();
@@ -161,5 +186,25 @@ public sealed class TaskTrackerCountTests
         second.IsCompleted.Should().BeFalse("the new registration is outstanding");
         tracker.Done();
         await second.OrHang();
+    }
+
+    /// <summary>Runs <paramref name="action"/> on a thread of its own and waits for it, so the test's own thread stays the same.</summary>
+    private static void OnAnotherThread(Action action)
+    {
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                action();
+            }
+            catch (Exception exception)
+            {
+                failure = exception;
+            }
+        });
+        thread.Start();
+        thread.Join(Bounded.HangLimit).Should().BeTrue();
+        failure.Should().BeNull();
     }
 }
