@@ -33,6 +33,4 @@ internal struct RegistryState
     /// <summary>The registry length at which the next registration sweeps.</summary>
     [FieldOffset(108)]
     public int SweepAt;
-    [FieldOffset(112)]
-    public int Spin;
 }
