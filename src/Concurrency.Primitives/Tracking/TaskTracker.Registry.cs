@@ -158,9 +158,7 @@ public sealed partial class TaskTracker
             node.WorkWithHandle = null;
             if (ReferenceEquals(_hot.Newest, node))
             {
-                _hot.Newest = node.Next;
-                _hot.LiveCount--;
-                Retire(node);
+                UnlinkLocked(newer: null, node);
             }
 
             next = SubtractOperations(1);
@@ -257,17 +255,7 @@ public sealed partial class TaskTracker
             var older = node.Next;
             if (Volatile.Read(ref node.Id) <= 0)
             {
-                if (previous is null)
-                {
-                    _hot.Newest = older;
-                }
-                else
-                {
-                    previous.Next = older;
-                }
-
-                _hot.LiveCount--;
-                acknowledged += Retire(node);
+                acknowledged += UnlinkLocked(previous, node);
             }
             else
             {
@@ -288,6 +276,25 @@ public sealed partial class TaskTracker
         var acknowledged = SweepLocked();
         next = acknowledged > 0 ? SubtractOperations(acknowledged) : 0;
         return acknowledged;
+    }
+
+    /// <summary>
+    /// Unlinks a released record from the registry and retires it (see <see cref="Retire"/>); <paramref name="newer"/> is
+    /// the record linked just before it, or <see langword="null"/> when it is the newest. The caller holds the lock.
+    /// </summary>
+    private int UnlinkLocked(TrackedNode? newer, TrackedNode node)
+    {
+        if (newer is null)
+        {
+            _hot.Newest = node.Next;
+        }
+        else
+        {
+            newer.Next = node.Next;
+        }
+
+        _hot.LiveCount--;
+        return Retire(node);
     }
 
     /// <summary>
