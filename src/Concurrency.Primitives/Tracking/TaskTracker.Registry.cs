@@ -64,7 +64,6 @@ public sealed partial class TaskTracker
                 node.StackTrace = stackTrace;
                 node.Work = work;
                 node.WorkWithHandle = workWithHandle;
-                node.Stopping = _stoppingToken;
                 node.Next = _hot.Newest;
                 _hot.Newest = node;
                 _hot.LiveCount++;
@@ -321,7 +320,6 @@ public sealed partial class TaskTracker
         }
 
         node.Next = null;
-        node.Stopping = default;
         node.StackTrace = null;
         node.WaitingForSlot = false;
         node.HoldsSlot = false;

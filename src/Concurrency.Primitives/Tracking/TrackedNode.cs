@@ -47,8 +47,6 @@ internal sealed class TrackedNode : PoolWorkItem
 
     /// <summary>For the head of a chain handed to the shared reservoir: how many nodes the chain holds.</summary>
     public int ChainLength;
-    /// <summary>The tracker's <see cref="TaskTracker.Stopping"/> token, handed to the work (read here, not from the tracker, by the pool thread).</summary>
-    public CancellationToken Stopping;
     public Func<CancellationToken, Task>? Work;
     public Func<TrackedOperation, CancellationToken, Task>? WorkWithHandle;
 
@@ -67,8 +65,8 @@ internal sealed class TrackedNode : PoolWorkItem
         try
         {
             task = Work is { } work
-                ? work(Stopping)
-                : WorkWithHandle!(new TrackedOperation(tracker, this, Id), Stopping);
+                ? work(tracker.Stopping)
+                : WorkWithHandle!(new TrackedOperation(tracker, this, Id), tracker.Stopping);
             if (task is null)
             {
                 throw new InvalidOperationException($"The work '{Name}' returned a null Task; return Task.CompletedTask instead.");
