@@ -66,19 +66,23 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         set => _nextFree = value;
     }
 
-    /// <summary>Takes an item from this thread's free list, else from <paramref name="owned"/> (the caller holds the owner's lock), else a new one.</summary>
-    public static BatchItem<TItem, TResult> Rent(Batcher<TItem, TResult> owner, ref BatchItem<TItem, TResult>? owned)
+    /// <summary>
+    /// Takes an item from this thread's free list, else takes over the whole chain of items released to
+    /// <paramref name="returned"/> (one exchange: no ABA), else makes a new one. Needs no lock.
+    /// </summary>
+    public static BatchItem<TItem, TResult> Rent(Batcher<TItem, TResult> owner, ref BatchItem<TItem, TResult>? returned)
     {
         var item = t_free;
         if (item is not null)
         {
             t_free = item._nextFree;
-            t_freeCount--;
+            t_freeCount = t_free is null ? 0 : Math.Max(t_freeCount - 1, 0);
         }
-        else if (owned is not null)
+        else if ((item = FreeList.TakeAll(ref returned)) is not null)
         {
-            item = owned;
-            owned = item._nextFree;
+            // The rest of the chain becomes this thread's cache; counted as full, so releases go back to the owner meanwhile.
+            t_free = item._nextFree;
+            t_freeCount = t_free is null ? 0 : MaxThreadCache;
         }
         else
         {

@@ -169,8 +169,7 @@ public sealed partial class Batcher<TItem, TResult>
         {
             _inFlight--;
             _running.Remove(core);
-            next = TryStartLocked(Now());
-            CheckDrainedLocked();
+            next = ServeLocked(holdsDuty: false);
         }
 
         // Out of the running list, the batch is ours alone (the deadline sweep walks only running batches): release its
@@ -226,6 +225,164 @@ public sealed partial class Batcher<TItem, TResult>
     }
 
     /// <summary>
+    /// Serves the queue, under the lock: takes in the submitted items, starts every due batch while a slot is free, and
+    /// arms the timers for what is left. Returns the first batch started, for the caller to run; the others are queued.
+    /// </summary>
+    /// <remarks>
+    /// <para>
+    /// Submits push their items without the lock, so someone must be bound to come back for each one. The serve duty says
+    /// who: <see cref="SubmitState.Serving"/>, a thread that will look at the stack again before it lets go (a submit
+    /// takes it when its item is due, or when the queue is empty and so has no MaxDelay timer armed); <see cref="SubmitState.Parked"/>,
+    /// every slot busy, so the next dispatch to finish serves (any serve adopts a parked duty); <see cref="SubmitState.Idle"/>,
+    /// no one. A submit pushes, then reads the duty; a serve that lets go writes the duty, then reads the stack (both
+    /// with a full fence between): so either the submit sees the duty idle and serves, or the serve sees the item.
+    /// </para>
+    /// <para>
+    /// An item left on the stack while the queue is not empty and not due is taken in by the MaxDelay timer armed for the
+    /// queue's head, or by the next serve, whichever comes first; while parked, the sweep looks at least once per
+    /// Timeout, so an item left on the stack is still released at its deadline if no dispatch ever finishes.
+    /// </para>
+    /// </remarks>
+    private BatchCore<TItem, TResult>? ServeLocked(bool holdsDuty)
+    {
+        holdsDuty |= _submit.Duty == SubmitState.Parked; // a parked duty passes to whoever serves next
+        var now = Now();
+        BatchCore<TItem, TResult>? first = null;
+        while (true)
+        {
+            TakeIncomingLocked();
+            if (_closing && _shutdownMode == BatcherShutdownMode.FailPending)
+            {
+                FailQueuedLocked();
+            }
+
+            while (TryStartLocked(now) is { } start)
+            {
+                KeepFirst(ref first, start);
+            }
+
+            CheckDrainedLocked();
+            if (_inFlight == _maxConcurrentBatches)
+            {
+                // Every slot busy: the next dispatch to finish serves, so submits need not. Items pushed meanwhile wait
+                // on the stack; the sweep takes them in at least once per Timeout, in case no dispatch ever finishes.
+                if (holdsDuty)
+                {
+                    if (_submit.Duty != SubmitState.Parked)
+                    {
+                        Volatile.Write(ref _submit.Duty, SubmitState.Parked);
+                    }
+                }
+                else
+                {
+                    Interlocked.CompareExchange(ref _submit.Duty, SubmitState.Parked, SubmitState.Idle);
+                }
+
+                ArmSweepLocked(now + _timeoutTicks);
+                PublishQueueLocked();
+                return first;
+            }
+
+            PublishQueueLocked();
+
+            // Let go (the exchange, or the barrier, orders what this serve wrote before the read of the stack below).
+            if (holdsDuty)
+            {
+                Interlocked.Exchange(ref _submit.Duty, SubmitState.Idle);
+                holdsDuty = false;
+            }
+            else
+            {
+                Interlocked.MemoryBarrier();
+            }
+
+            // Items pushed since the take: this serve looks again unless the MaxDelay timer armed for the queue's head
+            // covers them (the queue holds items, and neither they nor the admitted count make a batch due).
+            if (Volatile.Read(ref _submit.Incoming) is null || (_queued > 0 && !DueByCountLocked()))
+            {
+                return first;
+            }
+        }
+    }
+
+    /// <summary>Keeps the first batch started for the caller to run, and queues the others to the thread pool.</summary>
+    private static void KeepFirst(ref BatchCore<TItem, TResult>? first, BatchCore<TItem, TResult> start)
+    {
+        if (first is null)
+        {
+            first = start;
+        }
+        else
+        {
+            start.Start();
+        }
+    }
+
+    /// <summary>Tells submits whether the queue holds items (written only when that changes: submits read the line).</summary>
+    private void PublishQueueLocked()
+    {
+        var held = _queued > 0 ? 1 : 0;
+        if (_submit.QueueHeld != held)
+        {
+            Volatile.Write(ref _submit.QueueHeld, held);
+        }
+    }
+
+    /// <summary>Whether the admitted items make a batch due without waiting for MaxDelay; called under the lock.</summary>
+    private bool DueByCountLocked() => _maxDelayTicks == 0 || _closing || AdmittedCount >= _maxBatchSize;
+
+    /// <summary>Takes every submitted item from the stack into the queue, in submit order; called under the lock.</summary>
+    private void TakeIncomingLocked()
+    {
+        if (Volatile.Read(ref _submit.Incoming) is null)
+        {
+            return;
+        }
+
+        // The stack is newest first: reverse the chain into submit order.
+        var chain = (BatchItem<TItem, TResult>?)Interlocked.Exchange(ref _submit.Incoming, null);
+        BatchItem<TItem, TResult>? oldest = null;
+        while (chain is not null)
+        {
+            var next = chain.NextFree;
+            chain.NextFree = oldest;
+            oldest = chain;
+            chain = next;
+        }
+
+        var earliest = long.MaxValue;
+        var taken = 0;
+        while (oldest is not null)
+        {
+            var item = oldest;
+            oldest = item.NextFree;
+            item.NextFree = null;
+            if (_queued == _queue.Length)
+            {
+                GrowQueueLocked();
+            }
+
+            _queue[QueueIndex(_queued)] = item;
+            _queued++;
+            taken++;
+            if (!item.HasOwnDeadline && item.Deadline < earliest)
+            {
+                earliest = item.Deadline;
+            }
+        }
+
+        if (BatcherMetrics.Queued.Enabled)
+        {
+            BatcherMetrics.Queued.Add(taken, _metricTag);
+        }
+
+        if (earliest != long.MaxValue)
+        {
+            ArmSweepLocked(earliest);
+        }
+    }
+
+    /// <summary>
     /// Cuts the next batch from the head of the queue and hands it to a free dispatch slot, if a batch is due: the queue
     /// holds a full batch, MaxDelay has passed since the head item arrived, MaxDelay is zero, or the batcher is draining.
     /// Otherwise makes sure the MaxDelay timer will fire for the head item. Called under the lock.
@@ -265,12 +422,7 @@ public sealed partial class Batcher<TItem, TResult>
                 }
             }
 
-            if (BatcherMetrics.Queued.Enabled)
-            {
-                BatcherMetrics.Queued.Add(-taken, _metricTag);
-            }
-
-            _roomWaiters.Wake(_capacity - _queued);
+            LeaveQueueLocked(taken);
             if (kept == 0)
             {
                 _corePool.Push(core);
@@ -301,6 +453,25 @@ public sealed partial class Batcher<TItem, TResult>
         return null;
     }
 
+    /// <summary>Counts <paramref name="count"/> items out of the queue (cut into a batch, or failed), and wakes callers waiting for room.</summary>
+    private void LeaveQueueLocked(int count)
+    {
+        var admitted = Interlocked.Add(ref _submit.Admitted, -count) & (SubmitState.Closing - 1);
+        if (BatcherMetrics.Queued.Enabled)
+        {
+            BatcherMetrics.Queued.Add(-count, _metricTag);
+        }
+
+        if (!_roomWaiters.IsEmpty)
+        {
+            _roomWaiters.Wake(_capacity - (int)admitted);
+            if (_roomWaiters.IsEmpty)
+            {
+                Volatile.Write(ref _submit.RoomWaiters, 0);
+            }
+        }
+    }
+
     private void ArmDelayLocked(long dueAt)
     {
         if (_delayDueAt == dueAt)
@@ -320,7 +491,7 @@ public sealed partial class Batcher<TItem, TResult>
         lock (_lock)
         {
             _delayDueAt = long.MaxValue;
-            start = TryStartLocked(Now());
+            start = ServeLocked(holdsDuty: false);
         }
 
         start?.Start();
@@ -358,6 +529,6 @@ public sealed partial class Batcher<TItem, TResult>
     {
         Debug.Assert(Monitor.IsEntered(_lock), "The batcher's lock must be held.");
         Debug.Assert(_inFlight >= 0 && _inFlight <= _maxConcurrentBatches, "At most MaxConcurrentBatches dispatches run.");
-        Debug.Assert(_queued >= 0 && _queued <= _capacity, "The queue never exceeds its capacity.");
+        Debug.Assert(_queued >= 0 && _queued <= AdmittedCount && AdmittedCount <= _capacity, "The queue holds only admitted items, and never more than its capacity.");
     }
 }

@@ -24,40 +24,39 @@ public sealed partial class Batcher<TItem, TResult>
     public async Task CompleteAsync(CancellationToken cancellationToken = default)
     {
         Task drained;
-        List<BatchCore<TItem, TResult>>? starts = null;
+        BatchCore<TItem, TResult>? start = null;
         lock (_lock)
         {
             if (!_closing)
             {
+                // The flag shares the admission word: every submit after this swap is refused; every one before it has
+                // its item counted, and is pushed and served (a serve below, or one it starts itself) before the drain ends.
                 _closing = true;
+                var admitted = Volatile.Read(ref _submit.Admitted);
+                while (true)
+                {
+                    var seen = Interlocked.CompareExchange(ref _submit.Admitted, admitted | SubmitState.Closing, admitted);
+                    if (seen == admitted)
+                    {
+                        break;
+                    }
+
+                    admitted = seen;
+                }
+
                 _drained = Signals.Create();
-                BatcherLog.ShutdownStarted(_logger, _name, _shutdownMode, _queued, _inFlight);
+                BatcherLog.ShutdownStarted(_logger, _name, _shutdownMode, AdmittedCount, _inFlight);
                 _roomWaiters.FailAll(ShutDown);
+                Volatile.Write(ref _submit.RoomWaiters, 0);
 
-                if (_shutdownMode == BatcherShutdownMode.FailPending)
-                {
-                    FailQueuedLocked();
-                }
-
-                // Draining: every queued item is due now, whatever its MaxDelay.
-                while (TryStartLocked(Now()) is { } start)
-                {
-                    (starts ??= new List<BatchCore<TItem, TResult>>()).Add(start);
-                }
-
-                CheckDrainedLocked();
+                // Fails the queued items (FailPending) or starts them all, whatever their MaxDelay (Drain).
+                start = ServeLocked(holdsDuty: false);
             }
 
             drained = _drained!.Task;
         }
 
-        if (starts is not null)
-        {
-            foreach (var start in starts)
-            {
-                start.Start();
-            }
-        }
+        start?.Start();
 
         try
         {
@@ -95,9 +94,10 @@ public sealed partial class Batcher<TItem, TResult>
 
     private void FailQueuedLocked()
     {
-        if (BatcherMetrics.Queued.Enabled)
+        var failed = _queued;
+        if (failed == 0)
         {
-            BatcherMetrics.Queued.Add(-_queued, _metricTag);
+            return;
         }
 
         while (_queued > 0)
@@ -111,11 +111,13 @@ public sealed partial class Batcher<TItem, TResult>
                 $"Batcher '{_name}' shut down (ShutdownMode.FailPending) before this item was dispatched."));
             item.ReleaseByBatcher();
         }
+
+        LeaveQueueLocked(failed);
     }
 
     private void CheckDrainedLocked()
     {
-        if (_closing && _queued == 0 && _inFlight == 0)
+        if (_closing && AdmittedCount == 0 && _inFlight == 0)
         {
             _drained!.TrySetResult(true);
         }
@@ -166,9 +168,11 @@ public sealed partial class Batcher<TItem, TResult>
     {
         var released = 0;
         List<(BatchCore<TItem, TResult> Core, CancellationTokenSource? Cancellation)>? timedOut = null;
+        BatchCore<TItem, TResult>? start;
         lock (_lock)
         {
             _sweepDueAt = long.MaxValue;
+            TakeIncomingLocked(); // items still on the stack are walked too
             var now = Now();
             var next = long.MaxValue;
             var itemsDone = false;
@@ -214,8 +218,12 @@ public sealed partial class Batcher<TItem, TResult>
             {
                 ArmSweepLocked(next);
             }
+
+            // The take above may have queued due items; serving re-arms the parked look-back too.
+            start = ServeLocked(holdsDuty: false);
         }
 
+        start?.Start();
         if (released > 0 && BatcherMetrics.Timeouts.Enabled)
         {
             BatcherMetrics.Timeouts.Add(released, _metricTag);

@@ -72,8 +72,13 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     private readonly Stack<BatchCore<TItem, TResult>> _corePool = new();
     private readonly RoomWaiters _roomWaiters = new();
 
-    // The queue of accepted items not yet handed to a dispatch: a ring buffer, in submit order. Batches are cut
-    // from its head when they are due (full, MaxDelay after their first item, or at once with MaxDelay zero).
+    // What the submit path touches without the lock: admission count and shutdown flag, the stack of submitted items
+    // not yet taken into the queue, and the serve duty (see ServeLocked). On a cache line of its own.
+    private SubmitState _submit;
+
+    // The queue of items taken in from the stack and not yet handed to a dispatch: a ring buffer, in submit order, of
+    // _queued items (_submit.QueueHeld tells submits whether it is empty). Batches are cut from its head when they are
+    // due (full, MaxDelay after their first item, or at once with MaxDelay zero).
     private BatchItem<TItem, TResult>[] _queue = new BatchItem<TItem, TResult>[16];
     private int _queueHead;
     private int _queued;
@@ -82,9 +87,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     private IntrusiveList<BatchCore<TItem, TResult>, BatchCoreLinks<TItem, TResult>> _running;
     private int _inFlight;
 
-    // Free items: _free is taken under the lock; callers push released items onto _returned without it.
-    // Only whole chains move between the two (one exchange), which keeps the lock-free stack free of ABA.
-    private BatchItem<TItem, TResult>? _free;
+    // Released items that did not fit their thread's cache: any thread pushes one; a renting thread takes the whole chain.
     private BatchItem<TItem, TResult>? _returned;
 
     // Finished batches, pushed without the lock by the dispatch that finished them; taken over under it (TakeCoreLocked).
@@ -166,7 +169,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
         {
             lock (_lock)
             {
-                return $"{_queued} queued, {_inFlight} dispatching{(_closing ? ", shutting down" : string.Empty)}";
+                return $"{AdmittedCount} admitted, {_queued} queued, {_inFlight} dispatching{(_closing ? ", shutting down" : string.Empty)}";
             }
         }
     }
@@ -198,32 +201,49 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
             return Failed(new OperationCanceledException(cancellationToken));
         }
 
-        BatchItem<TItem, TResult>? node = null;
-        BatchCore<TItem, TResult>? start = null;
-        long deadline;
-        lock (_lock)
+        var now = Now();
+        var deadline = now + _timeoutTicks;
+
+        // Admission, without the lock: one compare-and-swap takes a place in the queue, unless shutdown has begun
+        // (the flag shares the word, so no item is admitted after it) or the queue is full (the slow path waits).
+        var admitted = Volatile.Read(ref _submit.Admitted);
+        while (true)
         {
-            if (_closing)
+            if ((admitted & SubmitState.Closing) != 0)
             {
                 return Failed(ShutDown());
             }
 
-            var now = Now();
-            deadline = now + _timeoutTicks;
-            if (_queued < _capacity && _roomWaiters.IsEmpty)
+            if (admitted >= _capacity || Volatile.Read(ref _submit.RoomWaiters) != 0)
             {
-                node = AcceptLocked(item, now, deadline, ownDeadline: false, out start, cancellationToken);
+                return SubmitWhenRoomAsync(item, deadline, cancellationToken);
             }
+
+            var seen = Interlocked.CompareExchange(ref _submit.Admitted, admitted + 1, admitted);
+            if (seen == admitted)
+            {
+                break;
+            }
+
+            admitted = seen;
         }
 
-        if (node is null)
+        var node = BatchItem<TItem, TResult>.Rent(this, ref _returned);
+        node.Initialize(item, deadline, cancellationToken);
+        node.Arrival = now;
+        var version = node.Version;
+        Push(node);
+
+        // Someone must look at the stack: a serving thread that has not let go will (it looks again before it does), as
+        // will the next dispatch to finish while every slot is busy (Parked). Otherwise this item needs no one yet only
+        // if it is not due and the queue's head has the MaxDelay timer armed; else this caller serves.
+        if (Volatile.Read(ref _submit.Duty) == SubmitState.Idle
+            && (_maxDelayTicks == 0 || admitted + 1 >= _maxBatchSize || Volatile.Read(ref _submit.QueueHeld) == 0))
         {
-            // Back-pressure: the slow path waits, cancellably and bounded, for room.
-            return SubmitWhenRoomAsync(item, deadline, cancellationToken);
+            TryServe();
         }
 
-        start?.Start();
-        return new ValueTask<TResult>(node, node.Version);
+        return new ValueTask<TResult>(node, version);
     }
 
     /// <summary>Keeps a released item for reuse, without the lock (a compare-and-swap push).</summary>
@@ -243,6 +263,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     private async ValueTask<TResult> SubmitWhenRoomAsync(TItem item, long deadline, CancellationToken cancellationToken)
     {
         BatchItem<TItem, TResult> node;
+        short version;
         BatchCore<TItem, TResult>? start;
         while (true)
         {
@@ -254,13 +275,22 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
                     throw ShutDown();
                 }
 
-                if (_queued < _capacity)
+                if (TryAdmitLocked())
                 {
-                    node = AcceptLocked(item, Now(), deadline, ownDeadline: true, out start, cancellationToken);
+                    node = BatchItem<TItem, TResult>.Rent(this, ref _returned);
+                    node.Initialize(item, deadline, cancellationToken);
+                    node.Arrival = Now();
+
+                    // Its deadline is older than those of items admitted while it waited, so it cannot join the sweep's order.
+                    node.ArmOwnDeadline(_time, Remaining(deadline), _timeout);
+                    version = node.Version;
+                    Push(node);
+                    start = ServeLocked(holdsDuty: false);
                     break;
                 }
 
                 room = _roomWaiters.Add();
+                Volatile.Write(ref _submit.RoomWaiters, 1);
             }
 
             var remaining = Remaining(deadline);
@@ -288,54 +318,63 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
         }
 
         start?.Start();
-        return await new ValueTask<TResult>(node, node.Version).ConfigureAwait(false);
+        return await new ValueTask<TResult>(node, version).ConfigureAwait(false);
     }
 
-    /// <summary>Takes an item into the queue; called under the lock, with room in the queue.</summary>
-    private BatchItem<TItem, TResult> AcceptLocked(TItem item, long now, long deadline, bool ownDeadline, out BatchCore<TItem, TResult>? start, CancellationToken cancellationToken)
+    /// <summary>Takes a place in the queue if it has room; called under the lock, before shutdown (which sets its flag under it).</summary>
+    private bool TryAdmitLocked()
     {
-        if (_free is null)
+        var admitted = Volatile.Read(ref _submit.Admitted);
+        while (admitted < _capacity)
         {
-            _free = FreeList.TakeAll(ref _returned);
+            var seen = Interlocked.CompareExchange(ref _submit.Admitted, admitted + 1, admitted);
+            if (seen == admitted)
+            {
+                return true;
+            }
+
+            admitted = seen;
         }
 
-        var node = BatchItem<TItem, TResult>.Rent(this, ref _free);
-        node.Initialize(item, deadline, cancellationToken);
-        node.Arrival = now;
-        if (ownDeadline)
-        {
-            // Its deadline is older than those of items accepted while it waited, so it cannot join the sweep's order.
-            node.ArmOwnDeadline(_time, Remaining(deadline), _timeout);
-        }
-
-        if (node.IsCompleted)
-        {
-            // Its token was cancelled while it was being registered: it never joins a batch.
-            node.ReleaseByBatcher();
-            start = null;
-            return node;
-        }
-
-        if (_queued == _queue.Length)
-        {
-            GrowQueueLocked();
-        }
-
-        _queue[QueueIndex(_queued)] = node;
-        _queued++;
-        if (BatcherMetrics.Queued.Enabled)
-        {
-            BatcherMetrics.Queued.Add(1, _metricTag);
-        }
-
-        start = TryStartLocked(now);
-        if (!ownDeadline)
-        {
-            ArmSweepLocked(deadline);
-        }
-
-        return node;
+        return false;
     }
+
+    /// <summary>Pushes a submitted item onto the stack that the next serve takes in (a compare-and-swap; no lock).</summary>
+    private void Push(BatchItem<TItem, TResult> node)
+    {
+        var top = Volatile.Read(ref _submit.Incoming);
+        while (true)
+        {
+            node.NextFree = (BatchItem<TItem, TResult>?)top;
+            var seen = Interlocked.CompareExchange(ref _submit.Incoming, node, top);
+            if (ReferenceEquals(seen, top))
+            {
+                return;
+            }
+
+            top = seen;
+        }
+    }
+
+    /// <summary>Serves the queue if no one else is bound to: takes the idle duty, then serves under the lock.</summary>
+    private void TryServe()
+    {
+        if (Interlocked.CompareExchange(ref _submit.Duty, SubmitState.Serving, SubmitState.Idle) != SubmitState.Idle)
+        {
+            return;
+        }
+
+        BatchCore<TItem, TResult>? start;
+        lock (_lock)
+        {
+            start = ServeLocked(holdsDuty: true);
+        }
+
+        start?.Start();
+    }
+
+    /// <summary>Items admitted and not yet cut into a batch: in the queue, on the stack, or about to be pushed.</summary>
+    private int AdmittedCount => (int)(Volatile.Read(ref _submit.Admitted) & (SubmitState.Closing - 1));
 
     /// <summary>The ring-buffer slot <paramref name="offset"/> places after the head (a compare, not a division).</summary>
     private int QueueIndex(int offset)

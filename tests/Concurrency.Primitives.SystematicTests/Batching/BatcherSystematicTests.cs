@@ -39,6 +39,101 @@ public sealed class BatcherSystematicTests
         report.ShouldHoldEverywhere();
     }
 
+    [Fact]
+    public void Batcher_ServesEveryItem_WhenLockFreeSubmitsRaceTheServes()
+    {
+        var report = CoyoteHarness.Explore(_output, "Batcher, submits racing serves (one slot, back-pressure)", Iterations, SubmitRaceScenarioAsync);
+
+        report.ShouldHoldEverywhere();
+    }
+
+    [Fact]
+    public void Batcher_TakesInEveryItem_WhenBatchesFormBySizeAndByTheDrain()
+    {
+        var report = CoyoteHarness.Explore(_output, "Batcher, MaxDelay pending + size trigger + drain", Iterations, SizeAndDrainScenarioAsync);
+
+        report.ShouldHoldEverywhere();
+    }
+
+    /// <summary>
+    /// Submits push their items without the batcher's lock while a serve may be letting go of its duty, or every slot is
+    /// busy (one slot, a batch of one, a queue of two): a lost hand-over leaves a caller waiting forever, which Coyote
+    /// reports as a deadlock (the frozen clock never fires a deadline to rescue it).
+    /// </summary>
+    private static async Task SubmitRaceScenarioAsync()
+    {
+        const int items = 4;
+        var answered = new int[items];
+        var batcher = new Batcher<int, int>(
+            (batch, _) =>
+            {
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    if (batch.TrySetResult(i, batch[i] * 10))
+                    {
+                        Interlocked.Increment(ref answered[batch[i]]);
+                    }
+                }
+
+                return default;
+            },
+            new BatcherOptions { MaxBatchSize = 1, Capacity = 2, MaxDelay = TimeSpan.Zero, MaxConcurrentBatches = 1, TimeProvider = FrozenTimeProvider.Instance });
+
+        var callers = Enumerable.Range(0, items).Select(i => Task.Run(async () => await batcher.SubmitAsync(i))).ToArray();
+        var results = await Task.WhenAll(callers);
+        await batcher.CompleteAsync();
+
+        for (var i = 0; i < items; i++)
+        {
+            Specification.Assert(results[i] == i * 10, $"Item {i} received {results[i]}, not its own result.");
+            Specification.Assert(answered[i] == 1, $"Item {i} was answered {answered[i]} times by the dispatch.");
+        }
+    }
+
+    /// <summary>
+    /// MaxDelay never passes (frozen clock): two items make a batch by size, the rest wait, and the drain at shutdown must
+    /// take in and dispatch every admitted item, including one still being pushed when the shutdown begins.
+    /// </summary>
+    private static async Task SizeAndDrainScenarioAsync()
+    {
+        const int items = 3;
+        var answered = new int[items];
+        var batcher = new Batcher<int, int>(
+            async (batch, _) =>
+            {
+                await Task.Yield();
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    if (batch.TrySetResult(i, batch[i] * 10))
+                    {
+                        Interlocked.Increment(ref answered[batch[i]]);
+                    }
+                }
+            },
+            new BatcherOptions { MaxBatchSize = 2, MaxDelay = TimeSpan.FromHours(1), MaxConcurrentBatches = 2, TimeProvider = FrozenTimeProvider.Instance });
+
+        var callers = Enumerable.Range(0, items).Select(i => Task.Run(async () =>
+        {
+            try
+            {
+                return await batcher.SubmitAsync(i);
+            }
+            catch (ObjectDisposedException)
+            {
+                return -1; // submitted after the shutdown began: refused at once
+            }
+        })).ToArray();
+        var shutdown = Task.Run(() => batcher.CompleteAsync());
+        var results = await Task.WhenAll(callers);
+        await shutdown;
+
+        for (var i = 0; i < items; i++)
+        {
+            Specification.Assert(results[i] == -1 || results[i] == i * 10, $"Item {i} received {results[i]}, not its own result.");
+            Specification.Assert(answered[i] == (results[i] == -1 ? 0 : 1), $"Item {i} was answered {answered[i]} times by the dispatch.");
+        }
+    }
+
     private static async Task HandRolledScenarioAsync()
     {
         var dispatchesReturned = 0;
