@@ -13,7 +13,7 @@ namespace Concurrency.Primitives;
 /// Everything here is guarded by the owning batcher's lock, except what the one running dispatch touches.
 /// </summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable", Justification = "Pooled for the batcher's lifetime; its token source has no timer, so nothing is left to release.")]
-internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TItem>, IFreeListNode<BatchCore<TItem, TResult>>
+internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TItem>
 {
     private readonly Batcher<TItem, TResult> _owner;
     private readonly Action _onDispatchCompleted;
@@ -54,9 +54,6 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
     public long DispatchDeadline;
 
     public bool TimedOut;
-
-    /// <summary>The link in the batcher's stack of finished batches returned without its lock.</summary>
-    public BatchCore<TItem, TResult>? NextFree { get; set; }
 
     /// <summary>Its place in the batcher's list of running dispatches.</summary>
     public ListLinks<BatchCore<TItem, TResult>> Links;

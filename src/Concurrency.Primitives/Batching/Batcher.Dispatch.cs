@@ -169,22 +169,26 @@ public sealed partial class Batcher<TItem, TResult>
         {
             _inFlight--;
             _running.Remove(core);
+
+            // Out of the running list, the batch is no longer the deadline sweep's: release its items and keep it for
+            // the next batch (submits no longer take this lock, so doing it here costs them nothing).
+            core.State = BatchCore<TItem, TResult>.Phase.Pooled;
+            core.Version++; // before the items go: a late call through a stale Batch is refused
+            for (var i = 0; i < count; i++)
+            {
+                core.Items[i].ReleaseByBatcher();
+                core.Items[i] = null!;
+            }
+
+            core.Count = 0;
+            core.TimedOut = false;
+            if (_corePool.Count <= _maxConcurrentBatches)
+            {
+                _corePool.Push(core);
+            }
+
             next = ServeLocked(holdsDuty: false);
         }
-
-        // Out of the running list, the batch is ours alone (the deadline sweep walks only running batches): release its
-        // items and recycle it without holding the lock that every submit takes.
-        core.State = BatchCore<TItem, TResult>.Phase.Pooled;
-        core.Version++; // before the items go: a late call through a stale Batch is refused
-        for (var i = 0; i < count; i++)
-        {
-            core.Items[i].ReleaseByBatcher();
-            core.Items[i] = null!;
-        }
-
-        core.Count = 0;
-        core.TimedOut = false;
-        ReturnCore(core);
 
         if (stuckFor is { } stuck)
         {
@@ -497,32 +501,9 @@ public sealed partial class Batcher<TItem, TResult>
         start?.Start();
     }
 
-    /// <summary>Keeps a finished batch for reuse, without the lock (a compare-and-swap push; see <see cref="TakeCoreLocked"/>).</summary>
-    private void ReturnCore(BatchCore<TItem, TResult> core) => FreeList.Push(ref _returnedCores, core);
-
-    /// <summary>
-    /// A pooled batch, or a new one. Returned batches are taken over as a whole chain (one exchange), which keeps the
-    /// lock-free stack free of ABA; the pool keeps at most one more batch than can run at once. Called under the lock.
-    /// </summary>
-    private BatchCore<TItem, TResult> TakeCoreLocked()
-    {
-        if (_corePool.Count == 0)
-        {
-            for (var returned = FreeList.TakeAll(ref _returnedCores); returned is not null;)
-            {
-                var following = returned.NextFree;
-                returned.NextFree = null;
-                if (_corePool.Count < _maxConcurrentBatches + 1)
-                {
-                    _corePool.Push(returned);
-                }
-
-                returned = following;
-            }
-        }
-
-        return _corePool.Count > 0 ? _corePool.Pop() : new BatchCore<TItem, TResult>(this, _maxBatchSize);
-    }
+    /// <summary>A pooled batch (the pool keeps at most one more than can run at once), or a new one. Called under the lock.</summary>
+    private BatchCore<TItem, TResult> TakeCoreLocked() =>
+        _corePool.Count > 0 ? _corePool.Pop() : new BatchCore<TItem, TResult>(this, _maxBatchSize);
 
     [Conditional("DEBUG")]
     private void AssertInvariants()

@@ -90,9 +90,6 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     // Released items that did not fit their thread's cache: any thread pushes one; a renting thread takes the whole chain.
     private BatchItem<TItem, TResult>? _returned;
 
-    // Finished batches, pushed without the lock by the dispatch that finished them; taken over under it (TakeCoreLocked).
-    private BatchCore<TItem, TResult>? _returnedCores;
-
     private ITimer? _delayTimer;
     private long _delayDueAt = long.MaxValue;
     private bool _closing;
