@@ -14,15 +14,21 @@ namespace Concurrency.Primitives;
 //     token, the deadlines and the post-dispatch sweep; later attempts report false.
 //  2/3/9. After every dispatch the sweep answers what the dispatch did not: its fault (BatchDispatchException),
 //     a forgotten item (BatchItemNotCompletedException), or a result list of the wrong length (all items).
-//  4/5. Every caller is bounded by Timeout (one sweep timer for the whole batcher, deadlines in submit order) and
-//     every dispatch by DispatchTimeout (its token is cancelled, its callers released, the stuck slot reported).
+//  4/5. Every caller is bounded by Timeout (one sweep timer for the whole batcher; deadlines follow submit order to
+//     within the time between a submit's clock read and its push, which is all a caller can be released late by),
+//     and every dispatch by DispatchTimeout (its token is cancelled, its callers released, the stuck slot reported).
 //  6. Batches form by size, or by MaxDelay from their first item (the timer is armed once per batch and never
 //     restarted); at most MaxConcurrentBatches dispatches run; Capacity bounds the queue and makes submitters wait.
 //  7. A submit from inside this batcher's own dispatch is refused (DispatchScope marks the dispatch's context).
-//  8. After shutdown begins, a submit fails at once; queued items drain or fail by ShutdownMode.
+//  8. After shutdown begins, a submit fails at once; queued items drain or fail by ShutdownMode. The shutdown flag
+//     shares the admission word with the count, so every item is either refused or counted, and the drain ends only
+//     when the count is zero.
 //  10. Items, batches, timers and token sources are pooled: the submit path allocates nothing of ours.
 //  11. A caller's token affects only its own item; an item cancelled before dispatch is left out of its batch.
 //  12. The dispatch's token carries the remaining bound, so retries inside it cannot outlast its callers.
+//  13. A submit takes no lock while the queue has room: it is admitted by a compare-and-swap, pushed onto a lock-free
+//     stack, and served by whoever holds the serve duty (ServeLocked says why no pushed item is left unserved). While
+//     every slot is busy the duty is parked and the sweep looks at the stack at least once per Timeout.
 
 /// <summary>
 /// Collects items submitted one at a time into batches, dispatches each batch, and hands every caller its own result —

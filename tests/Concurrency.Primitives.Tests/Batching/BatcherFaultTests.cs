@@ -158,6 +158,42 @@ public sealed class BatcherFaultTests
     }
 
     [Fact]
+    public async Task AnItemSubmittedWhileEverySlotIsHeldByAHungDispatch_IsStillReleasedAtItsDeadline()
+    {
+        // The one slot is held by a dispatch that ignores its token; an item submitted after that dispatch timed out
+        // waits on the submit stack for a dispatch that never finishes. The sweep must still look at it by its deadline.
+        var time = new ManualTimeProvider();
+        var dispatchEntered = Bounded.NewGate();
+        var batcher = new Batcher<int, int>(
+            (_, _) =>
+            {
+                dispatchEntered.TrySetResult();
+                return new ValueTask(Bounded.NewGate().Task); // never returns
+            },
+            new BatcherOptions
+            {
+                MaxBatchSize = 1,
+                MaxConcurrentBatches = 1,
+                MaxDelay = TimeSpan.Zero,
+                Timeout = TimeSpan.FromSeconds(30),
+                DispatchTimeout = TimeSpan.FromSeconds(2),
+                TimeProvider = time,
+            });
+
+        var hung = batcher.SubmitAsync(1).AsTask();
+        await dispatchEntered.Task.OrHang();
+        time.Advance(TimeSpan.FromSeconds(2));
+        (await hung.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>()).Which.WasDispatched.Should().BeTrue();
+
+        var waiting = batcher.SubmitAsync(2).AsTask();
+        time.Advance(TimeSpan.FromSeconds(29));
+        waiting.IsCompleted.Should().BeFalse("its bound has not passed yet");
+        time.Advance(TimeSpan.FromSeconds(1));
+
+        (await waiting.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>()).Which.WasDispatched.Should().BeFalse();
+    }
+
+    [Fact]
     public async Task TheDispatchToken_CarriesTheRemainingBoundOfItsCallers()
     {
         var time = new ManualTimeProvider();
