@@ -209,26 +209,11 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
 
         // Admission, without the lock: one compare-and-swap takes a place in the queue, unless shutdown has begun
         // (the flag shares the word, so no item is admitted after it) or the queue is full (the slow path waits).
-        var admitted = Volatile.Read(ref _submit.Admitted);
-        while (true)
+        if (Volatile.Read(ref _submit.RoomWaiters) != 0 || !TryAdmit(out var admitted))
         {
-            if ((admitted & SubmitState.Closing) != 0)
-            {
-                return Failed(ShutDown());
-            }
-
-            if (admitted >= _capacity || Volatile.Read(ref _submit.RoomWaiters) != 0)
-            {
-                return SubmitWhenRoomAsync(item, deadline, cancellationToken);
-            }
-
-            var seen = Interlocked.CompareExchange(ref _submit.Admitted, admitted + 1, admitted);
-            if (seen == admitted)
-            {
-                break;
-            }
-
-            admitted = seen;
+            return (Volatile.Read(ref _submit.Admitted) & SubmitState.Closing) != 0
+                ? Failed(ShutDown())
+                : SubmitWhenRoomAsync(item, deadline, cancellationToken);
         }
 
         var node = BatchItem<TItem, TResult>.Rent(this, ref _returned);
@@ -278,7 +263,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
                     throw ShutDown();
                 }
 
-                if (TryAdmitLocked())
+                if (TryAdmit(out _))
                 {
                     node = BatchItem<TItem, TResult>.Rent(this, ref _returned);
                     node.Initialize(item, deadline, cancellationToken);
@@ -324,10 +309,13 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
         return await new ValueTask<TResult>(node, version).ConfigureAwait(false);
     }
 
-    /// <summary>Takes a place in the queue if it has room; called under the lock, before shutdown (which sets its flag under it).</summary>
-    private bool TryAdmitLocked()
+    /// <summary>
+    /// Takes a place in the queue if it has room (one compare-and-swap); refuses once shutdown has begun, whose flag
+    /// sits above every count. <paramref name="admitted"/> is the count before this item.
+    /// </summary>
+    private bool TryAdmit(out long admitted)
     {
-        var admitted = Volatile.Read(ref _submit.Admitted);
+        admitted = Volatile.Read(ref _submit.Admitted);
         while (admitted < _capacity)
         {
             var seen = Interlocked.CompareExchange(ref _submit.Admitted, admitted + 1, admitted);
