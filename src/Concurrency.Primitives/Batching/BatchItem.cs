@@ -23,11 +23,9 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     private static readonly TimerCallback DeadlineCallback = static state => ((BatchItem<TItem, TResult>)state!).OnOwnDeadline();
 
     // A small free list per thread: a caller that awaits its result (GetResult releases the item) usually submits its
-    // next item from the same thread, so most items are recycled without any synchronisation.
-    [ThreadStatic]
-    private static BatchItem<TItem, TResult>? t_free;
-    [ThreadStatic]
-    private static int t_freeCount;
+    // next item from the same thread, so most items are recycled without any synchronisation. Kept in a ThreadSlots
+    // slot: a thread-static field of this generic type would cost a runtime helper call on every access.
+    private static readonly int CacheSlot = ThreadSlots.Register();
 
     private Batcher<TItem, TResult>? _owner;
     private BatchItem<TItem, TResult>? _nextFree;
@@ -72,17 +70,18 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// </summary>
     public static BatchItem<TItem, TResult> Rent(Batcher<TItem, TResult> owner, ref BatchItem<TItem, TResult>? returned)
     {
-        var item = t_free;
+        var cache = ThreadCache.Current();
+        var item = cache.Head;
         if (item is not null)
         {
-            t_free = item._nextFree;
-            t_freeCount = t_free is null ? 0 : Math.Max(t_freeCount - 1, 0);
+            cache.Head = item._nextFree;
+            cache.Count = cache.Head is null ? 0 : Math.Max(cache.Count - 1, 0);
         }
-        else if ((item = FreeList.TakeAll(ref returned)) is not null)
+        else if ((item = cache.TakeSpill() ?? FreeList.TakeAll(ref returned)) is not null)
         {
-            // The rest of the chain becomes this thread's cache; counted as full, so releases go back to the owner meanwhile.
-            t_free = item._nextFree;
-            t_freeCount = t_free is null ? 0 : MaxThreadCache;
+            // The rest of the chain becomes this thread's cache; counted as full, so releases spill meanwhile.
+            cache.Head = item._nextFree;
+            cache.Count = cache.Head is null ? 0 : MaxThreadCache;
         }
         else
         {
@@ -90,7 +89,11 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         }
 
         item._nextFree = null;
-        item._owner = owner;
+        if (!ReferenceEquals(item._owner, owner))
+        {
+            item._owner = owner;
+        }
+
         return item;
     }
 
@@ -186,23 +189,72 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
 
     private void ReleaseOwner()
     {
-        if (Interlocked.Decrement(ref _owners) == 0)
+        // Two owners let go once each; whoever is last recycles. Reading 1 means the other owner has let go (its
+        // decrement was a full fence, so it no longer touches the item): the last one needs no atomic operation.
+        if (Volatile.Read(ref _owners) != 1 && Interlocked.Decrement(ref _owners) != 0)
         {
-            Value = default!;
-            _token = default;
-            _core.Reset();
-            var owner = _owner!;
-            _owner = null;
-            if (t_freeCount < MaxThreadCache)
+            return;
+        }
+
+        _owners = 0;
+        Value = default!;
+        _token = default;
+        _core.Reset();
+        var cache = ThreadCache.Current();
+        if (cache.Count < MaxThreadCache)
+        {
+            _nextFree = cache.Head;
+            cache.Head = this;
+            cache.Count++;
+        }
+        else
+        {
+            cache.Spill(this, _owner!);
+        }
+    }
+
+    /// <summary>
+    /// One thread's free list of items, and the items it released past the list's size: these go back to their batcher
+    /// as one chain of up to <see cref="MaxThreadCache"/> (one compare-and-swap per chain, not per item).
+    /// </summary>
+    private sealed class ThreadCache
+    {
+        public BatchItem<TItem, TResult>? Head;
+        public int Count;
+        private BatchItem<TItem, TResult>? _spill;
+        private BatchItem<TItem, TResult>? _spillLast;
+        private int _spilled;
+
+        public static ThreadCache Current() => ThreadSlots.Get(CacheSlot) as ThreadCache ?? Create();
+
+        /// <summary>Keeps a released item in the spill chain; hands the chain to <paramref name="owner"/> when it is full.</summary>
+        public void Spill(BatchItem<TItem, TResult> item, Batcher<TItem, TResult> owner)
+        {
+            item._nextFree = _spill;
+            _spill = item;
+            _spillLast ??= item;
+            if (++_spilled == MaxThreadCache)
             {
-                _nextFree = t_free;
-                t_free = this;
-                t_freeCount++;
+                owner.ReturnItems(_spill, _spillLast);
+                _spill = _spillLast = null;
+                _spilled = 0;
             }
-            else
-            {
-                owner.ReturnItem(this);
-            }
+        }
+
+        /// <summary>Takes the spill chain (items this thread released and has not yet handed back).</summary>
+        public BatchItem<TItem, TResult>? TakeSpill()
+        {
+            var spill = _spill;
+            _spill = _spillLast = null;
+            _spilled = 0;
+            return spill;
+        }
+
+        private static ThreadCache Create()
+        {
+            var cache = new ThreadCache();
+            ThreadSlots.Set(CacheSlot, cache);
+            return cache;
         }
     }
 }

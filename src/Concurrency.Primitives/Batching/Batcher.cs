@@ -234,9 +234,9 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
         return new ValueTask<TResult>(node, version);
     }
 
-    /// <summary>Keeps a released item for reuse, without the lock (a compare-and-swap push).</summary>
+    /// <summary>Keeps a chain of released items for reuse, without the lock (a compare-and-swap push).</summary>
     /// <remarks>The pool holds at most as many items as were ever outstanding at once: it never grows past the peak.</remarks>
-    internal void ReturnItem(BatchItem<TItem, TResult> item) => FreeList.Push(ref _returned, item);
+    internal void ReturnItems(BatchItem<TItem, TResult> first, BatchItem<TItem, TResult> last) => FreeList.PushChain(ref _returned, first, last);
 
     internal void CountTimeout()
     {

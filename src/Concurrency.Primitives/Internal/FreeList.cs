@@ -35,6 +35,24 @@ internal static class FreeList
         }
     }
 
+    /// <summary>Pushes a chain of nodes, <paramref name="first"/> through <paramref name="last"/> (one compare-and-swap).</summary>
+    public static void PushChain<T>(ref T? head, T first, T last)
+        where T : class, IFreeListNode<T>
+    {
+        var top = Volatile.Read(ref head);
+        while (true)
+        {
+            last.NextFree = top;
+            var seen = Interlocked.CompareExchange(ref head, first, top);
+            if (ReferenceEquals(seen, top))
+            {
+                return;
+            }
+
+            top = seen;
+        }
+    }
+
     /// <summary>Takes every node pushed so far, as a chain linked through <see cref="IFreeListNode{T}.NextFree"/>.</summary>
     public static T? TakeAll<T>(ref T? head)
         where T : class => Interlocked.Exchange(ref head, null);
