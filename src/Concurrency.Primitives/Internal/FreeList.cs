@@ -19,21 +19,7 @@ internal static class FreeList
 {
     /// <summary>Pushes <paramref name="node"/> (compare-and-swap).</summary>
     public static void Push<T>(ref T? head, T node)
-        where T : class, IFreeListNode<T>
-    {
-        var top = Volatile.Read(ref head);
-        while (true)
-        {
-            node.NextFree = top;
-            var seen = Interlocked.CompareExchange(ref head, node, top);
-            if (ReferenceEquals(seen, top))
-            {
-                return;
-            }
-
-            top = seen;
-        }
-    }
+        where T : class, IFreeListNode<T> => PushChain(ref head, node, node);
 
     /// <summary>Pushes a chain of nodes, <paramref name="first"/> through <paramref name="last"/> (one compare-and-swap).</summary>
     public static void PushChain<T>(ref T? head, T first, T last)
