@@ -249,12 +249,18 @@ public sealed partial class Batcher<TItem, TResult>
     /// </remarks>
     private BatchCore<TItem, TResult>? ServeLocked(bool holdsDuty)
     {
-        holdsDuty |= _submit.Duty == SubmitState.Parked; // a parked duty passes to whoever serves next
+        holdsDuty |= _dutyParked; // a parked duty passes to whoever serves next
         var now = Now();
         BatchCore<TItem, TResult>? first = null;
         while (true)
         {
-            TakeIncomingLocked();
+            // The stack is looked at only when the queue cannot fill a batch: a busy dispatch loop then cuts batch after
+            // batch without touching the submits' line (the items on the stack are newer than the whole queue).
+            if (_queued < _maxBatchSize || _closing)
+            {
+                TakeIncomingLocked();
+            }
+
             if (_closing && _shutdownMode == BatcherShutdownMode.FailPending)
             {
                 FailQueuedLocked();
@@ -272,14 +278,15 @@ public sealed partial class Batcher<TItem, TResult>
                 // on the stack; the sweep takes them in at least once per Timeout, in case no dispatch ever finishes.
                 if (holdsDuty)
                 {
-                    if (_submit.Duty != SubmitState.Parked)
+                    if (!_dutyParked)
                     {
                         Volatile.Write(ref _submit.Duty, SubmitState.Parked);
+                        _dutyParked = true;
                     }
                 }
                 else
                 {
-                    Interlocked.CompareExchange(ref _submit.Duty, SubmitState.Parked, SubmitState.Idle);
+                    _dutyParked = Interlocked.CompareExchange(ref _submit.Duty, SubmitState.Parked, SubmitState.Idle) == SubmitState.Idle;
                 }
 
                 ArmSweepLocked(now + _timeoutTicks);
@@ -287,6 +294,7 @@ public sealed partial class Batcher<TItem, TResult>
                 return first;
             }
 
+            FlushCutLocked(); // this serve reads the submits' line below anyway
             PublishQueueLocked();
 
             // Let go (the exchange, or the barrier, orders what this serve wrote before the read of the stack below).
@@ -294,6 +302,7 @@ public sealed partial class Batcher<TItem, TResult>
             {
                 Interlocked.Exchange(ref _submit.Duty, SubmitState.Idle);
                 holdsDuty = false;
+                _dutyParked = false;
             }
             else
             {
@@ -326,14 +335,15 @@ public sealed partial class Batcher<TItem, TResult>
     private void PublishQueueLocked()
     {
         var held = _queued > 0 ? 1 : 0;
-        if (_submit.QueueHeld != held)
+        if (_queueHeldPublished != held)
         {
             Volatile.Write(ref _submit.QueueHeld, held);
+            _queueHeldPublished = held;
         }
     }
 
     /// <summary>Whether the admitted items make a batch due without waiting for MaxDelay; called under the lock.</summary>
-    private bool DueByCountLocked() => _maxDelayTicks == 0 || _closing || AdmittedCount >= _maxBatchSize;
+    private bool DueByCountLocked() => _maxDelayTicks == 0 || _closing || AdmittedCountLocked >= _maxBatchSize;
 
     /// <summary>Takes every submitted item from the stack into the queue, in submit order; called under the lock.</summary>
     private void TakeIncomingLocked()
@@ -343,8 +353,10 @@ public sealed partial class Batcher<TItem, TResult>
             return;
         }
 
-        // The stack is newest first: reverse the chain into submit order.
+        // The stack is newest first: reverse the chain into submit order. This touches the submits' line anyway, so the
+        // cuts not yet subtracted from the admission count are subtracted now.
         var chain = (BatchItem<TItem, TResult>?)Interlocked.Exchange(ref _submit.Incoming, null);
+        FlushCutLocked();
         BatchItem<TItem, TResult>? oldest = null;
         while (chain is not null)
         {
@@ -457,15 +469,36 @@ public sealed partial class Batcher<TItem, TResult>
         return null;
     }
 
-    /// <summary>Counts <paramref name="count"/> items out of the queue (cut into a batch, or failed), and wakes callers waiting for room.</summary>
+    /// <summary>
+    /// Counts <paramref name="count"/> items out of the queue (cut into a batch, or failed). The admission count is
+    /// lowered at once when callers wait for room, shutdown has begun, or a quarter of the capacity is uncounted; otherwise
+    /// at the next take from the stack, when a serve lets go of the duty, or when a submit finds no room. Until then the
+    /// queue only looks fuller to submits than it is (a submit may serve, or look for room under the lock, needlessly).
+    /// </summary>
     private void LeaveQueueLocked(int count)
     {
-        var admitted = Interlocked.Add(ref _submit.Admitted, -count) & (SubmitState.Closing - 1);
+        _cutUncounted += count;
         if (BatcherMetrics.Queued.Enabled)
         {
             BatcherMetrics.Queued.Add(-count, _metricTag);
         }
 
+        if (!_roomWaiters.IsEmpty || _closing || _cutUncounted >= _capacity / 4)
+        {
+            FlushCutLocked();
+        }
+    }
+
+    /// <summary>Subtracts the cuts not yet counted from the admission count, and wakes callers waiting for the room.</summary>
+    private void FlushCutLocked()
+    {
+        if (_cutUncounted == 0)
+        {
+            return;
+        }
+
+        var admitted = Interlocked.Add(ref _submit.Admitted, -_cutUncounted) & (SubmitState.Closing - 1);
+        _cutUncounted = 0;
         if (!_roomWaiters.IsEmpty)
         {
             _roomWaiters.Wake(_capacity - (int)admitted);
@@ -510,6 +543,6 @@ public sealed partial class Batcher<TItem, TResult>
     {
         Debug.Assert(Monitor.IsEntered(_lock), "The batcher's lock must be held.");
         Debug.Assert(_inFlight >= 0 && _inFlight <= _maxConcurrentBatches, "At most MaxConcurrentBatches dispatches run.");
-        Debug.Assert(_queued >= 0 && _queued <= AdmittedCount && AdmittedCount <= _capacity, "The queue holds only admitted items, and never more than its capacity.");
+        Debug.Assert(_queued >= 0 && _queued <= AdmittedCountLocked && AdmittedCount <= _capacity, "The queue holds only admitted items, and never more than its capacity.");
     }
 }

@@ -44,6 +44,7 @@ public sealed partial class Batcher<TItem, TResult>
                     admitted = seen;
                 }
 
+                FlushCutLocked(); // from here on the count is kept exact: the drain ends when it reaches zero
                 _drained = Signals.Create();
                 BatcherLog.ShutdownStarted(_logger, _name, _shutdownMode, AdmittedCount, _inFlight);
                 _roomWaiters.FailAll(ShutDown);
@@ -117,7 +118,7 @@ public sealed partial class Batcher<TItem, TResult>
 
     private void CheckDrainedLocked()
     {
-        if (_closing && AdmittedCount == 0 && _inFlight == 0)
+        if (_closing && AdmittedCountLocked == 0 && _inFlight == 0)
         {
             _drained!.TrySetResult(true);
         }

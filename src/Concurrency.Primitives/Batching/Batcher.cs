@@ -28,7 +28,9 @@ namespace Concurrency.Primitives;
 //  12. The dispatch's token carries the remaining bound, so retries inside it cannot outlast its callers.
 //  13. A submit takes no lock while the queue has room: it is admitted by a compare-and-swap, pushed onto a lock-free
 //     stack, and served by whoever holds the serve duty (ServeLocked says why no pushed item is left unserved). While
-//     every slot is busy the duty is parked and the sweep looks at the stack at least once per Timeout.
+//     every slot is busy the duty is parked and the sweep looks at the stack at least once per Timeout. A busy dispatch
+//     loop leaves the submits' cache line alone: it takes from the stack only when the queue cannot fill a batch, and
+//     subtracts cut items from the admission count lazily (a submit that finds no room counts them under the lock first).
 
 /// <summary>
 /// Collects items submitted one at a time into batches, dispatches each batch, and hands every caller its own result —
@@ -88,6 +90,13 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     private BatchItem<TItem, TResult>[] _queue = new BatchItem<TItem, TResult>[16];
     private int _queueHead;
     private int _queued;
+
+    // What the lock holder knows of the submit line without reading it, so that a busy dispatch loop leaves that line to
+    // the submits: items cut from the queue and not yet subtracted from the admission count (LeaveQueueLocked), whether
+    // the duty is parked (only a lock holder parks it or takes it back), and the QueueHeld value last published.
+    private int _cutUncounted;
+    private bool _dutyParked;
+    private int _queueHeldPublished;
 
     // Running dispatches, oldest first (their items precede the queue's in submit order).
     private IntrusiveList<BatchCore<TItem, TResult>, BatchCoreLinks<TItem, TResult>> _running;
@@ -166,13 +175,13 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     /// <summary>The batcher's name, from <see cref="BatcherOptions.Name"/>.</summary>
     public string Name => _name;
 
-    private string DebuggerDisplay
+    internal string DebuggerDisplay
     {
         get
         {
             lock (_lock)
             {
-                return $"{AdmittedCount} admitted, {_queued} queued, {_inFlight} dispatching{(_closing ? ", shutting down" : string.Empty)}";
+                return $"{AdmittedCountLocked} admitted, {_queued} queued, {_inFlight} dispatching{(_closing ? ", shutting down" : string.Empty)}";
             }
         }
     }
@@ -263,6 +272,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
                     throw ShutDown();
                 }
 
+                FlushCutLocked(); // room that a busy dispatch loop has not yet handed back
                 if (TryAdmit(out _))
                 {
                     node = BatchItem<TItem, TResult>.Rent(this, ref _returned);
@@ -366,6 +376,9 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
 
     /// <summary>Items admitted and not yet cut into a batch: in the queue, on the stack, or about to be pushed.</summary>
     private int AdmittedCount => (int)(Volatile.Read(ref _submit.Admitted) & (SubmitState.Closing - 1));
+
+    /// <summary>Items admitted and not yet cut into a batch, exactly: the admission word less the cuts not yet subtracted.</summary>
+    private int AdmittedCountLocked => AdmittedCount - _cutUncounted;
 
     /// <summary>The ring-buffer slot <paramref name="offset"/> places after the head (a compare, not a division).</summary>
     private int QueueIndex(int offset)

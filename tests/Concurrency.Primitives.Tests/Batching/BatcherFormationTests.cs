@@ -92,14 +92,7 @@ public sealed class BatcherFormationTests
     {
         var release = Bounded.NewGate();
         var batcher = new Batcher<int, int>(
-            async (batch, _) =>
-            {
-                await release.Task;
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    batch.TrySetResult(i, batch[i]);
-                }
-            },
+            EchoOnceReleased(release),
             new BatcherOptions { MaxBatchSize = 2, Capacity = 2, MaxDelay = TimeSpan.FromHours(1) });
 
         var dispatched = new[] { batcher.SubmitAsync(1).AsTask(), batcher.SubmitAsync(2).AsTask() }; // in the (blocked) dispatch
@@ -115,18 +108,31 @@ public sealed class BatcherFormationTests
     }
 
     [Fact]
+    public async Task RoomLeftByItemsCutIntoABusyDispatch_IsCounted_BeforeASubmitIsMadeToWait()
+    {
+        // A dispatch loop that keeps every slot busy subtracts the items it cuts from the admission count lazily; a
+        // submit that finds the count at Capacity must still get in while the queue itself has room.
+        var release = Bounded.NewGate();
+        var batcher = new Batcher<int, int>(
+            EchoOnceReleased(release),
+            new BatcherOptions { MaxBatchSize = 1, MaxConcurrentBatches = 1, Capacity = 8, MaxDelay = TimeSpan.Zero, TimeProvider = new ManualTimeProvider() });
+
+        var calls = Enumerable.Range(1, 9).Select(i => batcher.SubmitAsync(i).AsTask()).ToList(); // 1 in the dispatch, 2..9 queued
+        var waiting = batcher.SubmitAsync(10).AsTask();
+
+        batcher.DebuggerDisplay.Should().Be("8 admitted, 8 queued, 1 dispatching", "item 9 found room, and item 10 is the first to wait for it");
+        waiting.IsCompleted.Should().BeFalse();
+        release.SetResult();
+        calls.Add(waiting);
+        (await Task.WhenAll(calls).OrHang()).Should().Equal(Enumerable.Range(1, 10));
+    }
+
+    [Fact]
     public async Task WaitingForRoom_IsCancellable()
     {
         var release = Bounded.NewGate();
         var batcher = new Batcher<int, int>(
-            async (batch, _) =>
-            {
-                await release.Task;
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    batch.TrySetResult(i, batch[i]);
-                }
-            },
+            EchoOnceReleased(release),
             new BatcherOptions { MaxBatchSize = 1, Capacity = 1, MaxDelay = TimeSpan.Zero });
         var inDispatch = batcher.SubmitAsync(1).AsTask();
         var inQueue = batcher.SubmitAsync(2).AsTask();
@@ -227,4 +233,15 @@ public sealed class BatcherFormationTests
             current = Volatile.Read(ref target);
         }
     }
+
+    /// <summary>A dispatch that waits for <paramref name="release"/>, then answers each item with itself.</summary>
+    private static Func<Batch<int, int>, CancellationToken, ValueTask> EchoOnceReleased(TaskCompletionSource release) =>
+        async (batch, _) =>
+        {
+            await release.Task;
+            for (var i = 0; i < batch.Count; i++)
+            {
+                batch.TrySetResult(i, batch[i]);
+            }
+        };
 }
