@@ -15,12 +15,15 @@ namespace Concurrency.Primitives;
 /// </summary>
 internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFreeListNode<BatchItem<TItem, TResult>>
 {
-    private const int Pending = 0;
-    private const int Completed = 1;
+    // _state: bit 0 is set once this use of the item is answered; the bits above count its uses, so that a claim made
+    // for one use (a deadline timer's, whose callback may already be running when the timer is disposed) fails on a
+    // later one.
+    private const int CompletedBit = 1;
+    private const int NextUse = 2;
     private const int MaxThreadCache = 256;
 
     private static readonly Action<object?> CancelCallback = static state => ((BatchItem<TItem, TResult>)state!).OnCallerCancelled();
-    private static readonly TimerCallback DeadlineCallback = static state => ((BatchItem<TItem, TResult>)state!).OnOwnDeadline();
+    private static readonly TimerCallback DeadlineCallback = static state => ((OwnDeadline)state!).Fire();
 
     // A small free list per thread: a caller that awaits its result (GetResult releases the item) usually submits its
     // next item from the same thread, so most items are recycled without any synchronisation. Kept in a ThreadSlots
@@ -50,7 +53,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// <summary>Items admitted after waiting for room carry their own deadline timer and are skipped by the shared sweep.</summary>
     public bool HasOwnDeadline => _ownDeadline is not null;
 
-    public bool IsCompleted => Volatile.Read(ref _state) != Pending;
+    public bool IsCompleted => (Volatile.Read(ref _state) & CompletedBit) != 0;
 
     public short Version => _core.Version;
 
@@ -89,11 +92,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         }
 
         item._nextFree = null;
-        if (!ReferenceEquals(item._owner, owner))
-        {
-            item._owner = owner;
-        }
-
+        item._owner = owner;
         return item;
     }
 
@@ -103,7 +102,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         Deadline = deadline;
         Dispatched = false;
         _token = token;
-        _state = Pending;
+        _state = (_state & ~CompletedBit) + NextUse;
         _owners = 2;
         if (token.CanBeCanceled)
         {
@@ -121,12 +120,12 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     public void ArmOwnDeadline(TimeProvider time, TimeSpan remaining, TimeSpan bound)
     {
         _ownBound = bound;
-        _ownDeadline = time.CreateTimer(DeadlineCallback, this, remaining, System.Threading.Timeout.InfiniteTimeSpan);
+        _ownDeadline = time.CreateTimer(DeadlineCallback, new OwnDeadline(this, Volatile.Read(ref _state)), remaining, System.Threading.Timeout.InfiniteTimeSpan);
     }
 
     public bool TrySetResult(TResult result)
     {
-        if (Interlocked.CompareExchange(ref _state, Completed, Pending) != Pending)
+        if (!TryClaim(Volatile.Read(ref _state)))
         {
             return false;
         }
@@ -136,9 +135,15 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         return true;
     }
 
-    public bool TrySetException(Exception exception)
+    public bool TrySetException(Exception exception) => TrySetException(Volatile.Read(ref _state), exception);
+
+    /// <summary>
+    /// Answers the item with <paramref name="exception"/> if it is still in the use whose pending state was
+    /// <paramref name="use"/>. Every caller but a deadline timer holds the item for its current use.
+    /// </summary>
+    private bool TrySetException(int use, Exception exception)
     {
-        if (Interlocked.CompareExchange(ref _state, Completed, Pending) != Pending)
+        if (!TryClaim(use))
         {
             return false;
         }
@@ -147,6 +152,10 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         _core.SetException(exception);
         return true;
     }
+
+    /// <summary>Claims the answer for the use whose pending state is <paramref name="use"/> (the first claim wins).</summary>
+    private bool TryClaim(int use) =>
+        (use & CompletedBit) == 0 && Interlocked.CompareExchange(ref _state, use | CompletedBit, use) == use;
 
     /// <summary>The batcher lets go of the item (its batch is done with it, or it never entered one).</summary>
     public void ReleaseByBatcher() => ReleaseOwner();
@@ -170,11 +179,18 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
 
     private void OnCallerCancelled() => TrySetException(new OperationCanceledException("The caller cancelled its wait for this batched item.", _token));
 
-    private void OnOwnDeadline()
+    /// <summary>The own-deadline timer's callback, for the use it was armed for: a late fire finds a later use and does nothing.</summary>
+    private void OnOwnDeadline(int use)
     {
-        if (!IsCompleted && TrySetException(new BatchTimeoutException(_ownBound, Volatile.Read(ref Dispatched), dispatchTimedOut: false)))
+        if (Volatile.Read(ref _state) != use)
         {
-            _owner?.CountTimeout();
+            return; // answered, or already recycled into a later use
+        }
+
+        var owner = _owner;
+        if (TrySetException(use, new BatchTimeoutException(_ownBound, Volatile.Read(ref Dispatched), dispatchTimedOut: false)))
+        {
+            owner?.CountTimeout();
         }
     }
 
@@ -200,6 +216,10 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         Value = default!;
         _token = default;
         _core.Reset();
+
+        // A pooled item keeps no batcher alive (thread caches outlive the batchers whose items they hold).
+        var owner = _owner!;
+        _owner = null;
         var cache = ThreadCache.Current();
         if (cache.Count < MaxThreadCache)
         {
@@ -209,8 +229,14 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         }
         else
         {
-            cache.Spill(this, _owner!);
+            cache.Spill(this, owner);
         }
+    }
+
+    /// <summary>What an own-deadline timer fires for: the item and the use it was armed for.</summary>
+    private sealed class OwnDeadline(BatchItem<TItem, TResult> item, int use)
+    {
+        public void Fire() => item.OnOwnDeadline(use);
     }
 
     /// <summary>
