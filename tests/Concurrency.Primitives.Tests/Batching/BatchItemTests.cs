@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Reflection;
 using System.Threading;
 using System.Threading.Tasks;
 
@@ -32,6 +33,21 @@ public sealed class BatchItemTests
         next.IsCompleted.Should().BeFalse("a late timer of the first use must not answer the second");
         next.TrySetResult(20).Should().BeTrue();
         (await new ValueTask<int>(next, next.Version)).Should().Be(20);
+    }
+
+    [Fact]
+    public async Task ARecycledItem_HoldsNoReferenceToItsBatcher()
+    {
+        // Thread caches of pooled items outlive batchers: an item kept for reuse must not keep its last batcher alive.
+        var owner = new Batcher<int, int>((Batch<int, int> _, CancellationToken _) => default);
+        BatchItem<int, int>? returned = null;
+        var item = BatchItem<int, int>.Rent(owner, ref returned);
+        item.Initialize(1, deadline: 0, CancellationToken.None);
+        item.TrySetResult(10).Should().BeTrue();
+        item.ReleaseByBatcher();
+        (await new ValueTask<int>(item, item.Version)).Should().Be(10);
+
+        typeof(BatchItem<int, int>).GetField("_owner", BindingFlags.Instance | BindingFlags.NonPublic)!.GetValue(item).Should().BeNull();
     }
 
     /// <summary>Keeps every timer's callback, so that a test can run it as if it had started before the timer was disposed.</summary>
