@@ -212,7 +212,6 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
             return;
         }
 
-        _owners = 0;
         Value = default!;
         _token = default;
         _core.Reset();

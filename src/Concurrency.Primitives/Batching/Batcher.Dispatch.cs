@@ -471,9 +471,10 @@ public sealed partial class Batcher<TItem, TResult>
 
     /// <summary>
     /// Counts <paramref name="count"/> items out of the queue (cut into a batch, or failed). The admission count is
-    /// lowered at once when callers wait for room, shutdown has begun, or a quarter of the capacity is uncounted; otherwise
-    /// at the next take from the stack, when a serve lets go of the duty, or when a submit finds no room. Until then the
-    /// queue only looks fuller to submits than it is (a submit may serve, or look for room under the lock, needlessly).
+    /// lowered at once when callers wait for room or a quarter of the capacity is uncounted; otherwise at the next take
+    /// from the stack, when a serve lets go of the duty, or when a submit finds no room. Until then the queue only looks
+    /// fuller to submits than it is (a submit may serve, or look for room under the lock, needlessly); whatever reads
+    /// the count under the lock (the drain check among them) uses AdmittedCountLocked, which is exact.
     /// </summary>
     private void LeaveQueueLocked(int count)
     {
@@ -483,7 +484,7 @@ public sealed partial class Batcher<TItem, TResult>
             BatcherMetrics.Queued.Add(-count, _metricTag);
         }
 
-        if (!_roomWaiters.IsEmpty || _closing || _cutUncounted >= _capacity / 4)
+        if (!_roomWaiters.IsEmpty || _cutUncounted >= _capacity / 4)
         {
             FlushCutLocked();
         }

@@ -44,9 +44,8 @@ public sealed partial class Batcher<TItem, TResult>
                     admitted = seen;
                 }
 
-                FlushCutLocked(); // from here on the count is kept exact: the drain ends when it reaches zero
                 _drained = Signals.Create();
-                BatcherLog.ShutdownStarted(_logger, _name, _shutdownMode, AdmittedCount, _inFlight);
+                BatcherLog.ShutdownStarted(_logger, _name, _shutdownMode, AdmittedCountLocked, _inFlight);
                 _roomWaiters.FailAll(ShutDown);
                 Volatile.Write(ref _submit.RoomWaiters, 0);
 
