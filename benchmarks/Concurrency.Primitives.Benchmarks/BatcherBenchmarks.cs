@@ -4,6 +4,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using System.Threading.Tasks.Dataflow;
 using BenchmarkDotNet.Attributes;
+using Concurrency.Primitives.Benchmarks.Floors;
 using Concurrency.Primitives.Benchmarks.HandRolled;
 
 namespace Concurrency.Primitives.Benchmarks;
@@ -21,6 +22,7 @@ public class BatcherBenchmarks
     private ChannelTcsBatcher<int, int> _handRolled = null!;
     private BatchBlock<(int Item, TaskCompletionSource<int> Completion)> _batchBlock = null!;
     private ActionBlock<(int Item, TaskCompletionSource<int> Completion)[]> _actionBlock = null!;
+    private SlotArrayBatcher _floor = null!;
     private ValueTask<int>[] _ours = null!;
     private Task<int>[] _theirs = null!;
 
@@ -67,6 +69,18 @@ public class BatcherBenchmarks
             },
             new ExecutionDataflowBlockOptions { MaxDegreeOfParallelism = Dispatches });
         _batchBlock.LinkTo(_actionBlock);
+        _floor = new SlotArrayBatcher(
+            static (slots, first, count, mask) =>
+            {
+                for (var i = 0; i < count; i++)
+                {
+                    var slot = slots[(first + i) & mask];
+                    slot.SetResult(slot.Value);
+                }
+            },
+            Items,
+            BatchSize,
+            Dispatches);
         _ours = new ValueTask<int>[Items];
         _theirs = new Task<int>[Items];
     }
@@ -110,6 +124,24 @@ public class BatcherBenchmarks
         for (var i = 0; i < Items; i++)
         {
             _ours[i] = _batcher.SubmitAsync(i);
+        }
+
+        long sum = 0;
+        for (var i = 0; i < Items; i++)
+        {
+            sum += await _ours[i];
+            _ours[i] = default;
+        }
+
+        return sum;
+    }
+
+    [Benchmark(Description = "slot ring, no guarantees (floor)", OperationsPerInvoke = Items)]
+    public async Task<long> Floor()
+    {
+        for (var i = 0; i < Items; i++)
+        {
+            _ours[i] = _floor.SubmitAsync(i);
         }
 
         long sum = 0;
