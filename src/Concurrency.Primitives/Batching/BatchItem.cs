@@ -22,6 +22,12 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     private const int NextUse = 2;
     private const int MaxThreadCache = 256;
 
+    // _owners: who still holds the item in its current use; the last to let go recycles it. Bits, not a count, so that a
+    // second release by the same owner (a ValueTask consumed twice) changes nothing.
+    private const int CallerOwns = 1;
+    private const int BatcherOwns = 2;
+    private const int SignallerOwns = 4;
+
     private static readonly Action<object?> CancelCallback = static state => ((BatchItem<TItem, TResult>)state!).OnCallerCancelled();
     private static readonly TimerCallback DeadlineCallback = static state => ((OwnDeadline)state!).Fire();
 
@@ -103,7 +109,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         Dispatched = false;
         _token = token;
         _state = (_state & ~CompletedBit) + NextUse;
-        _owners = 2;
+        _owners = CallerOwns | BatcherOwns;
         if (token.CanBeCanceled)
         {
             // Registered before the item is visible to any dispatch, so the registration is always disposed
@@ -135,15 +141,10 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         return true;
     }
 
-    public bool TrySetException(Exception exception) => TrySetException(Volatile.Read(ref _state), exception);
-
-    /// <summary>
-    /// Answers the item with <paramref name="exception"/> if it is still in the use whose pending state was
-    /// <paramref name="use"/>. Every caller but a deadline timer holds the item for its current use.
-    /// </summary>
-    private bool TrySetException(int use, Exception exception)
+    /// <summary>Fails the item's current use (the first answer wins). For the dispatch and for the batcher under its lock.</summary>
+    public bool TrySetException(Exception exception)
     {
-        if (!TryClaim(use))
+        if (!TryClaim(Volatile.Read(ref _state)))
         {
             return false;
         }
@@ -158,17 +159,29 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         (use & CompletedBit) == 0 && Interlocked.CompareExchange(ref _state, use | CompletedBit, use) == use;
 
     /// <summary>The batcher lets go of the item (its batch is done with it, or it never entered one).</summary>
-    public void ReleaseByBatcher() => ReleaseOwner();
+    public void ReleaseByBatcher() => ReleaseOwner(BatcherOwns);
 
     TResult IValueTaskSource<TResult>.GetResult(short token)
     {
+        // Only the consuming call lets go. A stale token, a read before the answer, or a second read of the same answer
+        // (a ValueTask consumed twice) throws and leaves the item alone: it may already be serving another caller.
+        if (token != _core.Version || _core.GetStatus(token) == ValueTaskSourceStatus.Pending)
+        {
+            return _core.GetResult(token); // throws InvalidOperationException
+        }
+
+        if ((Volatile.Read(ref _owners) & CallerOwns) == 0)
+        {
+            throw new InvalidOperationException("This batched item's result has already been read: a ValueTask returned by SubmitAsync may be awaited only once.");
+        }
+
         try
         {
             return _core.GetResult(token);
         }
         finally
         {
-            ReleaseOwner();
+            ReleaseOwner(CallerOwns);
         }
     }
 
@@ -177,7 +190,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     void IValueTaskSource<TResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
         _core.OnCompleted(continuation, state, token, flags);
 
-    private void OnCallerCancelled() => TrySetException(new OperationCanceledException("The caller cancelled its wait for this batched item.", _token));
+    private void OnCallerCancelled() => TryFailOffPath(Volatile.Read(ref _state), new OperationCanceledException("The caller cancelled its wait for this batched item.", _token));
 
     /// <summary>The own-deadline timer's callback, for the use it was armed for: a late fire finds a later use and does nothing.</summary>
     private void OnOwnDeadline(int use)
@@ -188,10 +201,41 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         }
 
         var owner = _owner;
-        if (TrySetException(use, new BatchTimeoutException(_ownBound, Volatile.Read(ref Dispatched), dispatchTimedOut: false)))
+        if (TryFailOffPath(use, new BatchTimeoutException(_ownBound, Volatile.Read(ref Dispatched), dispatchTimedOut: false)))
         {
             owner?.CountTimeout();
         }
+    }
+
+    /// <summary>
+    /// Fails the item from a thread that holds neither of its owners (the caller's cancellation callback, the own
+    /// deadline timer): the winner of the claim holds the item as a third owner until its answer has been signalled. The
+    /// caller can read the answer before the signal is over (the core marks itself completed first, then looks for a
+    /// continuation); without that hold, the caller and the batcher could both let go and the item be reset and reused
+    /// under the signal. Answers from the dispatch and from the batcher's lock need no hold: the batcher lets go of a
+    /// dispatched item only after its dispatch has returned, and of any other item only under its lock.
+    /// </summary>
+    private bool TryFailOffPath(int use, Exception exception)
+    {
+        if (!TryClaim(use))
+        {
+            return false;
+        }
+
+        // The caller cannot have let go (its answer is not there yet), so the item is still in this use.
+#if NET8_0_OR_GREATER
+        Interlocked.Or(ref _owners, SignallerOwns);
+#else
+        var owners = Volatile.Read(ref _owners);
+        while (Interlocked.CompareExchange(ref _owners, owners | SignallerOwns, owners) is var seen && seen != owners)
+        {
+            owners = seen;
+        }
+#endif
+        Detach();
+        _core.SetException(exception);
+        ReleaseOwner(SignallerOwns);
+        return true;
     }
 
     private void Detach()
@@ -203,13 +247,26 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         _ownDeadline = null;
     }
 
-    private void ReleaseOwner()
+    private void ReleaseOwner(int releasing)
     {
-        // Two owners let go once each; whoever is last recycles. Reading 1 means the other owner has let go (its
-        // decrement was a full fence, so it no longer touches the item): the last one needs no atomic operation.
-        if (Volatile.Read(ref _owners) != 1 && Interlocked.Decrement(ref _owners) != 0)
+        // The caller and the batcher (and, while an off-path answer is signalled, its signaller: see TryFailOffPath) let
+        // go once each; whoever is last recycles. Reading only its own bit means every other owner has let go (each
+        // release was a full fence, so none of them touches the item any more): the last one needs no atomic operation.
+        var owners = Volatile.Read(ref _owners);
+        if (owners != releasing)
         {
-            return;
+#if NET8_0_OR_GREATER
+            owners = Interlocked.And(ref _owners, ~releasing);
+#else
+            while (Interlocked.CompareExchange(ref _owners, owners & ~releasing, owners) is var seen && seen != owners)
+            {
+                owners = seen;
+            }
+#endif
+            if (owners != releasing)
+            {
+                return; // others still hold it (or this owner had already let go)
+            }
         }
 
         Value = default!;

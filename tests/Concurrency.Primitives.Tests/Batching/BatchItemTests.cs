@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Reflection;
 using System.Threading;
 using System.Threading.Tasks;
+using System.Threading.Tasks.Sources;
 
 namespace Concurrency.Primitives.Tests.Batching;
 
@@ -48,6 +49,113 @@ public sealed class BatchItemTests
         (await new ValueTask<int>(item, item.Version)).Should().Be(10);
 
         typeof(BatchItem<int, int>).GetField("_owner", BindingFlags.Instance | BindingFlags.NonPublic)!.GetValue(item).Should().BeNull();
+    }
+
+    [Fact]
+    public void AResultReadTwice_Throws_AndLeavesTheItemWithTheBatcher()
+    {
+        // A ValueTask consumed twice (awaited, then .Result) reads the same answer again before the item is recycled.
+        // The second read must throw, and must not let go of the item a second time: the batcher still holds it.
+        var owner = new Batcher<int, int>((Batch<int, int> _, CancellationToken _) => default);
+        BatchItem<int, int>? returned = null;
+        var item = BatchItem<int, int>.Rent(owner, ref returned);
+        item.Initialize(1, deadline: 0, CancellationToken.None);
+        var source = (IValueTaskSource<int>)item;
+        var version = item.Version;
+        item.TrySetResult(10).Should().BeTrue();
+
+        ReadAnswer(source, version).Should().Be(10);
+        FluentActions.Invoking(() => ReadAnswer(source, version)).Should().Throw<InvalidOperationException>().WithMessage("*awaited only once*");
+
+        BatchItem<int, int>.Rent(owner, ref returned).Should().NotBeSameAs(item, "the batcher has not let go of the item yet");
+        item.ReleaseByBatcher();
+        BatchItem<int, int>.Rent(owner, ref returned).Should().BeSameAs(item, "both owners have let go once each");
+    }
+
+    [Fact]
+    public async Task AStaleResultRead_Throws_AndLeavesTheItemsNextCallerAlone()
+    {
+        // After its first use is recycled, the item serves another caller. A read through the first use's ValueTask must
+        // throw without touching the new use: the new caller still holds the item until it reads its own answer.
+        var owner = new Batcher<int, int>((Batch<int, int> _, CancellationToken _) => default);
+        BatchItem<int, int>? returned = null;
+        var item = BatchItem<int, int>.Rent(owner, ref returned);
+        item.Initialize(1, deadline: 0, CancellationToken.None);
+        var stale = item.Version;
+        item.TrySetResult(10).Should().BeTrue();
+        ReadAnswer(item, stale).Should().Be(10);
+        item.ReleaseByBatcher();
+
+        var next = BatchItem<int, int>.Rent(owner, ref returned);
+        next.Should().BeSameAs(item);
+        next.Initialize(2, deadline: 0, CancellationToken.None);
+        var current = new ValueTask<int>(next, next.Version);
+        FluentActions.Invoking(() => ReadAnswer(next, stale)).Should().Throw<InvalidOperationException>();
+
+        next.TrySetResult(20).Should().BeTrue();
+        next.ReleaseByBatcher();
+        BatchItem<int, int>.Rent(owner, ref returned).Should().NotBeSameAs(next, "its second caller has not read its answer yet");
+        (await current).Should().Be(20);
+    }
+
+    [Fact]
+    public async Task AnItemFailedByItsCallersToken_IsNotRecycledWhileTheFailureIsStillBeingSignalled()
+    {
+        // The item reads as answered before its signal is over (the core marks itself completed, then looks for the
+        // continuation). A caller that reads the answer in that window, with the batcher letting go too, must not get
+        // the item recycled under the cancelling thread. A context whose Post blocks holds that thread inside the signal.
+        var owner = new Batcher<int, int>((Batch<int, int> _, CancellationToken _) => default);
+        BatchItem<int, int>? returned = null;
+        using var cancellation = new CancellationTokenSource();
+        var item = BatchItem<int, int>.Rent(owner, ref returned);
+        item.Initialize(1, deadline: 0, cancellation.Token);
+        var source = (IValueTaskSource<int>)item;
+        var version = item.Version;
+
+        using var context = new HoldingContext();
+        var previous = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(context);
+        try
+        {
+            source.OnCompleted(static _ => { }, null, version, ValueTaskSourceOnCompletedFlags.UseSchedulingContext);
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(previous);
+        }
+
+        var cancelling = Task.Run(cancellation.Cancel);
+        context.Entered.Wait(TimeSpan.FromSeconds(30)).Should().BeTrue("the cancelling thread signals the item's failure");
+
+        FluentActions.Invoking(() => ReadAnswer(source, version)).Should().Throw<OperationCanceledException>();
+        item.ReleaseByBatcher();
+        BatchItem<int, int>.Rent(owner, ref returned).Should().NotBeSameAs(item, "the cancelling thread is still inside the item's signal");
+
+        context.Release.Set();
+        await cancelling.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>What an await does once the answer is in: the caller reads it (it never blocks; it throws if there is none).</summary>
+    private static int ReadAnswer(IValueTaskSource<int> source, short version) => source.GetResult(version);
+
+    /// <summary>A context whose <see cref="Post"/> blocks until released: it holds the thread that signals a completion.</summary>
+    private sealed class HoldingContext : SynchronizationContext, IDisposable
+    {
+        public ManualResetEventSlim Entered { get; } = new();
+
+        public ManualResetEventSlim Release { get; } = new();
+
+        public override void Post(SendOrPostCallback d, object? state)
+        {
+            Entered.Set();
+            Release.Wait(TimeSpan.FromSeconds(30));
+        }
+
+        public void Dispose()
+        {
+            Entered.Dispose();
+            Release.Dispose();
+        }
     }
 
     /// <summary>Keeps every timer's callback, so that a test can run it as if it had started before the timer was disposed.</summary>
