@@ -165,7 +165,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     {
         // Only the consuming call lets go. A stale token, a read before the answer, or a second read of the same answer
         // (a ValueTask consumed twice) throws and leaves the item alone: it may already be serving another caller.
-        if (token != _core.Version || _core.GetStatus(token) == ValueTaskSourceStatus.Pending)
+        if (_core.GetStatus(token) == ValueTaskSourceStatus.Pending) // a stale token throws here
         {
             return _core.GetResult(token); // throws InvalidOperationException
         }
