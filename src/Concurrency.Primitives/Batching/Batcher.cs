@@ -197,8 +197,10 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     /// <exception cref="BatchDispatchException">The dispatch failed before answering this item.</exception>
     /// <exception cref="BatchItemNotCompletedException">The dispatch returned without answering this item.</exception>
     /// <remarks>
-    /// The returned <see cref="ValueTask{TResult}"/> must be awaited once. It is backed by a pooled source; awaiting it
-    /// allocates nothing while the queue has room. Whatever the dispatch sets with <c>TrySetException</c> is thrown as is.
+    /// The returned <see cref="ValueTask{TResult}"/> must be awaited once (or converted once with <c>AsTask</c>). It is
+    /// backed by a pooled source; awaiting it allocates nothing while the queue has room. Reading its result a second time
+    /// throws <see cref="InvalidOperationException"/> and affects no other caller. Whatever the dispatch sets with
+    /// <c>TrySetException</c> is thrown as is.
     /// </remarks>
     public ValueTask<TResult> SubmitAsync(TItem item, CancellationToken cancellationToken = default)
     {

@@ -125,13 +125,19 @@ public sealed class BatchItemTests
         }
 
         var cancelling = Task.Run(cancellation.Cancel);
-        context.Entered.Wait(TimeSpan.FromSeconds(30)).Should().BeTrue("the cancelling thread signals the item's failure");
+        try
+        {
+            context.Entered.Wait(TimeSpan.FromSeconds(30)).Should().BeTrue("the cancelling thread signals the item's failure");
 
-        FluentActions.Invoking(() => ReadAnswer(source, version)).Should().Throw<OperationCanceledException>();
-        item.ReleaseByBatcher();
-        BatchItem<int, int>.Rent(owner, ref returned).Should().NotBeSameAs(item, "the cancelling thread is still inside the item's signal");
+            FluentActions.Invoking(() => ReadAnswer(source, version)).Should().Throw<OperationCanceledException>();
+            item.ReleaseByBatcher();
+            BatchItem<int, int>.Rent(owner, ref returned).Should().NotBeSameAs(item, "the cancelling thread is still inside the item's signal");
+        }
+        finally
+        {
+            context.Release.Set();
+        }
 
-        context.Release.Set();
         await cancelling.WaitAsync(TimeSpan.FromSeconds(30));
     }
 
