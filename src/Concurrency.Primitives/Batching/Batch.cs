@@ -47,7 +47,11 @@ public readonly struct Batch<TItem, TResult> : IEquatable<Batch<TItem, TResult>>
     /// <returns><see langword="true"/> if this answered the item; <see langword="false"/> if it was already answered, cancelled or timed out.</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is out of range.</exception>
     /// <exception cref="InvalidOperationException">The dispatch has returned.</exception>
-    public bool TrySetResult(int index, TResult result) => ItemAt(index).TrySetResult(result);
+    public bool TrySetResult(int index, TResult result)
+    {
+        var core = CoreAt(index);
+        return core.Items[index].TrySetResult(core.Uses[index], result);
+    }
 
     /// <summary>Fails the item at <paramref name="index"/> with <paramref name="exception"/>.</summary>
     /// <param name="index">The position, from 0 to <see cref="Count"/> - 1.</param>
@@ -59,7 +63,8 @@ public readonly struct Batch<TItem, TResult> : IEquatable<Batch<TItem, TResult>>
     public bool TrySetException(int index, Exception exception)
     {
         Internal.Guard.NotNull(exception);
-        return ItemAt(index).TrySetException(exception);
+        var core = CoreAt(index);
+        return core.Items[index].TrySetException(core.Uses[index], exception);
     }
 
     /// <inheritdoc />
@@ -85,7 +90,12 @@ public readonly struct Batch<TItem, TResult> : IEquatable<Batch<TItem, TResult>>
 
     private static int Volatile(BatchCore<TItem, TResult> core) => System.Threading.Volatile.Read(ref core.Version);
 
-    private BatchItem<TItem, TResult> ItemAt(int index)
+    /// <summary>
+    /// The batch, while its dispatch runs and <paramref name="index"/> is in range. An answer goes to the item's use
+    /// recorded when the batch was cut: a call that passed this check just as the dispatch returned can then find the
+    /// item released, read and serving another caller, and it must not answer that caller.
+    /// </summary>
+    private BatchCore<TItem, TResult> CoreAt(int index)
     {
         var core = Core;
         if ((uint)index >= (uint)core.Count)
@@ -93,6 +103,6 @@ public readonly struct Batch<TItem, TResult> : IEquatable<Batch<TItem, TResult>>
             throw new ArgumentOutOfRangeException(nameof(index), index, $"The batch holds {core.Count} item(s).");
         }
 
-        return core.Items[index];
+        return core;
     }
 }

@@ -22,6 +22,7 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
     {
         _owner = owner;
         Items = new BatchItem<TItem, TResult>[capacity];
+        Uses = new int[capacity];
         _onDispatchCompleted = OnDispatchCompleted;
     }
 
@@ -34,6 +35,9 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
     public Batcher<TItem, TResult> Owner => _owner;
 
     public BatchItem<TItem, TResult>[] Items { get; }
+
+    /// <summary>Each item's use (<see cref="BatchItem{TItem, TResult}.Use"/>) when the batch was cut: the dispatch answers that use only.</summary>
+    public int[] Uses { get; }
 
     public int Count;
 

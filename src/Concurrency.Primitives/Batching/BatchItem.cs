@@ -61,6 +61,9 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
 
     public bool IsCompleted => (Volatile.Read(ref _state) & CompletedBit) != 0;
 
+    /// <summary>Which use of the item this is (its pending state): an answer given for one use fails on a later one.</summary>
+    public int Use => Volatile.Read(ref _state) & ~CompletedBit;
+
     public short Version => _core.Version;
 
     /// <summary>When the item was accepted (a timestamp of the owner's clock): its batch's MaxDelay counts from here.</summary>
@@ -129,9 +132,12 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         _ownDeadline = time.CreateTimer(DeadlineCallback, new OwnDeadline(this, Volatile.Read(ref _state)), remaining, System.Threading.Timeout.InfiniteTimeSpan);
     }
 
-    public bool TrySetResult(TResult result)
+    public bool TrySetResult(TResult result) => TrySetResult(Volatile.Read(ref _state), result);
+
+    /// <summary>Answers the item if it is still in <paramref name="use"/> and unanswered (the first answer wins).</summary>
+    public bool TrySetResult(int use, TResult result)
     {
-        if (!TryClaim(Volatile.Read(ref _state)))
+        if (!TryClaim(use))
         {
             return false;
         }
@@ -142,9 +148,12 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     }
 
     /// <summary>Fails the item's current use (the first answer wins). For the dispatch and for the batcher under its lock.</summary>
-    public bool TrySetException(Exception exception)
+    public bool TrySetException(Exception exception) => TrySetException(Volatile.Read(ref _state), exception);
+
+    /// <summary>Fails the item if it is still in <paramref name="use"/> and unanswered (the first answer wins).</summary>
+    public bool TrySetException(int use, Exception exception)
     {
-        if (!TryClaim(Volatile.Read(ref _state)))
+        if (!TryClaim(use))
         {
             return false;
         }

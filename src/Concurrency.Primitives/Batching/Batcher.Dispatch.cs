@@ -434,6 +434,7 @@ public sealed partial class Batcher<TItem, TResult>
                 else
                 {
                     item.Dispatched = true;
+                    core.Uses[kept] = item.Use;
                     core.Items[kept++] = item;
                 }
             }

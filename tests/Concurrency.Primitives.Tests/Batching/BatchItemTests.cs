@@ -141,6 +141,36 @@ public sealed class BatchItemTests
         await cancelling.WaitAsync(TimeSpan.FromSeconds(30));
     }
 
+    [Fact]
+    public async Task AnAnswerThroughABatch_GoesOnlyToTheUseTheBatchWasCutWith()
+    {
+        // A call on a Batch that passed its "still dispatching" check just as the dispatch returned can meet its item
+        // already released, read by its caller and serving another caller. Build that state: the batch still reads as
+        // dispatching, but its item is in its next use. The late answer must fail and leave the next caller's item alone.
+        var owner = new Batcher<int, int>((Batch<int, int> _, CancellationToken _) => default);
+        BatchItem<int, int>? returned = null;
+        var item = BatchItem<int, int>.Rent(owner, ref returned);
+        item.Initialize(1, deadline: 0, CancellationToken.None);
+        var core = new BatchCore<int, int>(owner, capacity: 1) { Count = 1, State = BatchCore<int, int>.Phase.Dispatching };
+        core.Items[0] = item;
+        core.Uses[0] = item.Use;
+        var batch = new Batch<int, int>(core, core.Version);
+
+        batch.TrySetResult(0, 10).Should().BeTrue();
+        ReadAnswer(item, item.Version).Should().Be(10);
+        item.ReleaseByBatcher();
+        var next = BatchItem<int, int>.Rent(owner, ref returned);
+        next.Should().BeSameAs(item);
+        next.Initialize(2, deadline: 0, CancellationToken.None);
+        var current = new ValueTask<int>(next, next.Version);
+
+        batch.TrySetResult(0, 99).Should().BeFalse("the batch was cut with the item's first use");
+        batch.TrySetException(0, new InvalidOperationException("late")).Should().BeFalse();
+        next.IsCompleted.Should().BeFalse();
+        next.TrySetResult(20).Should().BeTrue();
+        (await current).Should().Be(20);
+    }
+
     /// <summary>What an await does once the answer is in: the caller reads it (it never blocks; it throws if there is none).</summary>
     private static int ReadAnswer(IValueTaskSource<int> source, short version) => source.GetResult(version);
 
