@@ -126,14 +126,7 @@ public class BatcherBenchmarks
             _ours[i] = _batcher.SubmitAsync(i);
         }
 
-        long sum = 0;
-        for (var i = 0; i < Items; i++)
-        {
-            sum += await _ours[i];
-            _ours[i] = default;
-        }
-
-        return sum;
+        return await SumAsync(_ours);
     }
 
     [Benchmark(Description = "slot ring, no guarantees (floor)", OperationsPerInvoke = Items)]
@@ -144,11 +137,16 @@ public class BatcherBenchmarks
             _ours[i] = _floor.SubmitAsync(i);
         }
 
+        return await SumAsync(_ours);
+    }
+
+    private static async Task<long> SumAsync(ValueTask<int>[] pending)
+    {
         long sum = 0;
-        for (var i = 0; i < Items; i++)
+        for (var i = 0; i < pending.Length; i++)
         {
-            sum += await _ours[i];
-            _ours[i] = default;
+            sum += await pending[i];
+            pending[i] = default;
         }
 
         return sum;
