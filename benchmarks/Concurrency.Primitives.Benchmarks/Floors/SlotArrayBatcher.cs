@@ -67,17 +67,9 @@ internal sealed class SlotArrayBatcher
 
     private void TryStartLoop()
     {
-        var running = Volatile.Read(ref _running);
-        while (running < _loops)
+        if (TryTakeLoopSlot())
         {
-            var seen = Interlocked.CompareExchange(ref _running, running + 1, running);
-            if (seen == running)
-            {
-                ThreadPool.UnsafeQueueUserWorkItem(_runLoop, null, preferLocal: false);
-                return;
-            }
-
-            running = seen;
+            ThreadPool.UnsafeQueueUserWorkItem(_runLoop, null, preferLocal: false);
         }
     }
 
@@ -91,7 +83,7 @@ internal sealed class SlotArrayBatcher
             {
                 // Leave, then look again: a submit that read the old count after its increment is seen here.
                 Interlocked.Decrement(ref _running);
-                if (Volatile.Read(ref _tail) > Volatile.Read(ref _head) && TryReenter())
+                if (Volatile.Read(ref _tail) > Volatile.Read(ref _head) && TryTakeLoopSlot())
                 {
                     continue;
                 }
@@ -119,7 +111,8 @@ internal sealed class SlotArrayBatcher
         }
     }
 
-    private bool TryReenter()
+    /// <summary>Counts one more running loop, unless <c>loops</c> already run.</summary>
+    private bool TryTakeLoopSlot()
     {
         var running = Volatile.Read(ref _running);
         while (running < _loops)

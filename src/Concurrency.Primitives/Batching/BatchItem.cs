@@ -232,15 +232,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         }
 
         // The caller cannot have let go (its answer is not there yet), so the item is still in this use.
-#if NET8_0_OR_GREATER
-        Interlocked.Or(ref _owners, SignallerOwns);
-#else
-        var owners = Volatile.Read(ref _owners);
-        while (Interlocked.CompareExchange(ref _owners, owners | SignallerOwns, owners) is var seen && seen != owners)
-        {
-            owners = seen;
-        }
-#endif
+        AtomicBits.Set(ref _owners, SignallerOwns);
         Detach();
         _core.SetException(exception);
         ReleaseOwner(SignallerOwns);
@@ -261,21 +253,9 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         // The caller and the batcher (and, while an off-path answer is signalled, its signaller: see TryFailOffPath) let
         // go once each; whoever is last recycles. Reading only its own bit means every other owner has let go (each
         // release was a full fence, so none of them touches the item any more): the last one needs no atomic operation.
-        var owners = Volatile.Read(ref _owners);
-        if (owners != releasing)
+        if (Volatile.Read(ref _owners) != releasing && AtomicBits.Clear(ref _owners, releasing) != releasing)
         {
-#if NET8_0_OR_GREATER
-            owners = Interlocked.And(ref _owners, ~releasing);
-#else
-            while (Interlocked.CompareExchange(ref _owners, owners & ~releasing, owners) is var seen && seen != owners)
-            {
-                owners = seen;
-            }
-#endif
-            if (owners != releasing)
-            {
-                return; // others still hold it (or this owner had already let go)
-            }
+            return; // others still hold it (or this owner had already let go)
         }
 
         Value = default!;

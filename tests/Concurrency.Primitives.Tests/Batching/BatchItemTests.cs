@@ -15,20 +15,18 @@ public sealed class BatchItemTests
     {
         // ITimer.Dispose does not wait for a callback that has already started: a deadline timer of one use of a pooled
         // item can run after that use was answered, consumed and recycled. It must find the next use and leave it alone.
-        var owner = new Batcher<int, int>((Batch<int, int> _, CancellationToken _) => default);
+        var owner = NewOwner();
         var time = new CallbackCapturingTimeProvider();
         BatchItem<int, int>? returned = null;
 
-        var item = BatchItem<int, int>.Rent(owner, ref returned);
-        item.Initialize(1, deadline: 0, CancellationToken.None);
+        var item = RentInUse(owner, ref returned, 1);
         item.ArmOwnDeadline(time, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         item.TrySetResult(10).Should().BeTrue();
         (await new ValueTask<int>(item, item.Version)).Should().Be(10); // the caller lets go
         item.ReleaseByBatcher();                                          // and the batcher: recycled into this thread's cache
 
-        var next = BatchItem<int, int>.Rent(owner, ref returned);
+        var next = RentInUse(owner, ref returned, 2);
         next.Should().BeSameAs(item);
-        next.Initialize(2, deadline: 0, CancellationToken.None);
         time.FireAllCaptured(); // the first use's timer, disposed when that use was answered, fires now
 
         next.IsCompleted.Should().BeFalse("a late timer of the first use must not answer the second");
@@ -40,10 +38,9 @@ public sealed class BatchItemTests
     public async Task ARecycledItem_HoldsNoReferenceToItsBatcher()
     {
         // Thread caches of pooled items outlive batchers: an item kept for reuse must not keep its last batcher alive.
-        var owner = new Batcher<int, int>((Batch<int, int> _, CancellationToken _) => default);
+        var owner = NewOwner();
         BatchItem<int, int>? returned = null;
-        var item = BatchItem<int, int>.Rent(owner, ref returned);
-        item.Initialize(1, deadline: 0, CancellationToken.None);
+        var item = RentInUse(owner, ref returned, 1);
         item.TrySetResult(10).Should().BeTrue();
         item.ReleaseByBatcher();
         (await new ValueTask<int>(item, item.Version)).Should().Be(10);
@@ -56,10 +53,9 @@ public sealed class BatchItemTests
     {
         // A ValueTask consumed twice (awaited, then .Result) reads the same answer again before the item is recycled.
         // The second read must throw, and must not let go of the item a second time: the batcher still holds it.
-        var owner = new Batcher<int, int>((Batch<int, int> _, CancellationToken _) => default);
+        var owner = NewOwner();
         BatchItem<int, int>? returned = null;
-        var item = BatchItem<int, int>.Rent(owner, ref returned);
-        item.Initialize(1, deadline: 0, CancellationToken.None);
+        var item = RentInUse(owner, ref returned, 1);
         var source = (IValueTaskSource<int>)item;
         var version = item.Version;
         item.TrySetResult(10).Should().BeTrue();
@@ -77,18 +73,16 @@ public sealed class BatchItemTests
     {
         // After its first use is recycled, the item serves another caller. A read through the first use's ValueTask must
         // throw without touching the new use: the new caller still holds the item until it reads its own answer.
-        var owner = new Batcher<int, int>((Batch<int, int> _, CancellationToken _) => default);
+        var owner = NewOwner();
         BatchItem<int, int>? returned = null;
-        var item = BatchItem<int, int>.Rent(owner, ref returned);
-        item.Initialize(1, deadline: 0, CancellationToken.None);
+        var item = RentInUse(owner, ref returned, 1);
         var stale = item.Version;
         item.TrySetResult(10).Should().BeTrue();
         ReadAnswer(item, stale).Should().Be(10);
         item.ReleaseByBatcher();
 
-        var next = BatchItem<int, int>.Rent(owner, ref returned);
+        var next = RentInUse(owner, ref returned, 2);
         next.Should().BeSameAs(item);
-        next.Initialize(2, deadline: 0, CancellationToken.None);
         var current = new ValueTask<int>(next, next.Version);
         FluentActions.Invoking(() => ReadAnswer(next, stale)).Should().Throw<InvalidOperationException>();
 
@@ -104,11 +98,10 @@ public sealed class BatchItemTests
         // The item reads as answered before its signal is over (the core marks itself completed, then looks for the
         // continuation). A caller that reads the answer in that window, with the batcher letting go too, must not get
         // the item recycled under the cancelling thread. A context whose Post blocks holds that thread inside the signal.
-        var owner = new Batcher<int, int>((Batch<int, int> _, CancellationToken _) => default);
+        var owner = NewOwner();
         BatchItem<int, int>? returned = null;
         using var cancellation = new CancellationTokenSource();
-        var item = BatchItem<int, int>.Rent(owner, ref returned);
-        item.Initialize(1, deadline: 0, cancellation.Token);
+        var item = RentInUse(owner, ref returned, 1, cancellation.Token);
         var source = (IValueTaskSource<int>)item;
         var version = item.Version;
 
@@ -147,10 +140,9 @@ public sealed class BatchItemTests
         // A call on a Batch that passed its "still dispatching" check just as the dispatch returned can meet its item
         // already released, read by its caller and serving another caller. Build that state: the batch still reads as
         // dispatching, but its item is in its next use. The late answer must fail and leave the next caller's item alone.
-        var owner = new Batcher<int, int>((Batch<int, int> _, CancellationToken _) => default);
+        var owner = NewOwner();
         BatchItem<int, int>? returned = null;
-        var item = BatchItem<int, int>.Rent(owner, ref returned);
-        item.Initialize(1, deadline: 0, CancellationToken.None);
+        var item = RentInUse(owner, ref returned, 1);
         var core = new BatchCore<int, int>(owner, capacity: 1) { Count = 1, State = BatchCore<int, int>.Phase.Dispatching };
         core.Items[0] = item;
         core.Uses[0] = item.Use;
@@ -159,9 +151,8 @@ public sealed class BatchItemTests
         batch.TrySetResult(0, 10).Should().BeTrue();
         ReadAnswer(item, item.Version).Should().Be(10);
         item.ReleaseByBatcher();
-        var next = BatchItem<int, int>.Rent(owner, ref returned);
+        var next = RentInUse(owner, ref returned, 2);
         next.Should().BeSameAs(item);
-        next.Initialize(2, deadline: 0, CancellationToken.None);
         var current = new ValueTask<int>(next, next.Version);
 
         batch.TrySetResult(0, 99).Should().BeFalse("the batch was cut with the item's first use");
@@ -169,6 +160,16 @@ public sealed class BatchItemTests
         next.IsCompleted.Should().BeFalse();
         next.TrySetResult(20).Should().BeTrue();
         (await current).Should().Be(20);
+    }
+
+    private static Batcher<int, int> NewOwner() => new((Batch<int, int> _, CancellationToken _) => default);
+
+    /// <summary>Rents an item (from this thread's cache first, as a submit does) and starts its next use.</summary>
+    private static BatchItem<int, int> RentInUse(Batcher<int, int> owner, ref BatchItem<int, int>? returned, int value, CancellationToken token = default)
+    {
+        var item = BatchItem<int, int>.Rent(owner, ref returned);
+        item.Initialize(value, deadline: 0, token);
+        return item;
     }
 
     /// <summary>What an await does once the answer is in: the caller reads it (it never blocks; it throws if there is none).</summary>
