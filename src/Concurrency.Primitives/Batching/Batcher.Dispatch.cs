@@ -499,15 +499,23 @@ public sealed partial class Batcher<TItem, TResult>
             return;
         }
 
-        var admitted = Interlocked.Add(ref _submit.Admitted, -_cutUncounted) & (SubmitState.Closing - 1);
+        Interlocked.Add(ref _submit.Admitted, -_cutUncounted);
         _cutUncounted = 0;
-        if (!_roomWaiters.IsEmpty)
+        WakeRoomWaitersLocked();
+    }
+
+    /// <summary>Wakes as many callers waiting for room as there is room for (the admission count must be exact: flushed).</summary>
+    private void WakeRoomWaitersLocked()
+    {
+        if (_roomWaiters.IsEmpty)
         {
-            _roomWaiters.Wake(_capacity - (int)admitted);
-            if (_roomWaiters.IsEmpty)
-            {
-                Volatile.Write(ref _submit.RoomWaiters, 0);
-            }
+            return;
+        }
+
+        _roomWaiters.Wake(_capacity - AdmittedCount);
+        if (_roomWaiters.IsEmpty)
+        {
+            Volatile.Write(ref _submit.RoomWaiters, 0);
         }
     }
 

@@ -305,20 +305,37 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
             }
             catch (TimeoutException)
             {
-                room.TrySetCanceled(CancellationToken.None);
+                GiveUpRoom(room);
                 CountTimeout();
                 throw new BatchTimeoutException(_timeout, wasDispatched: false, dispatchTimedOut: false);
             }
             catch (OperationCanceledException)
             {
-                // A waiter that gave up must not swallow a wake-up meant for the next one.
-                room.TrySetCanceled(cancellationToken);
+                GiveUpRoom(room);
                 throw;
             }
         }
 
         start?.Start();
         return await new ValueTask<TResult>(node, version).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A waiter gives up its place in line. If the room was granted to it in the meantime (the grant and the give-up
+    /// raced), the grant is passed on: otherwise the next waiter would wait for room that is already there.
+    /// </summary>
+    private void GiveUpRoom(TaskCompletionSource<bool> room)
+    {
+        if (room.TrySetCanceled(CancellationToken.None))
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            FlushCutLocked();
+            WakeRoomWaitersLocked();
+        }
     }
 
     /// <summary>

@@ -312,8 +312,16 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
             }
             catch (OperationCanceledException)
             {
-                // A waiter that gave up must not swallow a wake-up meant for the next one.
-                room.TrySetCanceled(cancellationToken);
+                // A waiter that gave up must not swallow a wake-up meant for the next one: if the room was granted to it
+                // meanwhile, pass the grant on.
+                if (!room.TrySetCanceled(cancellationToken))
+                {
+                    lock (_lock)
+                    {
+                        WakeRoomLocked();
+                    }
+                }
+
                 throw;
             }
 
