@@ -59,8 +59,8 @@ public sealed partial class LifecycleGate
         }
 
         _whenRunning.TrySetResult(true);
+        cycle.Started.TrySetResult(true); // before the events, as for a stop: a handler may wait for StartAsync
         DispatchEvents();
-        cycle.Started.TrySetResult(true);
         if (run is not null)
         {
             await ObserveRunAsync(cycle, run).ConfigureAwait(false);
@@ -92,6 +92,10 @@ public sealed partial class LifecycleGate
         {
             whenRunning.TrySetCanceled();
             _whenStopped.TrySetResult(true);
+            lock (_lock)
+            {
+                ResetWhenRunningLocked();
+            }
         }
         else
         {
@@ -101,9 +105,9 @@ public sealed partial class LifecycleGate
             _ = whenRunning.Task.Exception; // observed: reported by StartAsync and the log
         }
 
-        DispatchEvents();
         cycle.Started.TrySetException(cancelledByStop ? new OperationCanceledException($"The start of gate '{_name}' was cancelled by a stop.", failure) : failure);
         _ = cycle.Started.Task.Exception;
+        DispatchEvents();
     }
 
     private async Task ObserveRunAsync(Cycle cycle, Task run)
@@ -181,6 +185,7 @@ public sealed partial class LifecycleGate
             if (completed)
             {
                 Transition(LifecycleState.Stopped);
+                ResetWhenRunningLocked();
             }
             else
             {
@@ -205,7 +210,8 @@ public sealed partial class LifecycleGate
             CountFault("stop");
         }
 
-        DispatchEvents();
+        // The stop's callers are released before StateChanged runs: a handler of the new state that waits for StopAsync
+        // (joining this stop, or finding it done) must not wait for its own return.
         if (failure is null)
         {
             signal.TrySetResult(true);
@@ -215,6 +221,8 @@ public sealed partial class LifecycleGate
             signal.TrySetException(failure);
             _ = signal.Task.Exception; // observed: thrown to the stop callers and logged
         }
+
+        DispatchEvents();
     }
 
     private static async Task<bool> WaitForStopAsync(Task<bool> stop, bool drove, CancellationToken cancellationToken)
@@ -261,11 +269,21 @@ public sealed partial class LifecycleGate
 
             try
             {
-                StateChanged?.Invoke(this, change);
-            }
-            catch (Exception exception)
-            {
-                LifecycleGateLog.HandlerFailed(_logger, _name, exception);
+                // Each handler on its own: one that throws is logged, and the handlers after it still see the change.
+                if (StateChanged is { } handlers)
+                {
+                    foreach (var handler in handlers.GetInvocationList())
+                    {
+                        try
+                        {
+                            ((EventHandler<LifecycleStateChangedEventArgs>)handler)(this, change);
+                        }
+                        catch (Exception exception)
+                        {
+                            LifecycleGateLog.HandlerFailed(_logger, _name, exception);
+                        }
+                    }
+                }
             }
             finally
             {
@@ -274,6 +292,24 @@ public sealed partial class LifecycleGate
                     _dispatching = false;
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// Once stopped, <see cref="WhenRunning"/> refers to the next start: a fresh signal, or, when no start can come (no
+    /// restart allowed, or disposed), a cancelled one. Called under the lock.
+    /// </summary>
+    private void ResetWhenRunningLocked()
+    {
+        if (!_whenRunning.Task.IsCompleted)
+        {
+            return;
+        }
+
+        _whenRunning = Signals.Create();
+        if (!_allowRestart || _disposed)
+        {
+            _whenRunning.TrySetCanceled();
         }
     }
 

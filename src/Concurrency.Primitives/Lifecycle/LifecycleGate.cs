@@ -234,6 +234,8 @@ public sealed partial class LifecycleGate : IAsyncDisposable
 
     private async Task<bool> StartSlowAsync(CancellationToken cancellationToken)
     {
+        // A call cancelled before it begins starts nothing (as a channel write with a cancelled token writes nothing).
+        cancellationToken.ThrowIfCancellationRequested();
         while (true)
         {
             Cycle? cycle = null;
@@ -264,13 +266,14 @@ public sealed partial class LifecycleGate : IAsyncDisposable
                         throw new InvalidOperationException(
                             $"Gate '{_name}' is Faulted with its teardown unfinished (the run faulted or a stop failed). Call StopAsync to finish the teardown before starting again.");
                     default:
-                        // NotStarted, Stopped with restart allowed, or Faulted by a failed start: a new cycle.
+                        // NotStarted, Stopped with restart allowed, or Faulted by a failed start: a new cycle. (A stop
+                        // already gave WhenRunning a fresh signal for it.)
                         if (State == LifecycleState.Stopped)
                         {
-                            _whenRunning = Signals.Create();
                             _whenStopped = Signals.Create();
                         }
-                        else if (State == LifecycleState.Faulted)
+
+                        if (_whenRunning.Task.IsCompleted)
                         {
                             _whenRunning = Signals.Create();
                         }

@@ -182,6 +182,11 @@ public sealed class OrderedTeardown
 
         if (_run is { } run && !_runSettled)
         {
+            // A run that ended before the teardown cancelled it, while its token was never cancelled, ended on its own:
+            // whatever it threw (an OperationCanceledException from an HttpClient timeout included) is its fault. Once the
+            // token is cancelled, an OperationCanceledException is the orderly exit, whichever token it carries (a run
+            // often waits on a token linked to its own).
+            var endedOnItsOwn = run.IsCompleted && !_runCancellation!.IsCancellationRequested;
             CancelRun();
             try
             {
@@ -198,7 +203,7 @@ public sealed class OrderedTeardown
                 LifecycleGateLog.RunAbandoned(_logger, stepTimeout);
                 abandoned = new LifecycleStopTimeoutException(RunStep, stepTimeout, runAbandoned: true);
             }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException) when (!endedOnItsOwn)
             {
                 // The run honoured its token.
             }

@@ -197,6 +197,89 @@ public sealed class LifecycleGateStartTests
     }
 
     [Fact]
+    public async Task AThrowingStateChangedHandler_HidesNoTransitionFromTheHandlersAfterIt()
+    {
+        var logger = new RecordingLogger();
+        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask, Logger = logger });
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<LifecycleState>();
+        gate.StateChanged += (_, _) => throw new InvalidOperationException("first handler");
+        gate.StateChanged += (_, e) => seen.Enqueue(e.Current);
+
+        await gate.StartAsync().OrHang();
+        await gate.StopAsync().OrHang();
+
+        seen.Should().Equal(LifecycleState.Starting, LifecycleState.Running, LifecycleState.Stopping, LifecycleState.Stopped);
+        logger.Entries.Where(e => e.EventId == 2008).Should().HaveCount(4, "each throw of the first handler is logged");
+    }
+
+    [Fact]
+    public async Task AStoppedHandlerThatWaitsForStopAsync_DoesNotDeadlock()
+    {
+        // Guava's testListenerDoesntDeadlockOnStopAndWaitFromTerminated: once the state reads Stopped, a stop completes at once.
+        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask, Run = token => Task.Delay(Timeout.Infinite, token) });
+        var handlerReturned = Bounded.NewGate<bool>();
+        gate.StateChanged += (_, e) =>
+        {
+            if (e.Current == LifecycleState.Stopped)
+            {
+#pragma warning disable VSTHRD002 // a synchronous wait inside the handler is the point of the test
+                handlerReturned.TrySetResult(gate.StopAsync().Wait(Bounded.HangLimit));
+#pragma warning restore VSTHRD002
+            }
+        };
+        await gate.StartAsync().OrHang();
+
+        (await gate.StopAsync().OrHang()).Should().BeTrue();
+        (await handlerReturned.Task.OrHang()).Should().BeTrue("the handler's StopAsync completed instead of waiting for the stop that raised it");
+    }
+
+    [Fact]
+    public async Task WhenRunning_AfterAStop_RefersToTheNextStart()
+    {
+        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask, AllowRestart = true });
+        await gate.StartAsync().OrHang();
+        gate.WhenRunning.IsCompletedSuccessfully.Should().BeTrue();
+
+        await gate.StopAsync().OrHang();
+
+        gate.State.Should().Be(LifecycleState.Stopped);
+        var nextRun = gate.WhenRunning;
+        nextRun.IsCompleted.Should().BeFalse("the gate is not running; WhenRunning waits for the next start");
+        await gate.StartAsync().OrHang();
+        await nextRun.OrHang();
+    }
+
+    [Fact]
+    public async Task WhenRunning_AfterAStop_WithoutRestart_IsCancelled_BecauseNoStartWillCome()
+    {
+        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask });
+        await gate.StartAsync().OrHang();
+
+        await gate.StopAsync().OrHang();
+
+        gate.WhenRunning.IsCanceled.Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task StartAsync_WithAnAlreadyCancelledToken_StartsNothing()
+    {
+        var starts = 0;
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            Start = (_, _) =>
+            {
+                Interlocked.Increment(ref starts);
+                return Task.CompletedTask;
+            },
+        });
+
+        await gate.Invoking(g => g.StartAsync(new CancellationToken(canceled: true))).Should().ThrowAsync<OperationCanceledException>();
+
+        gate.State.Should().Be(LifecycleState.NotStarted);
+        starts.Should().Be(0);
+    }
+
+    [Fact]
     public async Task DisposeAsync_StopsTheGate_ThenRefusesStarts()
     {
         var resource = new TrackedResource("client");

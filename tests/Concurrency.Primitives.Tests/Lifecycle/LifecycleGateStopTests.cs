@@ -213,6 +213,57 @@ public sealed class LifecycleGateStopTests
     }
 
     [Fact]
+    public async Task ARunThatFailsOnItsOwnWithAnOperationCanceledException_IsAFault_NotAnOrderlyExit()
+    {
+        // An HttpClient timeout inside the loop surfaces as TaskCanceledException although the run's token was never
+        // cancelled: only a cancellation the stop asked for is an orderly exit.
+        var failRun = Bounded.NewGate();
+        var faulted = Bounded.NewGate<LifecycleStateChangedEventArgs>();
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            Start = (_, _) => Task.CompletedTask,
+            Run = async _ =>
+            {
+                await failRun.Task;
+                throw new TaskCanceledException("the request timed out");
+            },
+        });
+        gate.StateChanged += (_, e) =>
+        {
+            if (e.Current == LifecycleState.Faulted)
+            {
+                faulted.TrySetResult(e);
+            }
+        };
+        await gate.StartAsync().OrHang();
+
+        failRun.SetResult();
+
+        (await faulted.Task.OrHang()).Exception.Should().BeOfType<TaskCanceledException>();
+        await gate.Invoking(g => g.StopAsync().OrHang()).Should().ThrowAsync<TaskCanceledException>().WithMessage("the request timed out");
+        gate.State.Should().Be(LifecycleState.Stopped, "the teardown completed; the run's fault was reported by the stop");
+    }
+
+    [Fact]
+    public async Task ARunEndingWithAnOperationCanceledExceptionAfterTheStopCancelledIt_IsAnOrderlyExit()
+    {
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            Start = (_, _) => Task.CompletedTask,
+            Run = async token =>
+            {
+                // A token linked to the run's: the exception carries the linked token, not the run's own.
+                using var linked = CancellationTokenSource.CreateLinkedTokenSource(token);
+                await Task.Delay(Timeout.Infinite, linked.Token);
+            },
+        });
+        await gate.StartAsync().OrHang();
+
+        (await gate.StopAsync().OrHang()).Should().BeTrue();
+        gate.State.Should().Be(LifecycleState.Stopped);
+    }
+
+    [Fact]
     public async Task StopTimeout_NamesTheRun_AndReleasesNothingUnderIt_ThenAResumedStopSucceeds()
     {
         var time = new ManualTimeProvider();
