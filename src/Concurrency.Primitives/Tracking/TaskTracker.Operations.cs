@@ -200,6 +200,12 @@ public sealed partial class TaskTracker
 
     private Task GoCore(TrackedNode? parent, long parentId, Func<CancellationToken, Task>? work, Func<TrackedOperation, CancellationToken, Task>? workWithHandle, string? name, CancellationToken cancellationToken)
     {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            // A call cancelled before it begins registers and starts nothing, slot free or not.
+            return Task.FromCanceled(cancellationToken);
+        }
+
         var registered = TryRegister(parent, parentId, TrackedOperationKind.Work, name, work, workWithHandle, out var rejection) ?? throw Rejected(rejection);
         var node = registered.Node;
 

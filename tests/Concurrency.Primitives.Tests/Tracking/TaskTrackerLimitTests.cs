@@ -34,6 +34,25 @@ public sealed class TaskTrackerLimitTests
         await tracker.CloseAsync().OrHang();
     }
 
+    [Theory]
+    [InlineData(null)]
+    [InlineData(1)]
+    public async Task Go_WithAnAlreadyCancelledToken_RegistersAndRunsNothing(int? limit)
+    {
+        var tracker = new TaskTracker(new TaskTrackerOptions { MaxConcurrency = limit });
+        var runs = 0;
+
+        await tracker.Invoking(t => t.Go(_ =>
+        {
+            Interlocked.Increment(ref runs);
+            return Task.CompletedTask;
+        }, "cancelled", new CancellationToken(canceled: true))).Should().ThrowAsync<OperationCanceledException>();
+
+        tracker.Count.Should().Be(0);
+        await tracker.CloseAsync().OrHang();
+        runs.Should().Be(0, "a call cancelled before it begins starts nothing, even with a slot free");
+    }
+
     [Fact]
     public async Task TryGo_AtTheLimit_ReturnsFalse_WithoutRegistering()
     {
