@@ -71,6 +71,14 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
             _accepting = false;
             PeerEventPumpLog.ShutdownStarted(_logger, _name, _connected.Count);
+
+            // Ready peers first, in the order they were added, so that their Removed events come in that order; then
+            // the handles that never became ready (they queue nothing).
+            while (_ready.First is { } ready)
+            {
+                DisconnectLocked(ready);
+            }
+
             foreach (var handle in new System.Collections.Generic.List<PeerHandle<TPeer, TMessage>>(_connected.Values))
             {
                 DisconnectLocked(handle);
@@ -274,6 +282,11 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
             }
 
             _connected.Clear();
+            while (_ready.First is { } ready)
+            {
+                _ready.Remove(ready);
+            }
+
             _roomWaiters.ReleaseAll();
 
             // Drop what is queued (nothing more can be: producers append under this lock), then queue the Removed events.

@@ -62,6 +62,10 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly KeyValuePair<string, object?> _metricTag;
     private readonly Dictionary<TPeer, PeerHandle<TPeer, TMessage>> _connected = new();
+
+    // The ready handles, in the order they were marked ready (the order the consumer sees them added): shutdown removes
+    // them in this order. Guarded by _lock, as is _connected.
+    private IntrusiveList<PeerHandle<TPeer, TMessage>, PeerHandleReadyLinks<TPeer, TMessage>> _ready;
     private readonly RoomWaiters _roomWaiters = new();
     private readonly TaskCompletionSource<bool> _completion = Signals.Create();
     private readonly PumpLoop _loop;
@@ -159,6 +163,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
             }
 
             Volatile.Write(ref handle.ProducerState, Ready);
+            _ready.AddLast(handle);
             _queue.Enqueue(new PeerEvent<TPeer, TMessage>(PeerEventKind.Added, handle, default!));
             schedule = ScheduleLocked();
         }
@@ -279,7 +284,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
                     Interlocked.Exchange(ref _loop.RoomWanted, 1);
                     if (IsFullLocked())
                     {
-                        room = _roomWaiters.Add();
+                        room = _roomWaiters.Add(handle);
                         return null;
                     }
 
@@ -362,8 +367,16 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
             _connected.Remove(handle.Peer);
         }
 
+        if (!_roomWaiters.IsEmpty)
+        {
+            // A post of this handle waiting for room would be refused once room came: end its wait now.
+            _roomWaiters.Release(handle);
+        }
+
         if (wasReady)
         {
+            _ready.Remove(handle);
+
             // After every message this handle queued: the FIFO keeps Removed last.
             _queue.Enqueue(new PeerEvent<TPeer, TMessage>(PeerEventKind.Removed, handle, default!));
         }

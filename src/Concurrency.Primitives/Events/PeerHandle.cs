@@ -59,6 +59,9 @@ public sealed class PeerHandle<TPeer, TMessage>
     // Producer side, guarded by the pump's lock.
     internal int ProducerState;
 
+    // Its place in the pump's list of ready handles (producer side, guarded by the pump's lock).
+    internal ListLinks<PeerHandle<TPeer, TMessage>> ReadyLinks;
+
     // Consumer side, touched only by the pump's loop.
     internal bool LoopLive;
     internal ListLinks<PeerHandle<TPeer, TMessage>> LoopLinks;
@@ -99,4 +102,13 @@ internal readonly struct PeerHandleLinks<TPeer, TMessage> : ILinksOf<PeerHandle<
     where TPeer : notnull
 {
     public ref ListLinks<PeerHandle<TPeer, TMessage>> Of(PeerHandle<TPeer, TMessage> node) => ref node.LoopLinks;
+}
+
+/// <summary>Finds a <see cref="PeerHandle{TPeer, TMessage}"/>'s links in the pump's list of ready handles.</summary>
+/// <typeparam name="TPeer">The peer type.</typeparam>
+/// <typeparam name="TMessage">The message type.</typeparam>
+internal readonly struct PeerHandleReadyLinks<TPeer, TMessage> : ILinksOf<PeerHandle<TPeer, TMessage>>
+    where TPeer : notnull
+{
+    public ref ListLinks<PeerHandle<TPeer, TMessage>> Of(PeerHandle<TPeer, TMessage> node) => ref node.ReadyLinks;
 }

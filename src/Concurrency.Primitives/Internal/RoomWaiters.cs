@@ -7,20 +7,37 @@ namespace Concurrency.Primitives.Internal;
 /// <summary>
 /// Callers waiting, oldest first, for room in a bounded queue (the batcher's, the pump's). Not thread-safe: the owner
 /// calls every member under its own lock. A waiter that gives up cancels its signal, so that a wake-up is never spent
-/// on it: <see cref="Wake"/> counts only the waiters that took theirs.
+/// on it: <see cref="Wake"/> counts only the waiters that took theirs (and a waiter that gives up just after taking one
+/// must hand it on: its owner wakes again).
 /// </summary>
 internal sealed class RoomWaiters
 {
-    private readonly Queue<TaskCompletionSource<bool>> _waiters = new();
+    private readonly Queue<(object? Owner, TaskCompletionSource<bool> Signal)> _waiters = new();
 
     public bool IsEmpty => _waiters.Count == 0;
 
     /// <summary>Queues a new waiter; its task completes with <see langword="true"/> when there is room for it.</summary>
-    public TaskCompletionSource<bool> Add()
+    /// <param name="owner">Whose wait this is (a pump's peer handle), for <see cref="Release"/>; or <see langword="null"/>.</param>
+    public TaskCompletionSource<bool> Add(object? owner = null)
     {
         var waiter = Signals.Create<bool>();
-        _waiters.Enqueue(waiter);
+        _waiters.Enqueue((owner, waiter));
         return waiter;
+    }
+
+    /// <summary>
+    /// Completes the waits of <paramref name="owner"/> with <see langword="false"/>: room would come too late (its peer is
+    /// gone). Their entries stay queued, already completed, and <see cref="Wake"/> skips them.
+    /// </summary>
+    public void Release(object owner)
+    {
+        foreach (var (waiterOwner, signal) in _waiters)
+        {
+            if (ReferenceEquals(waiterOwner, owner))
+            {
+                signal.TrySetResult(false);
+            }
+        }
     }
 
     /// <summary>Wakes waiters, oldest first, until <paramref name="room"/> of them have taken a wake-up.</summary>
@@ -28,7 +45,7 @@ internal sealed class RoomWaiters
     {
         while (room > 0 && _waiters.Count > 0)
         {
-            if (_waiters.Dequeue().TrySetResult(true))
+            if (_waiters.Dequeue().Signal.TrySetResult(true))
             {
                 room--;
             }
@@ -40,7 +57,7 @@ internal sealed class RoomWaiters
     {
         while (_waiters.Count > 0)
         {
-            _waiters.Dequeue().TrySetResult(false);
+            _waiters.Dequeue().Signal.TrySetResult(false);
         }
     }
 
@@ -49,7 +66,7 @@ internal sealed class RoomWaiters
     {
         while (_waiters.Count > 0)
         {
-            _waiters.Dequeue().TrySetException(exception());
+            _waiters.Dequeue().Signal.TrySetException(exception());
         }
     }
 }

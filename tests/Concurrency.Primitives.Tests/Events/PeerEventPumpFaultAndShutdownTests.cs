@@ -155,6 +155,48 @@ public sealed class PeerEventPumpFaultAndShutdownTests
     }
 
     [Fact]
+    public async Task FullQueue_WaitMode_APostAsyncWaitingForRoom_EndsWhenItsPeerDisconnects()
+    {
+        var (pump, handler, peer, hold) = await StartHeldInOnAddedAsync(new PeerEventPumpOptions { Capacity = 1 });
+        peer.TryPost("m1").Should().BeTrue();
+        var other = pump.Connect("q");
+        other.MarkReady();
+        var othersWait = other.PostAsync("q1").AsTask();
+        var waiting = peer.PostAsync("m2").AsTask();
+        waiting.IsCompleted.Should().BeFalse("the queue is full");
+
+        peer.Disconnect().Should().BeTrue();
+
+        (await waiting.OrHang()).Should().BeFalse("its peer is gone: the message will never be delivered, so the wait ends now");
+        othersWait.IsCompleted.Should().BeFalse("another peer's wait is not affected");
+        hold.SetResult();
+        (await othersWait.OrHang()).Should().BeTrue();
+        await pump.DisposeAsync();
+        handler.HistoryOf("p").Should().Equal("added", "m1", "removed");
+        handler.HistoryOf("q").Should().Equal("added", "q1", "removed");
+    }
+
+    [Fact]
+    public async Task Shutdown_RemovesLivePeersInTheOrderTheyWereAdded()
+    {
+        var handler = new RecordingPeerHandler<string>();
+        var pump = new PeerEventPump<string, string>(handler);
+        var a = pump.Connect("a");
+        var b = pump.Connect("b");
+        var c = pump.Connect("c");
+        a.MarkReady();
+        b.MarkReady();
+        c.MarkReady();
+        a.Disconnect();
+        var d = pump.Connect("d"); // may reuse the slot a left in any table keyed by peer
+        d.MarkReady();
+
+        await pump.CompleteAsync().OrHang();
+
+        handler.Order.Where(e => e.EndsWith(":removed", StringComparison.Ordinal)).Should().Equal("a:removed", "b:removed", "c:removed", "d:removed");
+    }
+
+    [Fact]
     public async Task FullQueue_DropNewest_DropsTheNewMessage()
     {
         var (pump, handler, peer, hold) = await StartHeldInOnAddedAsync(new PeerEventPumpOptions { Capacity = 2, FullMode = PeerEventPumpFullMode.DropNewest });
