@@ -55,6 +55,58 @@ public sealed class BatcherSystematicTests
         report.ShouldHoldEverywhere();
     }
 
+    [Fact]
+    public void Batcher_ARoomGrantRacingItsWaitersGiveUp_IsPassedToTheNextWaiter()
+    {
+        var report = CoyoteHarness.Explore(_output, "Batcher, a room grant racing its waiter's cancellation", Iterations, RoomGrantRacingAGiveUpScenarioAsync);
+
+        report.ShouldHoldEverywhere();
+    }
+
+    /// <summary>
+    /// One slot, a queue of one: two callers wait for room while the first waiter's token is cancelled at any moment,
+    /// including just after the room was granted to it. The second waiter must still get in: a grant lost on a waiter that
+    /// gave up leaves it waiting forever, which Coyote reports as a deadlock (the frozen clock never releases it).
+    /// </summary>
+    private static async Task RoomGrantRacingAGiveUpScenarioAsync()
+    {
+        var batcher = new Batcher<int, int>(
+            (batch, _) =>
+            {
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch.TrySetResult(i, batch[i] * 10);
+                }
+
+                return default;
+            },
+            new BatcherOptions { MaxBatchSize = 1, Capacity = 1, MaxDelay = TimeSpan.Zero, MaxConcurrentBatches = 1, TimeProvider = FrozenTimeProvider.Instance });
+        using var cancellation = new CancellationTokenSource();
+
+        var first = Task.Run(async () => await batcher.SubmitAsync(0));
+        var second = Task.Run(async () => await batcher.SubmitAsync(1));
+        var givingUp = Task.Run(async () =>
+        {
+            try
+            {
+                return await batcher.SubmitAsync(2, cancellation.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return -1;
+            }
+        });
+        var waiting = Task.Run(async () => await batcher.SubmitAsync(3));
+        var canceller = Task.Run(cancellation.CancelAsync);
+
+        var results = await Task.WhenAll(first, second, givingUp, waiting);
+        await canceller;
+        await batcher.CompleteAsync();
+
+        Specification.Assert(results[0] == 0 && results[1] == 10 && results[3] == 30, $"Callers received {string.Join(", ", results)}.");
+        Specification.Assert(results[2] is 20 or -1, $"The cancelled caller received {results[2]}.");
+    }
+
     /// <summary>
     /// Submits push their items without the batcher's lock while a serve may be letting go of its duty, or every slot is
     /// busy (one slot, a batch of one, a queue of two): a lost hand-over leaves a caller waiting forever, which Coyote

@@ -35,6 +35,47 @@ public sealed class LifecycleGateSystematicTests
         report.ShouldHoldEverywhere();
     }
 
+    [Fact]
+    public void LifecycleGate_AStoppedHandlerWaitingForStop_NeverDeadlocks()
+    {
+        var report = CoyoteHarness.Explore(_output, "LifecycleGate, a Stopped handler blocking on StopAsync", Iterations, StoppedHandlerWaitsScenarioAsync);
+
+        report.ShouldHoldEverywhere();
+    }
+
+    /// <summary>
+    /// Guava's listener rule: a handler of the Stopped transition that waits synchronously for StopAsync (joining the stop
+    /// that raised it, or finding it done) returns, whichever of two concurrent stops drives the teardown and whenever a
+    /// third stop arrives. A stop that raised Stopped before releasing its callers deadlocks here.
+    /// </summary>
+    private static async Task StoppedHandlerWaitsScenarioAsync()
+    {
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            Start = (_, _) => Task.CompletedTask,
+            Run = async _ => await Task.Yield(),
+        });
+        var handlerReturned = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        gate.StateChanged += (_, e) =>
+        {
+            if (e.Current == LifecycleState.Stopped)
+            {
+#pragma warning disable VSTHRD002 // the synchronous wait is the scenario
+                gate.StopAsync().Wait();
+#pragma warning restore VSTHRD002
+                handlerReturned.TrySetResult();
+            }
+        };
+        await gate.StartAsync();
+
+        var stops = new[] { Task.Run(() => gate.StopAsync()), Task.Run(() => gate.StopAsync()), Task.Run(() => gate.StopAsync()) };
+        var results = await Task.WhenAll(stops);
+
+        Specification.Assert(Array.FindAll(results, stopped => stopped).Length == 1, "Exactly one stop reports that it stopped the gate.");
+        Specification.Assert(gate.State == LifecycleState.Stopped, $"The gate is {gate.State}, not Stopped.");
+        await handlerReturned.Task; // never completes if the handler's wait deadlocked: Coyote reports it
+    }
+
     private static async Task HandRolledScenarioAsync()
     {
         var ledger = new LifecycleLedger();
