@@ -19,7 +19,7 @@ public class GateStartRunningBenchmarks
     [GlobalSetup]
     public async Task Setup()
     {
-        _gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask });
+        _gate = new LifecycleGate(start: (_, _) => Task.CompletedTask);
         await _gate.StartAsync();
         _flag = new SemaphoreStartedFlag(() => Task.CompletedTask, () => Task.CompletedTask);
         await _flag.StartOnceAsync();
@@ -82,19 +82,15 @@ public class GateCycleBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            AllowRestart = true,
-            Start = (_, _) => Task.CompletedTask,
-            Stop = _ => Task.CompletedTask,
-        });
-        _gateWithRun = new LifecycleGate(new LifecycleGateOptions
-        {
-            AllowRestart = true,
-            Start = (_, _) => Task.CompletedTask,
-            Run = token => Task.Delay(System.Threading.Timeout.Infinite, token),
-            Stop = _ => Task.CompletedTask,
-        });
+        _gate = new LifecycleGate(
+            start: (_, _) => Task.CompletedTask,
+            stop: _ => Task.CompletedTask,
+            options: new LifecycleGateOptions { AllowRestart = true });
+        _gateWithRun = new LifecycleGate(
+            start: (_, _) => Task.CompletedTask,
+            run: token => Task.Delay(System.Threading.Timeout.Infinite, token),
+            stop: _ => Task.CompletedTask,
+            options: new LifecycleGateOptions { AllowRestart = true });
         _flag = new SemaphoreStartedFlag(() => Task.CompletedTask, () => Task.CompletedTask);
     }
 

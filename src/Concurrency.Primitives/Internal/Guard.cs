@@ -46,6 +46,20 @@ internal static class Guard
         return value;
     }
 
+    /// <summary>Accepts <see cref="Timeout.InfiniteTimeSpan"/> or a positive span the timers can represent (for a bound where zero means nothing).</summary>
+    public static TimeSpan PositiveOrInfinite(TimeSpan value, [CallerArgumentExpression(nameof(value))] string? paramName = null)
+    {
+        if (value != System.Threading.Timeout.InfiniteTimeSpan && (value <= TimeSpan.Zero || value > MaxTimeout))
+        {
+            throw new ArgumentOutOfRangeException(
+                paramName,
+                value,
+                $"{paramName} must be greater than zero and at most {MaxTimeout.TotalMilliseconds} ms, or Timeout.InfiniteTimeSpan for no bound.");
+        }
+
+        return value;
+    }
+
     /// <summary>Accepts only a finite, positive span: for waits that the design requires to be bounded.</summary>
     public static TimeSpan FinitePositive(TimeSpan value, [CallerArgumentExpression(nameof(value))] string? paramName = null)
     {

@@ -65,6 +65,10 @@ internal static class Signals
     /// <summary>A token source cancelled after <paramref name="delay"/> measured on <paramref name="timeProvider"/>.</summary>
     public static CancellationTokenSource CancelAfter(TimeProvider timeProvider, TimeSpan delay)
     {
+        if (delay == Timeout.InfiniteTimeSpan)
+        {
+            return new CancellationTokenSource();
+        }
 #if NET8_0_OR_GREATER
         return new CancellationTokenSource(delay, timeProvider);
 #else

@@ -1,16 +1,18 @@
 using System;
 using System.Threading;
 using System.Threading.Tasks;
+using Concurrency.Primitives.Internal;
 
 namespace Concurrency.Primitives;
 
 /// <summary>
-/// Passed to <see cref="LifecycleGateOptions.Start"/>: register here what the start acquires, and the gate releases it
-/// on stop, in reverse order, after the run has returned. Valid only while the start delegate runs.
+/// Passed to a <see cref="LifecycleGate"/>'s start delegate: register here what the start acquires, and the gate releases
+/// it on stop, in reverse order, after the run has returned. Valid only while the start delegate runs.
 /// </summary>
 /// <remarks>
 /// If the start fails, what it registered so far is released at once (in reverse order) and the stop delegate is not
-/// called: a component whose start never succeeded is never stopped.
+/// called: a component whose start never succeeded is never stopped. A resource that is only <see cref="IDisposable"/> is
+/// taken by <see cref="OrderedTeardownExtensions.Own{T}(LifecycleContext, T, string?)"/>.
 /// </remarks>
 public sealed class LifecycleContext
 {
@@ -19,52 +21,42 @@ public sealed class LifecycleContext
 
     internal LifecycleContext(OrderedTeardown teardown) => _teardown = teardown;
 
-    /// <summary>Registers a resource the gate disposes on stop (after the run returned, in reverse order of registration).</summary>
-    /// <typeparam name="T">The resource's type; it must implement <see cref="IAsyncDisposable"/> or <see cref="IDisposable"/>.</typeparam>
+    /// <summary>Registers a resource the gate disposes (with <c>DisposeAsync</c>) on stop, after the run returned, in reverse order of registration.</summary>
+    /// <typeparam name="T">The resource's type. A type that is also <see cref="IDisposable"/> is disposed asynchronously.</typeparam>
     /// <param name="resource">The resource.</param>
     /// <param name="name">Its name in errors and logs; its type name by default.</param>
     /// <returns><paramref name="resource"/>, for chaining.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="resource"/> is <see langword="null"/>.</exception>
-    /// <exception cref="ArgumentException"><paramref name="resource"/> is neither <see cref="IAsyncDisposable"/> nor <see cref="IDisposable"/>.</exception>
     /// <exception cref="InvalidOperationException">The start delegate has already returned.</exception>
     public T Own<T>(T resource, string? name = null)
-        where T : class
+        where T : class, IAsyncDisposable
     {
-        Internal.Guard.NotNull(resource);
-        ThrowIfClosed();
-        switch (resource)
-        {
-            case IAsyncDisposable asyncDisposable:
-                _teardown.Add(asyncDisposable, name);
-                break;
-            case IDisposable disposable:
-                _teardown.Add(disposable, name);
-                break;
-            default:
-                throw new ArgumentException($"{typeof(T).Name} implements neither IAsyncDisposable nor IDisposable; register its release with OnStop instead.", nameof(resource));
-        }
-
+        Guard.NotNull(resource);
+        Register(_ => resource.DisposeAsync().AsTask(), name ?? resource.GetType().Name);
         return resource;
     }
 
-    /// <summary>Registers a stop step the gate runs on stop (after the run returned, in reverse order of registration).</summary>
+    /// <summary>Registers a stop step the gate runs on stop, after the run returned, in reverse order of registration.</summary>
+    /// <param name="step">The step; its token is cancelled when <see cref="LifecycleGateOptions.ShutdownTimeout"/> elapses.</param>
     /// <param name="name">The step's name in errors and logs.</param>
-    /// <param name="step">The step; its token is cancelled when <see cref="LifecycleGateOptions.StopTimeout"/> elapses.</param>
     /// <exception cref="ArgumentNullException">An argument is <see langword="null"/>.</exception>
     /// <exception cref="InvalidOperationException">The start delegate has already returned.</exception>
-    public void OnStop(string name, Func<CancellationToken, ValueTask> step)
+    public void OnStop(Func<CancellationToken, Task> step, string name)
     {
-        ThrowIfClosed();
-        _teardown.Add(name, step);
+        Guard.NotNull(step);
+        Guard.NotNull(name);
+        Register(step, name);
     }
 
-    internal void Close() => _closed = true;
-
-    private void ThrowIfClosed()
+    internal void Register(Func<CancellationToken, Task> step, string name)
     {
         if (_closed)
         {
             throw new InvalidOperationException("The start delegate has returned; register resources with the LifecycleContext only while it runs.");
         }
+
+        _teardown.Add(step, name);
     }
+
+    internal void Close() => _closed = true;
 }

@@ -35,7 +35,7 @@ public sealed partial class LifecycleGate
         // Registered after a successful start only, and last, so it runs first of the stop steps.
         if (_stop is { } stop)
         {
-            cycle.Teardown.Add("stop", token => new ValueTask(stop(token)));
+            cycle.Teardown.Add(stop, "stop");
         }
 
         Task? run = null;
@@ -72,7 +72,7 @@ public sealed partial class LifecycleGate
         try
         {
             // Release what the failed start acquired; the stop delegate was never registered.
-            await cycle.Teardown.ExecuteAsync(_stopTimeout).ConfigureAwait(false);
+            await cycle.Teardown.ExecuteAsync().ConfigureAwait(false);
         }
         catch (Exception cleanupFailure)
         {
@@ -84,7 +84,7 @@ public sealed partial class LifecycleGate
         lock (_lock)
         {
             cancelledByStop = cycle.StopRequested && failure is OperationCanceledException;
-            Transition(cancelledByStop ? LifecycleState.Stopped : LifecycleState.Faulted, cancelledByStop ? null : failure);
+            Transition(cancelledByStop ? LifecycleState.Stopped : LifecycleState.StartFailed, cancelledByStop ? null : failure);
             whenRunning = _whenRunning;
         }
 
@@ -128,7 +128,7 @@ public sealed partial class LifecycleGate
             {
                 if (!cycle.StopRequested && ReferenceEquals(_cycle, cycle) && State == LifecycleState.Running)
                 {
-                    Transition(LifecycleState.Faulted, fault);
+                    Transition(LifecycleState.RunFaulted, fault);
                     faultedOnItsOwn = true;
                 }
             }
@@ -142,9 +142,9 @@ public sealed partial class LifecycleGate
         }
     }
 
+    /// <summary>Drives one stop of <paramref name="cycle"/>; started on the thread pool by <see cref="StopAsync"/>.</summary>
     private async Task DriveStopAsync(Cycle cycle, TaskCompletionSource<bool> signal)
     {
-        await Task.Yield();
         var started = _time.GetTimestamp();
         cycle.CancelStartQuietly();
         try
@@ -172,7 +172,7 @@ public sealed partial class LifecycleGate
         Exception? failure = null;
         try
         {
-            await cycle.Teardown.ExecuteAsync(_stopTimeout).ConfigureAwait(false);
+            await cycle.Teardown.ExecuteAsync().ConfigureAwait(false);
         }
         catch (Exception exception)
         {
@@ -184,6 +184,8 @@ public sealed partial class LifecycleGate
         {
             if (completed)
             {
+                // The run's own fault, if any, is what this stop throws: it is also the end of the gate's life if closed.
+                _runFault = failure;
                 Transition(LifecycleState.Stopped);
                 ResetWhenRunningLocked();
             }
@@ -191,7 +193,7 @@ public sealed partial class LifecycleGate
             {
                 // Resumable: the next StopAsync drives the teardown again from where it stopped.
                 cycle.StopSignal = null;
-                Transition(LifecycleState.Faulted, failure);
+                Transition(LifecycleState.StopFailed, failure);
             }
         }
 
@@ -242,7 +244,9 @@ public sealed partial class LifecycleGate
         }
 
         Volatile.Write(ref _state, (int)next);
+        _fault = next is LifecycleState.StartFailed or LifecycleState.RunFaulted or LifecycleState.StopFailed ? exception : null;
         _events.Enqueue(new LifecycleStateChangedEventArgs(previous, next, exception));
+        TryCompleteLocked();
         LifecycleGateLog.Transition(_logger, _name, previous, next);
         if (LifecycleGateMetrics.Transitions.Enabled)
         {
@@ -297,19 +301,37 @@ public sealed partial class LifecycleGate
 
     /// <summary>
     /// Once stopped, <see cref="WhenRunning"/> refers to the next start: a fresh signal, or, when no start can come (no
-    /// restart allowed, or disposed), a cancelled one. Called under the lock.
+    /// restart allowed, or closed), a cancelled one. Called under the lock.
     /// </summary>
     private void ResetWhenRunningLocked()
     {
-        if (!_whenRunning.Task.IsCompleted)
+        if (_whenRunning.Task.IsCompleted)
+        {
+            _whenRunning = Signals.Create();
+        }
+
+        if (!_allowRestart || _closed)
+        {
+            _whenRunning.TrySetCanceled();
+        }
+    }
+
+    /// <summary>Completes <see cref="Completion"/> once the gate is closed and nothing is left to tear down. Called under the lock.</summary>
+    private void TryCompleteLocked()
+    {
+        if (!_closed || _completion.Task.IsCompleted || State is not (LifecycleState.NotStarted or LifecycleState.Stopped or LifecycleState.StartFailed))
         {
             return;
         }
 
-        _whenRunning = Signals.Create();
-        if (!_allowRestart || _disposed)
+        if (_runFault is { } runFault)
         {
-            _whenRunning.TrySetCanceled();
+            _completion.TrySetException(runFault);
+            _ = _completion.Task.Exception; // observed: thrown by the stop and logged
+        }
+        else
+        {
+            _completion.TrySetResult(true);
         }
     }
 

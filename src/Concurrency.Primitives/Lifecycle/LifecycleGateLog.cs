@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Concurrency.Primitives;
 
-/// <summary>Source-generated log messages of <see cref="LifecycleGate"/> and <see cref="OrderedTeardown"/> (event ids 2000-2099).</summary>
+/// <summary>Source-generated log messages of <see cref="LifecycleGate"/> and <see cref="OrderedTeardown"/> (event ids 2001-2011).</summary>
 internal static partial class LifecycleGateLog
 {
     [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "Gate {Gate}: {Previous} -> {Current}")]
@@ -12,10 +12,10 @@ internal static partial class LifecycleGateLog
     [LoggerMessage(EventId = 2002, Level = LogLevel.Error, Message = "Gate {Gate}: start failed; what it acquired was released and the stop delegate was not called")]
     public static partial void StartFailed(ILogger logger, string gate, Exception exception);
 
-    [LoggerMessage(EventId = 2003, Level = LogLevel.Error, Message = "Gate {Gate}: the run faulted on its own; the gate is Faulted and StopAsync will throw this exception after the teardown")]
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Error, Message = "Gate {Gate}: the run faulted on its own; the gate is RunFaulted and StopAsync will throw this exception after the teardown")]
     public static partial void RunFaulted(ILogger logger, string gate, Exception exception);
 
-    [LoggerMessage(EventId = 2004, Level = LogLevel.Error, Message = "Gate {Gate}: stop failed; the gate is Faulted and StopAsync resumes the teardown where it stopped")]
+    [LoggerMessage(EventId = 2004, Level = LogLevel.Error, Message = "Gate {Gate}: stop failed; the gate is StopFailed and StopAsync resumes the teardown where it stopped")]
     public static partial void StopFailed(ILogger logger, string gate, Exception exception);
 
     [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "Teardown step '{Step}' did not finish within {Timeout}")]
@@ -32,4 +32,10 @@ internal static partial class LifecycleGateLog
 
     [LoggerMessage(EventId = 2009, Level = LogLevel.Error, Message = "Gate {Gate}: releasing what a failed start acquired failed")]
     public static partial void StartCleanupFailed(ILogger logger, string gate, Exception exception);
+
+    [LoggerMessage(EventId = 2010, Level = LogLevel.Error, Message = "Gate {Gate}: disposing it, its stop failed; nothing was thrown to the disposer. The gate keeps the failure (Fault, Completion) and StopAsync resumes the teardown")]
+    public static partial void DisposeFailed(ILogger logger, string gate, Exception exception);
+
+    [LoggerMessage(EventId = 2011, Level = LogLevel.Error, Message = "Teardown {Teardown}: disposing it, the teardown failed; nothing was thrown to the disposer. ExecuteAsync resumes it where it stopped")]
+    public static partial void TeardownDisposeFailed(ILogger logger, string teardown, Exception exception);
 }

@@ -7,7 +7,7 @@ namespace Concurrency.Primitives;
 /// <see cref="Step"/> names it. Unless the run was abandoned, nothing after that step has been disposed, and
 /// calling the stop again resumes at that step.
 /// </summary>
-public sealed class LifecycleStopTimeoutException : TimeoutException
+public sealed class LifecycleStopTimeoutException : ShutdownTimeoutException
 {
     /// <summary>Creates an exception with a default message.</summary>
     public LifecycleStopTimeoutException()
@@ -32,21 +32,22 @@ public sealed class LifecycleStopTimeoutException : TimeoutException
         Step = string.Empty;
     }
 
-    internal LifecycleStopTimeoutException(string step, TimeSpan timeout, bool runAbandoned)
-        : base(runAbandoned
-            ? $"The run did not return within {timeout} after its token was cancelled; it was abandoned (AbandonRunOnStopTimeout) and the remaining steps ran while it may still be running."
-            : $"Teardown step '{step}' did not finish within {timeout}. Nothing after it has been disposed; stop again to resume at this step.")
+    /// <summary>Creates the exception a gate or a teardown throws when <paramref name="step"/> did not finish in time.</summary>
+    /// <param name="name">The gate's (or teardown's) name.</param>
+    /// <param name="step">The step that did not finish: <c>"run"</c> for the run delegate, otherwise the step's name.</param>
+    /// <param name="timeout">The bound that elapsed.</param>
+    /// <param name="runAbandoned">Whether the run was abandoned by option and the teardown went on.</param>
+    public LifecycleStopTimeoutException(string name, string step, TimeSpan timeout, bool runAbandoned)
+        : base(name, timeout, runAbandoned
+            ? $"'{name}': the run did not return within {timeout} after its token was cancelled; it was abandoned (AbandonRunOnTimeout) and the remaining steps ran while it may still be running."
+            : $"'{name}': teardown step '{step}' did not finish within {timeout}. Nothing after it has been disposed; stop again to resume at this step.")
     {
-        Step = step;
-        Timeout = timeout;
+        Step = step ?? string.Empty;
         RunAbandoned = runAbandoned;
     }
 
     /// <summary>The step that did not finish: <c>"run"</c> for the run delegate, otherwise the step's name.</summary>
     public string Step { get; }
-
-    /// <summary>The per-step timeout that elapsed.</summary>
-    public TimeSpan Timeout { get; }
 
     /// <summary>
     /// <see langword="true"/> when the run did not return but was abandoned by option and the teardown went on;

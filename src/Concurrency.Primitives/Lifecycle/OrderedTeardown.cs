@@ -1,5 +1,7 @@
 using System;
 using System.Collections.Generic;
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using System.Threading;
 using System.Threading.Tasks;
@@ -9,7 +11,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Concurrency.Primitives;
 
-// OrderedTeardown keeps the teardown order of design.md section 2, invariant 5:
+// OrderedTeardown keeps the teardown order of the Lifecycle README's invariant 5:
 //   cancel the run's token -> await the run until it has returned (every finally ran) -> steps in
 //   reverse order of registration. A resource is never disposed while the run may still use it,
 //   unless the run is abandoned by option after its timeout.
@@ -28,18 +30,25 @@ namespace Concurrency.Primitives;
 /// opposite order, after the run.
 /// </para>
 /// <para>
-/// <see cref="ExecuteAsync"/> may be called concurrently: callers share one execution. If a step throws or times out,
-/// the execution stops there and the exception reaches the callers; calling <see cref="ExecuteAsync"/> again resumes at
-/// that step. If the run faulted (with anything but an <see cref="OperationCanceledException"/>), its exception is
-/// thrown once the teardown has completed. Thread-safe.
+/// <see cref="ExecuteAsync(CancellationToken)"/> may be called concurrently: callers share one execution. If a step
+/// throws or times out, the execution stops there and the exception reaches the callers; calling it again resumes at
+/// that step. If the run ended on its own with an exception (an <see cref="OperationCanceledException"/> included, unless
+/// its token had been cancelled), that exception is thrown once the teardown has completed.
+/// </para>
+/// <para>
+/// <see cref="DisposeAsync"/> runs the teardown if it has not run, bounded by <see cref="OrderedTeardownOptions.ShutdownTimeout"/>,
+/// and never throws: what the execution would have thrown is logged at Error. Thread-safe.
 /// </para>
 /// </remarks>
-public sealed class OrderedTeardown
+[DebuggerDisplay("{Name,nq}: {IsCompleted ? \"completed\" : \"pending\",nq}")]
+public sealed class OrderedTeardown : IAsyncDisposable, IDisposable
 {
     private const string RunStep = "run";
 
     private readonly object _lock = new();
-    private readonly List<(string Name, Func<CancellationToken, ValueTask> Step)> _steps = new();
+    private readonly List<(string Name, Func<CancellationToken, Task> Step)> _steps = new();
+    private readonly string _name;
+    private readonly TimeSpan _shutdownTimeout;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly bool _abandonRunOnTimeout;
@@ -47,24 +56,27 @@ public sealed class OrderedTeardown
     private CancellationTokenSource? _runCancellation;
     private bool _runSettled;
     private bool _begun;
+    private bool _disposed;
     private Task? _execution;
     private Task? _stepInFlight;
+    private volatile string? _currentStep;
     private bool _completed;
 
     /// <summary>Creates an empty teardown.</summary>
-    /// <param name="abandonRunOnTimeout">
-    /// When <see langword="true"/>, a run that does not return within the step timeout is abandoned and the steps run
-    /// anyway (the execution then throws <see cref="LifecycleStopTimeoutException"/> with <see cref="LifecycleStopTimeoutException.RunAbandoned"/>
-    /// set). When <see langword="false"/> (the default), nothing is disposed under a run that is still live.
-    /// </param>
-    /// <param name="timeProvider">The clock for step timeouts; <see cref="TimeProvider.System"/> by default.</param>
-    /// <param name="logger">Where teardown progress and failures are logged; nothing by default.</param>
-    public OrderedTeardown(bool abandonRunOnTimeout = false, TimeProvider? timeProvider = null, ILogger? logger = null)
+    /// <param name="options">Settings; <see langword="null"/> for the defaults.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="OrderedTeardownOptions.ShutdownTimeout"/> is negative and not infinite.</exception>
+    public OrderedTeardown(OrderedTeardownOptions? options = null)
     {
-        _abandonRunOnTimeout = abandonRunOnTimeout;
-        _time = timeProvider ?? TimeProvider.System;
-        _logger = logger ?? NullLogger.Instance;
+        options ??= new OrderedTeardownOptions();
+        _shutdownTimeout = Guard.Timeout(options.ShutdownTimeout, "OrderedTeardownOptions.ShutdownTimeout");
+        _name = string.IsNullOrEmpty(options.Name) ? "OrderedTeardown" : options.Name!;
+        _abandonRunOnTimeout = options.AbandonRunOnTimeout;
+        _time = options.TimeProvider ?? TimeProvider.System;
+        _logger = options.Logger ?? NullLogger.Instance;
     }
+
+    /// <summary>The teardown's name, from <see cref="OrderedTeardownOptions.Name"/>.</summary>
+    public string Name => _name;
 
     /// <summary><see langword="true"/> once the run has returned (or been abandoned) and every step has completed.</summary>
     public bool IsCompleted
@@ -78,11 +90,16 @@ public sealed class OrderedTeardown
         }
     }
 
+    /// <summary>The step the execution is waiting for now (<c>"run"</c> for the run), or <see langword="null"/>.</summary>
+    internal string? CurrentStep => _currentStep;
+
     /// <summary>Sets the run loop to stop first: its token source is cancelled, then the run is awaited.</summary>
     /// <param name="run">The run loop's task.</param>
     /// <param name="cancellation">The source whose token the run observes.</param>
     /// <exception cref="ArgumentNullException">An argument is <see langword="null"/>.</exception>
-    /// <exception cref="InvalidOperationException">A run was already set, or the teardown has begun.</exception>
+    /// <exception cref="InvalidOperationException">A run was already set.</exception>
+    /// <exception cref="ClosedException">The teardown has begun.</exception>
+    /// <exception cref="ObjectDisposedException">The teardown has been disposed.</exception>
     public void SetRun(Task run, CancellationTokenSource cancellation)
     {
         _ = Guard.NotNull(run);
@@ -101,14 +118,15 @@ public sealed class OrderedTeardown
     }
 
     /// <summary>Registers a stop step; steps run in reverse order of registration, after the run has returned.</summary>
-    /// <param name="name">The step's name, reported if it fails or times out.</param>
     /// <param name="step">The step; its token is cancelled when the step's timeout elapses.</param>
+    /// <param name="name">The step's name, reported if it fails or times out.</param>
     /// <exception cref="ArgumentNullException">An argument is <see langword="null"/>.</exception>
-    /// <exception cref="InvalidOperationException">The teardown has begun; release the resource yourself.</exception>
-    public void Add(string name, Func<CancellationToken, ValueTask> step)
+    /// <exception cref="ClosedException">The teardown has begun; release the resource yourself.</exception>
+    /// <exception cref="ObjectDisposedException">The teardown has been disposed.</exception>
+    public void Add(Func<CancellationToken, Task> step, string name)
     {
-        Guard.NotNull(name);
         Guard.NotNull(step);
+        Guard.NotNull(name);
         lock (_lock)
         {
             ThrowIfBegun();
@@ -116,43 +134,43 @@ public sealed class OrderedTeardown
         }
     }
 
-    /// <summary>Registers a resource to dispose, in reverse order of registration, after the run has returned.</summary>
+    /// <summary>Registers a resource to dispose (with <c>DisposeAsync</c>), in reverse order of registration, after the run has returned.</summary>
+    /// <typeparam name="T">The resource's type. A type that is also <see cref="IDisposable"/> is disposed asynchronously.</typeparam>
     /// <param name="resource">The resource.</param>
     /// <param name="name">Its name in errors and logs; its type name by default.</param>
     /// <exception cref="ArgumentNullException"><paramref name="resource"/> is <see langword="null"/>.</exception>
-    /// <exception cref="InvalidOperationException">The teardown has begun; dispose the resource yourself.</exception>
-    public void Add(IAsyncDisposable resource, string? name = null)
+    /// <exception cref="ClosedException">The teardown has begun; dispose the resource yourself.</exception>
+    /// <exception cref="ObjectDisposedException">The teardown has been disposed.</exception>
+    /// <remarks>A resource that is only <see cref="IDisposable"/> is taken by <see cref="OrderedTeardownExtensions.Add{T}(OrderedTeardown, T, string?)"/>.</remarks>
+    public void Add<T>(T resource, string? name = null)
+        where T : class, IAsyncDisposable
     {
         Guard.NotNull(resource);
-        Add(name ?? resource.GetType().Name, _ => resource.DisposeAsync());
+        Add(_ => resource.DisposeAsync().AsTask(), name ?? resource.GetType().Name);
     }
 
-    /// <summary>Registers a resource to dispose, in reverse order of registration, after the run has returned.</summary>
-    /// <param name="resource">The resource.</param>
-    /// <param name="name">Its name in errors and logs; its type name by default.</param>
-    /// <exception cref="ArgumentNullException"><paramref name="resource"/> is <see langword="null"/>.</exception>
-    /// <exception cref="InvalidOperationException">The teardown has begun; dispose the resource yourself.</exception>
-    public void Add(IDisposable resource, string? name = null)
-    {
-        Guard.NotNull(resource);
-        Add(name ?? resource.GetType().Name, _ =>
-        {
-            resource.Dispose();
-            return default;
-        });
-    }
-
-    /// <summary>Runs the teardown (or joins the one in progress, or resumes one that failed).</summary>
-    /// <param name="stepTimeout">How long the run, and then each step, may take; positive and finite.</param>
+    /// <summary>
+    /// Runs the teardown (or joins the one in progress, or resumes one that failed), the run and each step bounded by
+    /// <see cref="OrderedTeardownOptions.ShutdownTimeout"/>.
+    /// </summary>
     /// <param name="cancellationToken">Abandons only this caller's wait; the teardown goes on.</param>
     /// <returns>A task that completes when the teardown has completed.</returns>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="stepTimeout"/> is not positive and finite.</exception>
+    /// <exception cref="LifecycleStopTimeoutException">The run or a step did not finish in time; <see cref="LifecycleStopTimeoutException.Step"/> names it.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
+    /// <remarks>Any exception a step throws, or the run's own fault once the teardown is complete, is rethrown as is.</remarks>
+    public Task ExecuteAsync(CancellationToken cancellationToken = default) => ExecuteAsync(_shutdownTimeout, cancellationToken);
+
+    /// <summary>Runs the teardown (or joins the one in progress, or resumes one that failed), with the given bound per step.</summary>
+    /// <param name="stepTimeout">How long the run, and then each step, may take; <see cref="Timeout.InfiniteTimeSpan"/> for no bound.</param>
+    /// <param name="cancellationToken">Abandons only this caller's wait; the teardown goes on.</param>
+    /// <returns>A task that completes when the teardown has completed.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="stepTimeout"/> is negative and not infinite.</exception>
     /// <exception cref="LifecycleStopTimeoutException">The run or a step did not finish in time; <see cref="LifecycleStopTimeoutException.Step"/> names it.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
     /// <remarks>Any exception a step throws, or the run's own fault once the teardown is complete, is rethrown as is.</remarks>
     public Task ExecuteAsync(TimeSpan stepTimeout, CancellationToken cancellationToken = default)
     {
-        Guard.FinitePositive(stepTimeout);
+        Guard.Timeout(stepTimeout);
         Task execution;
         lock (_lock)
         {
@@ -164,7 +182,9 @@ public sealed class OrderedTeardown
             _begun = true;
             if (_execution is null || _execution.IsCompleted)
             {
-                _execution = ExecuteCoreAsync(stepTimeout);
+                // On the thread pool: the steps are user code, and the caller (holding our lock now, or a UI thread's
+                // synchronization context) must not run them, nor have their continuations posted back to it.
+                _execution = Task.Run(() => ExecuteCoreAsync(stepTimeout), CancellationToken.None);
             }
 
             execution = _execution;
@@ -173,10 +193,37 @@ public sealed class OrderedTeardown
         return Signals.WaitAsync(execution, cancellationToken);
     }
 
+    /// <summary>
+    /// Begins the teardown if it has not begun, and returns at once: never blocks, never throws. What the teardown would
+    /// throw is logged at Error. Prefer <see cref="DisposeAsync"/>, which waits for it.
+    /// </summary>
+    public void Dispose() => _ = DisposeAsync().AsTask();
+
+    /// <summary>
+    /// Runs the teardown if it has not completed (bounded by <see cref="OrderedTeardownOptions.ShutdownTimeout"/> per step),
+    /// then refuses every further registration with <see cref="ObjectDisposedException"/>. Never throws: a failed or timed-out
+    /// step, or the run's own fault, is logged at Error, and a later <see cref="ExecuteAsync(CancellationToken)"/> resumes and reports it.
+    /// </summary>
+    /// <returns>A task that completes when the teardown has completed or given up.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        lock (_lock)
+        {
+            _disposed = true;
+        }
+
+        try
+        {
+            await ExecuteAsync(_shutdownTimeout, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception failure)
+        {
+            LifecycleGateLog.TeardownDisposeFailed(_logger, _name, failure);
+        }
+    }
+
     private async Task ExecuteCoreAsync(TimeSpan stepTimeout)
     {
-        // Yield first: the caller holds our lock while it starts us.
-        await Task.Yield();
         ExceptionDispatchInfo? runFault = null;
         LifecycleStopTimeoutException? abandoned = null;
 
@@ -188,6 +235,7 @@ public sealed class OrderedTeardown
             // often waits on a token linked to its own).
             var endedOnItsOwn = run.IsCompleted && !_runCancellation!.IsCancellationRequested;
             CancelRun();
+            _currentStep = RunStep;
             try
             {
                 await Signals.WaitAsync(run, stepTimeout, _time, CancellationToken.None).ConfigureAwait(false);
@@ -196,12 +244,13 @@ public sealed class OrderedTeardown
             {
                 if (!_abandonRunOnTimeout)
                 {
+                    _currentStep = null;
                     LifecycleGateLog.StepTimedOut(_logger, RunStep, stepTimeout);
-                    throw new LifecycleStopTimeoutException(RunStep, stepTimeout, runAbandoned: false);
+                    throw new LifecycleStopTimeoutException(_name, RunStep, stepTimeout, runAbandoned: false);
                 }
 
                 LifecycleGateLog.RunAbandoned(_logger, stepTimeout);
-                abandoned = new LifecycleStopTimeoutException(RunStep, stepTimeout, runAbandoned: true);
+                abandoned = new LifecycleStopTimeoutException(_name, RunStep, stepTimeout, runAbandoned: true);
             }
             catch (OperationCanceledException) when (!endedOnItsOwn)
             {
@@ -217,12 +266,13 @@ public sealed class OrderedTeardown
 
         while (true)
         {
-            (string Name, Func<CancellationToken, ValueTask> Step) step;
+            (string Name, Func<CancellationToken, Task> Step) step;
             lock (_lock)
             {
                 if (_steps.Count == 0)
                 {
                     _completed = true;
+                    _currentStep = null;
                     break;
                 }
 
@@ -230,6 +280,7 @@ public sealed class OrderedTeardown
             }
 
             // A step that timed out earlier may still be running: await it again, never invoke it twice.
+            _currentStep = step.Name;
             using var deadline = Signals.CancelAfter(_time, stepTimeout);
             var inFlight = _stepInFlight ??= InvokeStep(step.Step, deadline.Token);
             try
@@ -239,13 +290,15 @@ public sealed class OrderedTeardown
             catch (TimeoutException) when (!inFlight.IsCompleted)
             {
                 // Tell the step its time is up (its own deadline may not have fired yet).
+                _currentStep = null;
                 CancelQuietly(deadline);
                 LifecycleGateLog.StepTimedOut(_logger, step.Name, stepTimeout);
-                throw new LifecycleStopTimeoutException(step.Name, stepTimeout, runAbandoned: false);
+                throw new LifecycleStopTimeoutException(_name, step.Name, stepTimeout, runAbandoned: false);
             }
             catch (Exception failure)
             {
                 // The step stays on the stack: a later execution invokes it again.
+                _currentStep = null;
                 _stepInFlight = null;
                 LifecycleGateLog.StepFailed(_logger, step.Name, failure);
                 throw;
@@ -266,11 +319,11 @@ public sealed class OrderedTeardown
         runFault?.Throw();
     }
 
-    private static Task InvokeStep(Func<CancellationToken, ValueTask> step, CancellationToken cancellationToken)
+    private static Task InvokeStep(Func<CancellationToken, Task> step, CancellationToken cancellationToken)
     {
         try
         {
-            return step(cancellationToken).AsTask();
+            return step(cancellationToken) ?? Task.FromException(new InvalidOperationException("A teardown step returned a null Task; return Task.CompletedTask instead."));
         }
         catch (Exception exception)
         {
@@ -305,9 +358,62 @@ public sealed class OrderedTeardown
 
     private void ThrowIfBegun()
     {
+        if (_disposed)
+        {
+            throw new ObjectDisposedException(nameof(OrderedTeardown), $"Teardown '{_name}' has been disposed; it accepts no more steps. Release the resource yourself.");
+        }
+
         if (_begun)
         {
-            throw new InvalidOperationException("The teardown has begun; it accepts no more steps. Release the resource yourself.");
+            throw new ClosedException(_name, $"Teardown '{_name}' has begun; it accepts no more steps. Release the resource yourself.");
         }
+    }
+}
+
+/// <summary>Registers resources that are only <see cref="IDisposable"/> with an <see cref="OrderedTeardown"/> or a <see cref="LifecycleContext"/>.</summary>
+/// <remarks>
+/// Extension methods, so that overload resolution picks the instance method for every <see cref="IAsyncDisposable"/>
+/// (also when it is <see cref="IDisposable"/> too, as <c>Stream</c> and <c>DbConnection</c> are) and comes here only for a
+/// type that is <see cref="IDisposable"/> alone: no call is ambiguous, and a type that is neither does not compile.
+/// </remarks>
+public static class OrderedTeardownExtensions
+{
+    /// <summary>Registers a resource to dispose (with <c>Dispose</c>), in reverse order of registration, after the run has returned.</summary>
+    /// <typeparam name="T">The resource's type.</typeparam>
+    /// <param name="teardown">The teardown.</param>
+    /// <param name="resource">The resource.</param>
+    /// <param name="name">Its name in errors and logs; its type name by default.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="teardown"/> or <paramref name="resource"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ClosedException">The teardown has begun; dispose the resource yourself.</exception>
+    /// <exception cref="ObjectDisposedException">The teardown has been disposed.</exception>
+    public static void Add<T>(this OrderedTeardown teardown, T resource, string? name = null)
+        where T : class, IDisposable
+    {
+        Guard.NotNull(teardown);
+        Guard.NotNull(resource);
+        teardown.Add(_ => DisposeSync(resource), name ?? resource.GetType().Name);
+    }
+
+    /// <summary>Registers a resource the gate disposes (with <c>Dispose</c>) on stop, after the run returned, in reverse order of registration.</summary>
+    /// <typeparam name="T">The resource's type.</typeparam>
+    /// <param name="context">The start's context.</param>
+    /// <param name="resource">The resource.</param>
+    /// <param name="name">Its name in errors and logs; its type name by default.</param>
+    /// <returns><paramref name="resource"/>, for chaining.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="context"/> or <paramref name="resource"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The start delegate has already returned.</exception>
+    public static T Own<T>(this LifecycleContext context, T resource, string? name = null)
+        where T : class, IDisposable
+    {
+        Guard.NotNull(context);
+        Guard.NotNull(resource);
+        context.Register(_ => DisposeSync(resource), name ?? resource.GetType().Name);
+        return resource;
+    }
+
+    private static Task DisposeSync(IDisposable resource)
+    {
+        resource.Dispose();
+        return Task.CompletedTask;
     }
 }

@@ -50,11 +50,9 @@ public sealed class LifecycleGateSystematicTests
     /// </summary>
     private static async Task StoppedHandlerWaitsScenarioAsync()
     {
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = (_, _) => Task.CompletedTask,
-            Run = async _ => await Task.Yield(),
-        });
+        var gate = new LifecycleGate(
+            start: (_, _) => Task.CompletedTask,
+            run: async _ => await Task.Yield());
         var handlerReturned = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         gate.StateChanged += (_, e) =>
         {
@@ -90,11 +88,9 @@ public sealed class LifecycleGateSystematicTests
     private static async Task GateScenarioAsync()
     {
         var ledger = new LifecycleLedger();
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            AllowRestart = true,
-            Start = (_, _) => ledger.StartAsync(),
-            Run = async token =>
+        var gate = new LifecycleGate(
+            start: (_, _) => ledger.StartAsync(),
+            run: async token =>
             {
                 ledger.RunEntered();
                 try
@@ -106,8 +102,8 @@ public sealed class LifecycleGateSystematicTests
                     ledger.RunReturned();
                 }
             },
-            Stop = _ => ledger.StopAsync(),
-        });
+            stop: _ => ledger.StopAsync(),
+            options: new LifecycleGateOptions { AllowRestart = true });
 
         var callers = new[]
         {

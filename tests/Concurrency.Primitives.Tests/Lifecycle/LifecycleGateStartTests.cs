@@ -14,14 +14,12 @@ public sealed class LifecycleGateStartTests
     {
         var starts = 0;
         var release = Bounded.NewGate();
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = async (_, _) =>
+        var gate = new LifecycleGate(
+            start: async (_, _) =>
             {
                 Interlocked.Increment(ref starts);
                 await release.Task;
-            },
-        });
+            });
 
         var callers = Enumerable.Range(0, 32).Select(_ => gate.StartAsync()).ToArray();
 
@@ -39,14 +37,12 @@ public sealed class LifecycleGateStartTests
     {
         var startToken = CancellationToken.None;
         var release = Bounded.NewGate();
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = async (_, token) =>
+        var gate = new LifecycleGate(
+            start: async (_, token) =>
             {
                 startToken = token;
                 await release.Task;
-            },
-        });
+            });
         using var impatient = new CancellationTokenSource();
 
         var first = gate.StartAsync(impatient.Token);
@@ -65,7 +61,7 @@ public sealed class LifecycleGateStartTests
     [Fact]
     public async Task StartAsync_OnARunningGate_ReturnsTheSameCompletedTask_WithoutAllocating()
     {
-        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask });
+        var gate = new LifecycleGate(start: (_, _) => Task.CompletedTask);
         await gate.StartAsync().OrHang();
         var first = gate.StartAsync();
 
@@ -80,18 +76,16 @@ public sealed class LifecycleGateStartTests
     }
 
     [Fact]
-    public async Task StartFailure_MovesToFaulted_ReachesEveryWaiter_AndStartingAgainRetries()
+    public async Task StartFailure_MovesToStartFailed_ReachesEveryWaiter_AndStartingAgainRetries()
     {
         var attempts = 0;
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = (_, _) => Interlocked.Increment(ref attempts) == 1
+        var gate = new LifecycleGate(
+            start: (_, _) => Interlocked.Increment(ref attempts) == 1
                 ? Task.FromException(new InvalidOperationException("database unreachable"))
-                : Task.CompletedTask,
-        });
+                : Task.CompletedTask);
 
         await gate.Invoking(g => g.StartAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>().WithMessage("database unreachable");
-        gate.State.Should().Be(LifecycleState.Faulted);
+        gate.State.Should().Be(LifecycleState.StartFailed);
         await gate.WhenRunning.Invoking(t => t.OrHang()).Should().ThrowAsync<InvalidOperationException>();
 
         (await gate.StartAsync().OrHang()).Should().BeTrue();
@@ -104,19 +98,17 @@ public sealed class LifecycleGateStartTests
     {
         var stopCalls = 0;
         var pool = new TrackedResource("pool");
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = (context, _) =>
+        var gate = new LifecycleGate(
+            start: (context, _) =>
             {
                 context.Own(pool);
                 throw new InvalidOperationException("half-way");
             },
-            Stop = _ =>
+            stop: _ =>
             {
                 Interlocked.Increment(ref stopCalls);
                 return Task.CompletedTask;
-            },
-        });
+            });
 
         await gate.Invoking(g => g.StartAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>();
 
@@ -128,7 +120,7 @@ public sealed class LifecycleGateStartTests
     [Fact]
     public async Task Restart_IsRefusedByDefault_WithAMessageThatSaysWhatToDo()
     {
-        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask });
+        var gate = new LifecycleGate(start: (_, _) => Task.CompletedTask);
         await gate.StartAsync().OrHang();
         await gate.StopAsync().OrHang();
 
@@ -141,20 +133,18 @@ public sealed class LifecycleGateStartTests
     {
         var starts = 0;
         var stops = 0;
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            AllowRestart = true,
-            Start = (_, _) =>
+        var gate = new LifecycleGate(
+            start: (_, _) =>
             {
                 starts++;
                 return Task.CompletedTask;
             },
-            Stop = _ =>
+            stop: _ =>
             {
                 stops++;
                 return Task.CompletedTask;
             },
-        });
+            options: new LifecycleGateOptions { AllowRestart = true });
 
         for (var cycle = 0; cycle < 3; cycle++)
         {
@@ -170,7 +160,7 @@ public sealed class LifecycleGateStartTests
     [Fact]
     public async Task StateChanged_ReportsEveryTransitionInOrder()
     {
-        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask, Run = token => Task.Delay(Timeout.Infinite, token) });
+        var gate = new LifecycleGate(start: (_, _) => Task.CompletedTask, run: token => Task.Delay(Timeout.Infinite, token));
         var seen = new System.Collections.Concurrent.ConcurrentQueue<(LifecycleState, LifecycleState)>();
         gate.StateChanged += (_, e) => seen.Enqueue((e.Previous, e.Current));
 
@@ -187,7 +177,7 @@ public sealed class LifecycleGateStartTests
     [Fact]
     public async Task AThrowingStateChangedHandler_DoesNotBreakTheGate()
     {
-        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask });
+        var gate = new LifecycleGate(start: (_, _) => Task.CompletedTask);
         gate.StateChanged += (_, _) => throw new InvalidOperationException("handler");
 
         await gate.StartAsync().OrHang();
@@ -200,7 +190,7 @@ public sealed class LifecycleGateStartTests
     public async Task AThrowingStateChangedHandler_HidesNoTransitionFromTheHandlersAfterIt()
     {
         var logger = new RecordingLogger();
-        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask, Logger = logger });
+        var gate = new LifecycleGate(start: (_, _) => Task.CompletedTask, options: new LifecycleGateOptions { Logger = logger });
         var seen = new System.Collections.Concurrent.ConcurrentQueue<LifecycleState>();
         gate.StateChanged += (_, _) => throw new InvalidOperationException("first handler");
         gate.StateChanged += (_, e) => seen.Enqueue(e.Current);
@@ -216,7 +206,7 @@ public sealed class LifecycleGateStartTests
     public async Task AStoppedHandlerThatWaitsForStopAsync_DoesNotDeadlock()
     {
         // Guava's testListenerDoesntDeadlockOnStopAndWaitFromTerminated: once the state reads Stopped, a stop completes at once.
-        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask, Run = token => Task.Delay(Timeout.Infinite, token) });
+        var gate = new LifecycleGate(start: (_, _) => Task.CompletedTask, run: token => Task.Delay(Timeout.Infinite, token));
         var handlerReturned = Bounded.NewGate<bool>();
         gate.StateChanged += (_, e) =>
         {
@@ -236,7 +226,7 @@ public sealed class LifecycleGateStartTests
     [Fact]
     public async Task WhenRunning_AfterAStop_RefersToTheNextStart()
     {
-        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask, AllowRestart = true });
+        var gate = new LifecycleGate(start: (_, _) => Task.CompletedTask, options: new LifecycleGateOptions { AllowRestart = true });
         await gate.StartAsync().OrHang();
         gate.WhenRunning.IsCompletedSuccessfully.Should().BeTrue();
 
@@ -252,7 +242,7 @@ public sealed class LifecycleGateStartTests
     [Fact]
     public async Task WhenRunning_AfterAStop_WithoutRestart_IsCancelled_BecauseNoStartWillCome()
     {
-        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask });
+        var gate = new LifecycleGate(start: (_, _) => Task.CompletedTask);
         await gate.StartAsync().OrHang();
 
         await gate.StopAsync().OrHang();
@@ -264,14 +254,12 @@ public sealed class LifecycleGateStartTests
     public async Task StartAsync_WithAnAlreadyCancelledToken_StartsNothing()
     {
         var starts = 0;
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = (_, _) =>
+        var gate = new LifecycleGate(
+            start: (_, _) =>
             {
                 Interlocked.Increment(ref starts);
                 return Task.CompletedTask;
-            },
-        });
+            });
 
         await gate.Invoking(g => g.StartAsync(new CancellationToken(canceled: true))).Should().ThrowAsync<OperationCanceledException>();
 
@@ -283,7 +271,7 @@ public sealed class LifecycleGateStartTests
     public async Task DisposeAsync_StopsTheGate_ThenRefusesStarts()
     {
         var resource = new TrackedResource("client");
-        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (context, _) => Task.FromResult(context.Own(resource)) });
+        var gate = new LifecycleGate(start: (context, _) => Task.FromResult(context.Own(resource)));
         await gate.StartAsync().OrHang();
 
         await gate.DisposeAsync();
@@ -297,7 +285,7 @@ public sealed class LifecycleGateStartTests
     [Fact]
     public async Task DisposeAsync_OfAGateNeverStarted_CompletesWhenStopped_AndCancelsWhenRunning()
     {
-        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask });
+        var gate = new LifecycleGate(start: (_, _) => Task.CompletedTask);
 
         await gate.DisposeAsync();
 

@@ -13,15 +13,13 @@ public sealed class LifecycleGateStopTests
     public async Task StopBeforeStart_IsANoOpThatReportsNotStarted()
     {
         var stops = 0;
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = (_, _) => Task.CompletedTask,
-            Stop = _ =>
+        var gate = new LifecycleGate(
+            start: (_, _) => Task.CompletedTask,
+            stop: _ =>
             {
                 stops++;
                 return Task.CompletedTask;
-            },
-        });
+            });
 
         (await gate.StopAsync().OrHang()).Should().BeFalse();
 
@@ -33,20 +31,19 @@ public sealed class LifecycleGateStopTests
     public async Task Stop_TearsDownInOrder_CancelRun_AwaitRun_StopDelegate_ThenResourcesInReverse()
     {
         var journal = new ConcurrentQueue<string>();
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = (context, _) =>
+        var gate = new LifecycleGate(
+            start: (context, _) =>
             {
                 context.Own(new TrackedResource("database", journal));
                 context.Own(new TrackedResource("replication", journal));
-                context.OnStop("checkpoint", _ =>
+                context.OnStop(_ =>
                 {
                     journal.Enqueue("checkpoint");
-                    return default;
-                });
+                    return Task.CompletedTask;
+                }, "checkpoint");
                 return Task.CompletedTask;
             },
-            Run = async token =>
+            run: async token =>
             {
                 try
                 {
@@ -57,12 +54,11 @@ public sealed class LifecycleGateStopTests
                     journal.Enqueue("run returned");
                 }
             },
-            Stop = _ =>
+            stop: _ =>
             {
                 journal.Enqueue("stop delegate");
                 return Task.CompletedTask;
-            },
-        });
+            });
         await gate.StartAsync().OrHang();
 
         (await gate.StopAsync().OrHang()).Should().BeTrue();
@@ -77,15 +73,13 @@ public sealed class LifecycleGateStopTests
     {
         var stops = 0;
         var release = Bounded.NewGate();
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = (_, _) => Task.CompletedTask,
-            Stop = async _ =>
+        var gate = new LifecycleGate(
+            start: (_, _) => Task.CompletedTask,
+            stop: async _ =>
             {
                 Interlocked.Increment(ref stops);
                 await release.Task;
-            },
-        });
+            });
         await gate.StartAsync().OrHang();
 
         var first = gate.StopAsync();
@@ -103,9 +97,8 @@ public sealed class LifecycleGateStopTests
     {
         var startSawCancellation = Bounded.NewGate();
         var stops = 0;
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = async (_, token) =>
+        var gate = new LifecycleGate(
+            start: async (_, token) =>
             {
                 var cancelled = Bounded.NewGate();
                 using var registration = token.Register(() => cancelled.SetResult());
@@ -113,12 +106,11 @@ public sealed class LifecycleGateStopTests
                 startSawCancellation.SetResult();
                 token.ThrowIfCancellationRequested();
             },
-            Stop = _ =>
+            stop: _ =>
             {
                 stops++;
                 return Task.CompletedTask;
-            },
-        });
+            });
         var start = gate.StartAsync();
 
         var stop = gate.StopAsync();
@@ -135,15 +127,13 @@ public sealed class LifecycleGateStopTests
     {
         var release = Bounded.NewGate();
         var runToken = Bounded.NewGate<CancellationToken>();
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = async (_, _) => await release.Task, // ignores its token
-            Run = token =>
+        var gate = new LifecycleGate(
+            start: async (_, _) => await release.Task, // ignores its token
+            run: token =>
             {
                 runToken.SetResult(token);
                 return Task.CompletedTask;
-            },
-        });
+            });
         var start = gate.StartAsync();
         var stop = gate.StopAsync();
 
@@ -156,19 +146,17 @@ public sealed class LifecycleGateStopTests
     }
 
     [Fact]
-    public async Task StopFailingOnce_LeavesFaulted_AndARetryResumesAndSucceeds()
+    public async Task StopFailingOnce_LeavesStopFailed_AndARetryResumesAndSucceeds()
     {
         var attempts = 0;
         var resource = new TrackedResource("client");
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = (context, _) => Task.FromResult(context.Own(resource)),
-            Stop = _ => Interlocked.Increment(ref attempts) == 1 ? Task.FromException(new InvalidOperationException("flush failed")) : Task.CompletedTask,
-        });
+        var gate = new LifecycleGate(
+            start: (context, _) => Task.FromResult(context.Own(resource)),
+            stop: _ => Interlocked.Increment(ref attempts) == 1 ? Task.FromException(new InvalidOperationException("flush failed")) : Task.CompletedTask);
         await gate.StartAsync().OrHang();
 
         await gate.Invoking(g => g.StopAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>().WithMessage("flush failed");
-        gate.State.Should().Be(LifecycleState.Faulted);
+        gate.State.Should().Be(LifecycleState.StopFailed);
         resource.IsDisposed.Should().BeFalse("the teardown stopped at the failing step");
         await gate.Invoking(g => g.StartAsync()).Should().ThrowAsync<InvalidOperationException>().WithMessage("*Call StopAsync*");
 
@@ -184,18 +172,16 @@ public sealed class LifecycleGateStopTests
         var failRun = Bounded.NewGate();
         var faulted = Bounded.NewGate<LifecycleStateChangedEventArgs>();
         var resource = new TrackedResource("client");
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = (context, _) => Task.FromResult(context.Own(resource)),
-            Run = async _ =>
+        var gate = new LifecycleGate(
+            start: (context, _) => Task.FromResult(context.Own(resource)),
+            run: async _ =>
             {
                 await failRun.Task;
                 throw new InvalidOperationException("replication broke");
-            },
-        });
+            });
         gate.StateChanged += (_, e) =>
         {
-            if (e.Current == LifecycleState.Faulted)
+            if (e.Current == LifecycleState.RunFaulted)
             {
                 faulted.TrySetResult(e);
             }
@@ -205,7 +191,7 @@ public sealed class LifecycleGateStopTests
         failRun.SetResult();
 
         (await faulted.Task.OrHang()).Exception!.Message.Should().Be("replication broke");
-        gate.State.Should().Be(LifecycleState.Faulted);
+        gate.State.Should().Be(LifecycleState.RunFaulted);
         await gate.Invoking(g => g.StopAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>().WithMessage("replication broke");
         resource.IsDisposed.Should().BeTrue();
         gate.State.Should().Be(LifecycleState.Stopped);
@@ -219,18 +205,16 @@ public sealed class LifecycleGateStopTests
         // cancelled: only a cancellation the stop asked for is an orderly exit.
         var failRun = Bounded.NewGate();
         var faulted = Bounded.NewGate<LifecycleStateChangedEventArgs>();
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = (_, _) => Task.CompletedTask,
-            Run = async _ =>
+        var gate = new LifecycleGate(
+            start: (_, _) => Task.CompletedTask,
+            run: async _ =>
             {
                 await failRun.Task;
                 throw new TaskCanceledException("the request timed out");
-            },
-        });
+            });
         gate.StateChanged += (_, e) =>
         {
-            if (e.Current == LifecycleState.Faulted)
+            if (e.Current == LifecycleState.RunFaulted)
             {
                 faulted.TrySetResult(e);
             }
@@ -247,16 +231,14 @@ public sealed class LifecycleGateStopTests
     [Fact]
     public async Task ARunEndingWithAnOperationCanceledExceptionAfterTheStopCancelledIt_IsAnOrderlyExit()
     {
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = (_, _) => Task.CompletedTask,
-            Run = async token =>
+        var gate = new LifecycleGate(
+            start: (_, _) => Task.CompletedTask,
+            run: async token =>
             {
                 // A token linked to the run's: the exception carries the linked token, not the run's own.
                 using var linked = CancellationTokenSource.CreateLinkedTokenSource(token);
                 await Task.Delay(Timeout.Infinite, linked.Token);
-            },
-        });
+            });
         await gate.StartAsync().OrHang();
 
         (await gate.StopAsync().OrHang()).Should().BeTrue();
@@ -269,13 +251,10 @@ public sealed class LifecycleGateStopTests
         var time = new ManualTimeProvider();
         var runMayReturn = Bounded.NewGate();
         var resource = new TrackedResource("client");
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            TimeProvider = time,
-            StopTimeout = TimeSpan.FromSeconds(5),
-            Start = (context, _) => Task.FromResult(context.Own(resource)),
-            Run = _ => runMayReturn.Task, // ignores its token
-        });
+        var gate = new LifecycleGate(
+            start: (context, _) => Task.FromResult(context.Own(resource)),
+            run: _ => runMayReturn.Task, // ignores its token
+            options: new LifecycleGateOptions { TimeProvider = time, ShutdownTimeout = TimeSpan.FromSeconds(5) });
         await gate.StartAsync().OrHang();
 
         var stop = gate.StopAsync();
@@ -286,7 +265,7 @@ public sealed class LifecycleGateStopTests
         timeout.Step.Should().Be("run");
         timeout.RunAbandoned.Should().BeFalse();
         resource.IsDisposed.Should().BeFalse("nothing is disposed under a live run");
-        gate.State.Should().Be(LifecycleState.Faulted);
+        gate.State.Should().Be(LifecycleState.StopFailed);
 
         runMayReturn.SetResult();
         (await gate.StopAsync().OrHang()).Should().BeTrue();
@@ -298,14 +277,10 @@ public sealed class LifecycleGateStopTests
     {
         var time = new ManualTimeProvider();
         var resource = new TrackedResource("client");
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            TimeProvider = time,
-            StopTimeout = TimeSpan.FromSeconds(5),
-            AbandonRunOnStopTimeout = true,
-            Start = (context, _) => Task.FromResult(context.Own(resource)),
-            Run = _ => Bounded.NewGate().Task, // never returns
-        });
+        var gate = new LifecycleGate(
+            start: (context, _) => Task.FromResult(context.Own(resource)),
+            run: _ => Bounded.NewGate().Task, // never returns
+            options: new LifecycleGateOptions { TimeProvider = time, ShutdownTimeout = TimeSpan.FromSeconds(5), AbandonRunOnTimeout = true });
         await gate.StartAsync().OrHang();
 
         var stop = gate.StopAsync();
@@ -324,20 +299,17 @@ public sealed class LifecycleGateStopTests
         var time = new ManualTimeProvider();
         var invocations = 0;
         var flushMayFinish = Bounded.NewGate();
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            TimeProvider = time,
-            StopTimeout = TimeSpan.FromSeconds(2),
-            Start = (context, _) =>
+        var gate = new LifecycleGate(
+            start: (context, _) =>
             {
-                context.OnStop("flush", async _ =>
+                context.OnStop(async _ =>
                 {
                     Interlocked.Increment(ref invocations);
                     await flushMayFinish.Task;
-                });
+                }, "flush");
                 return Task.CompletedTask;
             },
-        });
+            options: new LifecycleGateOptions { TimeProvider = time, ShutdownTimeout = TimeSpan.FromSeconds(2) });
         await gate.StartAsync().OrHang();
 
         var stop = gate.StopAsync();
@@ -355,7 +327,7 @@ public sealed class LifecycleGateStopTests
     public async Task StopCaller_CancellingItsWait_DoesNotCancelTheStop()
     {
         var release = Bounded.NewGate();
-        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask, Stop = _ => release.Task });
+        var gate = new LifecycleGate(start: (_, _) => Task.CompletedTask, stop: _ => release.Task);
         await gate.StartAsync().OrHang();
         using var impatient = new CancellationTokenSource();
 

@@ -34,10 +34,9 @@ public sealed class TeardownOrderSeedStoryTests
     {
         var database = new TrackedResource("database");
         var inIteration = Bounded.NewGate();
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = (context, _) => Task.FromResult(context.Own(database)),
-            Run = async token =>
+        var gate = new LifecycleGate(
+            start: (context, _) => Task.FromResult(context.Own(database)),
+            run: async token =>
             {
                 try
                 {
@@ -52,8 +51,7 @@ public sealed class TeardownOrderSeedStoryTests
                 {
                     database.Use(); // the same error path
                 }
-            },
-        });
+            });
         await gate.StartAsync().OrHang();
         await inIteration.Task.OrHang();
 
