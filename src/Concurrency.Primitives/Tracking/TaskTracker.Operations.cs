@@ -19,54 +19,108 @@ public sealed partial class TaskTracker
     // A registration writes only its own record and the list head: never a neighbour that a pool thread may hold.
     private readonly object _registry = new();
     private List<Exception>? _failures;
-    private bool _failuresObserved;
+    private int _failuresNotKept;
+    private bool _anyFailure;
+
+    /// <summary>
+    /// Raised for every failure of tracked work (also of work started by <c>RunAsync</c>, whose task carries it as well),
+    /// on the thread that saw the failure, before the work's registration is released. Handlers run one at a time per
+    /// failure, each on its own: one that throws is logged, and the others still run. Never raised under a lock.
+    /// </summary>
+    public event EventHandler<TrackedWorkFailedEventArgs>? WorkFailed;
 
     /// <summary>Registers a lease: the count goes up until the lease is disposed.</summary>
-    /// <param name="name">A name for <see cref="Snapshot"/>, logs and timeout messages.</param>
+    /// <param name="name">A name for <see cref="GetOutstanding"/>, logs and timeout messages.</param>
     /// <returns>The lease; dispose it when the work it stands for is done. Register children through it.</returns>
     /// <remarks>Rejected once the tracker has begun closing; register children through a parent's handle instead.</remarks>
-    /// <exception cref="InvalidOperationException">The tracker is closing or has completed.</exception>
+    /// <exception cref="ClosedException">The tracker is closing or has completed.</exception>
     /// <exception cref="ObjectDisposedException">The tracker has been disposed.</exception>
-    public TrackedOperation Register(string? name = null)
+    public TrackedLease Register(string? name = null)
     {
         var node = TryRegister(null, 0, TrackedOperationKind.Lease, name, null, null, out var rejection) ?? throw Rejected(rejection);
-        return new TrackedOperation(this, node.Node, node.Id);
+        return new TrackedLease(this, node.Node, node.Id);
     }
 
-    /// <summary>Registers work, then starts it on the thread pool; the registration is released when the work's task completes.</summary>
-    /// <param name="work">The work; it receives <see cref="Stopping"/>.</param>
-    /// <param name="name">A name for <see cref="Snapshot"/>, logs and timeout messages.</param>
-    /// <param name="cancellationToken">Cancels only the wait for a concurrency slot (see <see cref="TaskTrackerOptions.MaxConcurrency"/>); the registration is then withdrawn.</param>
+    /// <summary>
+    /// Registers work, then starts it on the thread pool (Go's <c>errgroup.Go</c>); the registration is released when the
+    /// work's task completes. Awaiting the result waits for registration and start only; to await the work, use
+    /// <see cref="RunAsync(Func{CancellationToken, Task}, string?, CancellationToken)"/>.
+    /// </summary>
+    /// <param name="work">The work; it receives <see cref="ClosingToken"/>.</param>
+    /// <param name="name">A name for <see cref="GetOutstanding"/>, logs and timeout messages.</param>
+    /// <param name="cancellationToken">
+    /// Cancels only the wait for a concurrency slot (see <see cref="TaskTrackerOptions.MaxConcurrency"/>); the registration is
+    /// then withdrawn. Already cancelled: nothing is registered or started.
+    /// </param>
     /// <returns>
     /// A task that completes when the work has been registered and started, which is at once unless a concurrency
-    /// limit makes it wait for a slot. It does <b>not</b> wait for the work to finish: use <see cref="CloseAsync(TimeSpan, CancellationToken)"/> or <see cref="WaitAsync"/>.
+    /// limit makes it wait for a slot. It does <b>not</b> wait for the work to finish. The work's failure is recorded by
+    /// the tracker and thrown by <c>CloseAsync</c>.
     /// </returns>
     /// <exception cref="ArgumentNullException"><paramref name="work"/> is <see langword="null"/>.</exception>
-    /// <exception cref="InvalidOperationException">The tracker is closing or has completed.</exception>
+    /// <exception cref="ClosedException">The tracker is closing or has completed.</exception>
     /// <exception cref="ObjectDisposedException">The tracker has been disposed.</exception>
     public Task Go(Func<CancellationToken, Task> work, string? name = null, CancellationToken cancellationToken = default)
     {
         Internal.Guard.NotNull(work);
-        return GoCore(null, 0, work, null, name, cancellationToken);
+        return GoCore(null, 0, work, null, name, observe: false, cancellationToken);
     }
 
     /// <summary>Registers work that receives its own handle (to register children), then starts it on the thread pool.</summary>
-    /// <param name="work">The work; it receives its <see cref="TrackedOperation"/> handle and <see cref="Stopping"/>.</param>
-    /// <param name="name">A name for <see cref="Snapshot"/>, logs and timeout messages.</param>
+    /// <param name="work">The work; it receives its <see cref="TrackedOperation"/> handle and <see cref="ClosingToken"/>.</param>
+    /// <param name="name">A name for <see cref="GetOutstanding"/>, logs and timeout messages.</param>
     /// <param name="cancellationToken">Cancels only the wait for a concurrency slot; the registration is then withdrawn.</param>
     /// <returns>A task that completes when the work has been registered and started (not when it finishes).</returns>
     /// <exception cref="ArgumentNullException"><paramref name="work"/> is <see langword="null"/>.</exception>
-    /// <exception cref="InvalidOperationException">The tracker is closing or has completed.</exception>
+    /// <exception cref="ClosedException">The tracker is closing or has completed.</exception>
     /// <exception cref="ObjectDisposedException">The tracker has been disposed.</exception>
     public Task Go(Func<TrackedOperation, CancellationToken, Task> work, string? name = null, CancellationToken cancellationToken = default)
     {
         Internal.Guard.NotNull(work);
-        return GoCore(null, 0, null, work, name, cancellationToken);
+        return GoCore(null, 0, null, work, name, observe: false, cancellationToken);
+    }
+
+    /// <summary>
+    /// Registers work, starts it on the thread pool, and returns the work's own task: <c>Task.Run</c>, tracked. The
+    /// registration is released when the work completes; a close waits for it.
+    /// </summary>
+    /// <param name="work">The work; it receives <see cref="ClosingToken"/>.</param>
+    /// <param name="name">A name for <see cref="GetOutstanding"/>, logs and timeout messages.</param>
+    /// <param name="cancellationToken">
+    /// Cancels only the wait for a concurrency slot (the returned task is then cancelled and the registration withdrawn).
+    /// Already cancelled: nothing is registered or started.
+    /// </param>
+    /// <returns>
+    /// A task that completes when the work has finished (and its registration is released), as the work's task did: its
+    /// result, its failure or its cancellation. A failure reaches this task only: it is not recorded for <c>CloseAsync</c>
+    /// (it is still logged, raised as <see cref="WorkFailed"/>, and may cancel <see cref="ClosingToken"/>).
+    /// </returns>
+    /// <exception cref="ArgumentNullException"><paramref name="work"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ClosedException">The tracker is closing or has completed.</exception>
+    /// <exception cref="ObjectDisposedException">The tracker has been disposed.</exception>
+    public Task RunAsync(Func<CancellationToken, Task> work, string? name = null, CancellationToken cancellationToken = default)
+    {
+        Internal.Guard.NotNull(work);
+        return GoCore(null, 0, work, null, name, observe: true, cancellationToken);
+    }
+
+    /// <summary>Registers work that receives its own handle, starts it on the thread pool, and returns the work's own task.</summary>
+    /// <param name="work">The work; it receives its <see cref="TrackedOperation"/> handle and <see cref="ClosingToken"/>.</param>
+    /// <param name="name">A name for <see cref="GetOutstanding"/>, logs and timeout messages.</param>
+    /// <param name="cancellationToken">Cancels only the wait for a concurrency slot.</param>
+    /// <returns>A task that completes when the work has finished, as the work's task did (see <see cref="RunAsync(Func{CancellationToken, Task}, string?, CancellationToken)"/>).</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="work"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ClosedException">The tracker is closing or has completed.</exception>
+    /// <exception cref="ObjectDisposedException">The tracker has been disposed.</exception>
+    public Task RunAsync(Func<TrackedOperation, CancellationToken, Task> work, string? name = null, CancellationToken cancellationToken = default)
+    {
+        Internal.Guard.NotNull(work);
+        return GoCore(null, 0, null, work, name, observe: true, cancellationToken);
     }
 
     /// <summary>Registers and starts work if the tracker accepts it and, with a concurrency limit, a slot is free.</summary>
-    /// <param name="work">The work; it receives <see cref="Stopping"/>.</param>
-    /// <param name="name">A name for <see cref="Snapshot"/>, logs and timeout messages.</param>
+    /// <param name="work">The work; it receives <see cref="ClosingToken"/>.</param>
+    /// <param name="name">A name for <see cref="GetOutstanding"/>, logs and timeout messages.</param>
     /// <returns><see langword="true"/> if the work was registered and started; <see langword="false"/> if no slot was free or the tracker is closing, completed or disposed.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="work"/> is <see langword="null"/>.</exception>
     public bool TryGo(Func<CancellationToken, Task> work, string? name = null)
@@ -76,8 +130,8 @@ public sealed partial class TaskTracker
     }
 
     /// <summary>Registers and starts work that receives its own handle, if the tracker accepts it and a slot is free.</summary>
-    /// <param name="work">The work; it receives its <see cref="TrackedOperation"/> handle and <see cref="Stopping"/>.</param>
-    /// <param name="name">A name for <see cref="Snapshot"/>, logs and timeout messages.</param>
+    /// <param name="work">The work; it receives its <see cref="TrackedOperation"/> handle and <see cref="ClosingToken"/>.</param>
+    /// <param name="name">A name for <see cref="GetOutstanding"/>, logs and timeout messages.</param>
     /// <returns><see langword="true"/> if the work was registered and started.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="work"/> is <see langword="null"/>.</exception>
     public bool TryGo(Func<TrackedOperation, CancellationToken, Task> work, string? name = null)
@@ -98,9 +152,9 @@ public sealed partial class TaskTracker
         }
     }
 
-    /// <summary>The operations from <c>Go</c> and <c>Register</c> outstanding now, oldest first.</summary>
+    /// <summary>Lists the operations from <c>Go</c>, <c>RunAsync</c> and <c>Register</c> outstanding now, oldest first.</summary>
     /// <returns>A copy; anonymous <see cref="Add"/> registrations are not listed (see <see cref="Count"/>).</returns>
-    public IReadOnlyList<TrackedOperationInfo> Snapshot()
+    public IReadOnlyList<TrackedOperationInfo> GetOutstanding()
     {
         var now = _clock.Now();
         int acknowledged;
@@ -138,31 +192,18 @@ public sealed partial class TaskTracker
         return result;
     }
 
-    internal TrackedOperation RegisterChild(TrackedNode parent, long parentId, string? name)
+    internal TrackedLease RegisterChild(TrackedNode parent, long parentId, string? name)
     {
         var node = TryRegister(parent, parentId, TrackedOperationKind.Lease, name, null, null, out var rejection) ?? throw Rejected(rejection);
-        return new TrackedOperation(this, node.Node, node.Id);
+        return new TrackedLease(this, node.Node, node.Id);
     }
 
-    internal Task GoChild(TrackedNode parent, long parentId, Func<CancellationToken, Task>? work, Func<TrackedOperation, CancellationToken, Task>? workWithHandle, string? name)
-    {
-        if (work is null && workWithHandle is null)
-        {
-            throw new ArgumentNullException(nameof(work));
-        }
+    /// <summary>Registers and starts child work; returns its own task when <paramref name="observe"/> (RunAsync), else a completed one.</summary>
+    internal Task GoChild(TrackedNode parent, long parentId, Func<CancellationToken, Task>? work, Func<TrackedOperation, CancellationToken, Task>? workWithHandle, string? name, bool observe) =>
+        GoCore(parent, parentId, work, workWithHandle, name, observe, CancellationToken.None);
 
-        return GoCore(parent, parentId, work, workWithHandle, name, CancellationToken.None);
-    }
-
-    internal bool TryGoChild(TrackedNode parent, long parentId, Func<CancellationToken, Task>? work, Func<TrackedOperation, CancellationToken, Task>? workWithHandle, string? name)
-    {
-        if (work is null && workWithHandle is null)
-        {
-            throw new ArgumentNullException(nameof(work));
-        }
-
-        return TryGoCore(parent, parentId, work, workWithHandle, name);
-    }
+    internal bool TryGoChild(TrackedNode parent, long parentId, Func<CancellationToken, Task>? work, Func<TrackedOperation, CancellationToken, Task>? workWithHandle, string? name) =>
+        TryGoCore(parent, parentId, work, workWithHandle, name);
 
     internal void ReleaseLease(TrackedNode node, long id) => Release(node, id, TrackedOperationKind.Lease);
 
@@ -172,18 +213,17 @@ public sealed partial class TaskTracker
         // The node belongs to this work until Release below; read what we need first.
         var id = node.Id;
         var name = node.Name;
-        if (exception is not null)
+        var observer = node.Observer;
+        node.Observer = null;
+        IReadOnlyCollection<Exception>? failures = exception is not null ? new[] { exception } : task!.IsFaulted ? task.Exception!.InnerExceptions : null;
+        if (failures is not null)
         {
-            RecordFailure(name, id, exception);
-        }
-        else if (task!.IsFaulted)
-        {
-            foreach (var inner in task.Exception!.InnerExceptions)
+            foreach (var failure in failures)
             {
-                RecordFailure(name, id, inner);
+                RecordFailure(name, id, failure, keep: observer is null);
             }
         }
-        else if (task.IsCanceled)
+        else if (task!.IsCanceled)
         {
             TaskTrackerLog.WorkCancelled(_logger, _name, name, id);
         }
@@ -196,9 +236,26 @@ public sealed partial class TaskTracker
         }
 
         Release(node, id, TrackedOperationKind.Work);
+
+        // After the release: a caller awaiting RunAsync sees the count without this work.
+        if (observer is not null)
+        {
+            if (failures is not null)
+            {
+                observer.TrySetException(failures);
+            }
+            else if (task!.IsCanceled)
+            {
+                observer.TrySetCanceled();
+            }
+            else
+            {
+                observer.TrySetResult(true);
+            }
+        }
     }
 
-    private Task GoCore(TrackedNode? parent, long parentId, Func<CancellationToken, Task>? work, Func<TrackedOperation, CancellationToken, Task>? workWithHandle, string? name, CancellationToken cancellationToken)
+    private Task GoCore(TrackedNode? parent, long parentId, Func<CancellationToken, Task>? work, Func<TrackedOperation, CancellationToken, Task>? workWithHandle, string? name, bool observe, CancellationToken cancellationToken)
     {
         if (cancellationToken.IsCancellationRequested)
         {
@@ -208,6 +265,7 @@ public sealed partial class TaskTracker
 
         var registered = TryRegister(parent, parentId, TrackedOperationKind.Work, name, work, workWithHandle, out var rejection) ?? throw Rejected(rejection);
         var node = registered.Node;
+        var observer = observe ? node.Observer = Signals.Create() : null;
 
         // Only top-level work takes a slot. A child belongs to its running parent's unit of work: making
         // it wait for a slot the parent itself holds would deadlock (errgroup's SetLimit trap).
@@ -215,14 +273,15 @@ public sealed partial class TaskTracker
         {
             if (!TryTakeSlot(slots))
             {
-                return StartWhenSlotFreeAsync(node, registered.Id, slots, cancellationToken);
+                var started = StartWhenSlotFreeAsync(node, registered.Id, slots, cancellationToken);
+                return observer?.Task ?? started;
             }
 
             node.HoldsSlot = true;
         }
 
         Start(node);
-        return Task.CompletedTask;
+        return observer?.Task ?? Task.CompletedTask;
     }
 
     private bool TryGoCore(TrackedNode? parent, long parentId, Func<CancellationToken, Task>? work, Func<TrackedOperation, CancellationToken, Task>? workWithHandle, string? name)
@@ -258,7 +317,10 @@ public sealed partial class TaskTracker
         catch (OperationCanceledException)
         {
             // The work never started: withdraw its registration, then let the caller see the cancellation.
+            var observer = node.Observer;
+            node.Observer = null;
             Release(node, id, TrackedOperationKind.Work);
+            observer?.TrySetCanceled(cancellationToken);
             throw;
         }
 
@@ -277,20 +339,58 @@ public sealed partial class TaskTracker
         node.Start();
     }
 
-    private void RecordFailure(string name, long id, Exception exception)
+    /// <summary>
+    /// Records a failure of tracked work: logged, counted, raised as <see cref="WorkFailed"/>, and (when
+    /// <paramref name="keep"/>, and fewer than MaxRecordedFailures are kept) kept for <c>CloseAsync</c> and <see cref="Completion"/>.
+    /// </summary>
+    private void RecordFailure(string name, long id, Exception exception, bool keep = true)
     {
         bool first;
         lock (_registry)
         {
-            _failures ??= new List<Exception>();
-            _failures.Add(exception);
-            first = _failures.Count == 1;
+            first = !_anyFailure;
+            _anyFailure = true;
+            if (keep)
+            {
+                if ((_failures?.Count ?? 0) < _maxRecordedFailures)
+                {
+                    (_failures ??= new List<Exception>()).Add(exception);
+                }
+                else
+                {
+                    _failuresNotKept++;
+                }
+            }
         }
 
-        TaskTrackerLog.WorkFailed(_logger, _name, name, id, exception);
+        if (keep)
+        {
+            TaskTrackerLog.WorkFailed(_logger, _name, name, id, exception);
+        }
+        else
+        {
+            TaskTrackerLog.RunFailed(_logger, _name, name, id, exception);
+        }
+
         if (TaskTrackerMetrics.Faulted.Enabled)
         {
             TaskTrackerMetrics.Faulted.Add(1, _metricTag);
+        }
+
+        if (WorkFailed is { } handlers)
+        {
+            var args = new TrackedWorkFailedEventArgs(name, id, exception);
+            foreach (var handler in handlers.GetInvocationList())
+            {
+                try
+                {
+                    ((EventHandler<TrackedWorkFailedEventArgs>)handler)(this, args);
+                }
+                catch (Exception handlerFailure)
+                {
+                    TaskTrackerLog.HandlerFailed(_logger, _name, handlerFailure);
+                }
+            }
         }
 
         if (first && _cancelOnFirstFailure)

@@ -16,6 +16,9 @@ public sealed partial class TaskTracker
     /// </summary>
     internal static int MinSweepAt = 32;
 
+    /// <summary>Whether releases of Go work take themselves off the count at once (for tests).</summary>
+    internal bool ReleasesAreCountedAtOnce => Volatile.Read(ref _releaseMode.Value) == EagerRelease;
+
     private (TrackedNode Node, long Id)? TryRegister(
         TrackedNode? parent,
         long parentId,

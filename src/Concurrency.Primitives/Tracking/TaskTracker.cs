@@ -10,7 +10,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Concurrency.Primitives;
 
-// TaskTracker keeps these invariants (design.md, section 1):
+// TaskTracker keeps these invariants (Tracking/README.md):
 //  1. Registration precedes the start: Go increments the count synchronously, then queues the work.
 //  2. Closing with a count of zero is terminal: the one compare-and-swap that takes the count to
 //     zero while closing also sets CompleteBit, and every registration's compare-and-swap checks it.
@@ -19,8 +19,9 @@ namespace Concurrency.Primitives;
 //     registrations are rejected once closing has begun.
 //  4. An extra Done() is refused before the swap, so the count never goes below zero; anonymous
 //     (Add/Done) and lease counts are separate fields, so a stray Done() cannot eat a lease's count.
-//  5. Close waits with a timeout and a token; a timeout names what is outstanding (Snapshot).
-//  6. Failures of tracked work are recorded before their release and thrown by CloseAsync.
+//  5. Close waits with a timeout and a token; a timeout names what is outstanding (GetOutstanding).
+//  6. Failures of tracked work are recorded before their release (the first MaxRecordedFailures of them), reported to
+//     WorkFailed, and thrown by CloseAsync and Completion; failures of RunAsync work go to the task RunAsync returned.
 //  7. An optional concurrency limit: Go waits for a slot, TryGo returns false.
 //  8. Finished Go work marks its record released (a negative id) without touching the count or the registry; a
 //     registration that sweeps (once the registry has doubled) takes such records off the count in its own swap.
@@ -37,26 +38,36 @@ namespace Concurrency.Primitives;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Start work with <see cref="Go(Func{CancellationToken, Task}, string?, CancellationToken)"/>: the count goes up
-/// synchronously, then the work runs on the thread pool, and the count goes down when its task completes. Hold a
-/// lease with <see cref="Register"/> for work you start yourself. <see cref="Add"/>, <see cref="Done"/> and
-/// <see cref="WaitAsync"/> are a drop-in for a WaitGroup.
+/// Start work with <see cref="Go(Func{CancellationToken, Task}, string?, CancellationToken)"/> (named after Go's
+/// <c>errgroup.Go</c>): the count goes up synchronously, then the work runs on the thread pool, and the count goes down
+/// when its task completes. Awaiting <c>Go</c> waits only for the work to be registered and started (for a free slot,
+/// under <see cref="TaskTrackerOptions.MaxConcurrency"/>), never for the work itself. To await the work, start it with
+/// <see cref="RunAsync(Func{CancellationToken, Task}, string?, CancellationToken)"/>, which returns the work's own task
+/// (as <c>Task.Run</c> does, but tracked). Hold a lease with <see cref="Register"/> for work you start yourself.
+/// <see cref="Add"/>, <see cref="Done"/> and <see cref="WaitAsync"/> are a drop-in for a WaitGroup — of its shape only:
+/// an <c>Add</c> from inside the child still races the close (see the README's migration section).
 /// </para>
 /// <para>
-/// <see cref="CloseAsync(TimeSpan, CancellationToken)"/> cancels <see cref="Stopping"/>, rejects new top-level work and waits
-/// for the count to reach zero; from then on the tracker is complete and every registration fails. Work that is
-/// still running may register children through its <see cref="TrackedOperation"/> handle while the tracker
-/// closes, and the close waits for them. <see cref="Add"/> follows the WaitGroup rule: it succeeds while the
-/// tracker has not completed (the caller vouches that it holds a count), and fails afterwards.
+/// <see cref="CloseAsync(TimeSpan, CancellationToken)"/> cancels <see cref="ClosingToken"/>, rejects new top-level work
+/// (<see cref="ClosedException"/>) and waits for the count to reach zero; from then on the tracker is complete and every
+/// registration fails. Work that is still running may register children through its <see cref="TrackedOperation"/> handle
+/// while the tracker closes, and the close waits for them. <see cref="Add"/> follows the WaitGroup rule: it succeeds while
+/// the tracker has not completed (the caller vouches that it holds a count), and fails afterwards.
 /// </para>
 /// <para>
-/// Failures of tracked work are never lost: they are logged, counted and thrown by <c>CloseAsync</c> as an
-/// <see cref="AggregateException"/>. A cancelled task is not a failure.
+/// Failures of tracked work are never lost: they are logged, counted, raised as <see cref="WorkFailed"/>, kept (the first
+/// <see cref="TaskTrackerOptions.MaxRecordedFailures"/>) and thrown by <c>CloseAsync</c> and <see cref="Completion"/>, whose
+/// task carries them all (<c>await</c> throws the first, as with <c>Task.WhenAll</c>). A failure of work started by
+/// <c>RunAsync</c> goes to the task <c>RunAsync</c> returned instead. A cancelled task is not a failure.
+/// </para>
+/// <para>
+/// <see cref="DisposeAsync"/> closes with <see cref="TaskTrackerOptions.ShutdownTimeout"/> and never throws: a timeout (with
+/// every straggler's name and age) and the failures are logged at Error, and stay readable on <see cref="Completion"/>.
 /// </para>
 /// <para>All members are thread-safe.</para>
 /// </remarks>
 [DebuggerDisplay("{DebuggerDisplay,nq}")]
-public sealed partial class TaskTracker : IAsyncDisposable
+public sealed partial class TaskTracker : IAsyncDisposable, IDisposable
 {
     // The state word: two counts and two flags, changed only by compare-and-swap.
     private const long AnonymousOne = 1;
@@ -67,6 +78,11 @@ public sealed partial class TaskTracker : IAsyncDisposable
     private const long CountMask = AnonymousMask | OperationMask;
     private const long ClosingBit = 1L << 60;
     private const long CompleteBit = 1L << 61;
+
+    // Set while WaitAsync callers wait for the current zero (their signal is _zeroWaiter); cleared by the very swap that
+    // takes the count to zero, so a wait begun after that swap (and after a new Add) can tell that the signal it finds
+    // belongs to a zero that came before it (see WaitAsync).
+    private const long WaiterBit = 1L << 62;
     private const int MaxCount = (int)AnonymousMask;
     private const string DefaultName = "TaskTracker";
 
@@ -76,9 +92,10 @@ public sealed partial class TaskTracker : IAsyncDisposable
     private readonly CoarseClock _clock;
     private readonly bool _cancelOnFirstFailure;
     private readonly bool _captureStackTraces;
-    private readonly TimeSpan _disposeTimeout;
+    private readonly TimeSpan _shutdownTimeout;
+    private readonly int _maxRecordedFailures;
     // Neither needs disposing: the semaphore's wait handle is never created, and the source has no
-    // timer or linked registrations. Leaving them undisposed keeps late TryGo/Stopping calls safe.
+    // timer or linked registrations. Leaving them undisposed keeps late TryGo/ClosingToken calls safe.
     [SuppressMessage("Usage", "CA2213:Disposable fields should be disposed", Justification = "No wait handle is ever created.")]
     private readonly SemaphoreSlim? _slots;
     [SuppressMessage("Usage", "CA2213:Disposable fields should be disposed", Justification = "No timer or linked registrations; tokens handed out stay valid.")]
@@ -97,13 +114,19 @@ public sealed partial class TaskTracker : IAsyncDisposable
     private const int EagerRelease = 2;
     private PaddedInt _releaseMode;
 
-    private TaskCompletionSource<bool>? _zeroWaiter;
-    private TaskCompletionSource<bool>? _closed;
+    private TaskCompletionSource<bool>? _zeroWaiter; // guarded by _waitLock; written before WaiterBit is set
+    private readonly object _waitLock = new();
+
+    // Completes when the tracker completes (closed, count at zero): with the recorded failures, or successfully.
+    private readonly TaskCompletionSource<bool> _completion = Signals.Create();
     private volatile bool _disposed;
 
     /// <summary>Creates a tracker.</summary>
     /// <param name="options">Settings; <see langword="null"/> for the defaults.</param>
-    /// <exception cref="ArgumentOutOfRangeException"><see cref="TaskTrackerOptions.MaxConcurrency"/> is less than 1, or <see cref="TaskTrackerOptions.DisposeTimeout"/> is negative.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// <see cref="TaskTrackerOptions.MaxConcurrency"/> is less than 1, <see cref="TaskTrackerOptions.ShutdownTimeout"/> is
+    /// negative and not infinite, or <see cref="TaskTrackerOptions.MaxRecordedFailures"/> is negative.
+    /// </exception>
     public TaskTracker(TaskTrackerOptions? options = null)
     {
         options ??= new TaskTrackerOptions();
@@ -117,10 +140,10 @@ public sealed partial class TaskTracker : IAsyncDisposable
             _slots = new SemaphoreSlim(limit, limit);
         }
 
-        if (options.DisposeTimeout != Timeout.InfiniteTimeSpan && (options.DisposeTimeout < TimeSpan.Zero || options.DisposeTimeout > Guard.MaxTimeout))
-        {
-            throw new ArgumentOutOfRangeException(nameof(options), options.DisposeTimeout, "TaskTrackerOptions.DisposeTimeout must be non-negative, or Timeout.InfiniteTimeSpan.");
-        }
+        _shutdownTimeout = Guard.Timeout(options.ShutdownTimeout, "TaskTrackerOptions.ShutdownTimeout");
+        _maxRecordedFailures = options.MaxRecordedFailures >= 0
+            ? options.MaxRecordedFailures
+            : throw new ArgumentOutOfRangeException(nameof(options), options.MaxRecordedFailures, "TaskTrackerOptions.MaxRecordedFailures must be zero or more.");
 
         _name = string.IsNullOrEmpty(options.Name) ? DefaultName : options.Name!;
         _logger = options.Logger ?? NullLogger.Instance;
@@ -128,22 +151,38 @@ public sealed partial class TaskTracker : IAsyncDisposable
         _clock = new CoarseClock(_time);
         _cancelOnFirstFailure = options.CancelOnFirstFailure;
         _captureStackTraces = options.CaptureRegistrationStackTraces;
-        _disposeTimeout = options.DisposeTimeout;
         _metricTag = new KeyValuePair<string, object?>("tracker.name", _name);
         _hot.SweepAt = MinSweepAt;
         _stoppingToken = _stopping.Token;
+        if (_logger.IsEnabled(LogLevel.Debug))
+        {
+            // The debug events report the count after each registration and release: with releases counted at once, the
+            // count they print is the true one (lazily counted releases would show a count too high).
+            _releaseMode.Value = EagerRelease;
+        }
     }
 
     /// <summary>The tracker's name, from <see cref="TaskTrackerOptions.Name"/>.</summary>
     public string Name => _name;
 
     /// <summary>How many registrations are outstanding: leases, started or pending work, and anonymous <see cref="Add"/> counts.</summary>
-    /// <remarks>The first read settles the releases the tracker has not yet counted, so it may take the registry lock once.</remarks>
+    /// <remarks>Settles the releases the tracker has not yet counted (under the registry lock, as a registration does).</remarks>
     public int Count
     {
         get
         {
-            EnsureEagerRelease();
+            int acknowledged;
+            long next;
+            lock (_registry)
+            {
+                acknowledged = SweepReleasedLocked(out next);
+            }
+
+            if (acknowledged > 0)
+            {
+                OnAcknowledged(next);
+            }
+
             return CountOf(Volatile.Read(ref _hot.State));
         }
     }
@@ -158,10 +197,19 @@ public sealed partial class TaskTracker : IAsyncDisposable
     /// Cancelled when the tracker begins closing (and on the first failure, with
     /// <see cref="TaskTrackerOptions.CancelOnFirstFailure"/>). Tracked work receives this token.
     /// </summary>
-    public CancellationToken Stopping => _stoppingToken;
+    public CancellationToken ClosingToken => _stoppingToken;
 
+    /// <summary>
+    /// Completes when the tracker has completed: it was closed (or disposed) and everything registered has finished.
+    /// Faults with the recorded failures of tracked work, all of them (<c>await</c> throws the first, as with
+    /// <c>Task.WhenAll</c>); completes successfully if there were none.
+    /// </summary>
+    public Task Completion => _completion.Task;
+
+    // Side-effect free (a debugger evaluates it while threads are stopped, perhaps holding the registry lock): the raw
+    // count, which may still include finished work whose release the tracker has not yet counted.
     private string DebuggerDisplay =>
-        $"{_name}: Count = {Count}{(IsCompleted ? ", completed" : IsClosing ? ", closing" : string.Empty)}";
+        $"{_name}: Count <= {CountOf(Volatile.Read(ref _hot.State))}{(IsCompleted ? ", completed" : IsClosing ? ", closing" : string.Empty)}";
 
     /// <summary>Adds <paramref name="delta"/> anonymous registrations: the WaitGroup <c>Add</c>.</summary>
     /// <param name="delta">How many; at least 1. Release each with <see cref="Done"/>.</param>
@@ -255,6 +303,12 @@ public sealed partial class TaskTracker : IAsyncDisposable
     /// <summary>Waits until the count is zero: the WaitGroup <c>Wait</c>. Does not close the tracker.</summary>
     /// <param name="cancellationToken">Abandons this wait (the registrations are unaffected).</param>
     /// <returns>A task that completes when the count has been zero at some moment after the call.</returns>
+    /// <remarks>
+    /// A zero that came before the call never completes it, even if the release that made it has not yet finished
+    /// returning: after <c>Done</c> takes the count to zero and another caller's <c>Add</c> raises it again, a wait begun
+    /// then lasts until the next zero. Failures of tracked work are not thrown here (<c>CloseAsync</c> and
+    /// <see cref="Completion"/> report them).
+    /// </remarks>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
     public Task WaitAsync(CancellationToken cancellationToken = default)
     {
@@ -264,18 +318,37 @@ public sealed partial class TaskTracker : IAsyncDisposable
             return Task.CompletedTask;
         }
 
-        var waiter = Volatile.Read(ref _zeroWaiter);
-        if (waiter is null)
+        TaskCompletionSource<bool> waiter;
+        lock (_waitLock)
         {
-            var created = Signals.Create();
-            waiter = Interlocked.CompareExchange(ref _zeroWaiter, created, null) ?? created;
-        }
+            var state = Volatile.Read(ref _hot.State);
+            while (true)
+            {
+                if (CountOf(state) == 0)
+                {
+                    return Task.CompletedTask;
+                }
 
-        // The releaser swaps the count, then reads the waiter; we publish the waiter, then read the count.
-        // Both are full fences, so at least one side sees the other and the waiter cannot be missed.
-        if (CountOf(Volatile.Read(ref _hot.State)) == 0 && Interlocked.CompareExchange(ref _zeroWaiter, null, waiter) == waiter)
-        {
-            waiter.TrySetResult(true);
+                if ((state & WaiterBit) != 0)
+                {
+                    waiter = _zeroWaiter!; // the signal of the zero still to come
+                    break;
+                }
+
+                // No signal for the zero to come. A signal still here belongs to a zero that has already happened (its
+                // swap cleared WaiterBit): complete it for its waiters, on behalf of the release that has not come
+                // back for it yet, and start a new one.
+                _zeroWaiter?.TrySetResult(true);
+                waiter = Signals.Create();
+                Volatile.Write(ref _zeroWaiter, waiter);
+                var seen = Interlocked.CompareExchange(ref _hot.State, state | WaiterBit, state);
+                if (seen == state)
+                {
+                    break;
+                }
+
+                state = seen; // changed meanwhile (perhaps to zero): look again
+            }
         }
 
         return Signals.WaitAsync(waiter.Task, cancellationToken);
@@ -312,9 +385,14 @@ public sealed partial class TaskTracker : IAsyncDisposable
 
     private static int CountOf(long state) => (int)(state & AnonymousMask) + (int)((state & OperationMask) >> OperationShift);
 
-    /// <summary>A closing tracker whose count reaches zero becomes complete in the same swap.</summary>
+    /// <summary>
+    /// The state a swap that leaves <paramref name="state"/>'s count must write: at zero, WaiterBit is cleared (this zero
+    /// is the one the waiters wait for), and a closing tracker becomes complete, in the same swap.
+    /// </summary>
     private static long Settle(long state) =>
-        (state & ClosingBit) != 0 && (state & CountMask) == 0 ? state | CompleteBit : state;
+        (state & CountMask) != 0 ? state
+        : (state & ClosingBit) != 0 ? (state & ~WaiterBit) | CompleteBit
+        : state & ~WaiterBit;
 
     /// <summary>After one registration was released, leaving <paramref name="next"/>.</summary>
     private void OnCountDropped(long next)
@@ -338,10 +416,23 @@ public sealed partial class TaskTracker : IAsyncDisposable
 
     private void OnReachedZero(long state)
     {
-        var waiter = Volatile.Read(ref _zeroWaiter);
-        if (waiter is not null && Interlocked.CompareExchange(ref _zeroWaiter, null, waiter) == waiter)
+        // A waiter writes its signal before it sets WaiterBit, and this swap to zero came after that or made the waiter
+        // see the zero itself: so no signal here means nobody waits for this zero.
+        if (Volatile.Read(ref _zeroWaiter) is not null)
         {
-            waiter.TrySetResult(true);
+            TaskCompletionSource<bool>? waiter = null;
+            lock (_waitLock)
+            {
+                // Complete the signal only if its zero has happened (WaiterBit clear): a wait begun since may have set up
+                // a new signal, for the next zero, and must not be woken by this one.
+                if ((Volatile.Read(ref _hot.State) & WaiterBit) == 0)
+                {
+                    waiter = _zeroWaiter;
+                    _zeroWaiter = null;
+                }
+            }
+
+            waiter?.TrySetResult(true);
         }
 
         if ((state & CompleteBit) != 0)
@@ -364,12 +455,14 @@ public sealed partial class TaskTracker : IAsyncDisposable
         Rejection.Closing when _disposed => new ObjectDisposedException(
             nameof(TaskTracker),
             $"Task tracker '{_name}' is being disposed: new top-level work is rejected. Running work can still register children through its TrackedOperation handle."),
-        Rejection.Closing => new InvalidOperationException(
+        Rejection.Closing => new ClosedException(
+            _name,
             $"Task tracker '{_name}' is closing: new top-level work is rejected. To add a child of running work, register it through that work's TrackedOperation handle (operation.Go or operation.Register) before the parent finishes."),
         Rejection.Completed when _disposed => new ObjectDisposedException(
             nameof(TaskTracker),
             $"Task tracker '{_name}' has been disposed and has completed; it accepts no more registrations. Create a new TaskTracker."),
-        Rejection.Completed => new InvalidOperationException(
+        Rejection.Completed => new ClosedException(
+            _name,
             $"Task tracker '{_name}' has completed: it was closed and its count reached zero, so it accepts no more registrations. Create a new TaskTracker."),
         Rejection.ParentInactive => new InvalidOperationException(
             $"The parent operation has already been released, so it can no longer register children in tracker '{_name}'. Register a child before its parent finishes (register before spawn)."),

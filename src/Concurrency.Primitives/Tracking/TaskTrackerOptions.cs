@@ -23,23 +23,31 @@ public sealed class TaskTrackerOptions
     public int? MaxConcurrency { get; set; }
 
     /// <summary>
-    /// When <see langword="true"/>, the first failure of tracked work cancels <see cref="TaskTracker.Stopping"/>,
+    /// When <see langword="true"/>, the first failure of tracked work cancels <see cref="TaskTracker.ClosingToken"/>,
     /// as Go's <c>errgroup.WithContext</c> does. The failure is still surfaced by <c>CloseAsync</c>. Default <see langword="false"/>.
     /// </summary>
     public bool CancelOnFirstFailure { get; set; }
 
     /// <summary>
     /// When <see langword="true"/>, every <c>Go</c> and <c>Register</c> records the stack trace of its caller, and
-    /// <see cref="TaskTracker.Snapshot"/> and <see cref="TaskTrackerTimeoutException"/> report it. Costs a stack walk
+    /// <see cref="TaskTracker.GetOutstanding"/> and <see cref="TaskTrackerTimeoutException"/> report it. Costs a stack walk
     /// per registration; meant for diagnosing leaks. Default <see langword="false"/>.
     /// </summary>
     public bool CaptureRegistrationStackTraces { get; set; }
 
     /// <summary>
-    /// How long <see cref="TaskTracker.DisposeAsync"/> waits for outstanding work before it throws
-    /// <see cref="TaskTrackerTimeoutException"/>. Default 30 seconds; <see cref="System.Threading.Timeout.InfiniteTimeSpan"/> waits forever.
+    /// How long <see cref="TaskTracker.CloseAsync(System.Threading.CancellationToken)"/> and <see cref="TaskTracker.DisposeAsync"/>
+    /// wait for outstanding work. Default 30 seconds; <see cref="System.Threading.Timeout.InfiniteTimeSpan"/> waits forever.
+    /// A close that times out throws <see cref="TaskTrackerTimeoutException"/>; a dispose logs it instead.
     /// </summary>
-    public TimeSpan DisposeTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How many failures of tracked work the tracker keeps for <c>CloseAsync</c> and <see cref="TaskTracker.Completion"/>:
+    /// the first ones (the root cause is usually among them). Later failures are still logged, counted and raised as
+    /// <see cref="TaskTracker.WorkFailed"/>. Default 100; zero keeps none.
+    /// </summary>
+    public int MaxRecordedFailures { get; set; } = 100;
 
     /// <summary>Where the tracker logs. Defaults to a logger that discards everything.</summary>
     public ILogger? Logger { get; set; }

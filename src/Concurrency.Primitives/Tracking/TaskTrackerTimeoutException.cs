@@ -10,7 +10,7 @@ namespace Concurrency.Primitives;
 /// what is still outstanding, so that a leak can be traced to the code that registered it.
 /// </summary>
 /// <remarks>The tracker stays closing: outstanding work keeps running, and a later <c>CloseAsync</c> can wait again.</remarks>
-public sealed class TaskTrackerTimeoutException : TimeoutException
+public sealed class TaskTrackerTimeoutException : ShutdownTimeoutException
 {
     private const int MaxListed = 20;
 
@@ -25,7 +25,6 @@ public sealed class TaskTrackerTimeoutException : TimeoutException
     public TaskTrackerTimeoutException(string message)
         : base(message)
     {
-        TrackerName = string.Empty;
         Outstanding = Array.Empty<TrackedOperationInfo>();
     }
 
@@ -35,24 +34,21 @@ public sealed class TaskTrackerTimeoutException : TimeoutException
     public TaskTrackerTimeoutException(string message, Exception innerException)
         : base(message, innerException)
     {
-        TrackerName = string.Empty;
         Outstanding = Array.Empty<TrackedOperationInfo>();
     }
 
-    internal TaskTrackerTimeoutException(string trackerName, TimeSpan timeout, IReadOnlyList<TrackedOperationInfo> outstanding, int unnamedCount)
-        : base(FormatMessage(trackerName, timeout, outstanding, unnamedCount))
+    /// <summary>Creates the exception a tracker throws when its close times out (a test of a handler may build one).</summary>
+    /// <param name="trackerName">The tracker's name.</param>
+    /// <param name="timeout">The timeout that elapsed.</param>
+    /// <param name="outstanding">The operations still outstanding, oldest first.</param>
+    /// <param name="unnamedCount">How many anonymous <c>Add</c> registrations were outstanding.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="trackerName"/> or <paramref name="outstanding"/> is <see langword="null"/>.</exception>
+    public TaskTrackerTimeoutException(string trackerName, TimeSpan timeout, IReadOnlyList<TrackedOperationInfo> outstanding, int unnamedCount)
+        : base(Internal.Guard.NotNull(trackerName), timeout, FormatMessage(trackerName, timeout, Internal.Guard.NotNull(outstanding), unnamedCount))
     {
-        TrackerName = trackerName;
-        Timeout = timeout;
         Outstanding = outstanding;
         UnnamedCount = unnamedCount;
     }
-
-    /// <summary>The name of the tracker that timed out.</summary>
-    public string TrackerName { get; }
-
-    /// <summary>The timeout that elapsed.</summary>
-    public TimeSpan Timeout { get; }
 
     /// <summary>The operations from <c>Go</c> and <c>Register</c> still outstanding when the timeout elapsed, oldest first.</summary>
     public IReadOnlyList<TrackedOperationInfo> Outstanding { get; }
@@ -65,7 +61,7 @@ public sealed class TaskTrackerTimeoutException : TimeoutException
         var text = new StringBuilder();
         text.AppendFormat(
             CultureInfo.InvariantCulture,
-            "Closing task tracker '{0}' timed out after {1} with {2} operation(s) outstanding",
+            "Closing task tracker '{0}' timed out after {1} with {2} operation(s) outstanding (the tracker stays closing; the work keeps running)",
             trackerName,
             timeout,
             outstanding.Count + unnamedCount);

@@ -7,13 +7,15 @@ namespace Concurrency.Primitives;
 
 /// <summary>
 /// One registration's record, pooled (see <see cref="NodePool"/>). It is at once the registry entry (for
-/// <see cref="TaskTracker.Snapshot"/>), the thread-pool work item that starts <c>Go</c> work, and
+/// <see cref="TaskTracker.GetOutstanding"/>), the thread-pool work item that starts <c>Go</c> work, and
 /// the continuation that observes the work's task, so that a <c>Go</c> costs no allocation of ours
 /// once the pool is warm. <see cref="Id"/> and <see cref="Tracker"/> double as the version: handles carry
 /// the tracker and id they were issued with, and a node reused for a later registration never answers to an old handle.
 /// </summary>
 internal sealed class TrackedNode : PoolWorkItem
 {
+    private static readonly Task CancelledTask = Task.FromCanceled(new CancellationToken(canceled: true));
+
     private readonly Action _onWorkCompleted;
     private Task? _runningWork;
 
@@ -23,7 +25,7 @@ internal sealed class TrackedNode : PoolWorkItem
     public TaskTracker? Tracker;
 
     // All fields below are written under the tracker's registry lock while the node is linked or
-    // pooled, and read either under that lock (Snapshot, liveness checks) or by the one piece of
+    // pooled, and read either under that lock (GetOutstanding, liveness checks) or by the one piece of
     // work the node is running (which owns it until its release).
 
     /// <summary>
@@ -48,6 +50,9 @@ internal sealed class TrackedNode : PoolWorkItem
     /// <summary>For the head of a chain handed to the shared reservoir: how many nodes the chain holds.</summary>
     public int ChainLength;
     public Func<CancellationToken, Task>? Work;
+
+    /// <summary>For work started by <c>RunAsync</c>: the task handed to its caller, completed as the work's task completes.</summary>
+    public TaskCompletionSource<bool>? Observer;
     public Func<TrackedOperation, CancellationToken, Task>? WorkWithHandle;
 
     public bool IsLive(TaskTracker tracker, long id)
@@ -65,12 +70,18 @@ internal sealed class TrackedNode : PoolWorkItem
         try
         {
             task = Work is { } work
-                ? work(tracker.Stopping)
-                : WorkWithHandle!(new TrackedOperation(tracker, this, Id), tracker.Stopping);
+                ? work(tracker.ClosingToken)
+                : WorkWithHandle!(new TrackedOperation(tracker, this, Id), tracker.ClosingToken);
             if (task is null)
             {
                 throw new InvalidOperationException($"The work '{Name}' returned a null Task; return Task.CompletedTask instead.");
             }
+        }
+        catch (OperationCanceledException)
+        {
+            // As from an async delegate: a cancellation thrown before the task came back is a cancelled task, not a failure.
+            tracker.CompleteWork(this, CancelledTask, null);
+            return;
         }
         catch (Exception exception)
         {

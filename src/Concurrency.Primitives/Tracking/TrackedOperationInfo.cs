@@ -6,21 +6,31 @@ namespace Concurrency.Primitives;
 /// <summary>What a tracked operation is: a lease from <c>Register</c>, or work started by <c>Go</c>.</summary>
 public enum TrackedOperationKind
 {
-    /// <summary>A lease from <c>Register</c>, released by <see cref="TrackedOperation.Dispose"/>.</summary>
+    /// <summary>A lease from <c>Register</c>, released by <see cref="TrackedLease.Dispose"/>.</summary>
     Lease = 0,
 
-    /// <summary>Work started by <c>Go</c> or <c>TryGo</c>, released when the work's task completes.</summary>
+    /// <summary>Work started by <c>Go</c>, <c>RunAsync</c> or <c>TryGo</c>, released when the work's task completes.</summary>
     Work = 1,
 }
 
 /// <summary>
-/// A point-in-time description of one outstanding operation, as returned by <see cref="TaskTracker.Snapshot"/>
+/// A point-in-time description of one outstanding operation, as returned by <see cref="TaskTracker.GetOutstanding"/>
 /// and carried by <see cref="TaskTrackerTimeoutException"/>.
 /// </summary>
 public sealed class TrackedOperationInfo
 {
-    internal TrackedOperationInfo(long id, long? parentId, string name, TrackedOperationKind kind, bool waitingForSlot, TimeSpan age, string? registrationStackTrace)
+    /// <summary>Creates a description of an operation (the tracker builds these; a test of a handler may build one).</summary>
+    /// <param name="id">The operation's identifier.</param>
+    /// <param name="parentId">The identifier of the operation that registered it, or <see langword="null"/> for top-level work.</param>
+    /// <param name="name">Its name.</param>
+    /// <param name="kind">Lease or work.</param>
+    /// <param name="waitingForSlot">Whether it is work waiting for a concurrency slot.</param>
+    /// <param name="age">How long ago it was registered.</param>
+    /// <param name="registrationStackTrace">Where it was registered, if captured.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="name"/> is <see langword="null"/>.</exception>
+    public TrackedOperationInfo(long id, long? parentId, string name, TrackedOperationKind kind, bool waitingForSlot, TimeSpan age, string? registrationStackTrace)
     {
+        Internal.Guard.NotNull(name);
         Id = id;
         ParentId = parentId;
         Name = name;

@@ -68,6 +68,40 @@ public sealed class TaskTrackerSystematicTests
         await build;
     }
 
+    [Fact]
+    public void TaskTracker_AWaitBegunAfterARenewedCount_IsNeverWokenByTheZeroBeforeIt()
+    {
+        var report = CoyoteHarness.Explore(_output, "TaskTracker, WaitAsync generations (Go's WaitGroupMisuse2 order)", Iterations, WaitGenerationsScenarioAsync);
+
+        report.ShouldHoldEverywhere();
+    }
+
+    /// <summary>
+    /// Go's TestWaitGroupMisuse2 order: one Done takes the count to zero while another caller adds and begins a new wait.
+    /// However the two interleave, the new wait may complete only at a zero that comes after it: its own caller holds a
+    /// count until it calls Done, so the wait must still be pending then. The old wait completes at the first zero.
+    /// </summary>
+    private static async Task WaitGenerationsScenarioAsync()
+    {
+        var tracker = new TaskTracker();
+        tracker.Add();
+        var oldWait = tracker.WaitAsync();
+        var releaser = Task.Run(tracker.Done);
+        var reuser = Task.Run(async () =>
+        {
+            tracker.Add();
+            var newWait = tracker.WaitAsync();
+            await Task.Yield();
+            Specification.Assert(!newWait.IsCompleted, "A WaitAsync begun after an Add completed while that Add's count was still held.");
+            tracker.Done();
+            await newWait;
+        });
+
+        await Task.WhenAll(releaser, reuser);
+        await oldWait;
+        Specification.Assert(tracker.Count == 0, "Every Add was released.");
+    }
+
     private static async Task TrackerSeedScenarioAsync()
     {
         var tracker = new TaskTracker();
@@ -77,7 +111,7 @@ public sealed class TaskTrackerSystematicTests
             async (build, _) =>
             {
                 await Task.Yield();
-                await build.Go(
+                build.Go(
                     _ =>
                     {
                         mergeDone = true;

@@ -101,7 +101,7 @@ public sealed class PeerEventPumpFaultAndShutdownTests
     }
 
     [Fact]
-    public async Task DisposeTimeout_CancelsTheHandlersToken_AndThrows()
+    public async Task ShutdownTimeout_CancelsTheHandlersToken_AndThrows()
     {
         var time = new ManualTimeProvider();
         var tokenCancelled = Bounded.NewGate();

@@ -18,8 +18,11 @@ public sealed class TaskTrackerArgumentTests
         tracker.Invoking(t => { _ = t.Go((Func<TrackedOperation, CancellationToken, Task>)null!); }).Should().Throw<ArgumentNullException>().WithParameterName("work");
         tracker.Invoking(t => t.TryGo((Func<CancellationToken, Task>)null!)).Should().Throw<ArgumentNullException>().WithParameterName("work");
         tracker.Invoking(t => t.TryGo((Func<TrackedOperation, CancellationToken, Task>)null!)).Should().Throw<ArgumentNullException>().WithParameterName("work");
-        parent.Invoking(p => { _ = p.Go((Func<CancellationToken, Task>)null!); }).Should().Throw<ArgumentNullException>().WithParameterName("work");
+        tracker.Invoking(t => { _ = t.RunAsync((Func<CancellationToken, Task>)null!); }).Should().Throw<ArgumentNullException>().WithParameterName("work");
+        parent.Invoking(p => p.Go((Func<CancellationToken, Task>)null!)).Should().Throw<ArgumentNullException>().WithParameterName("work");
+        parent.Invoking(p => { _ = p.RunAsync((Func<CancellationToken, Task>)null!); }).Should().Throw<ArgumentNullException>().WithParameterName("work");
         parent.Invoking(p => p.TryGo((Func<CancellationToken, Task>)null!)).Should().Throw<ArgumentNullException>().WithParameterName("work");
+        default(TrackedOperation).Invoking(h => h.TryGo((Func<CancellationToken, Task>)null!)).Should().Throw<ArgumentNullException>("a null delegate is refused even on a default handle");
 
         tracker.Count.Should().Be(1);
     }
@@ -70,11 +73,11 @@ public sealed class TaskTrackerArgumentTests
     }
 
     [Fact]
-    public void Options_NegativeDisposeTimeout_IsRejectedAtConstruction()
+    public void Options_NegativeShutdownTimeout_IsRejectedAtConstruction()
     {
-        var create = () => new TaskTracker(new TaskTrackerOptions { DisposeTimeout = TimeSpan.FromSeconds(-1) });
+        var create = () => new TaskTracker(new TaskTrackerOptions { ShutdownTimeout = TimeSpan.FromSeconds(-1) });
 
-        create.Should().Throw<ArgumentOutOfRangeException>().WithMessage("*DisposeTimeout*");
+        create.Should().Throw<ArgumentOutOfRangeException>().WithMessage("*ShutdownTimeout*");
     }
 
     [Fact]

@@ -3,6 +3,7 @@ using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using Concurrency.Primitives.Tests.TestSupport;
+using Microsoft.Extensions.Logging;
 
 namespace Concurrency.Primitives.Tests.Tracking;
 
@@ -24,7 +25,7 @@ public sealed class TaskTrackerCloseTests
         time.Advance(TimeSpan.FromSeconds(5));
 
         var timeout = (await close.Invoking(c => c.OrHang()).Should().ThrowAsync<TaskTrackerTimeoutException>()).Which;
-        timeout.TrackerName.Should().Be("node");
+        timeout.Name.Should().Be("node");
         timeout.Timeout.Should().Be(TimeSpan.FromSeconds(5));
         timeout.Outstanding.Select(o => (o.Name, o.Kind, o.Age)).Should().Equal(
             ("db-flush", TrackedOperationKind.Lease, TimeSpan.FromSeconds(7)),
@@ -61,7 +62,7 @@ public sealed class TaskTrackerCloseTests
         var tracker = new TaskTracker();
         using var lease = tracker.Register("plain");
 
-        tracker.Snapshot().Single().RegistrationStackTrace.Should().BeNull();
+        tracker.GetOutstanding().Single().RegistrationStackTrace.Should().BeNull();
     }
 
     [Fact]
@@ -119,8 +120,10 @@ public sealed class TaskTrackerCloseTests
         await log.WaitFor(e => e.EventId == 1003).OrHang();
         firstFailed.SetResult();
 
-        var failure = (await close.Invoking(c => c.OrHang()).Should().ThrowAsync<AggregateException>()).Which;
-        failure.InnerExceptions.Select(e => e.Message).Should().Equal("first", "second");
+        // As with Task.WhenAll: await throws the first failure, and the task holds them all, in the order they happened.
+        (await close.Invoking(c => c.OrHang()).Should().ThrowAsync<InvalidOperationException>()).WithMessage("first");
+        close.Exception!.InnerExceptions.Select(e => e.Message).Should().Equal("first", "second");
+        tracker.Completion.Exception!.InnerExceptions.Select(e => e.Message).Should().Equal("first", "second");
         tracker.IsCompleted.Should().BeTrue();
         tracker.Count.Should().Be(0);
     }
@@ -131,8 +134,7 @@ public sealed class TaskTrackerCloseTests
         var tracker = new TaskTracker();
         await tracker.Go(_ => throw new InvalidOperationException("synchronous"));
 
-        var failure = (await tracker.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<AggregateException>()).Which;
-        failure.InnerExceptions.Single().Message.Should().Be("synchronous");
+        await tracker.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>().WithMessage("synchronous");
     }
 
     [Fact]
@@ -143,8 +145,7 @@ public sealed class TaskTrackerCloseTests
         await tracker.Go(_ => null!, "careless");
 #pragma warning restore VSTHRD114
 
-        var failure = (await tracker.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<AggregateException>()).Which;
-        failure.InnerExceptions.Single().Should().BeOfType<InvalidOperationException>().Which.Message.Should().Contain("'careless' returned a null Task");
+        await tracker.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>().WithMessage("*'careless' returned a null Task*");
     }
 
     [Fact]
@@ -163,7 +164,7 @@ public sealed class TaskTrackerCloseTests
     }
 
     [Fact]
-    public async Task CancelOnFirstFailure_CancelsStopping_LikeErrgroup()
+    public async Task CancelOnFirstFailure_CancelsTheClosingToken_LikeErrgroup()
     {
         var tracker = new TaskTracker(new TaskTrackerOptions { CancelOnFirstFailure = true });
         var sibling = Bounded.NewGate();
@@ -176,63 +177,94 @@ public sealed class TaskTrackerCloseTests
         await tracker.Go(_ => throw new InvalidOperationException("boom"));
 
         await sibling.Task.OrHang();
-        tracker.Stopping.IsCancellationRequested.Should().BeTrue();
+        tracker.ClosingToken.IsCancellationRequested.Should().BeTrue();
         tracker.IsClosing.Should().BeFalse("a failure cancels the token but does not close the tracker");
-        await tracker.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<AggregateException>();
+        await tracker.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>().WithMessage("boom");
     }
 
     [Fact]
-    public async Task WithoutCancelOnFirstFailure_AFailureLeavesStoppingAlone()
+    public async Task WithoutCancelOnFirstFailure_AFailureLeavesTheClosingTokenAlone()
     {
         var tracker = new TaskTracker();
         await tracker.Go(_ => throw new InvalidOperationException("boom"));
         await tracker.WaitAsync().OrHang();
 
-        tracker.Stopping.IsCancellationRequested.Should().BeFalse();
-        await tracker.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<AggregateException>();
+        tracker.ClosingToken.IsCancellationRequested.Should().BeFalse();
+        await tracker.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>().WithMessage("boom");
     }
 
     [Fact]
-    public async Task AThrowingStoppingCallback_IsSurfacedByClose()
+    public async Task AThrowingClosingTokenCallback_IsSurfacedByClose()
     {
         var tracker = new TaskTracker();
-        tracker.Stopping.Register(() => throw new InvalidOperationException("callback"));
+        tracker.ClosingToken.Register(() => throw new InvalidOperationException("callback"));
 
-        var failure = (await tracker.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<AggregateException>()).Which;
-        failure.InnerExceptions.Single().Message.Should().Be("callback");
+        await tracker.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>().WithMessage("callback");
     }
 
     [Fact]
-    public async Task DisposeAsync_ThrowsFailuresNobodyHasSeen()
+    public async Task DisposeAsync_WithFailures_NeverThrows_LogsThem_AndCompletionHoldsThem()
     {
-        var tracker = new TaskTracker();
+        var log = new RecordingLogger();
+        var tracker = new TaskTracker(new TaskTrackerOptions { Logger = log });
         await tracker.Go(_ => throw new InvalidOperationException("unseen"));
 
-        await tracker.Invoking(t => t.DisposeAsync().OrHang()).Should().ThrowAsync<AggregateException>();
-    }
-
-    [Fact]
-    public async Task DisposeAsync_AfterCloseThrewTheFailures_DoesNotThrowThemAgain()
-    {
-        var tracker = new TaskTracker();
-        await tracker.Go(_ => throw new InvalidOperationException("seen"));
-        await tracker.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<AggregateException>();
-
         await tracker.Invoking(t => t.DisposeAsync().OrHang()).Should().NotThrowAsync();
+
+        log.Entries.Should().Contain(e => e.EventId == 1009 && e.Level == LogLevel.Error);
+        tracker.Completion.IsFaulted.Should().BeTrue();
+        tracker.Completion.Exception!.InnerException!.Message.Should().Be("unseen");
+        await tracker.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>("a later close still reports them");
     }
 
     [Fact]
-    public async Task DisposeAsync_TimesOutAfterTheDisposeTimeout()
+    public async Task DisposeAsync_WithStuckWork_ReturnsAfterTheShutdownTimeout_WithoutThrowing_AndLogsEveryStraggler()
     {
         var time = new ManualTimeProvider();
-        var tracker = new TaskTracker(new TaskTrackerOptions { TimeProvider = time, DisposeTimeout = TimeSpan.FromSeconds(3) });
-        using var lease = tracker.Register("stuck");
+        var log = new RecordingLogger();
+        var tracker = new TaskTracker(new TaskTrackerOptions { Name = "jobs", TimeProvider = time, Logger = log, ShutdownTimeout = TimeSpan.FromSeconds(3) });
+        using var lease = tracker.Register("stuck lease");
+        await tracker.Go(_ => Bounded.NewGate().Task, "stuck job"); // ignores cancellation, never finishes
 
         var dispose = tracker.DisposeAsync().AsTask();
+        await time.WhenTimersArmed().OrHang();
+        dispose.IsCompleted.Should().BeFalse();
         time.Advance(TimeSpan.FromSeconds(3));
 
-        var timeout = (await dispose.Invoking(d => d.OrHang()).Should().ThrowAsync<TaskTrackerTimeoutException>()).Which;
+        await dispose.Invoking(d => d.OrHang()).Should().NotThrowAsync();
+        var report = log.Entries.Single(e => e.EventId == 1008);
+        report.Level.Should().Be(LogLevel.Error);
+        var timeout = report.Exception.Should().BeOfType<TaskTrackerTimeoutException>().Which;
+        timeout.Outstanding.Select(o => o.Name).Should().Equal("stuck lease", "stuck job");
+        timeout.Message.Should().Contain("jobs").And.Contain("stuck job");
+        tracker.Completion.IsCompleted.Should().BeFalse("the work keeps running; the tracker completes when it ends");
+    }
+
+    [Fact]
+    public async Task CloseAsync_WithoutATimeout_UsesTheShutdownTimeout()
+    {
+        var time = new ManualTimeProvider();
+        var tracker = new TaskTracker(new TaskTrackerOptions { TimeProvider = time, ShutdownTimeout = TimeSpan.FromSeconds(3) });
+        using var lease = tracker.Register("stuck");
+
+        var close = tracker.CloseAsync();
+        await time.WhenTimersArmed().OrHang();
+        time.Advance(TimeSpan.FromSeconds(3));
+
+        var timeout = (await close.Invoking(d => d.OrHang()).Should().ThrowAsync<TaskTrackerTimeoutException>()).Which;
         timeout.Outstanding.Single().Name.Should().Be("stuck");
+        timeout.Timeout.Should().Be(TimeSpan.FromSeconds(3));
+    }
+
+    [Fact]
+    public async Task AfterClose_TopLevelRegistrationsThrowClosed_NotObjectDisposed()
+    {
+        var tracker = new TaskTracker(new TaskTrackerOptions { Name = "jobs" });
+        await tracker.CloseAsync().OrHang();
+
+        tracker.Invoking(t => { _ = t.Go(_ => Task.CompletedTask); }).Should().Throw<ClosedException>().Which.Name.Should().Be("jobs");
+        tracker.Invoking(t => t.Register()).Should().Throw<ClosedException>();
+        tracker.Invoking(t => { _ = t.RunAsync(_ => Task.CompletedTask); }).Should().Throw<ClosedException>();
     }
 
     [Fact]

@@ -101,31 +101,24 @@ public sealed class TaskTrackerCountTests
     }
 
     [Fact]
-    public async Task DisposingTheHandleOfGoWork_Throws_AndTheWorkStaysCounted()
+    public void DefaultLease_IsInactive_DisposesAsANoOp_AndCannotRegister()
     {
-        var tracker = new TaskTracker();
-        var release = Bounded.NewGate();
-        var handle = Bounded.NewGate<TrackedOperation>();
-        await tracker.Go((self, _) =>
-        {
-            handle.SetResult(self);
-            return release.Task;
-        });
+        var lease = default(TrackedLease);
 
-        var self = await handle.Task.OrHang();
-        self.Invoking(h => h.Dispose()).Should().Throw<InvalidOperationException>().WithMessage("*work started by Go*");
-        tracker.Count.Should().Be(1);
-        release.SetResult();
-        await tracker.CloseAsync().OrHang();
+        lease.IsActive.Should().BeFalse();
+        lease.Invoking(h => h.Dispose()).Should().NotThrow();
+        lease.Invoking(h => h.Register()).Should().Throw<InvalidOperationException>().WithMessage("*default value*");
+        lease.TryGo(_ => Task.CompletedTask).Should().BeFalse();
+        lease.ClosingToken.CanBeCanceled.Should().BeFalse();
     }
 
     [Fact]
-    public void DefaultHandle_IsInactive_DisposesAsANoOp_AndCannotRegister()
+    public void DefaultHandle_IsInactive_HasATokenThatNeverCancels_AndCannotRegister()
     {
         var handle = default(TrackedOperation);
 
         handle.IsActive.Should().BeFalse();
-        handle.Invoking(h => h.Dispose()).Should().NotThrow();
+        handle.ClosingToken.CanBeCanceled.Should().BeFalse("a default handle belongs to no tracker; reading its token must not throw");
         handle.Invoking(h => h.Register()).Should().Throw<InvalidOperationException>().WithMessage("*default value*");
         handle.TryGo(_ => Task.CompletedTask).Should().BeFalse();
     }

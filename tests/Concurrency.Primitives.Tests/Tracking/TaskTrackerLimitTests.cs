@@ -25,7 +25,7 @@ public sealed class TaskTrackerLimitTests
 
         second.IsCompleted.Should().BeFalse("no slot is free");
         tracker.Count.Should().Be(2, "waiting work is already registered, so a close waits for it");
-        tracker.Snapshot().Single(o => o.Name == "second").IsWaitingForSlot.Should().BeTrue();
+        tracker.GetOutstanding().Single(o => o.Name == "second").IsWaitingForSlot.Should().BeTrue();
         secondStarted.Task.IsCompleted.Should().BeFalse();
 
         releaseFirst.SetResult();
@@ -101,7 +101,7 @@ public sealed class TaskTrackerLimitTests
         await tracker.Go(async (parent, _) =>
         {
             // The parent holds the only slot; errgroup would block here forever.
-            await parent.Go(_ =>
+            parent.Go(_ =>
             {
                 childRan.SetResult();
                 return Task.CompletedTask;

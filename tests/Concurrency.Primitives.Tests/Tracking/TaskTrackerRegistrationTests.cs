@@ -56,10 +56,10 @@ public sealed class TaskTrackerRegistrationTests
             return observedCancellation.Task;
         });
 
-        tracker.Stopping.IsCancellationRequested.Should().BeFalse();
+        tracker.ClosingToken.IsCancellationRequested.Should().BeFalse();
         var close = tracker.CloseAsync();
 
-        tracker.Stopping.IsCancellationRequested.Should().BeTrue();
+        tracker.ClosingToken.IsCancellationRequested.Should().BeTrue();
         await observedCancellation.Task.OrHang();
         await close.OrHang();
     }
@@ -81,7 +81,7 @@ public sealed class TaskTrackerRegistrationTests
             async (build, _) =>
             {
                 await buildMayFinish.Task;
-                await build.Go(
+                build.Go(
                     async _ =>
                     {
                         mergeStarted.SetResult();
@@ -140,8 +140,8 @@ public sealed class TaskTrackerRegistrationTests
         parent.Dispose();
 
         close.IsCompleted.Should().BeFalse("the child lease is still outstanding");
-        tracker.Snapshot().Select(o => o.Name).Should().Equal("child");
-        tracker.Snapshot().Single().ParentId.Should().Be(parent.Id);
+        tracker.GetOutstanding().Select(o => o.Name).Should().Equal("child");
+        tracker.GetOutstanding().Single().ParentId.Should().Be(parent.Id);
         child.Dispose();
         await close.OrHang();
     }
@@ -200,7 +200,7 @@ public sealed class TaskTrackerRegistrationTests
         await tracker.Go(
             (self, _) =>
             {
-                seen.SetResult((self.IsActive, tracker.Snapshot().Single(o => o.Id == self.Id).Name));
+                seen.SetResult((self.IsActive, tracker.GetOutstanding().Single(o => o.Id == self.Id).Name));
                 return Task.CompletedTask;
             },
             "worker");
@@ -223,16 +223,16 @@ public sealed class TaskTrackerRegistrationTests
             },
             "first");
         var stale = await handle.Task.OrHang();
-        tracker.Snapshot().Select(o => o.Name).Should().Equal("first");
+        tracker.GetOutstanding().Select(o => o.Name).Should().Equal("first");
 
         finish.SetResult();
         await tracker.WaitAsync().OrHang(); // the work's release is what takes the count to zero
 
-        tracker.Snapshot().Should().BeEmpty("finished work is never listed");
+        tracker.GetOutstanding().Should().BeEmpty("finished work is never listed");
         using var next = tracker.Register("next"); // reuses the finished work's pooled record
         stale.IsActive.Should().BeFalse();
         stale.TryGo(_ => Task.CompletedTask).Should().BeFalse("a finished parent cannot start children");
-        tracker.Snapshot().Should().ContainSingle().Which.Should().Match<TrackedOperationInfo>(o => o.Name == "next" && o.Id == 2);
+        tracker.GetOutstanding().Should().ContainSingle().Which.Should().Match<TrackedOperationInfo>(o => o.Name == "next" && o.Id == 2);
         tracker.Count.Should().Be(1);
     }
 
@@ -254,7 +254,7 @@ public sealed class TaskTrackerRegistrationTests
 
         // 5,000 finished pieces of work queued up behind the live head: unlinked as they outnumber the live, not kept.
         tracker.RegistryLength.Should().BeLessThan(300);
-        tracker.Snapshot().Select(o => o.Name).Should().Equal("long-running");
+        tracker.GetOutstanding().Select(o => o.Name).Should().Equal("long-running");
     }
 
     [Fact]
@@ -269,7 +269,7 @@ public sealed class TaskTrackerRegistrationTests
             older.Dispose(); // not the newest record: stays linked (skipped) until a sweep
             if (i == 0)
             {
-                tracker.Snapshot().Select(o => o.Name).Should().Equal("head", "newer"); // (a snapshot sweeps too)
+                tracker.GetOutstanding().Select(o => o.Name).Should().Equal("head", "newer"); // (a snapshot sweeps too)
             }
 
             newer.Dispose(); // the newest record: unlinked at once
@@ -278,7 +278,7 @@ public sealed class TaskTrackerRegistrationTests
         // 1,000 leases released behind the live head: swept as they outnumber the live, not kept.
         tracker.RegistryLength.Should().BeLessThan(100);
         tracker.Count.Should().Be(1);
-        tracker.Snapshot().Select(o => o.Name).Should().Equal("head");
+        tracker.GetOutstanding().Select(o => o.Name).Should().Equal("head");
     }
 
     [Fact]

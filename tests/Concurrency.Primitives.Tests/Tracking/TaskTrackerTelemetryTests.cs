@@ -17,7 +17,7 @@ public sealed class TaskTrackerTelemetryTests
         using var listener = new MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
         {
-            if (instrument.Meter.Name == "Concurrency.Primitives" && instrument.Name.StartsWith("concurrency.primitives.tracker.", StringComparison.Ordinal))
+            if (instrument.Meter.Name == ConcurrencyPrimitivesTelemetry.MeterName && instrument.Name.StartsWith("concurrency.primitives.tracker.", StringComparison.Ordinal))
             {
                 l.EnableMeasurementEvents(instrument);
             }
@@ -43,7 +43,7 @@ public sealed class TaskTrackerTelemetryTests
         tracker.Done();
         tracker.Done();
         lease.Dispose();
-        await tracker.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<AggregateException>();
+        await tracker.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>();
 
         totals["concurrency.primitives.tracker.started"].Should().Be(2);
         totals["concurrency.primitives.tracker.faulted"].Should().Be(1);
