@@ -45,7 +45,7 @@ public class BatcherBenchmarks
 
                 return default;
             },
-            new BatcherOptions { MaxBatchSize = BatchSize, MaxConcurrentBatches = Dispatches, MaxDelay = TimeSpan.Zero, Capacity = Items });
+            new BatcherOptions { MaxBatchSize = BatchSize, MaxConcurrency = Dispatches, MaxDelay = TimeSpan.Zero, Capacity = Items });
         _handRolled = new ChannelTcsBatcher<int, int>(
             static batch =>
             {

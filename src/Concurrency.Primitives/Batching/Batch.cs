@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 
 namespace Concurrency.Primitives;
 
@@ -14,7 +15,8 @@ namespace Concurrency.Primitives;
 /// when the dispatch returns fail with <see cref="BatchItemNotCompletedException"/>; if the dispatch throws, they fail with
 /// <see cref="BatchDispatchException"/>. Answering from several threads at once is safe.
 /// </remarks>
-public readonly struct Batch<TItem, TResult> : IEquatable<Batch<TItem, TResult>>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1815:Override equals and operator equals on value types", Justification = "A view valid during one dispatch call: comparing two of them means nothing, so it offers no equality.")]
+public readonly struct Batch<TItem, TResult>
 {
     private readonly BatchCore<TItem, TResult>? _core;
     private readonly int _version;
@@ -26,19 +28,28 @@ public readonly struct Batch<TItem, TResult> : IEquatable<Batch<TItem, TResult>>
     }
 
     /// <summary>How many items the batch holds.</summary>
-    /// <exception cref="InvalidOperationException">The dispatch has returned.</exception>
+    /// <exception cref="InvalidOperationException">The dispatch has returned, or this is a default value.</exception>
     public int Count => Core.Count;
 
+    /// <summary>
+    /// The items, in submit order, as a read-only list (no copy, no allocation): pass it straight to a bulk call
+    /// (<c>db.GetManyAsync(batch.Items, ct)</c>). Valid only during the dispatch call, as the batch is; copy it to keep it.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The dispatch has returned, or this is a default value.</exception>
+    public IReadOnlyList<TItem> Items => Core;
+
     private BatchCore<TItem, TResult> Core =>
-        _core is { } core && Volatile(core) == _version && core.State == BatchCore<TItem, TResult>.Phase.Dispatching
-            ? core
-            : throw new InvalidOperationException("This batch is valid only during its dispatch call, which has returned. Answer every item before the dispatch returns.");
+        _core is not { } core
+            ? throw new InvalidOperationException("This Batch is a default value; use the one the batcher passes to the dispatch.")
+            : Volatile(core) == _version && core.State == BatchCore<TItem, TResult>.Phase.Dispatching
+                ? core
+                : throw new InvalidOperationException("This batch is valid only during its dispatch call, which has returned. Answer every item before the dispatch returns.");
 
     /// <summary>The item at <paramref name="index"/>, in submit order.</summary>
     /// <param name="index">The position, from 0 to <see cref="Count"/> - 1.</param>
     /// <returns>The item.</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is out of range.</exception>
-    /// <exception cref="InvalidOperationException">The dispatch has returned.</exception>
+    /// <exception cref="InvalidOperationException">The dispatch has returned, or this is a default value.</exception>
     public TItem this[int index] => Core[index];
 
     /// <summary>Answers the item at <paramref name="index"/> with its result.</summary>
@@ -46,7 +57,7 @@ public readonly struct Batch<TItem, TResult> : IEquatable<Batch<TItem, TResult>>
     /// <param name="result">The result.</param>
     /// <returns><see langword="true"/> if this answered the item; <see langword="false"/> if it was already answered, cancelled or timed out.</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is out of range.</exception>
-    /// <exception cref="InvalidOperationException">The dispatch has returned.</exception>
+    /// <exception cref="InvalidOperationException">The dispatch has returned, or this is a default value.</exception>
     public bool TrySetResult(int index, TResult result)
     {
         var core = CoreAt(index);
@@ -59,34 +70,13 @@ public readonly struct Batch<TItem, TResult> : IEquatable<Batch<TItem, TResult>>
     /// <returns><see langword="true"/> if this answered the item; <see langword="false"/> if it was already answered, cancelled or timed out.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="exception"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is out of range.</exception>
-    /// <exception cref="InvalidOperationException">The dispatch has returned.</exception>
+    /// <exception cref="InvalidOperationException">The dispatch has returned, or this is a default value.</exception>
     public bool TrySetException(int index, Exception exception)
     {
         Internal.Guard.NotNull(exception);
         var core = CoreAt(index);
         return core.Items[index].TrySetException(core.Uses[index], exception);
     }
-
-    /// <inheritdoc />
-    public bool Equals(Batch<TItem, TResult> other) => ReferenceEquals(_core, other._core) && _version == other._version;
-
-    /// <inheritdoc />
-    public override bool Equals(object? obj) => obj is Batch<TItem, TResult> other && Equals(other);
-
-    /// <inheritdoc />
-    public override int GetHashCode() => _version;
-
-    /// <summary>Whether two values refer to the same dispatch of the same batch.</summary>
-    /// <param name="left">The first value.</param>
-    /// <param name="right">The second value.</param>
-    /// <returns><see langword="true"/> if they are the same.</returns>
-    public static bool operator ==(Batch<TItem, TResult> left, Batch<TItem, TResult> right) => left.Equals(right);
-
-    /// <summary>Whether two values refer to different dispatches.</summary>
-    /// <param name="left">The first value.</param>
-    /// <param name="right">The second value.</param>
-    /// <returns><see langword="true"/> if they differ.</returns>
-    public static bool operator !=(Batch<TItem, TResult> left, Batch<TItem, TResult> right) => !left.Equals(right);
 
     private static int Volatile(BatchCore<TItem, TResult> core) => System.Threading.Volatile.Read(ref core.Version);
 

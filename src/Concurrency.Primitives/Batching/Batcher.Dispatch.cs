@@ -528,7 +528,7 @@ public sealed partial class Batcher<TItem, TResult>
 
         _delayDueAt = dueAt;
         _delayTimer ??= _time.CreateTimer(DelayCallback, this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        _delayTimer.Change(Remaining(dueAt), Timeout.InfiniteTimeSpan);
+        _delayTimer.Change(TimerDue(dueAt), Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>The MaxDelay timer: the head item's batch is due now (if a slot is free; otherwise when one frees).</summary>
@@ -552,7 +552,7 @@ public sealed partial class Batcher<TItem, TResult>
     private void AssertInvariants()
     {
         Debug.Assert(Monitor.IsEntered(_lock), "The batcher's lock must be held.");
-        Debug.Assert(_inFlight >= 0 && _inFlight <= _maxConcurrentBatches, "At most MaxConcurrentBatches dispatches run.");
+        Debug.Assert(_inFlight >= 0 && _inFlight <= _maxConcurrentBatches, "At most MaxConcurrency dispatches run.");
         Debug.Assert(_queued >= 0 && _queued <= AdmittedCountLocked && AdmittedCount <= _capacity, "The queue holds only admitted items, and never more than its capacity.");
     }
 }

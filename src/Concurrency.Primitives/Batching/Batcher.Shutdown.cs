@@ -14,16 +14,58 @@ public sealed partial class Batcher<TItem, TResult>
     private long _sweepDueAt = long.MaxValue;
 
     /// <summary>
-    /// Stops accepting items (every later <c>SubmitAsync</c> fails at once with <see cref="ObjectDisposedException"/>),
-    /// drains or fails the queued items per <see cref="BatcherOptions.ShutdownMode"/>, and waits for running dispatches.
+    /// Closes the batcher: stops accepting items (every later <c>SubmitAsync</c> fails at once with
+    /// <see cref="ClosedException"/>), drains or fails the queued items per <see cref="BatcherOptions.ShutdownMode"/>, and
+    /// waits up to <see cref="BatcherOptions.ShutdownTimeout"/> for running dispatches.
     /// </summary>
     /// <param name="cancellationToken">Abandons this wait; the shutdown goes on.</param>
-    /// <returns>A task that completes when no batch is queued and no dispatch runs.</returns>
-    /// <exception cref="TimeoutException">Dispatches were still running after <see cref="BatcherOptions.ShutdownTimeout"/> (their callers are bounded by their own deadlines).</exception>
+    /// <returns>A task that completes when no item is queued and no dispatch runs (as <see cref="Completion"/> does).</returns>
+    /// <exception cref="ShutdownTimeoutException">Dispatches were still running when the bound passed (their callers are bounded by their own deadlines).</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
-    public async Task CompleteAsync(CancellationToken cancellationToken = default)
+    public Task CloseAsync(CancellationToken cancellationToken = default) => CloseAsync(_shutdownTimeout, cancellationToken);
+
+    /// <summary>Closes the batcher as <see cref="CloseAsync(CancellationToken)"/> does, waiting at most <paramref name="timeout"/>.</summary>
+    /// <param name="timeout">How long to wait for the drain and the running dispatches; <see cref="Timeout.InfiniteTimeSpan"/> for no bound.</param>
+    /// <param name="cancellationToken">Abandons this wait; the shutdown goes on.</param>
+    /// <returns>A task that completes when no item is queued and no dispatch runs.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
+    /// <exception cref="ShutdownTimeoutException">Dispatches were still running when the bound passed.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
+    public Task CloseAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        Task drained;
+        Guard.Timeout(timeout);
+        BeginClose();
+        return _drained.Task.IsCompleted ? _drained.Task : WaitForDrainAsync(timeout, cancellationToken);
+    }
+
+    /// <summary>
+    /// Closes the batcher without waiting: refuses every later submit with <see cref="ObjectDisposedException"/>, begins the
+    /// drain, and returns at once. Never blocks and never throws; a drain that outlasts <see cref="BatcherOptions.ShutdownTimeout"/>
+    /// is logged at Error. Prefer <see cref="DisposeAsync"/>, which waits for it.
+    /// </summary>
+    public void Dispose() => _ = DisposeAsync().AsTask();
+
+    /// <summary>
+    /// Closes the batcher (as <see cref="CloseAsync(CancellationToken)"/>) and waits up to <see cref="BatcherOptions.ShutdownTimeout"/>
+    /// for the drain. Never throws: a drain that does not finish in time is logged at Error (naming how many dispatches
+    /// still run), and <see cref="Completion"/> completes when it does. Later submits throw <see cref="ObjectDisposedException"/>.
+    /// </summary>
+    /// <returns>A task that completes when the batcher has shut down, or the bound has passed.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        _disposed = true;
+        try
+        {
+            await CloseAsync(_shutdownTimeout, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (ShutdownTimeoutException timeout)
+        {
+            BatcherLog.DisposeTimedOut(_logger, _name, timeout);
+        }
+    }
+
+    private void BeginClose()
+    {
         BatchCore<TItem, TResult>? start = null;
         lock (_lock)
         {
@@ -44,7 +86,6 @@ public sealed partial class Batcher<TItem, TResult>
                     admitted = seen;
                 }
 
-                _drained = Signals.Create();
                 BatcherLog.ShutdownStarted(_logger, _name, _shutdownMode, AdmittedCountLocked, _inFlight);
                 _roomWaiters.FailAll(ShutDown);
                 Volatile.Write(ref _submit.RoomWaiters, 0);
@@ -52,17 +93,18 @@ public sealed partial class Batcher<TItem, TResult>
                 // Fails the queued items (FailPending) or starts them all, whatever their MaxDelay (Drain).
                 start = ServeLocked(holdsDuty: false);
             }
-
-            drained = _drained!.Task;
         }
 
         start?.Start();
+    }
 
+    private async Task WaitForDrainAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
         try
         {
-            await Signals.WaitAsync(drained, _shutdownTimeout, _time, cancellationToken).ConfigureAwait(false);
+            await Signals.WaitAsync(_drained.Task, timeout, _time, cancellationToken).ConfigureAwait(false);
         }
-        catch (TimeoutException)
+        catch (TimeoutException) when (!_drained.Task.IsCompleted)
         {
             int inFlight;
             lock (_lock)
@@ -70,25 +112,8 @@ public sealed partial class Batcher<TItem, TResult>
                 inFlight = _inFlight;
             }
 
-            BatcherLog.ShutdownTimedOut(_logger, _name, _shutdownTimeout, inFlight);
-            throw new TimeoutException($"Batcher '{_name}' still had {inFlight} dispatch(es) running after {_shutdownTimeout}; their callers are released by their own deadlines.");
-        }
-    }
-
-    /// <summary>Shuts the batcher down as <see cref="CompleteAsync"/> does.</summary>
-    /// <returns>A task that completes when the batcher has shut down.</returns>
-    /// <exception cref="TimeoutException">Dispatches were still running after <see cref="BatcherOptions.ShutdownTimeout"/>.</exception>
-    public async ValueTask DisposeAsync()
-    {
-        await CompleteAsync(CancellationToken.None).ConfigureAwait(false);
-        lock (_lock)
-        {
-            _sweepTimer?.Dispose();
-            _sweepTimer = null;
-            _sweepDueAt = long.MaxValue;
-            _delayTimer?.Dispose();
-            _delayTimer = null;
-            _delayDueAt = long.MaxValue;
+            BatcherLog.ShutdownTimedOut(_logger, _name, timeout, inFlight);
+            throw new ShutdownTimeoutException(_name, timeout, $"Batcher '{_name}' still had {inFlight} dispatch(es) running after {timeout}; their callers are released by their own deadlines, and the batcher completes when the dispatches return.");
         }
     }
 
@@ -106,9 +131,9 @@ public sealed partial class Batcher<TItem, TResult>
             _queue[_queueHead] = null!;
             _queueHead = QueueIndex(1);
             _queued--;
-            item.TrySetException(new ObjectDisposedException(
-                nameof(Batcher<TItem, TResult>),
-                $"Batcher '{_name}' shut down (ShutdownMode.FailPending) before this item was dispatched."));
+            item.TrySetException(new ClosedException(
+                _name,
+                $"Batcher '{_name}' closed (ShutdownMode.FailPending) before this item was dispatched; it never will be."));
             item.ReleaseByBatcher();
         }
 
@@ -117,9 +142,15 @@ public sealed partial class Batcher<TItem, TResult>
 
     private void CheckDrainedLocked()
     {
-        if (_closing && AdmittedCountLocked == 0 && _inFlight == 0)
+        if (_closing && AdmittedCountLocked == 0 && _inFlight == 0 && _drained.TrySetResult(true))
         {
-            _drained!.TrySetResult(true);
+            // Nothing is left to time out or to batch: let the timers go.
+            _sweepTimer?.Dispose();
+            _sweepTimer = null;
+            _sweepDueAt = long.MaxValue;
+            _delayTimer?.Dispose();
+            _delayTimer = null;
+            _delayDueAt = long.MaxValue;
         }
     }
 
@@ -156,13 +187,13 @@ public sealed partial class Batcher<TItem, TResult>
 
         _sweepDueAt = deadline;
         _sweepTimer ??= _time.CreateTimer(SweepCallback, this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        _sweepTimer.Change(Remaining(deadline), Timeout.InfiniteTimeSpan);
+        _sweepTimer.Change(TimerDue(deadline), Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>
     /// Releases every caller whose bound has passed, and times out every dispatch past its deadline. Items are walked in
     /// submit order, which is deadline order, so that walk stops at the first item still within its bound; running
-    /// dispatches (at most MaxConcurrentBatches) are all checked. Then the timer is re-armed for the earliest deadline left.
+    /// dispatches (at most MaxConcurrency) are all checked. Then the timer is re-armed for the earliest deadline left.
     /// </summary>
     private void SweepDeadlines()
     {

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using System.Threading.Tasks;
 using Concurrency.Primitives.Internal;
@@ -9,7 +10,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Concurrency.Primitives;
 
-// Batcher keeps these invariants (design.md, section 3):
+// Batcher keeps these invariants (Batching/README.md):
 //  1. Every item completes exactly once: BatchItem's compare-and-swap decides between the dispatch, the caller's
 //     token, the deadlines and the post-dispatch sweep; later attempts report false.
 //  2/3/9. After every dispatch the sweep answers what the dispatch did not: its fault (BatchDispatchException),
@@ -18,9 +19,10 @@ namespace Concurrency.Primitives;
 //     within the time between a submit's clock read and its push, which is all a caller can be released late by),
 //     and every dispatch by DispatchTimeout (its token is cancelled, its callers released, the stuck slot reported).
 //  6. Batches form by size, or by MaxDelay from their first item (the timer is armed once per batch and never
-//     restarted); at most MaxConcurrentBatches dispatches run; Capacity bounds the queue and makes submitters wait.
+//     restarted); at most MaxConcurrency dispatches run; Capacity bounds the queue and makes submitters wait.
 //  7. A submit from inside this batcher's own dispatch is refused (DispatchScope marks the dispatch's context).
-//  8. After shutdown begins, a submit fails at once; queued items drain or fail by ShutdownMode. The shutdown flag
+//  8. After shutdown begins, a submit fails at once (ClosedException; ObjectDisposedException once disposed); queued
+//     items drain or fail by ShutdownMode. The shutdown flag
 //     shares the admission word with the count, so every item is either refused or counted, and the drain ends only
 //     when the count is zero.
 //  10. Items, batches, timers and token sources are pooled: the submit path allocates nothing of ours.
@@ -42,7 +44,7 @@ namespace Concurrency.Primitives;
 /// <remarks>
 /// <para>
 /// A batch is dispatched when it holds <see cref="BatcherOptions.MaxBatchSize"/> items, or <see cref="BatcherOptions.MaxDelay"/>
-/// after its first item, on the thread pool, with up to <see cref="BatcherOptions.MaxConcurrentBatches"/> dispatches at
+/// after its first item, on the thread pool, with up to <see cref="BatcherOptions.MaxConcurrency"/> dispatches at
 /// once. Items keep their submit order within a batch.
 /// </para>
 /// <para>
@@ -52,11 +54,17 @@ namespace Concurrency.Primitives;
 /// </para>
 /// <para>
 /// A dispatch must not submit to the batcher that is dispatching it (and wait): that can take every dispatch slot and
-/// deadlock. Such a submit fails at once with <see cref="InvalidOperationException"/>. All members are thread-safe.
+/// deadlock. Such a submit fails at once with <see cref="InvalidOperationException"/>.
+/// </para>
+/// <para>
+/// Shutdown: <see cref="CloseAsync(TimeSpan, CancellationToken)"/> refuses new items (<see cref="ClosedException"/>),
+/// drains or fails the queued ones (<see cref="BatcherOptions.ShutdownMode"/>) and waits for running dispatches;
+/// <see cref="DisposeAsync"/> does the same but never throws; <see cref="Completion"/> completes when it is done. All
+/// members are thread-safe.
 /// </para>
 /// </remarks>
 [DebuggerDisplay("{Name,nq}: {DebuggerDisplay,nq}")]
-public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
+public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposable
 {
     private readonly object _lock = new();
     private readonly Func<Batch<TItem, TResult>, CancellationToken, ValueTask>? _dispatch;
@@ -108,7 +116,8 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     private ITimer? _delayTimer;
     private long _delayDueAt = long.MaxValue;
     private bool _closing;
-    private TaskCompletionSource<bool>? _drained;
+    private volatile bool _disposed;
+    private readonly TaskCompletionSource<bool> _drained = Signals.Create();
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA2213:Disposable fields should be disposed", Justification = "A captured ExecutionContext is never disposed; it is shared by every dispatch.")]
     private ExecutionContext? _dispatchContext;
 
@@ -117,10 +126,27 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     /// <param name="options">Settings; <see langword="null"/> for the defaults.</param>
     /// <exception cref="ArgumentNullException"><paramref name="dispatch"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its range; the message names it.</exception>
+    /// <remarks>
+    /// A <see cref="Task"/>-returning dispatch is taken by the other overload. With C# 12 or earlier, an <c>async</c>
+    /// lambda fits both: give it its return type (<c>async ValueTask (batch, ct) =&gt; …</c>).
+    /// </remarks>
+    [OverloadResolutionPriority(1)]
     public Batcher(Func<Batch<TItem, TResult>, CancellationToken, ValueTask> dispatch, BatcherOptions? options = null)
         : this(options)
     {
         _dispatch = Guard.NotNull(dispatch);
+    }
+
+    /// <summary>Creates a batcher whose <see cref="Task"/>-returning dispatch answers each item of a <see cref="Batch{TItem, TResult}"/>.</summary>
+    /// <param name="dispatch">Processes a batch and answers its items; its token carries the remaining bound.</param>
+    /// <param name="options">Settings; <see langword="null"/> for the defaults.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="dispatch"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of its range; the message names it.</exception>
+    public Batcher(Func<Batch<TItem, TResult>, CancellationToken, Task> dispatch, BatcherOptions? options = null)
+        : this(options)
+    {
+        Guard.NotNull(dispatch);
+        _dispatch = (batch, cancellationToken) => new ValueTask(dispatch(batch, cancellationToken));
     }
 
     /// <summary>Creates a batcher whose dispatch returns one result per item, by position.</summary>
@@ -131,26 +157,42 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     /// <param name="options">Settings; <see langword="null"/> for the defaults.</param>
     /// <exception cref="ArgumentNullException"><paramref name="dispatch"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its range; the message names it.</exception>
+    [OverloadResolutionPriority(1)]
     public Batcher(Func<IReadOnlyList<TItem>, CancellationToken, ValueTask<IReadOnlyList<TResult>>> dispatch, BatcherOptions? options = null)
         : this(options)
     {
         _dispatchList = Guard.NotNull(dispatch);
     }
 
+    /// <summary>Creates a batcher whose <see cref="Task"/>-returning dispatch returns one result per item, by position.</summary>
+    /// <param name="dispatch">
+    /// Processes the items (valid only during the call) and returns their results in the same order; a list of another
+    /// length fails every item of the batch. Its token carries the remaining bound.
+    /// </param>
+    /// <param name="options">Settings; <see langword="null"/> for the defaults.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="dispatch"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of its range; the message names it.</exception>
+    public Batcher(Func<IReadOnlyList<TItem>, CancellationToken, Task<IReadOnlyList<TResult>>> dispatch, BatcherOptions? options = null)
+        : this(options)
+    {
+        Guard.NotNull(dispatch);
+        _dispatchList = (items, cancellationToken) => new ValueTask<IReadOnlyList<TResult>>(dispatch(items, cancellationToken));
+    }
+
     private Batcher(BatcherOptions? options)
     {
         options ??= new BatcherOptions();
         _maxBatchSize = Positive(options.MaxBatchSize, "MaxBatchSize");
-        _maxConcurrentBatches = Positive(options.MaxConcurrentBatches, "MaxConcurrentBatches");
-        _capacity = options.Capacity >= _maxBatchSize
-            ? options.Capacity
-            : throw new ArgumentOutOfRangeException(nameof(options), options.Capacity, $"BatcherOptions.Capacity must be at least MaxBatchSize ({_maxBatchSize}).");
+        _maxConcurrentBatches = Positive(options.MaxConcurrency, "MaxConcurrency");
+        _capacity = options.Capacity is not { } capacity ? MaxCapacity
+            : capacity >= _maxBatchSize && capacity <= MaxCapacity ? capacity
+            : throw new ArgumentOutOfRangeException(nameof(options), capacity, $"BatcherOptions.Capacity must be at least MaxBatchSize ({_maxBatchSize}) and at most {MaxCapacity}, or null for no bound.");
         _maxDelay = options.MaxDelay >= TimeSpan.Zero && options.MaxDelay <= Guard.MaxTimeout
             ? options.MaxDelay
             : throw new ArgumentOutOfRangeException(nameof(options), options.MaxDelay, "BatcherOptions.MaxDelay must be zero or positive, and finite.");
-        _timeout = FinitePositive(options.Timeout, "Timeout");
-        _dispatchTimeout = FinitePositive(options.DispatchTimeout ?? options.Timeout, "DispatchTimeout");
-        _shutdownTimeout = FinitePositive(options.ShutdownTimeout, "ShutdownTimeout");
+        _timeout = Guard.PositiveOrInfinite(options.Timeout, "BatcherOptions.Timeout");
+        _dispatchTimeout = Guard.PositiveOrInfinite(options.DispatchTimeout ?? options.Timeout, "BatcherOptions.DispatchTimeout");
+        _shutdownTimeout = Guard.Timeout(options.ShutdownTimeout, "BatcherOptions.ShutdownTimeout");
         _shutdownMode = options.ShutdownMode is BatcherShutdownMode.Drain or BatcherShutdownMode.FailPending
             ? options.ShutdownMode
             : throw new ArgumentOutOfRangeException(nameof(options), options.ShutdownMode, "BatcherOptions.ShutdownMode is not a defined value.");
@@ -158,22 +200,30 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
         _logger = options.Logger ?? NullLogger.Instance;
         _time = options.TimeProvider ?? TimeProvider.System;
         _clock = new CoarseClock(_time);
-        _timeoutTicks = _clock.ToTicks(_timeout);
+        _timeoutTicks = TicksOrNever(_timeout);
         _maxDelayTicks = _clock.ToTicks(_maxDelay);
-        _dispatchTimeoutTicks = _clock.ToTicks(_dispatchTimeout);
+        _dispatchTimeoutTicks = TicksOrNever(_dispatchTimeout);
         _metricTag = new KeyValuePair<string, object?>("batcher.name", _name);
 
         static int Positive(int value, string option) => value >= 1
             ? value
             : throw new ArgumentOutOfRangeException(nameof(options), value, $"BatcherOptions.{option} must be at least 1.");
-
-        static TimeSpan FinitePositive(TimeSpan value, string option) => value > TimeSpan.Zero && value <= Guard.MaxTimeout
-            ? value
-            : throw new ArgumentOutOfRangeException(nameof(options), value, $"BatcherOptions.{option} must be positive and finite: every wait is bounded.");
     }
+
+    /// <summary>The most items a batcher admits: far below the admission word's shutdown flag.</summary>
+    private const int MaxCapacity = int.MaxValue / 2;
+
+    /// <summary>A bound that never passes, in clock ticks: far enough never to be reached, small enough never to overflow.</summary>
+    private const long NeverTicks = long.MaxValue / 4;
 
     /// <summary>The batcher's name, from <see cref="BatcherOptions.Name"/>.</summary>
     public string Name => _name;
+
+    /// <summary>
+    /// Completes when the batcher has been closed (or disposed), every accepted item was dispatched or failed, and no
+    /// dispatch runs any more. It never faults: a dispatch's failure belongs to that batch's callers.
+    /// </summary>
+    public Task Completion => _drained.Task;
 
     internal string DebuggerDisplay
     {
@@ -190,7 +240,8 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
     /// <param name="item">The item.</param>
     /// <param name="cancellationToken">Releases only this caller (its item is left out of its batch if not yet dispatched).</param>
     /// <returns>The item's result, as answered by the dispatch.</returns>
-    /// <exception cref="ObjectDisposedException">The batcher is shutting down or shut down (also thrown for an accepted item failed by <see cref="BatcherShutdownMode.FailPending"/>).</exception>
+    /// <exception cref="ClosedException">The batcher is closed (or closing); also an accepted item's failure when <see cref="BatcherShutdownMode.FailPending"/> failed it.</exception>
+    /// <exception cref="ObjectDisposedException">The batcher has been disposed.</exception>
     /// <exception cref="InvalidOperationException">Called from inside this batcher's own dispatch.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
     /// <exception cref="BatchTimeoutException">The bound of <see cref="BatcherOptions.Timeout"/>, or the dispatch's timeout, passed first.</exception>
@@ -282,7 +333,10 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
                     node.Arrival = Now();
 
                     // Its deadline is older than those of items admitted while it waited, so it cannot join the sweep's order.
-                    node.ArmOwnDeadline(_time, Remaining(deadline), _timeout);
+                    if (_timeoutTicks != NeverTicks)
+                    {
+                        node.ArmOwnDeadline(_time, Remaining(deadline), _timeout);
+                    }
                     version = node.Version;
                     Push(node);
                     start = ServeLocked(holdsDuty: false);
@@ -293,10 +347,10 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
                 Volatile.Write(ref _submit.RoomWaiters, 1);
             }
 
-            var remaining = Remaining(deadline);
+            var remaining = RemainingOrInfinite(deadline);
             try
             {
-                if (remaining <= TimeSpan.Zero)
+                if (remaining == TimeSpan.Zero)
                 {
                     throw new TimeoutException();
                 }
@@ -418,8 +472,22 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable
         _queueHead = 0;
     }
 
-    private ObjectDisposedException ShutDown() =>
-        new(nameof(Batcher<TItem, TResult>), $"Batcher '{_name}' is shutting down or has shut down; it accepts no more items.");
+    /// <summary>The exception for a submit after shutdown began: closed, or disposed.</summary>
+    private InvalidOperationException ShutDown() => _disposed
+        ? new ObjectDisposedException(nameof(Batcher<TItem, TResult>), $"Batcher '{_name}' has been disposed; it accepts no more items.")
+        : new ClosedException(_name, $"Batcher '{_name}' is closed (or closing); it accepts no more items.");
+
+    private long TicksOrNever(TimeSpan span) => span == Timeout.InfiniteTimeSpan ? NeverTicks : _clock.ToTicks(span);
+
+    /// <summary>The span until <paramref name="deadline"/>, or <see cref="Timeout.InfiniteTimeSpan"/> for a bound that never passes.</summary>
+    private TimeSpan RemainingOrInfinite(long deadline) => deadline - Now() >= NeverTicks / 2 ? Timeout.InfiniteTimeSpan : Remaining(deadline);
+
+    /// <summary>The span until <paramref name="deadline"/>, at most what a timer accepts (a timer armed that far re-arms when it fires).</summary>
+    private TimeSpan TimerDue(long deadline)
+    {
+        var remaining = Remaining(deadline);
+        return remaining > Guard.MaxTimeout ? Guard.MaxTimeout : remaining;
+    }
 
     /// <summary>The batcher's clock for deadlines (see <see cref="CoarseClock"/>).</summary>
     private long Now() => _clock.Now();

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Concurrency.Primitives;
 
-/// <summary>Source-generated log messages of <see cref="Batcher{TItem, TResult}"/> (event ids 3000-3099).</summary>
+/// <summary>Source-generated log messages of <see cref="Batcher{TItem, TResult}"/> (event ids 3001-3008).</summary>
 internal static partial class BatcherLog
 {
     [LoggerMessage(EventId = 3001, Level = LogLevel.Error, Message = "Batcher {Batcher}: a dispatch of {Count} item(s) failed; {Swept} unanswered item(s) failed with it")]
@@ -26,4 +26,7 @@ internal static partial class BatcherLog
 
     [LoggerMessage(EventId = 3007, Level = LogLevel.Warning, Message = "Batcher {Batcher}: shutdown timed out after {Timeout} with {InFlight} dispatch(es) still running")]
     public static partial void ShutdownTimedOut(ILogger logger, string batcher, TimeSpan timeout, int inFlight);
+
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Error, Message = "Batcher {Batcher}: disposing it, the shutdown did not finish in time; nothing was thrown to the disposer. Completion completes when the running dispatches return")]
+    public static partial void DisposeTimedOut(ILogger logger, string batcher, Exception exception);
 }

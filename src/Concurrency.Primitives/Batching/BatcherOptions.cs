@@ -9,7 +9,7 @@ public enum BatcherShutdownMode
     /// <summary>They are dispatched (in batches, as usual) before the shutdown completes.</summary>
     Drain = 0,
 
-    /// <summary>They fail at once with <see cref="ObjectDisposedException"/>; only dispatches already running are awaited.</summary>
+    /// <summary>They fail at once with <see cref="ClosedException"/>; only dispatches already running are awaited.</summary>
     FailPending = 1,
 }
 
@@ -29,33 +29,39 @@ public sealed class BatcherOptions
     /// </summary>
     public TimeSpan MaxDelay { get; set; } = TimeSpan.FromMilliseconds(5);
 
-    /// <summary>How many dispatches may run at once. Default 1; at least 1.</summary>
-    public int MaxConcurrentBatches { get; set; } = 1;
+    /// <summary>How many dispatches may run at once (the name <see cref="TaskTrackerOptions.MaxConcurrency"/> has for work). Default 1; at least 1.</summary>
+    public int MaxConcurrency { get; set; } = 1;
 
     /// <summary>
     /// How many accepted items may wait for dispatch; when full, <c>SubmitAsync</c> waits asynchronously (and
-    /// cancellably) for room. Default 4,096; at least <see cref="MaxBatchSize"/>.
+    /// cancellably) for room. Default 4,096; at least <see cref="MaxBatchSize"/>; <see langword="null"/> for no bound
+    /// (as <see cref="PeerEventPumpOptions.Capacity"/>).
     /// </summary>
-    public int Capacity { get; set; } = 4096;
+    public int? Capacity { get; set; } = 4096;
 
     /// <summary>
     /// Every caller's default bound, from its <c>SubmitAsync</c> call to its result: time waiting for room, in the
     /// queue and in the dispatch. A caller whose bound passes is released with <see cref="BatchTimeoutException"/>;
-    /// its item may still be processed by a dispatch that is already running. Default 30 seconds; positive and finite.
+    /// its item may still be processed by a dispatch that is already running. Default 30 seconds; positive, or
+    /// <see cref="System.Threading.Timeout.InfiniteTimeSpan"/> for no bound (callers then rely on their own tokens).
     /// </summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// How long one dispatch may run. At this point (or when the last caller of the batch would time out, if sooner)
     /// the dispatch's token is cancelled and its waiters are released; a dispatch that still does not return is
-    /// reported as stuck (log and metric) and keeps its slot. Default: <see cref="Timeout"/>; positive and finite.
+    /// reported as stuck (log and metric) and keeps its slot. Default: <see cref="Timeout"/>; positive, or
+    /// <see cref="System.Threading.Timeout.InfiniteTimeSpan"/> for no bound.
     /// </summary>
     public TimeSpan? DispatchTimeout { get; set; }
 
     /// <summary>What happens to accepted, undispatched items at shutdown. Default <see cref="BatcherShutdownMode.Drain"/>.</summary>
     public BatcherShutdownMode ShutdownMode { get; set; }
 
-    /// <summary>How long <c>CompleteAsync</c> and <c>DisposeAsync</c> wait for the drain and running dispatches. Default 30 seconds; positive and finite.</summary>
+    /// <summary>
+    /// How long <c>CloseAsync</c> and <c>DisposeAsync</c> wait for the drain and running dispatches. Default 30 seconds;
+    /// <see cref="System.Threading.Timeout.InfiniteTimeSpan"/> for no bound.
+    /// </summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Where the batcher logs. Defaults to a logger that discards everything.</summary>

@@ -80,7 +80,7 @@ public sealed class BatcherSystematicTests
 
                 return default;
             },
-            new BatcherOptions { MaxBatchSize = 1, Capacity = 1, MaxDelay = TimeSpan.Zero, MaxConcurrentBatches = 1, TimeProvider = FrozenTimeProvider.Instance });
+            new BatcherOptions { MaxBatchSize = 1, Capacity = 1, MaxDelay = TimeSpan.Zero, MaxConcurrency = 1, TimeProvider = FrozenTimeProvider.Instance });
         using var cancellation = new CancellationTokenSource();
 
         var first = Task.Run(async () => await batcher.SubmitAsync(0));
@@ -101,7 +101,7 @@ public sealed class BatcherSystematicTests
 
         var results = await Task.WhenAll(first, second, givingUp, waiting);
         await canceller;
-        await batcher.CompleteAsync();
+        await batcher.CloseAsync();
 
         Specification.Assert(results[0] == 0 && results[1] == 10 && results[3] == 30, $"Callers received {string.Join(", ", results)}.");
         Specification.Assert(results[2] is 20 or -1, $"The cancelled caller received {results[2]}.");
@@ -129,11 +129,11 @@ public sealed class BatcherSystematicTests
 
                 return default;
             },
-            new BatcherOptions { MaxBatchSize = 1, Capacity = 2, MaxDelay = TimeSpan.Zero, MaxConcurrentBatches = 1, TimeProvider = FrozenTimeProvider.Instance });
+            new BatcherOptions { MaxBatchSize = 1, Capacity = 2, MaxDelay = TimeSpan.Zero, MaxConcurrency = 1, TimeProvider = FrozenTimeProvider.Instance });
 
         var callers = Enumerable.Range(0, items).Select(i => Task.Run(async () => await batcher.SubmitAsync(i))).ToArray();
         var results = await Task.WhenAll(callers);
-        await batcher.CompleteAsync();
+        await batcher.CloseAsync();
 
         for (var i = 0; i < items; i++)
         {
@@ -162,7 +162,7 @@ public sealed class BatcherSystematicTests
                     }
                 }
             },
-            new BatcherOptions { MaxBatchSize = 2, MaxDelay = TimeSpan.FromHours(1), MaxConcurrentBatches = 2, TimeProvider = FrozenTimeProvider.Instance });
+            new BatcherOptions { MaxBatchSize = 2, MaxDelay = TimeSpan.FromHours(1), MaxConcurrency = 2, TimeProvider = FrozenTimeProvider.Instance });
 
         var callers = Enumerable.Range(0, items).Select(i => Task.Run(async () =>
         {
@@ -170,12 +170,12 @@ public sealed class BatcherSystematicTests
             {
                 return await batcher.SubmitAsync(i);
             }
-            catch (ObjectDisposedException)
+            catch (ClosedException)
             {
                 return -1; // submitted after the shutdown began: refused at once
             }
         })).ToArray();
-        var shutdown = Task.Run(() => batcher.CompleteAsync());
+        var shutdown = Task.Run(() => batcher.CloseAsync());
         var results = await Task.WhenAll(callers);
         await shutdown;
 
@@ -241,7 +241,7 @@ public sealed class BatcherSystematicTests
                     }
                 }
             },
-            new BatcherOptions { MaxBatchSize = 2, MaxDelay = TimeSpan.Zero, MaxConcurrentBatches = 2, TimeProvider = FrozenTimeProvider.Instance });
+            new BatcherOptions { MaxBatchSize = 2, MaxDelay = TimeSpan.Zero, MaxConcurrency = 2, TimeProvider = FrozenTimeProvider.Instance });
 
         using var cancel = new CancellationTokenSource();
         var callers = Enumerable.Range(0, items).Select(i => Task.Run(async () =>
@@ -264,13 +264,13 @@ public sealed class BatcherSystematicTests
             {
                 return 3;
             }
-            catch (ObjectDisposedException)
+            catch (ClosedException)
             {
                 return 4; // submitted after the shutdown began: refused at once
             }
         })).ToArray();
         var canceller = Task.Run(cancel.CancelAsync);
-        var shutdown = Task.Run(() => batcher.CompleteAsync());
+        var shutdown = Task.Run(() => batcher.CloseAsync());
 
         var outcomes = await Task.WhenAll(callers);
         await canceller;

@@ -173,7 +173,7 @@ public sealed class BatcherFaultTests
             new BatcherOptions
             {
                 MaxBatchSize = 1,
-                MaxConcurrentBatches = 1,
+                MaxConcurrency = 1,
                 MaxDelay = TimeSpan.Zero,
                 Timeout = TimeSpan.FromSeconds(30),
                 DispatchTimeout = TimeSpan.FromSeconds(2),

@@ -53,7 +53,7 @@ public sealed class BatcherFormationTests
     }
 
     [Fact]
-    public async Task AtMostMaxConcurrentBatches_DispatchAtOnce()
+    public async Task AtMostMaxConcurrency_DispatchAtOnce()
     {
         var running = 0;
         var peak = 0;
@@ -76,7 +76,7 @@ public sealed class BatcherFormationTests
                     batch.TrySetResult(i, batch[i]);
                 }
             },
-            new BatcherOptions { MaxBatchSize = 1, MaxConcurrentBatches = 2, MaxDelay = TimeSpan.Zero });
+            new BatcherOptions { MaxBatchSize = 1, MaxConcurrency = 2, MaxDelay = TimeSpan.Zero });
 
         var calls = Enumerable.Range(0, 6).Select(i => batcher.SubmitAsync(i).AsTask()).ToArray();
         await twoRunning.Task.OrHang();
@@ -103,7 +103,7 @@ public sealed class BatcherFormationTests
         release.SetResult();
 
         (await Task.WhenAll(dispatched.Concat(queued)).OrHang()).Should().Equal(1, 2, 3, 4);
-        await batcher.CompleteAsync().OrHang(); // drains the waiting item's batch
+        await batcher.CloseAsync().OrHang(); // drains the waiting item's batch
         (await waiting.OrHang()).Should().Be(5);
     }
 
@@ -115,7 +115,7 @@ public sealed class BatcherFormationTests
         var release = Bounded.NewGate();
         var batcher = new Batcher<int, int>(
             EchoOnceReleased(release),
-            new BatcherOptions { MaxBatchSize = 1, MaxConcurrentBatches = 1, Capacity = 8, MaxDelay = TimeSpan.Zero, TimeProvider = new ManualTimeProvider() });
+            new BatcherOptions { MaxBatchSize = 1, MaxConcurrency = 1, Capacity = 8, MaxDelay = TimeSpan.Zero, TimeProvider = new ManualTimeProvider() });
 
         var calls = Enumerable.Range(1, 9).Select(i => batcher.SubmitAsync(i).AsTask()).ToList(); // 1 in the dispatch, 2..9 queued
         var waiting = batcher.SubmitAsync(10).AsTask();
@@ -191,7 +191,7 @@ public sealed class BatcherFormationTests
         var timeout = (await call.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>()).Which;
         timeout.WasDispatched.Should().BeFalse();
         time.Advance(TimeSpan.FromMinutes(5)); // the batch's MaxDelay: it would dispatch now, but it holds only the expired item
-        await batcher.CompleteAsync().OrHang();
+        await batcher.CloseAsync().OrHang();
         dispatches.Should().Be(0);
     }
 

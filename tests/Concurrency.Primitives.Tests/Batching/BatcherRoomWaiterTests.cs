@@ -40,7 +40,7 @@ public sealed class BatcherRoomWaiterTests
             {
                 MaxBatchSize = 1,
                 Capacity = 1,
-                MaxConcurrentBatches = 1,
+                MaxConcurrency = 1,
                 MaxDelay = TimeSpan.Zero,
                 Timeout = TimeSpan.FromSeconds(3),
                 TimeProvider = time,

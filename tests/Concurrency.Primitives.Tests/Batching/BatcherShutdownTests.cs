@@ -13,7 +13,7 @@ public sealed class BatcherShutdownTests
     private static ValueTask<IReadOnlyList<int>> Echo(IReadOnlyList<int> items, CancellationToken token) => new(items.ToArray());
 
     [Fact]
-    public async Task SubmitAfterShutdown_FailsAtOnceWithObjectDisposed()
+    public async Task SubmitAfterDispose_FailsAtOnceWithObjectDisposed()
     {
         var batcher = new Batcher<int, int>(Echo);
         await batcher.DisposeAsync();
@@ -25,12 +25,25 @@ public sealed class BatcherShutdownTests
     }
 
     [Fact]
+    public async Task SubmitAfterClose_FailsAtOnceWithClosed_NotObjectDisposed_BecauseNothingWasDisposed()
+    {
+        var batcher = new Batcher<int, int>(Echo, new BatcherOptions { Name = "rows" });
+        await batcher.CloseAsync().OrHang();
+
+        var call = batcher.SubmitAsync(1);
+
+        call.IsCompleted.Should().BeTrue("it fails at once, without waiting");
+        (await call.AsTask().Invoking(c => c).Should().ThrowAsync<ClosedException>()).Which.Name.Should().Be("rows");
+        batcher.Completion.IsCompletedSuccessfully.Should().BeTrue();
+    }
+
+    [Fact]
     public async Task DrainMode_DispatchesQueuedItems_BeforeCompleting()
     {
         var batcher = new Batcher<int, int>(Echo, new BatcherOptions { MaxBatchSize = 10, MaxDelay = TimeSpan.FromHours(1) });
         var calls = Enumerable.Range(1, 3).Select(i => batcher.SubmitAsync(i).AsTask()).ToArray();
 
-        await batcher.CompleteAsync().OrHang();
+        await batcher.CloseAsync().OrHang();
 
         (await Task.WhenAll(calls).OrHang()).Should().Equal(1, 2, 3);
     }
@@ -52,9 +65,9 @@ public sealed class BatcherShutdownTests
         await entered.Task.OrHang();
         var queued = batcher.SubmitAsync(2).AsTask();
 
-        var shutdown = batcher.CompleteAsync();
+        var shutdown = batcher.CloseAsync();
 
-        (await queued.Invoking(q => q.OrHang()).Should().ThrowAsync<ObjectDisposedException>()).Which.Message.Should().Contain("FailPending");
+        (await queued.Invoking(q => q.OrHang()).Should().ThrowAsync<ClosedException>()).Which.Message.Should().Contain("FailPending");
         shutdown.IsCompleted.Should().BeFalse("a dispatch is still running");
         release.SetResult();
         await shutdown.OrHang();
@@ -76,9 +89,9 @@ public sealed class BatcherShutdownTests
         _ = batcher.SubmitAsync(2).AsTask();
         var waiting = batcher.SubmitAsync(3).AsTask();
 
-        var shutdown = batcher.CompleteAsync();
+        var shutdown = batcher.CloseAsync();
 
-        await waiting.Invoking(w => w.OrHang()).Should().ThrowAsync<ObjectDisposedException>();
+        await waiting.Invoking(w => w.OrHang()).Should().ThrowAsync<ClosedException>();
         release.SetResult();
         await shutdown.OrHang();
     }
@@ -98,10 +111,38 @@ public sealed class BatcherShutdownTests
         _ = batcher.SubmitAsync(1).AsTask();
         await entered.Task.OrHang();
 
-        var shutdown = batcher.CompleteAsync();
+        var shutdown = batcher.CloseAsync();
         await time.WhenTimersArmed(2).OrHang(); // the deadline sweep and the shutdown timeout
         time.Advance(TimeSpan.FromSeconds(3));
 
-        await shutdown.Invoking(s => s.OrHang()).Should().ThrowAsync<TimeoutException>().WithMessage("*1 dispatch(es) running*");
+        (await shutdown.Invoking(s => s.OrHang()).Should().ThrowAsync<ShutdownTimeoutException>().WithMessage("*1 dispatch(es) running*")).Which.Timeout.Should().Be(TimeSpan.FromSeconds(3));
+        batcher.Completion.IsCompleted.Should().BeFalse("the dispatch still runs");
+    }
+
+    [Fact]
+    public async Task DisposeAsync_WithAStuckDispatch_ReturnsAtTheShutdownTimeout_WithoutThrowing_AndLogsIt()
+    {
+        var time = new ManualTimeProvider();
+        var log = new RecordingLogger();
+        var entered = Bounded.NewGate();
+        var batcher = new Batcher<int, int>(
+            (Batch<int, int> _, CancellationToken _) =>
+            {
+                entered.TrySetResult();
+                return new ValueTask(Bounded.NewGate().Task); // ignores its token, never returns
+            },
+            new BatcherOptions { MaxBatchSize = 1, MaxDelay = TimeSpan.Zero, ShutdownTimeout = TimeSpan.FromSeconds(3), TimeProvider = time, Logger = log });
+        _ = batcher.SubmitAsync(1).AsTask();
+        await entered.Task.OrHang();
+
+        var dispose = batcher.DisposeAsync().AsTask();
+        await time.WhenTimersArmed(2).OrHang();
+        time.Advance(TimeSpan.FromSeconds(3));
+
+        await dispose.Invoking(d => d.OrHang()).Should().NotThrowAsync();
+        var report = log.Entries.Single(e => e.EventId == 3008);
+        report.Level.Should().Be(Microsoft.Extensions.Logging.LogLevel.Error);
+        report.Exception.Should().BeOfType<ShutdownTimeoutException>().Which.Message.Should().Contain("1 dispatch(es) running");
+        await batcher.SubmitAsync(2).AsTask().Invoking(c => c).Should().ThrowAsync<ObjectDisposedException>();
     }
 }

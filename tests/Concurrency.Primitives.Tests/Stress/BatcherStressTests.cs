@@ -100,7 +100,7 @@ public sealed class BatcherStressTests
             new BatcherOptions
             {
                 MaxBatchSize = random.Next(1, 9),
-                MaxConcurrentBatches = random.Next(1, 5),
+                MaxConcurrency = random.Next(1, 5),
                 MaxDelay = random.Next(2) == 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(1),
                 Capacity = 64,
                 Timeout = CallerBound,
@@ -119,7 +119,7 @@ public sealed class BatcherStressTests
             {
                 if (id == shutdownAt)
                 {
-                    shutdown = batcher.CompleteAsync(); // a shutdown in the middle
+                    shutdown = batcher.CloseAsync(); // a shutdown in the middle
                 }
 
                 using var cancel = new CancellationTokenSource();
@@ -155,7 +155,7 @@ public sealed class BatcherStressTests
                 {
                     Interlocked.Increment(ref totals.Cancelled);
                 }
-                catch (ObjectDisposedException)
+                catch (ClosedException)
                 {
                     Interlocked.Increment(ref totals.Refused);
                 }
@@ -167,7 +167,7 @@ public sealed class BatcherStressTests
         })).ToArray();
 
         await Task.WhenAll(workers); // every caller returned
-        await (shutdown ?? batcher.CompleteAsync());
+        await (shutdown ?? batcher.CloseAsync());
         await batcher.DisposeAsync();
         for (var i = 0; i < ItemsPerRound; i++)
         {
