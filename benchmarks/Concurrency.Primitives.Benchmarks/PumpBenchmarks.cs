@@ -118,7 +118,7 @@ public class PumpBenchmarks
     }
 
     /// <summary>Counts messages and completes the expected total; added and removed events are not counted.</summary>
-    private sealed class CountingHandler : IPeerEventHandler<int, int>
+    private sealed class CountingHandler : IPeerEventConsumer<int, int>
     {
         private int _remaining;
         private TaskCompletionSource? _done;

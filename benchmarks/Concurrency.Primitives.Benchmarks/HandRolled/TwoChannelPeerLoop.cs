@@ -13,16 +13,17 @@ namespace Concurrency.Primitives.Benchmarks.HandRolled;
 /// peer that is already dead.
 /// </summary>
 public sealed class TwoChannelPeerLoop<TPeer, TMessage> : IAsyncDisposable
+    where TPeer : notnull
 {
     private readonly Channel<(TPeer Peer, bool IsNew, TMessage Message)> _peers =
         Channel.CreateUnbounded<(TPeer, bool, TMessage)>(new UnboundedChannelOptions { SingleReader = true });
 
     private readonly Channel<TPeer> _done = Channel.CreateUnbounded<TPeer>(new UnboundedChannelOptions { SingleReader = true });
     private readonly SemaphoreSlim _arrived = new(0);
-    private readonly IPeerEventHandler<TPeer, TMessage> _handler;
+    private readonly IPeerEventConsumer<TPeer, TMessage> _handler;
     private readonly Task _loop;
 
-    public TwoChannelPeerLoop(IPeerEventHandler<TPeer, TMessage> handler)
+    public TwoChannelPeerLoop(IPeerEventConsumer<TPeer, TMessage> handler)
     {
         _handler = handler;
         _loop = Task.Run(LoopAsync);

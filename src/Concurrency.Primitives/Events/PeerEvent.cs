@@ -28,10 +28,10 @@ internal enum PeerEventKind
     Message,
     Removed,
 
-    /// <summary>A message displaced by <see cref="PeerEventPumpFullMode.DropOldest"/>: skipped by the loop.</summary>
+    /// <summary>A message displaced by <see cref="PeerEventPumpFullMode.DropOldest"/> or <see cref="PeerEventPumpFullMode.DropNewest"/>: skipped by the loop.</summary>
     Dropped,
 
-    /// <summary>A message the loop claimed (under <see cref="PeerEventPumpFullMode.DropOldest"/>) before a producer could drop it.</summary>
+    /// <summary>A message the loop claimed (under a dropping full mode) before a producer could drop it.</summary>
     Taken,
 }
 
@@ -140,6 +140,59 @@ internal sealed class PeerEventQueue<TPeer, TMessage>
         }
 
         Remember(_tail, _tail.Published.Value);
+        return null;
+    }
+
+    /// <summary>
+    /// Drops the newest message still waiting (of any peer) and returns its handle, or <see langword="null"/> if none is
+    /// waiting. Producers only, under the pump's lock; each slot goes to exactly one of the loop and this drop (a
+    /// compare-and-swap on its kind). The newest message is usually in the last chunk, which is looked at first, from its
+    /// end; only if it holds none (lifecycle events only) are the chunks before it walked.
+    /// </summary>
+    /// <param name="readerChunk">The chunk the loop is reading (or has just left): no message waits before it.</param>
+    public PeerHandle<TPeer, TMessage>? DropNewestMessage(PeerEventChunk<TPeer, TMessage> readerChunk)
+    {
+        if (DropLastMessageIn(_tail, _tail.Published.Value) is { } dropped)
+        {
+            return dropped;
+        }
+
+        // The chunks are linked forwards only: find the last one before the tail that holds a waiting message.
+        PeerEventChunk<TPeer, TMessage>? last = null;
+        for (var chunk = readerChunk; chunk is not null && !ReferenceEquals(chunk, _tail); chunk = chunk.Next)
+        {
+            var count = chunk.Published.Value;
+            for (var index = 0; index < count; index++)
+            {
+                if (Volatile.Read(ref chunk.Items[index].Kind) == (int)PeerEventKind.Message)
+                {
+                    last = chunk;
+                    break;
+                }
+            }
+        }
+
+        return last is null ? null : DropLastMessageIn(last, last.Published.Value);
+    }
+
+    private static PeerHandle<TPeer, TMessage>? DropLastMessageIn(PeerEventChunk<TPeer, TMessage> chunk, int count)
+    {
+        for (var index = count - 1; index >= 0; index--)
+        {
+            ref var slot = ref chunk.Items[index];
+            if (Volatile.Read(ref slot.Kind) != (int)PeerEventKind.Message)
+            {
+                continue;
+            }
+
+            var handle = slot.Handle; // read before the swap: once dropped, the loop may clear the slot
+            if (Interlocked.CompareExchange(ref slot.Kind, (int)PeerEventKind.Dropped, (int)PeerEventKind.Message) == (int)PeerEventKind.Message)
+            {
+                slot.Message = default!;
+                return handle;
+            }
+        }
+
         return null;
     }
 

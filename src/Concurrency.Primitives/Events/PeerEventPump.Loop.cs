@@ -22,40 +22,72 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
     private readonly CancellationTokenSource _abort = new();
 
     /// <summary>
-    /// Stops accepting (connects throw, posts return <see langword="false"/>), disconnects every handle, and waits until the
-    /// loop has delivered what was queued and a Removed for every live peer, in the order the peers were added.
+    /// Closes the pump: stops accepting (connects throw <see cref="ClosedException"/>, posts return
+    /// <see cref="PeerPostResult.Closed"/>), disconnects every handle, and waits up to <see cref="PeerEventPumpOptions.ShutdownTimeout"/>
+    /// until the loop has delivered what was queued and a Removed for every live peer, in the order the peers were added.
     /// </summary>
     /// <param name="cancellationToken">Abandons this wait; the shutdown goes on.</param>
-    /// <returns><see cref="Completion"/>, bounded by the caller's token.</returns>
+    /// <returns>A task that completes as <see cref="Completion"/> does.</returns>
+    /// <exception cref="ShutdownTimeoutException">The loop had not finished in time; the consumer's token was cancelled.</exception>
+    /// <exception cref="Exception">The pump faulted (<see cref="PeerEventPumpFaultPolicy.FaultPump"/>): the consumer's exception.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
-    public Task CompleteAsync(CancellationToken cancellationToken = default)
+    public Task CloseAsync(CancellationToken cancellationToken = default) => CloseAsync(_shutdownTimeout, cancellationToken);
+
+    /// <summary>Closes the pump as <see cref="CloseAsync(CancellationToken)"/> does, waiting at most <paramref name="timeout"/>.</summary>
+    /// <param name="timeout">How long to wait for the loop; <see cref="Timeout.InfiniteTimeSpan"/> for no bound.</param>
+    /// <param name="cancellationToken">Abandons this wait; the shutdown goes on.</param>
+    /// <returns>A task that completes as <see cref="Completion"/> does.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
+    /// <exception cref="ShutdownTimeoutException">The loop had not finished in time; the consumer's token was cancelled.</exception>
+    /// <exception cref="Exception">The pump faulted (<see cref="PeerEventPumpFaultPolicy.FaultPump"/>): the consumer's exception.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
+    public Task CloseAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
+        Guard.Timeout(timeout);
         BeginShutdown();
-        return Signals.WaitAsync(_completion.Task, cancellationToken);
+        return _completion.Task.IsCompleted ? _completion.Task : WaitForCompletionAsync(timeout, cancellationToken);
     }
 
     /// <summary>
-    /// Shuts down as <see cref="CompleteAsync"/> does, waiting at most <see cref="PeerEventPumpOptions.ShutdownTimeout"/>. A handler
-    /// fault is not rethrown here: it stays on <see cref="Completion"/>.
+    /// Closes the pump without waiting: refuses every later connect with <see cref="ObjectDisposedException"/>, begins the
+    /// shutdown, and returns at once. Never blocks and never throws. Prefer <see cref="DisposeAsync"/>, which waits for it.
     /// </summary>
-    /// <returns>A task that completes when the pump has shut down.</returns>
-    /// <exception cref="TimeoutException">The loop had not finished in time; the handler's token was cancelled.</exception>
+    public void Dispose() => _ = DisposeAsync().AsTask();
+
+    /// <summary>
+    /// Closes the pump as <see cref="CloseAsync(CancellationToken)"/> does, waiting at most <see cref="PeerEventPumpOptions.ShutdownTimeout"/>.
+    /// Never throws: a shutdown that does not finish in time is logged at Error (the consumer's token is cancelled), and a
+    /// consumer fault stays on <see cref="Completion"/> (it was logged when it happened).
+    /// </summary>
+    /// <returns>A task that completes when the pump has shut down, or the bound has passed.</returns>
     public async ValueTask DisposeAsync()
     {
-        BeginShutdown();
+        _disposed = true;
         try
         {
-            await Signals.WaitAsync(_completion.Task, _shutdownTimeout, _time, CancellationToken.None).ConfigureAwait(false);
+            await CloseAsync(_shutdownTimeout, CancellationToken.None).ConfigureAwait(false);
         }
-        catch (TimeoutException)
+        catch (ShutdownTimeoutException timeout)
         {
-            PeerEventPumpLog.ShutdownTimedOut(_logger, _name, _shutdownTimeout);
-            CancelQuietly(_abort);
-            throw new TimeoutException($"Pump '{_name}' did not finish delivering its events within {_shutdownTimeout}; the handler's token was cancelled.");
+            PeerEventPumpLog.DisposeTimedOut(_logger, _name, timeout);
         }
         catch (Exception) when (_completion.Task.IsFaulted)
         {
-            // The handler's fault is reported by Completion (and was logged); disposal itself succeeded.
+            // The consumer's fault is reported by Completion (and was logged); disposal itself succeeded.
+        }
+    }
+
+    private async Task WaitForCompletionAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Signals.WaitAsync(_completion.Task, timeout, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException) when (!_completion.Task.IsCompleted)
+        {
+            PeerEventPumpLog.ShutdownTimedOut(_logger, _name, timeout);
+            CancelQuietly(_abort);
+            throw new ShutdownTimeoutException(_name, timeout, $"Pump '{_name}' did not finish delivering its events within {timeout}; the consumer's token was cancelled. The pump completes when the consumer returns.");
         }
     }
 
@@ -265,7 +297,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
         }
 
         PeerEventPumpLog.HandlerFailed(_logger, _name, kind, peer, _faultPolicy, exception);
-        if (_faultPolicy != PeerHandlerFaultPolicy.FaultPump || _fault is not null)
+        if (_faultPolicy != PeerEventPumpFaultPolicy.FaultPump || _fault is not null)
         {
             return;
         }
@@ -390,13 +422,14 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
         public PumpLoop(PeerEventPump<TPeer, TMessage> pump)
         {
             _pump = pump;
-            Reader = new PeerEventReader<TPeer, TMessage>(pump._queue, claim: pump._fullMode == PeerEventPumpFullMode.DropOldest);
+            // Under a mode that drops queued messages, producers race the loop for each message slot.
+            Reader = new PeerEventReader<TPeer, TMessage>(pump._queue, claim: pump._fullMode is PeerEventPumpFullMode.DropOldest or PeerEventPumpFullMode.DropNewest);
             _onHandlerCompleted = pump.OnHandlerCompleted;
             Handler = pump._handler;
             Token = pump._abort.Token;
         }
 
-        public IPeerEventHandler<TPeer, TMessage> Handler { get; }
+        public IPeerEventConsumer<TPeer, TMessage> Handler { get; }
 
         public CancellationToken Token { get; }
 

@@ -9,7 +9,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Concurrency.Primitives;
 
-// PeerEventPump keeps these invariants (design.md, section 4):
+// PeerEventPump keeps these invariants (Events/README.md):
 //  1. One owner: the handler runs only on the pump's loop (one work item at a time, _scheduled), one event at a time;
 //     the loop alone touches the consumer-side peer state (LoopLive and the live list).
 //  2. Per peer: nothing, or Added -> messages -> exactly one Removed. A handle's producer state machine
@@ -37,12 +37,14 @@ namespace Concurrency.Primitives;
 /// sender of the connection's events. Events from all peers are delivered in the order they were accepted.
 /// </para>
 /// <para>
-/// Shutdown (<see cref="CompleteAsync"/>, <see cref="DisposeAsync"/>) stops accepting, delivers what is queued and a Removed for
-/// every live peer (in the order they were added), then completes <see cref="Completion"/>. All members are thread-safe.
+/// Shutdown (<see cref="CloseAsync(TimeSpan, CancellationToken)"/>, <see cref="DisposeAsync"/>) stops accepting, delivers what
+/// is queued and a Removed for every live peer (in the order they were added), then completes <see cref="Completion"/>.
+/// <c>CloseAsync</c> throws what the shutdown ends with (a timeout, the consumer's fault); <c>DisposeAsync</c> never throws.
+/// All members are thread-safe.
 /// </para>
 /// </remarks>
 [DebuggerDisplay("{_name,nq}")]
-public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
+public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, IDisposable
     where TPeer : notnull
 {
     private const int Connected = (int)PeerConnectionState.Connected;
@@ -52,11 +54,11 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
     // Field order matters here: the runtime lays out reference fields first, in this order, so the eight cold references
     // below keep the fields every post touches (_lock, _queue and the counters after them) at least a cache line away from
     // whatever object was allocated just before the pump (often the handler, which the loop writes on every event).
-    private readonly IPeerEventHandler<TPeer, TMessage> _handler;
+    private readonly IPeerEventConsumer<TPeer, TMessage> _handler;
     private readonly string _name;
     private readonly int _capacity;
     private readonly PeerEventPumpFullMode _fullMode;
-    private readonly PeerHandlerFaultPolicy _faultPolicy;
+    private readonly PeerEventPumpFaultPolicy _faultPolicy;
     private readonly TimeSpan _shutdownTimeout;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
@@ -78,29 +80,28 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
     private long _takenSeen;
     private bool _scheduled;
     private bool _accepting = true;
+    private volatile bool _disposed;
     private long _generation;
 
     /// <summary>Creates a pump and its loop.</summary>
-    /// <param name="handler">Receives every event, one at a time.</param>
+    /// <param name="consumer">Receives every event, one at a time.</param>
     /// <param name="options">Settings; <see langword="null"/> for the defaults.</param>
-    /// <exception cref="ArgumentNullException"><paramref name="handler"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="consumer"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its range; the message names it.</exception>
-    public PeerEventPump(IPeerEventHandler<TPeer, TMessage> handler, PeerEventPumpOptions? options = null)
+    public PeerEventPump(IPeerEventConsumer<TPeer, TMessage> consumer, PeerEventPumpOptions? options = null)
     {
-        _handler = Guard.NotNull(handler);
+        _handler = Guard.NotNull(consumer);
         options ??= new PeerEventPumpOptions();
         _capacity = options.Capacity is { } capacity
             ? capacity >= 1 ? capacity : throw new ArgumentOutOfRangeException(nameof(options), capacity, "PeerEventPumpOptions.Capacity must be at least 1, or null for no bound.")
             : int.MaxValue;
-        _fullMode = options.FullMode is PeerEventPumpFullMode.Wait or PeerEventPumpFullMode.DropNewest or PeerEventPumpFullMode.DropOldest
+        _fullMode = options.FullMode is PeerEventPumpFullMode.Wait or PeerEventPumpFullMode.DropNewest or PeerEventPumpFullMode.DropOldest or PeerEventPumpFullMode.DropWrite
             ? options.FullMode
             : throw new ArgumentOutOfRangeException(nameof(options), options.FullMode, "PeerEventPumpOptions.FullMode is not a defined value.");
-        _faultPolicy = options.HandlerFaultPolicy is PeerHandlerFaultPolicy.LogAndContinue or PeerHandlerFaultPolicy.FaultPump
-            ? options.HandlerFaultPolicy
-            : throw new ArgumentOutOfRangeException(nameof(options), options.HandlerFaultPolicy, "PeerEventPumpOptions.HandlerFaultPolicy is not a defined value.");
-        _shutdownTimeout = options.ShutdownTimeout > TimeSpan.Zero && options.ShutdownTimeout <= Guard.MaxTimeout
-            ? options.ShutdownTimeout
-            : throw new ArgumentOutOfRangeException(nameof(options), options.ShutdownTimeout, "PeerEventPumpOptions.ShutdownTimeout must be positive and finite.");
+        _faultPolicy = options.FaultPolicy is PeerEventPumpFaultPolicy.LogAndContinue or PeerEventPumpFaultPolicy.FaultPump
+            ? options.FaultPolicy
+            : throw new ArgumentOutOfRangeException(nameof(options), options.FaultPolicy, "PeerEventPumpOptions.FaultPolicy is not a defined value.");
+        _shutdownTimeout = Guard.Timeout(options.ShutdownTimeout, "PeerEventPumpOptions.ShutdownTimeout");
         _name = string.IsNullOrEmpty(options.Name) ? "PeerEventPump" : options.Name!;
         _logger = options.Logger ?? NullLogger.Instance;
         _time = options.TimeProvider ?? TimeProvider.System;
@@ -108,9 +109,12 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
         _loop = new PumpLoop(this);
     }
 
+    /// <summary>The pump's name, from <see cref="PeerEventPumpOptions.Name"/>.</summary>
+    public string Name => _name;
+
     /// <summary>
-    /// Completes when the pump has shut down and the handler has seen Removed for every peer it saw added; faults with the
-    /// handler's exception if the pump faulted under <see cref="PeerHandlerFaultPolicy.FaultPump"/>.
+    /// Completes when the pump has shut down and the consumer has seen Removed for every peer it saw added; faults with the
+    /// consumer's exception if the pump faulted under <see cref="PeerEventPumpFaultPolicy.FaultPump"/>.
     /// </summary>
     public Task Completion => _completion.Task;
 
@@ -122,7 +126,8 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
     /// saw its Added), and the new handle has a higher generation: events of the old connection never touch the new one.
     /// </remarks>
     /// <exception cref="ArgumentNullException"><paramref name="peer"/> is <see langword="null"/>.</exception>
-    /// <exception cref="ObjectDisposedException">The pump is shutting down, shut down, or faulted.</exception>
+    /// <exception cref="ClosedException">The pump is closed, closing, or faulted.</exception>
+    /// <exception cref="ObjectDisposedException">The pump has been disposed.</exception>
     public PeerHandle<TPeer, TMessage> Connect(TPeer peer)
     {
         if (peer is null)
@@ -136,7 +141,9 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
         {
             if (!_accepting)
             {
-                throw new ObjectDisposedException(nameof(PeerEventPump<TPeer, TMessage>), $"Pump '{_name}' is shut down (or faulted) and accepts no more connections.");
+                throw _disposed
+                    ? new ObjectDisposedException(nameof(PeerEventPump<TPeer, TMessage>), $"Pump '{_name}' has been disposed; it accepts no more connections.")
+                    : new ClosedException(_name, _fault is null ? $"Pump '{_name}' is closed (or closing); it accepts no more connections." : $"Pump '{_name}' faulted (its consumer threw); it accepts no more connections.");
             }
 
             schedule = _connected.TryGetValue(peer, out var previous) && DisconnectLocked(previous) && ScheduleLocked();
@@ -197,17 +204,14 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
         return true;
     }
 
-    internal bool Post(PeerHandle<TPeer, TMessage> handle, TMessage message)
+    internal PeerPostResult Post(PeerHandle<TPeer, TMessage> handle, TMessage message)
     {
+        PeerPostResult result;
         bool schedule;
         lock (_lock)
         {
-            if (TryEnqueueMessageLocked(handle, message, canWait: false, out _) != true)
-            {
-                return false;
-            }
-
-            schedule = ScheduleLocked();
+            result = TryEnqueueMessageLocked(handle, message, canWait: false, out _) ?? PeerPostResult.Full;
+            schedule = result == PeerPostResult.Posted && ScheduleLocked();
         }
 
         if (schedule)
@@ -215,28 +219,27 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
             _loop.Start();
         }
 
-        return true;
+        return result;
     }
 
-    internal ValueTask<bool> PostAsync(PeerHandle<TPeer, TMessage> handle, TMessage message, CancellationToken cancellationToken)
+    internal ValueTask<PeerPostResult> PostAsync(PeerHandle<TPeer, TMessage> handle, TMessage message, CancellationToken cancellationToken)
     {
         if (cancellationToken.IsCancellationRequested)
         {
-            return new ValueTask<bool>(Task.FromCanceled<bool>(cancellationToken));
+            return new ValueTask<PeerPostResult>(Task.FromCanceled<PeerPostResult>(cancellationToken));
         }
 
+        PeerPostResult result;
         bool schedule;
         lock (_lock)
         {
-            switch (TryEnqueueMessageLocked(handle, message, canWait: true, out var room))
+            if (TryEnqueueMessageLocked(handle, message, canWait: true, out var room) is not { } outcome)
             {
-                case null:
-                    return WaitForRoomThenPostAsync(handle, message, room!, cancellationToken);
-                case false:
-                    return new ValueTask<bool>(false);
+                return WaitForRoomThenPostAsync(handle, message, room!, cancellationToken);
             }
 
-            schedule = ScheduleLocked();
+            result = outcome;
+            schedule = result == PeerPostResult.Posted && ScheduleLocked();
         }
 
         if (schedule)
@@ -244,30 +247,40 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
             _loop.Start();
         }
 
-        return new ValueTask<bool>(true);
+        return new ValueTask<PeerPostResult>(result);
     }
 
     /// <summary>
-    /// Queues a message if the handle is ready. Returns <see langword="true"/> if queued, <see langword="false"/> if refused or
-    /// dropped, or <see langword="null"/> (with a waiter in <paramref name="room"/>) when the caller may wait for room.
+    /// Queues a message if the handle is ready. Returns what became of it, or <see langword="null"/> (with a waiter in
+    /// <paramref name="room"/>) when the caller may wait for room.
     /// </summary>
-    private bool? TryEnqueueMessageLocked(PeerHandle<TPeer, TMessage> handle, TMessage message, bool canWait, out TaskCompletionSource<bool>? room)
+    private PeerPostResult? TryEnqueueMessageLocked(PeerHandle<TPeer, TMessage> handle, TMessage message, bool canWait, out TaskCompletionSource<bool>? room)
     {
         room = null;
-        if (!_accepting || handle.ProducerState != Ready)
+        if (!_accepting)
         {
-            return false;
+            return PeerPostResult.Closed;
+        }
+
+        switch (handle.ProducerState)
+        {
+            case Connected:
+                return PeerPostResult.NotReady;
+            case Disconnected:
+                return PeerPostResult.Disconnected;
         }
 
         if (_admitted - _takenSeen >= _capacity && IsFullLocked())
         {
             switch (_fullMode)
             {
-                case PeerEventPumpFullMode.DropNewest:
+                case PeerEventPumpFullMode.DropWrite:
                     CountDropped(handle);
-                    return false;
-                case PeerEventPumpFullMode.DropOldest:
-                    if (_queue.DropOldestMessage(Volatile.Read(ref _loop.Reader.Chunk)) is { } displaced)
+                    return PeerPostResult.Dropped;
+                case PeerEventPumpFullMode.DropOldest or PeerEventPumpFullMode.DropNewest:
+                    var readerChunk = Volatile.Read(ref _loop.Reader.Chunk);
+                    var displaced = _fullMode == PeerEventPumpFullMode.DropOldest ? _queue.DropOldestMessage(readerChunk) : _queue.DropNewestMessage(readerChunk);
+                    if (displaced is not null)
                     {
                         _admitted--;
                         CountDropped(displaced);
@@ -290,7 +303,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
 
                     break;
                 default:
-                    return false;
+                    return PeerPostResult.Full;
             }
         }
 
@@ -301,19 +314,18 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
             PeerEventPumpMetrics.Queued.Add(1, _metricTag);
         }
 
-        return true;
+        return PeerPostResult.Posted;
     }
 
-    private async ValueTask<bool> WaitForRoomThenPostAsync(PeerHandle<TPeer, TMessage> handle, TMessage message, TaskCompletionSource<bool> room, CancellationToken cancellationToken)
+    private async ValueTask<PeerPostResult> WaitForRoomThenPostAsync(PeerHandle<TPeer, TMessage> handle, TMessage message, TaskCompletionSource<bool> room, CancellationToken cancellationToken)
     {
         while (true)
         {
             try
             {
-                if (!await Signals.WaitAsync(room.Task, cancellationToken).ConfigureAwait(false))
-                {
-                    return false; // shut down while waiting
-                }
+                // False: the wait was ended without room (the handle disconnected, or the pump shut down); the look
+                // below says which.
+                await Signals.WaitAsync(room.Task, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -330,22 +342,18 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
                 throw;
             }
 
+            PeerPostResult result;
             bool schedule;
             lock (_lock)
             {
-                var outcome = TryEnqueueMessageLocked(handle, message, canWait: true, out var next);
-                if (outcome is null)
+                if (TryEnqueueMessageLocked(handle, message, canWait: true, out var next) is not { } outcome)
                 {
                     room = next!;
                     continue;
                 }
 
-                if (outcome == false)
-                {
-                    return false;
-                }
-
-                schedule = ScheduleLocked();
+                result = outcome;
+                schedule = result == PeerPostResult.Posted && ScheduleLocked();
             }
 
             if (schedule)
@@ -353,7 +361,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable
                 _loop.Start();
             }
 
-            return true;
+            return result;
         }
     }
 

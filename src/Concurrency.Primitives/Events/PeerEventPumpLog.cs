@@ -3,11 +3,11 @@ using Microsoft.Extensions.Logging;
 
 namespace Concurrency.Primitives;
 
-/// <summary>Source-generated log messages of <see cref="PeerEventPump{TPeer, TMessage}"/> (event ids 4000-4099).</summary>
+/// <summary>Source-generated log messages of <see cref="PeerEventPump{TPeer, TMessage}"/> (event ids 4001-4006).</summary>
 internal static partial class PeerEventPumpLog
 {
-    [LoggerMessage(EventId = 4001, Level = LogLevel.Error, Message = "Pump {Pump}: the handler threw on {Kind} for peer {Peer}; {Policy}")]
-    public static partial void HandlerFailed(ILogger logger, string pump, string kind, string peer, PeerHandlerFaultPolicy policy, Exception exception);
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Error, Message = "Pump {Pump}: the consumer threw on {Kind} for peer {Peer}; {Policy}")]
+    public static partial void HandlerFailed(ILogger logger, string pump, string kind, string peer, PeerEventPumpFaultPolicy policy, Exception exception);
 
     [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "Pump {Pump}: the message queue is full; a message of peer {Peer} was dropped ({Mode})")]
     public static partial void MessageDropped(ILogger logger, string pump, string peer, PeerEventPumpFullMode mode);
@@ -15,9 +15,12 @@ internal static partial class PeerEventPumpLog
     [LoggerMessage(EventId = 4003, Level = LogLevel.Information, Message = "Pump {Pump}: shutting down with {Peers} connected peer(s)")]
     public static partial void ShutdownStarted(ILogger logger, string pump, int peers);
 
-    [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "Pump {Pump}: shutdown timed out after {Timeout}; the handler's token was cancelled")]
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "Pump {Pump}: shutdown timed out after {Timeout}; the consumer's token was cancelled")]
     public static partial void ShutdownTimedOut(ILogger logger, string pump, TimeSpan timeout);
 
-    [LoggerMessage(EventId = 4005, Level = LogLevel.Error, Message = "Pump {Pump}: faulted; removing {Peers} live peer(s), then completing with the handler's exception")]
+    [LoggerMessage(EventId = 4005, Level = LogLevel.Error, Message = "Pump {Pump}: faulted; removing {Peers} live peer(s), then completing with the consumer's exception")]
     public static partial void Faulted(ILogger logger, string pump, int peers, Exception exception);
+
+    [LoggerMessage(EventId = 4006, Level = LogLevel.Error, Message = "Pump {Pump}: disposing it, the shutdown did not finish in time and the consumer's token was cancelled; nothing was thrown to the disposer")]
+    public static partial void DisposeTimedOut(ILogger logger, string pump, Exception exception);
 }

@@ -3,28 +3,35 @@ using Microsoft.Extensions.Logging;
 
 namespace Concurrency.Primitives;
 
-/// <summary>What a <see cref="PeerEventPump{TPeer, TMessage}"/> does with a message when <see cref="PeerEventPumpOptions.Capacity"/> messages are already waiting.</summary>
+/// <summary>
+/// What a <see cref="PeerEventPump{TPeer, TMessage}"/> does with a message when <see cref="PeerEventPumpOptions.Capacity"/>
+/// messages are already waiting. The names and meanings are <c>System.Threading.Channels.BoundedChannelFullMode</c>'s;
+/// lifecycle events (added, removed) are never dropped nor refused.
+/// </summary>
 public enum PeerEventPumpFullMode
 {
-    /// <summary><c>PostAsync</c> waits (cancellably) for room; <c>TryPost</c> returns <see langword="false"/>.</summary>
+    /// <summary><c>PostAsync</c> waits (cancellably) for room; <c>TryPost</c> refuses with <see cref="PeerPostResult.Full"/>.</summary>
     Wait = 0,
 
-    /// <summary>The new message is dropped and counted; <c>TryPost</c> and <c>PostAsync</c> return <see langword="false"/>.</summary>
+    /// <summary>The newest waiting message (of any peer) is dropped and counted to make room; the posted one is accepted.</summary>
     DropNewest = 1,
 
-    /// <summary>The oldest waiting message (of any peer) is dropped and counted; the new one is accepted.</summary>
+    /// <summary>The oldest waiting message (of any peer) is dropped and counted to make room; the posted one is accepted.</summary>
     DropOldest = 2,
+
+    /// <summary>The message being posted is dropped and counted; the post returns <see cref="PeerPostResult.Dropped"/>.</summary>
+    DropWrite = 3,
 }
 
-/// <summary>What a <see cref="PeerEventPump{TPeer, TMessage}"/> does when its handler throws.</summary>
-public enum PeerHandlerFaultPolicy
+/// <summary>What a <see cref="PeerEventPump{TPeer, TMessage}"/> does when its consumer throws.</summary>
+public enum PeerEventPumpFaultPolicy
 {
     /// <summary>Log, count and go on with the next event. The peer stays live; its <c>OnRemovedAsync</c> still comes.</summary>
     LogAndContinue = 0,
 
     /// <summary>
     /// Fault the pump: it stops delivering events and accepting posts, delivers <c>OnRemovedAsync</c> to every peer that
-    /// was added, then completes with the handler's exception.
+    /// was added, then completes with the consumer's exception.
     /// </summary>
     FaultPump = 1,
 }
@@ -41,21 +48,22 @@ public sealed class PeerEventPumpOptions
     /// </summary>
     /// <remarks>
     /// The queue grows in fixed chunks and keeps the chunks of its deepest backlog for reuse, so that a steady flow
-    /// allocates nothing. A bound limits how far it grows with messages; lifecycle events are never refused, and under
-    /// <see cref="PeerEventPumpFullMode.DropOldest"/> a displaced message leaves an empty slot (its message released at
-    /// once) until the loop passes it.
+    /// allocates nothing. A bound limits how far it grows with messages; lifecycle events are never refused, and a message
+    /// dropped from the queue (<see cref="PeerEventPumpFullMode.DropOldest"/>, <see cref="PeerEventPumpFullMode.DropNewest"/>)
+    /// leaves an empty slot (its message released at once) until the loop passes it.
     /// </remarks>
     public int? Capacity { get; set; }
 
     /// <summary>What happens to a message when <see cref="Capacity"/> messages are waiting. Default <see cref="PeerEventPumpFullMode.Wait"/>.</summary>
     public PeerEventPumpFullMode FullMode { get; set; }
 
-    /// <summary>What happens when the handler throws. Default <see cref="PeerHandlerFaultPolicy.LogAndContinue"/>.</summary>
-    public PeerHandlerFaultPolicy HandlerFaultPolicy { get; set; }
+    /// <summary>What happens when the consumer throws. Default <see cref="PeerEventPumpFaultPolicy.LogAndContinue"/>.</summary>
+    public PeerEventPumpFaultPolicy FaultPolicy { get; set; }
 
     /// <summary>
-    /// How long <c>DisposeAsync</c> waits for the loop to deliver what is queued and remove every live peer; then the
-    /// handler's token is cancelled and the dispose throws <see cref="TimeoutException"/>. Default 30 seconds; positive and finite.
+    /// How long <c>CloseAsync</c> and <c>DisposeAsync</c> wait for the loop to deliver what is queued and remove every live
+    /// peer; then the consumer's token is cancelled (a close throws <see cref="ShutdownTimeoutException"/>, a dispose logs
+    /// it). Default 30 seconds; <see cref="System.Threading.Timeout.InfiniteTimeSpan"/> for no bound.
     /// </summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
 

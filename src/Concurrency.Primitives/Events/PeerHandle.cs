@@ -20,7 +20,9 @@ public enum PeerConnectionState
 
 /// <summary>
 /// One connection of a peer to a <see cref="PeerEventPump{TPeer, TMessage}"/>: the sole sender of that connection's added,
-/// messages and removed events. Thread-safe; every member is a no-op that returns <see langword="false"/> once it no longer applies.
+/// messages and removed events. Dispose it (or call <see cref="Disconnect"/>) when the connection ends: <c>using var peer =
+/// pump.Connect(id);</c> removes the peer even when the code between throws. Thread-safe; a member that no longer applies
+/// says so in its result and changes nothing.
 /// </summary>
 /// <typeparam name="TPeer">The peer identity.</typeparam>
 /// <typeparam name="TMessage">The message type.</typeparam>
@@ -35,7 +37,7 @@ public enum PeerConnectionState
 /// and returns a new one with a higher <see cref="Generation"/>; nothing sent through this handle afterwards reaches the handler.
 /// </para>
 /// </remarks>
-public sealed class PeerHandle<TPeer, TMessage>
+public sealed class PeerHandle<TPeer, TMessage> : IDisposable
     where TPeer : notnull
 {
     private readonly PeerEventPump<TPeer, TMessage> _pump;
@@ -73,22 +75,42 @@ public sealed class PeerHandle<TPeer, TMessage>
     /// <summary>Queues a message, if the peer is ready and not disconnected; never waits.</summary>
     /// <param name="message">The message.</param>
     /// <returns>
-    /// <see langword="true"/> if the message will reach the handler (unless a later one displaces it under
-    /// <see cref="PeerEventPumpFullMode.DropOldest"/>); <see langword="false"/> if the peer is not ready, disconnected, the pump
-    /// is shut down, or the queue is full and the full mode is <see cref="PeerEventPumpFullMode.Wait"/> or <see cref="PeerEventPumpFullMode.DropNewest"/>.
+    /// <see langword="true"/> if the message will reach the consumer; <see langword="false"/> if it was not queued (the
+    /// other overload says why: a full queue, or a handle that should stop sending).
     /// </returns>
-    public bool TryPost(TMessage message) => _pump.Post(this, message);
+    public bool TryPost(TMessage message) => _pump.Post(this, message) == PeerPostResult.Posted;
+
+    /// <summary>Queues a message, if the peer is ready and not disconnected; never waits; says what became of it.</summary>
+    /// <param name="message">The message.</param>
+    /// <param name="result">
+    /// <see cref="PeerPostResult.Posted"/> if the message will reach the consumer; otherwise why not: the queue is full
+    /// (<see cref="PeerPostResult.Full"/> in <see cref="PeerEventPumpFullMode.Wait"/> mode, <see cref="PeerPostResult.Dropped"/>
+    /// in <see cref="PeerEventPumpFullMode.DropWrite"/> mode), or this handle should stop sending
+    /// (<see cref="PeerPostResult.NotReady"/>, <see cref="PeerPostResult.Disconnected"/>, <see cref="PeerPostResult.Closed"/>).
+    /// </param>
+    /// <returns><see langword="true"/> if the message was queued (<paramref name="result"/> is <see cref="PeerPostResult.Posted"/>).</returns>
+    public bool TryPost(TMessage message, out PeerPostResult result)
+    {
+        result = _pump.Post(this, message);
+        return result == PeerPostResult.Posted;
+    }
 
     /// <summary>Queues a message, waiting for room when the queue is full and the full mode is <see cref="PeerEventPumpFullMode.Wait"/>.</summary>
     /// <param name="message">The message.</param>
     /// <param name="cancellationToken">Abandons the wait for room.</param>
-    /// <returns>As <see cref="TryPost"/>; <see langword="false"/> also if the peer disconnects or the pump shuts down while waiting.</returns>
+    /// <returns>
+    /// As <see cref="TryPost(TMessage, out PeerPostResult)"/>, but never <see cref="PeerPostResult.Full"/>: <see cref="PeerPostResult.Disconnected"/> or
+    /// <see cref="PeerPostResult.Closed"/> also if the peer disconnects or the pump shuts down while the post waits.
+    /// </returns>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled while waiting.</exception>
-    public ValueTask<bool> PostAsync(TMessage message, CancellationToken cancellationToken = default) => _pump.PostAsync(this, message, cancellationToken);
+    public ValueTask<PeerPostResult> PostAsync(TMessage message, CancellationToken cancellationToken = default) => _pump.PostAsync(this, message, cancellationToken);
 
     /// <summary>The peer is gone: queues Removed if Added was queued, or nothing if the peer never became ready. Once only.</summary>
     /// <returns><see langword="true"/> if this call disconnected the handle; <see langword="false"/> if it was already disconnected.</returns>
     public bool Disconnect() => _pump.Disconnect(this);
+
+    /// <summary>Disconnects the handle (as <see cref="Disconnect"/>); a no-op if it already is.</summary>
+    public void Dispose() => _pump.Disconnect(this);
 
     /// <summary>The peer and its generation.</summary>
     /// <returns>For example <c>peer-7 (generation 3, Ready)</c>.</returns>

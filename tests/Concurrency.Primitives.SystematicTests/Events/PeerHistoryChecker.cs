@@ -9,7 +9,7 @@ namespace Concurrency.Primitives.SystematicTests.Events;
 /// A handler that checks, as events arrive, that each peer's history is legal: nothing, or Added, messages, then one
 /// Removed (and again after a reconnect). It yields inside each call so that Coyote interleaves producers with the loop.
 /// </summary>
-internal sealed class PeerHistoryChecker : IPeerEventHandler<string, int>
+internal sealed class PeerHistoryChecker : IPeerEventConsumer<string, int>
 {
     public const string RemovedBeforeAdded = "Removed arrived for a peer that was not added";
     public const string DoubleAdded = "Added arrived for a peer that was already live";

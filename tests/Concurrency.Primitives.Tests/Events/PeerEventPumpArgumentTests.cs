@@ -8,11 +8,11 @@ namespace Concurrency.Primitives.Tests.Events;
 public sealed class PeerEventPumpArgumentTests
 {
     [Fact]
-    public void NullHandler_ThrowsArgumentNull()
+    public void NullConsumer_ThrowsArgumentNull()
     {
         var create = () => new PeerEventPump<string, string>(null!);
 
-        create.Should().Throw<ArgumentNullException>().WithParameterName("handler");
+        create.Should().Throw<ArgumentNullException>().WithParameterName("consumer");
     }
 
     [Fact]
@@ -27,9 +27,8 @@ public sealed class PeerEventPumpArgumentTests
     {
         { o => o.Capacity = 0, "Capacity" },
         { o => o.FullMode = (PeerEventPumpFullMode)9, "FullMode" },
-        { o => o.HandlerFaultPolicy = (PeerHandlerFaultPolicy)9, "HandlerFaultPolicy" },
-        { o => o.ShutdownTimeout = TimeSpan.Zero, "ShutdownTimeout" },
-        { o => o.ShutdownTimeout = System.Threading.Timeout.InfiniteTimeSpan, "ShutdownTimeout" },
+        { o => o.FaultPolicy = (PeerEventPumpFaultPolicy)9, "FaultPolicy" },
+        { o => o.ShutdownTimeout = TimeSpan.FromSeconds(-1), "ShutdownTimeout" },
     };
 
     [Theory]
@@ -55,7 +54,7 @@ public sealed class PeerEventPumpArgumentTests
 
         peer.MarkReady().Should().BeFalse();
         peer.TryPost("m").Should().BeFalse();
-        (await peer.PostAsync("m")).Should().BeFalse();
+        (await peer.PostAsync("m")).Should().Be(PeerPostResult.Disconnected);
         peer.Disconnect().Should().BeFalse();
         peer.State.Should().Be(PeerConnectionState.Disconnected);
     }

@@ -38,7 +38,7 @@ public sealed class PeerEventPumpFaultAndShutdownTests
     {
         var handler = new RecordingPeerHandler<string>();
         handler.ThrowOn.Add("poison");
-        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { HandlerFaultPolicy = PeerHandlerFaultPolicy.FaultPump });
+        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { FaultPolicy = PeerEventPumpFaultPolicy.FaultPump });
         var a = pump.Connect("a");
         var b = pump.Connect("b");
         var c = pump.Connect("c");
@@ -55,7 +55,7 @@ public sealed class PeerEventPumpFaultAndShutdownTests
         handler.HistoryOf("b").Should().Equal("added", "removed");
         handler.HistoryOf("c").Should().BeEmpty();
         b.TryPost("after the fault").Should().BeFalse();
-        pump.Invoking(p => p.Connect("d")).Should().Throw<ObjectDisposedException>();
+        pump.Invoking(p => p.Connect("d")).Should().Throw<ClosedException>().WithMessage("*faulted*");
         await pump.DisposeAsync(); // the fault stays on Completion
     }
 
@@ -71,7 +71,7 @@ public sealed class PeerEventPumpFaultAndShutdownTests
             peer.TryPost("hello");
         }
 
-        await pump.CompleteAsync().OrHang();
+        await pump.CloseAsync().OrHang();
 
         for (var i = 0; i < peers.Length; i++)
         {
@@ -85,7 +85,7 @@ public sealed class PeerEventPumpFaultAndShutdownTests
     }
 
     [Fact]
-    public async Task AfterShutdown_PostsReturnFalse_AndConnectThrowsObjectDisposed()
+    public async Task AfterDispose_PostsSayClosed_AndConnectThrowsObjectDisposed()
     {
         var handler = new RecordingPeerHandler<string>();
         var pump = new PeerEventPump<string, string>(handler);
@@ -94,19 +94,70 @@ public sealed class PeerEventPumpFaultAndShutdownTests
         await pump.DisposeAsync();
 
         peer.TryPost("late").Should().BeFalse();
-        (await peer.PostAsync("late").AsTask().OrHang()).Should().BeFalse();
+        (await peer.PostAsync("late").AsTask().OrHang()).Should().Be(PeerPostResult.Closed);
         peer.MarkReady().Should().BeFalse();
         peer.Disconnect().Should().BeFalse();
         pump.Invoking(p => p.Connect("y")).Should().Throw<ObjectDisposedException>().WithMessage("*accepts no more connections*");
     }
 
     [Fact]
-    public async Task ShutdownTimeout_CancelsTheHandlersToken_AndThrows()
+    public async Task AfterClose_ConnectThrowsClosed_NotObjectDisposed()
+    {
+        var pump = new PeerEventPump<string, string>(new RecordingPeerHandler<string>(), new PeerEventPumpOptions { Name = "sync" });
+        var peer = pump.Connect("x");
+        peer.MarkReady();
+
+        await pump.CloseAsync().OrHang();
+
+        peer.TryPost("late", out var why).Should().BeFalse();
+        why.Should().Be(PeerPostResult.Closed);
+        pump.Invoking(p => p.Connect("y")).Should().Throw<ClosedException>().Which.Name.Should().Be("sync");
+        pump.Name.Should().Be("sync");
+    }
+
+    [Fact]
+    public async Task CloseAsync_WhenTheConsumerFaultedThePump_ThrowsTheFault_WhileDisposeAsyncDoesNot()
+    {
+        var handler = new RecordingPeerHandler<string>();
+        handler.ThrowOn.Add("poison");
+        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { FaultPolicy = PeerEventPumpFaultPolicy.FaultPump });
+        var peer = pump.Connect("a");
+        peer.MarkReady();
+        peer.TryPost("poison");
+
+        await pump.Invoking(p => p.CloseAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>().WithMessage("*poison*");
+        await pump.Invoking(p => p.DisposeAsync().AsTask().OrHang()).Should().NotThrowAsync();
+        pump.Completion.IsFaulted.Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task CloseAsync_PastItsTimeout_CancelsTheConsumersToken_AndThrowsShutdownTimeout()
     {
         var time = new ManualTimeProvider();
         var tokenCancelled = Bounded.NewGate();
         var handler = new BlockingHandler(tokenCancelled);
-        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { ShutdownTimeout = TimeSpan.FromSeconds(5), TimeProvider = time });
+        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { Name = "sync", ShutdownTimeout = TimeSpan.FromSeconds(5), TimeProvider = time });
+        pump.Connect("stuck").MarkReady();
+        await handler.Entered.Task.OrHang();
+
+        var close = pump.CloseAsync();
+        await time.WhenTimersArmed().OrHang();
+        time.Advance(TimeSpan.FromSeconds(5));
+
+        var timeout = (await close.Invoking(d => d.OrHang()).Should().ThrowAsync<ShutdownTimeoutException>()).Which;
+        timeout.Name.Should().Be("sync");
+        timeout.Timeout.Should().Be(TimeSpan.FromSeconds(5));
+        await tokenCancelled.Task.OrHang();
+    }
+
+    [Fact]
+    public async Task DisposeAsync_PastTheShutdownTimeout_CancelsTheConsumersToken_LogsIt_AndDoesNotThrow()
+    {
+        var log = new RecordingLogger();
+        var time = new ManualTimeProvider();
+        var tokenCancelled = Bounded.NewGate();
+        var handler = new BlockingHandler(tokenCancelled);
+        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { ShutdownTimeout = TimeSpan.FromSeconds(5), TimeProvider = time, Logger = log });
         pump.Connect("stuck").MarkReady();
         await handler.Entered.Task.OrHang();
 
@@ -114,8 +165,9 @@ public sealed class PeerEventPumpFaultAndShutdownTests
         await time.WhenTimersArmed().OrHang();
         time.Advance(TimeSpan.FromSeconds(5));
 
-        await dispose.Invoking(d => d.OrHang()).Should().ThrowAsync<TimeoutException>();
+        await dispose.Invoking(d => d.OrHang()).Should().NotThrowAsync();
         await tokenCancelled.Task.OrHang();
+        log.Entries.Should().Contain(e => e.EventId == 4006 && e.Level == Microsoft.Extensions.Logging.LogLevel.Error && e.Exception is ShutdownTimeoutException);
     }
 
     [Fact]
@@ -132,7 +184,7 @@ public sealed class PeerEventPumpFaultAndShutdownTests
         waiting.IsCompleted.Should().BeFalse();
 
         hold.SetResult();
-        (await waiting.OrHang()).Should().BeTrue();
+        (await waiting.OrHang()).Should().Be(PeerPostResult.Posted);
         await pump.DisposeAsync();
         handler.HistoryOf("p").Should().Equal("added", "m1", "m2", "m4", "removed");
         handler.HistoryOf("q").Should().Equal("added", "removed");
@@ -167,10 +219,10 @@ public sealed class PeerEventPumpFaultAndShutdownTests
 
         peer.Disconnect().Should().BeTrue();
 
-        (await waiting.OrHang()).Should().BeFalse("its peer is gone: the message will never be delivered, so the wait ends now");
+        (await waiting.OrHang()).Should().Be(PeerPostResult.Disconnected, "its peer is gone: the message will never be delivered, so the wait ends now");
         othersWait.IsCompleted.Should().BeFalse("another peer's wait is not affected");
         hold.SetResult();
-        (await othersWait.OrHang()).Should().BeTrue();
+        (await othersWait.OrHang()).Should().Be(PeerPostResult.Posted);
         await pump.DisposeAsync();
         handler.HistoryOf("p").Should().Equal("added", "m1", "removed");
         handler.HistoryOf("q").Should().Equal("added", "q1", "removed");
@@ -191,24 +243,44 @@ public sealed class PeerEventPumpFaultAndShutdownTests
         var d = pump.Connect("d"); // may reuse the slot a left in any table keyed by peer
         d.MarkReady();
 
-        await pump.CompleteAsync().OrHang();
+        await pump.CloseAsync().OrHang();
 
         handler.Order.Where(e => e.EndsWith(":removed", StringComparison.Ordinal)).Should().Equal("a:removed", "b:removed", "c:removed", "d:removed");
     }
 
     [Fact]
-    public async Task FullQueue_DropNewest_DropsTheNewMessage()
+    public async Task FullQueue_DropWrite_DropsTheMessageBeingPosted_AndSaysSo()
     {
-        var (pump, handler, peer, hold) = await StartHeldInOnAddedAsync(new PeerEventPumpOptions { Capacity = 2, FullMode = PeerEventPumpFullMode.DropNewest });
+        var (pump, handler, peer, hold) = await StartHeldInOnAddedAsync(new PeerEventPumpOptions { Capacity = 2, FullMode = PeerEventPumpFullMode.DropWrite });
 
         peer.TryPost("m1").Should().BeTrue();
         peer.TryPost("m2").Should().BeTrue();
-        peer.TryPost("m3").Should().BeFalse();
-        (await peer.PostAsync("m4")).Should().BeFalse();
+        peer.TryPost("m3", out var why).Should().BeFalse();
+        why.Should().Be(PeerPostResult.Dropped);
+        (await peer.PostAsync("m4")).Should().Be(PeerPostResult.Dropped);
 
         hold.SetResult();
         await pump.DisposeAsync();
         handler.HistoryOf("p").Should().Equal("added", "m1", "m2", "removed");
+    }
+
+    [Fact]
+    public async Task FullQueue_DropNewest_DropsTheNewestWaitingMessage_AsChannelsDoes_AndAcceptsThePostedOne()
+    {
+        // BoundedChannelFullMode.DropNewest: "Remove and ignore the newest item in the channel in order to make room
+        // for the item being written."
+        var (pump, handler, peer, hold) = await StartHeldInOnAddedAsync(new PeerEventPumpOptions { Capacity = 2, FullMode = PeerEventPumpFullMode.DropNewest });
+        peer.TryPost("m1").Should().BeTrue();
+        peer.TryPost("m2").Should().BeTrue();
+        var other = pump.Connect("q");
+        other.MarkReady(); // a lifecycle event queued after the messages: never the one dropped
+        peer.TryPost("m3").Should().BeTrue("m2, the newest waiting message, makes room");
+        (await peer.PostAsync("m4")).Should().Be(PeerPostResult.Posted);
+
+        hold.SetResult();
+        await pump.DisposeAsync();
+        handler.HistoryOf("p").Should().Equal("added", "m1", "m4", "removed");
+        handler.HistoryOf("q").Should().Equal("added", "removed");
     }
 
     [Fact]
@@ -254,7 +326,7 @@ public sealed class PeerEventPumpFaultAndShutdownTests
         {
             for (var i = 0; i < 1_000; i++)
             {
-                (await peer.PostAsync($"m{i}")).Should().BeTrue();
+                (await peer.PostAsync($"m{i}")).Should().Be(PeerPostResult.Posted);
             }
         });
         hold.SetResult();
@@ -277,7 +349,7 @@ public sealed class PeerEventPumpFaultAndShutdownTests
         return (pump, handler, peer, hold);
     }
 
-    private sealed class BlockingHandler : IPeerEventHandler<string, string>
+    private sealed class BlockingHandler : IPeerEventConsumer<string, string>
     {
         private readonly TaskCompletionSource _tokenCancelled;
 

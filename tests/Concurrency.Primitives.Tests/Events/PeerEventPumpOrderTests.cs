@@ -111,12 +111,15 @@ public sealed class PeerEventPumpOrderTests
         var peer = pump.Connect("dave");
 
         peer.TryPost("too early").Should().BeFalse();
-        (await peer.PostAsync("too early, async")).Should().BeFalse();
+        peer.TryPost("too early", out var why).Should().BeFalse();
+        why.Should().Be(PeerPostResult.NotReady, "a sender can tell 'not yet' from 'stop sending'");
+        (await peer.PostAsync("too early, async")).Should().Be(PeerPostResult.NotReady);
         peer.MarkReady();
         peer.TryPost("ok").Should().BeTrue();
         peer.Disconnect();
-        peer.TryPost("too late").Should().BeFalse();
-        (await peer.PostAsync("too late, async")).Should().BeFalse();
+        peer.TryPost("too late", out why).Should().BeFalse();
+        why.Should().Be(PeerPostResult.Disconnected);
+        (await peer.PostAsync("too late, async")).Should().Be(PeerPostResult.Disconnected);
         await pump.DisposeAsync();
 
         handler.HistoryOf("dave").Should().Equal("added", "ok", "removed");

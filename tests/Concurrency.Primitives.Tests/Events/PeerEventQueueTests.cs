@@ -78,6 +78,39 @@ public sealed class PeerEventQueueTests
     }
 
     [Fact]
+    public void DropNewest_DropsTheNewestWaitingMessage_EvenWhenTheLastChunkHoldsOnlyLifecycleEvents()
+    {
+        var (queue, reader, handle) = NewQueue(claim: true);
+        for (var i = 0; i < Chunk + 10; i++)
+        {
+            queue.Enqueue(Message(handle, i)); // fills the first chunk and 10 slots of the second
+        }
+
+        for (var i = 0; i < Chunk - 10 + 5; i++)
+        {
+            queue.Enqueue(new PeerEvent<string, int>(PeerEventKind.Added, handle, 0)); // the rest of the second, 5 of a third
+        }
+
+        for (var i = 0; i < 12; i++)
+        {
+            // The newest messages first: 265 .. 256 in the second chunk (behind the third, which has none), then 255, 254.
+            queue.DropNewestMessage(reader.Chunk).Should().BeSameAs(handle);
+        }
+
+        var messages = new List<int>();
+        while (reader.TryTake(out var item))
+        {
+            if (item.Kind == (int)PeerEventKind.Message)
+            {
+                messages.Add(item.Message);
+            }
+        }
+
+        messages.Should().Equal(Range(0, Chunk - 2), "the newest messages were dropped; the older ones and every lifecycle event remain");
+        queue.DropNewestMessage(reader.Chunk).Should().BeNull("no message is waiting");
+    }
+
+    [Fact]
     public void DropOldest_AfterTheChunkItLastScannedWasRecycled_StillFindsTheOldest()
     {
         var (queue, reader, handle) = NewQueue(claim: true);
@@ -173,7 +206,7 @@ public sealed class PeerEventQueueTests
         }
     }
 
-    private sealed class NoopHandler : IPeerEventHandler<string, int>
+    private sealed class NoopHandler : IPeerEventConsumer<string, int>
     {
         public ValueTask OnAddedAsync(string peer, System.Threading.CancellationToken cancellationToken) => default;
 

@@ -94,7 +94,7 @@ public sealed class PeerEventPumpStressTests
                     }
 
                     var message = (handle.Generation, sequence);
-                    if (await handle.PostAsync(message, limit.Token))
+                    if (await handle.PostAsync(message, limit.Token) == PeerPostResult.Posted)
                     {
                         sequence++;
                         Interlocked.Increment(ref posted);
@@ -128,7 +128,7 @@ public sealed class PeerEventPumpStressTests
         }
     }
 
-    private sealed class CheckingHandler : IPeerEventHandler<int, (long Generation, int Sequence)>
+    private sealed class CheckingHandler : IPeerEventConsumer<int, (long Generation, int Sequence)>
     {
         private readonly Dictionary<int, int> _nextSequence = new();
         private readonly Random _random;

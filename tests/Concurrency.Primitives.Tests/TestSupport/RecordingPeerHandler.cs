@@ -10,7 +10,7 @@ namespace Concurrency.Primitives.Tests.TestSupport;
 /// Records what a pump's handler sees: each peer's history and the global order. Can hold the loop on a gate, throw on
 /// chosen events, and signal once a number of events has been handled. Checks that calls never overlap.
 /// </summary>
-public sealed class RecordingPeerHandler<TPeer> : IPeerEventHandler<TPeer, string>
+public sealed class RecordingPeerHandler<TPeer> : IPeerEventConsumer<TPeer, string>
     where TPeer : notnull
 {
     private readonly object _gate = new();

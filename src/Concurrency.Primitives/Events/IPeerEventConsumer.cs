@@ -4,18 +4,19 @@ using System.Threading.Tasks;
 namespace Concurrency.Primitives;
 
 /// <summary>
-/// Receives a <see cref="PeerEventPump{TPeer, TMessage}"/>'s events, one at a time, on the pump's single loop. Per peer it
+/// Consumes a <see cref="PeerEventPump{TPeer, TMessage}"/>'s events, one at a time, on the pump's single loop. Per peer it
 /// sees either nothing, or <see cref="OnAddedAsync"/>, then that peer's messages in posting order, then exactly one
 /// <see cref="OnRemovedAsync"/>.
 /// </summary>
 /// <typeparam name="TPeer">The peer identity.</typeparam>
 /// <typeparam name="TMessage">The message type.</typeparam>
 /// <remarks>
-/// The pump never calls two methods at once, so the handler may keep its peer state in plain fields. The token is
-/// cancelled only when a shutdown runs past <see cref="PeerEventPumpOptions.ShutdownTimeout"/>.
+/// The pump never calls two methods at once, so the consumer may keep its peer state in plain fields. The token is
+/// cancelled only when a shutdown runs past <see cref="PeerEventPumpOptions.ShutdownTimeout"/>. A method that throws is
+/// handled by <see cref="PeerEventPumpOptions.FaultPolicy"/>.
 /// </remarks>
-[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1711:Identifiers should not have incorrect suffix", Justification = "It handles peer events; it is not a delegate, and the design names it so.")]
-public interface IPeerEventHandler<TPeer, TMessage>
+public interface IPeerEventConsumer<TPeer, TMessage>
+    where TPeer : notnull
 {
     /// <summary>The peer has completed its handshake and is live.</summary>
     /// <param name="peer">The peer.</param>
