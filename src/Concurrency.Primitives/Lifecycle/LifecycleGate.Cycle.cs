@@ -38,10 +38,11 @@ public sealed partial class LifecycleGate
             cycle.Teardown.Add(stop, "stop");
         }
 
-        Task? run = null;
+        bool resumeStop;
         lock (_lock)
         {
             cycle.StartSucceeded = true;
+            cycle.StartFinished = true;
             if (_run is not null && cycle.StopRequested)
             {
                 // A stop came first: the run is still invoked (every accepted start is), with its token cancelled.
@@ -49,18 +50,26 @@ public sealed partial class LifecycleGate
             }
 
             Transition(LifecycleState.Running);
+            _whenRunning.TrySetResult(true); // under the lock: this cycle's signal, never a later cycle's
+
+            // A stop that gave up waiting for this start (its bound passed) left no stop in flight: finish what it asked.
+            resumeStop = cycle.StopRequested && cycle.StopSignal is null;
         }
 
+        Task? run = null;
         if (_run is { } runDelegate)
         {
             var token = cycle.RunCancellation.Token;
             run = Task.Run(() => runDelegate(token), CancellationToken.None); // always invoked, even if already cancelled
-            cycle.Teardown.SetRun(run, cycle.RunCancellation);
+            cycle.Teardown.SetRun(run, cycle.RunCancellation); // before Started: no stop tears down until it is set
         }
 
-        _whenRunning.TrySetResult(true);
-        cycle.Started.TrySetResult(true); // before the events, as for a stop: a handler may wait for StartAsync
-        DispatchEvents();
+        cycle.Started.TrySetResult(true);
+        if (resumeStop)
+        {
+            ResumeStopInBackground();
+        }
+
         if (run is not null)
         {
             await ObserveRunAsync(cycle, run).ConfigureAwait(false);
@@ -69,45 +78,61 @@ public sealed partial class LifecycleGate
 
     private async Task FailStartAsync(Cycle cycle, Exception failure)
     {
+        Exception? cleanupFailure = null;
         try
         {
             // Release what the failed start acquired; the stop delegate was never registered.
             await cycle.Teardown.ExecuteAsync().ConfigureAwait(false);
         }
-        catch (Exception cleanupFailure)
+        catch (Exception exception)
         {
-            LifecycleGateLog.StartCleanupFailed(_logger, _name, cleanupFailure);
+            cleanupFailure = exception;
+            LifecycleGateLog.StartCleanupFailed(_logger, _name, exception);
         }
 
-        bool cancelledByStop;
-        TaskCompletionSource<bool> whenRunning;
+        // Only a cancellation the stop asked for (its token cancelled) is "cancelled by a stop"; a start that failed on its
+        // own with an OperationCanceledException (an HttpClient timeout) reports its own error.
+        var cancelledByStop = failure is OperationCanceledException && cycle.StartCancellation.IsCancellationRequested;
         lock (_lock)
         {
-            cancelledByStop = cycle.StopRequested && failure is OperationCanceledException;
-            Transition(cancelledByStop ? LifecycleState.Stopped : LifecycleState.StartFailed, cancelledByStop ? null : failure);
-            whenRunning = _whenRunning;
-        }
-
-        if (cancelledByStop)
-        {
-            whenRunning.TrySetCanceled();
-            _whenStopped.TrySetResult(true);
-            lock (_lock)
+            cycle.StartFinished = true;
+            cycle.CancelledByStop = cancelledByStop;
+            var whenRunning = _whenRunning;
+            if (cancelledByStop)
             {
+                whenRunning.TrySetCanceled();
+            }
+            else
+            {
+                whenRunning.TrySetException(failure);
+                _ = whenRunning.Task.Exception; // observed: reported by StartAsync and the log
+            }
+
+            if (cleanupFailure is not null)
+            {
+                // What the start acquired is not all released: the gate waits in StopFailed, and StopAsync resumes the release.
+                Transition(LifecycleState.StopFailed, cleanupFailure);
+            }
+            else if (cancelledByStop)
+            {
+                Transition(LifecycleState.Stopped);
+                _whenStopped.TrySetResult(true);
                 ResetWhenRunningLocked();
             }
+            else
+            {
+                Transition(LifecycleState.StartFailed, failure);
+            }
         }
-        else
+
+        if (!cancelledByStop)
         {
             LifecycleGateLog.StartFailed(_logger, _name, failure);
             CountFault("start");
-            whenRunning.TrySetException(failure);
-            _ = whenRunning.Task.Exception; // observed: reported by StartAsync and the log
         }
 
         cycle.Started.TrySetException(cancelledByStop ? new OperationCanceledException($"The start of gate '{_name}' was cancelled by a stop.", failure) : failure);
         _ = cycle.Started.Task.Exception;
-        DispatchEvents();
     }
 
     private async Task ObserveRunAsync(Cycle cycle, Task run)
@@ -137,7 +162,6 @@ public sealed partial class LifecycleGate
             {
                 LifecycleGateLog.RunFaulted(_logger, _name, fault);
                 CountFault("run");
-                DispatchEvents();
             }
         }
     }
@@ -147,28 +171,47 @@ public sealed partial class LifecycleGate
     {
         var started = _time.GetTimestamp();
         cycle.CancelStartQuietly();
-        try
+        if (!cycle.Started.Task.IsCompleted)
         {
-            await cycle.Started.Task.ConfigureAwait(false);
-        }
-        catch (Exception)
-        {
-            // The start failed or was cancelled by this stop: FailStartAsync released what it acquired.
-        }
+            try
+            {
+                // Bounded like every stop step: a start that ignores its token must not hold the stop (or a dispose) forever.
+                await Signals.WaitAsync(cycle.Started.Task, _shutdownTimeout, _time, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (TimeoutException) when (!cycle.Started.Task.IsCompleted)
+            {
+                if (GiveUpWaitingForStart(cycle))
+                {
+                    LifecycleGateLog.StepTimedOut(_logger, "start", _shutdownTimeout);
+                    signal.TrySetException(new LifecycleStopTimeoutException(_name, "start", _shutdownTimeout, runAbandoned: false));
+                    _ = signal.Task.Exception; // observed: thrown to the stop callers and logged
+                    return;
+                }
 
-        if (!cycle.StartSucceeded)
-        {
-            signal.TrySetResult(State == LifecycleState.Stopped);
-            return;
+                // The start's outcome was decided just as the bound passed; its signal follows at once.
+                await AwaitQuietly(cycle.Started.Task).ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                // The start failed, or was cancelled by this stop: FailStartAsync released what it acquired, or says it could not.
+            }
         }
 
         lock (_lock)
         {
-            Debug.Assert(ReferenceEquals(_cycle, cycle), "Only the current cycle is ever stopped: a new cycle starts only after this one is Stopped.");
+            if (!cycle.StartSucceeded && cycle.Teardown.IsCompleted)
+            {
+                // The start failed and released everything: nothing to tear down. This stop stopped the gate if it was the
+                // one that cancelled the start (the gate's state, and its cycle, may already belong to a restart).
+                signal.TrySetResult(cycle.CancelledByStop);
+                return;
+            }
+
+            // Something of this cycle is not torn down, so no new cycle can have started (StartAsync refuses until it is).
+            Debug.Assert(ReferenceEquals(_cycle, cycle), "Only the current cycle is ever torn down.");
             Transition(LifecycleState.Stopping);
         }
 
-        DispatchEvents();
         Exception? failure = null;
         try
         {
@@ -187,6 +230,7 @@ public sealed partial class LifecycleGate
                 // The run's own fault, if any, is what this stop throws: it is also the end of the gate's life if closed.
                 _runFault = failure;
                 Transition(LifecycleState.Stopped);
+                _whenStopped.TrySetResult(true); // under the lock: this cycle's signal, before a restart can replace it
                 ResetWhenRunningLocked();
             }
             else
@@ -197,13 +241,9 @@ public sealed partial class LifecycleGate
             }
         }
 
-        if (completed)
+        if (completed && LifecycleGateMetrics.StopDuration.Enabled)
         {
-            _whenStopped.TrySetResult(true);
-            if (LifecycleGateMetrics.StopDuration.Enabled)
-            {
-                LifecycleGateMetrics.StopDuration.Record(_time.GetElapsedTime(started).TotalSeconds, _metricTag);
-            }
+            LifecycleGateMetrics.StopDuration.Record(_time.GetElapsedTime(started).TotalSeconds, _metricTag);
         }
 
         if (failure is not null && !completed)
@@ -212,8 +252,7 @@ public sealed partial class LifecycleGate
             CountFault("stop");
         }
 
-        // The stop's callers are released before StateChanged runs: a handler of the new state that waits for StopAsync
-        // (joining this stop, or finding it done) must not wait for its own return.
+        // The stop's callers are released before StateChanged runs (its handlers run on their own work item anyway).
         if (failure is null)
         {
             signal.TrySetResult(true);
@@ -223,9 +262,44 @@ public sealed partial class LifecycleGate
             signal.TrySetException(failure);
             _ = signal.Task.Exception; // observed: thrown to the stop callers and logged
         }
-
-        DispatchEvents();
     }
+
+    /// <summary>
+    /// A stop's wait for a start that ignores its token has timed out: give up, unless the start finished meanwhile. The
+    /// stop stays requested, and the start, when it returns, finishes it (see <see cref="RunStartAsync"/>).
+    /// </summary>
+    private bool GiveUpWaitingForStart(Cycle cycle)
+    {
+        lock (_lock)
+        {
+            if (cycle.StartFinished)
+            {
+                return false;
+            }
+
+            cycle.StopSignal = null;
+            return true;
+        }
+    }
+
+    private static async Task AwaitQuietly(Task task)
+    {
+        try
+        {
+            await task.ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // Only its completion matters here; its outcome is reported elsewhere.
+        }
+    }
+
+    private void ResumeStopInBackground() =>
+        _ = StopAsync(CancellationToken.None).ContinueWith(
+            static stop => _ = stop.Exception, // logged by the stop itself; readable as Fault
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
 
     private static async Task<bool> WaitForStopAsync(Task<bool> stop, bool drove, CancellationToken cancellationToken)
     {
@@ -233,7 +307,11 @@ public sealed partial class LifecycleGate
         return drove && stopped;
     }
 
-    /// <summary>Changes the state; called under <see cref="_lock"/>. The event is raised later by <see cref="DispatchEvents"/>.</summary>
+    /// <summary>
+    /// Changes the state; called under <see cref="_lock"/>. The event is raised on its own work item (see
+    /// <see cref="RaiseEvents"/>), never by the thread that made the transition: a handler that waits for the gate (for a
+    /// stop, or for the state it is told about) can then never hold up the work it waits for.
+    /// </summary>
     private void Transition(LifecycleState next, Exception? exception = null)
     {
         Debug.Assert(Monitor.IsEntered(_lock), "Transitions happen under the gate's lock.");
@@ -247,53 +325,52 @@ public sealed partial class LifecycleGate
         _fault = next is LifecycleState.StartFailed or LifecycleState.RunFaulted or LifecycleState.StopFailed ? exception : null;
         _events.Enqueue(new LifecycleStateChangedEventArgs(previous, next, exception));
         TryCompleteLocked();
-        LifecycleGateLog.Transition(_logger, _name, previous, next);
-        if (LifecycleGateMetrics.Transitions.Enabled)
+        if (!_dispatching)
         {
-            LifecycleGateMetrics.Transitions.Add(1, _metricTag, new KeyValuePair<string, object?>("gate.state", next.ToString()));
+            _dispatching = true;
+            _ = Task.Run(RaiseEvents, CancellationToken.None);
         }
     }
 
-    /// <summary>Raises queued <see cref="StateChanged"/> events one at a time, in order, outside the lock.</summary>
-    private void DispatchEvents()
+    /// <summary>
+    /// Raises the queued <see cref="StateChanged"/> events one at a time, in order, outside the lock, and logs each
+    /// transition (the logger is the user's code too). One such work item runs at a time.
+    /// </summary>
+    private void RaiseEvents()
     {
         while (true)
         {
             LifecycleStateChangedEventArgs change;
             lock (_lock)
             {
-                if (_dispatching || _events.Count == 0)
+                if (_events.Count == 0)
                 {
+                    _dispatching = false;
                     return;
                 }
 
-                _dispatching = true;
                 change = _events.Dequeue();
             }
 
-            try
+            LifecycleGateLog.Transition(_logger, _name, change.Previous, change.Current);
+            if (LifecycleGateMetrics.Transitions.Enabled)
             {
-                // Each handler on its own: one that throws is logged, and the handlers after it still see the change.
-                if (StateChanged is { } handlers)
-                {
-                    foreach (var handler in handlers.GetInvocationList())
-                    {
-                        try
-                        {
-                            ((EventHandler<LifecycleStateChangedEventArgs>)handler)(this, change);
-                        }
-                        catch (Exception exception)
-                        {
-                            LifecycleGateLog.HandlerFailed(_logger, _name, exception);
-                        }
-                    }
-                }
+                LifecycleGateMetrics.Transitions.Add(1, _metricTag, new KeyValuePair<string, object?>("gate.state", change.Current.ToString()));
             }
-            finally
+
+            // Each handler on its own: one that throws is logged, and the handlers after it still see the change.
+            if (StateChanged is { } handlers)
             {
-                lock (_lock)
+                foreach (var handler in handlers.GetInvocationList())
                 {
-                    _dispatching = false;
+                    try
+                    {
+                        ((EventHandler<LifecycleStateChangedEventArgs>)handler)(this, change);
+                    }
+                    catch (Exception exception)
+                    {
+                        LifecycleGateLog.HandlerFailed(_logger, _name, exception);
+                    }
                 }
             }
         }
@@ -362,14 +439,22 @@ public sealed partial class LifecycleGate
 
         public LifecycleContext Context { get; }
 
+        /// <summary>Whether the start delegate succeeded. Guarded by the gate's lock.</summary>
         public bool StartSucceeded { get; set; }
 
+        /// <summary>Whether the start has finished, successfully or not (its outcome is decided). Guarded by the gate's lock.</summary>
+        public bool StartFinished { get; set; }
+
+        /// <summary>Whether the start failed because a stop cancelled its token. Guarded by the gate's lock.</summary>
+        public bool CancelledByStop { get; set; }
+
+        /// <summary>Whether a stop was requested. Guarded by the gate's lock.</summary>
         public bool StopRequested { get; set; }
 
         public TaskCompletionSource<bool>? StopSignal { get; set; }
 
-        /// <summary>Whether a stop has anything to do: the start is still in flight, or a successful start is not yet torn down.</summary>
-        public bool NeedsStop => !Started.Task.IsCompleted || (StartSucceeded && !Teardown.IsCompleted);
+        /// <summary>Whether a stop has anything to do: the start is still in flight, or something is not yet torn down.</summary>
+        public bool NeedsStop => !Started.Task.IsCompleted || !Teardown.IsCompleted;
 
         public void CancelStartQuietly() => CancelQuietly(StartCancellation);
 

@@ -410,7 +410,6 @@ public sealed partial class LifecycleGate : IAsyncDisposable, IDisposable
                 }
             }
 
-            DispatchEvents();
             if (stopInFlight is not null)
             {
                 try

@@ -55,6 +55,11 @@ public sealed class OrderedTeardown : IAsyncDisposable, IDisposable
     private Task? _run;
     private CancellationTokenSource? _runCancellation;
     private bool _runSettled;
+
+    // How the run settled, kept until the execution that completes the teardown throws it: an execution that stops at a
+    // failing step must not lose it (the execution that resumes and completes the teardown reports it).
+    private ExceptionDispatchInfo? _runFault;
+    private LifecycleStopTimeoutException? _runAbandoned;
     private bool _begun;
     private bool _disposed;
     private Task? _execution;
@@ -224,9 +229,6 @@ public sealed class OrderedTeardown : IAsyncDisposable, IDisposable
 
     private async Task ExecuteCoreAsync(TimeSpan stepTimeout)
     {
-        ExceptionDispatchInfo? runFault = null;
-        LifecycleStopTimeoutException? abandoned = null;
-
         if (_run is { } run && !_runSettled)
         {
             // A run that ended before the teardown cancelled it, while its token was never cancelled, ended on its own:
@@ -250,7 +252,7 @@ public sealed class OrderedTeardown : IAsyncDisposable, IDisposable
                 }
 
                 LifecycleGateLog.RunAbandoned(_logger, stepTimeout);
-                abandoned = new LifecycleStopTimeoutException(_name, RunStep, stepTimeout, runAbandoned: true);
+                _runAbandoned = new LifecycleStopTimeoutException(_name, RunStep, stepTimeout, runAbandoned: true);
             }
             catch (OperationCanceledException) when (!endedOnItsOwn)
             {
@@ -258,7 +260,7 @@ public sealed class OrderedTeardown : IAsyncDisposable, IDisposable
             }
             catch (Exception fault)
             {
-                runFault = ExceptionDispatchInfo.Capture(fault);
+                _runFault = ExceptionDispatchInfo.Capture(fault);
             }
 
             _runSettled = true;
@@ -311,12 +313,12 @@ public sealed class OrderedTeardown : IAsyncDisposable, IDisposable
             }
         }
 
-        if (abandoned is not null)
+        if (_runAbandoned is { } abandoned)
         {
             throw abandoned;
         }
 
-        runFault?.Throw();
+        _runFault?.Throw();
     }
 
     private static Task InvokeStep(Func<CancellationToken, Task> step, CancellationToken cancellationToken)

@@ -162,10 +162,19 @@ public sealed class LifecycleGateStartTests
     {
         var gate = new LifecycleGate(start: (_, _) => Task.CompletedTask, run: token => Task.Delay(Timeout.Infinite, token));
         var seen = new System.Collections.Concurrent.ConcurrentQueue<(LifecycleState, LifecycleState)>();
-        gate.StateChanged += (_, e) => seen.Enqueue((e.Previous, e.Current));
+        var stoppedRaised = Bounded.NewGate();
+        gate.StateChanged += (_, e) =>
+        {
+            seen.Enqueue((e.Previous, e.Current));
+            if (e.Current == LifecycleState.Stopped)
+            {
+                stoppedRaised.SetResult();
+            }
+        };
 
         await gate.StartAsync().OrHang();
         await gate.StopAsync().OrHang();
+        await stoppedRaised.Task.OrHang(); // events are raised on their own work item, after the callers are released
 
         seen.Should().Equal(
             (LifecycleState.NotStarted, LifecycleState.Starting),
@@ -192,11 +201,20 @@ public sealed class LifecycleGateStartTests
         var logger = new RecordingLogger();
         var gate = new LifecycleGate(start: (_, _) => Task.CompletedTask, options: new LifecycleGateOptions { Logger = logger });
         var seen = new System.Collections.Concurrent.ConcurrentQueue<LifecycleState>();
+        var stoppedRaised = Bounded.NewGate();
         gate.StateChanged += (_, _) => throw new InvalidOperationException("first handler");
-        gate.StateChanged += (_, e) => seen.Enqueue(e.Current);
+        gate.StateChanged += (_, e) =>
+        {
+            seen.Enqueue(e.Current);
+            if (e.Current == LifecycleState.Stopped)
+            {
+                stoppedRaised.SetResult();
+            }
+        };
 
         await gate.StartAsync().OrHang();
         await gate.StopAsync().OrHang();
+        await stoppedRaised.Task.OrHang();
 
         seen.Should().Equal(LifecycleState.Starting, LifecycleState.Running, LifecycleState.Stopping, LifecycleState.Stopped);
         logger.Entries.Where(e => e.EventId == 2008).Should().HaveCount(4, "each throw of the first handler is logged");
