@@ -46,7 +46,9 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     private ITimer? _ownDeadline;
     private TimeSpan _ownBound;
 
-    private BatchItem() => _core.RunContinuationsAsynchronously = true;
+    // Under the systematic tests, continuations run inline from the completing thread, each on a task it starts: the
+    // thread pool's own queue (where RunContinuationsAsynchronously puts them) is outside the Coyote scheduler's control.
+    private BatchItem() => _core.RunContinuationsAsynchronously = !PoolWorkItem.UseTaskScheduling;
 
     public TItem Value = default!;
 
@@ -196,8 +198,16 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
 
     ValueTaskSourceStatus IValueTaskSource<TResult>.GetStatus(short token) => _core.GetStatus(token);
 
-    void IValueTaskSource<TResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+    void IValueTaskSource<TResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+    {
+        if (PoolWorkItem.UseTaskScheduling)
+        {
+            _core.OnCompleted(static box => ((ScheduledContinuation)box!).Start(), new ScheduledContinuation(continuation, state), token, flags);
+            return;
+        }
+
         _core.OnCompleted(continuation, state, token, flags);
+    }
 
     private void OnCallerCancelled() => TryFailOffPath(Volatile.Read(ref _state), new OperationCanceledException("The caller cancelled its wait for this batched item.", _token));
 
@@ -279,6 +289,12 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     }
 
     /// <summary>What an own-deadline timer fires for: the item and the use it was armed for.</summary>
+    /// <summary>A continuation started as a task (the systematic tests' scheduling; see the constructor).</summary>
+    private sealed class ScheduledContinuation(Action<object?> continuation, object? state)
+    {
+        public void Start() => _ = Task.Factory.StartNew(continuation, state, CancellationToken.None, TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
+    }
+
     private sealed class OwnDeadline(BatchItem<TItem, TResult> item, int use)
     {
         public void Fire() => item.OnOwnDeadline(use);

@@ -294,7 +294,13 @@ public sealed partial class Batcher<TItem, TResult>
                 return first;
             }
 
-            FlushCutLocked(); // this serve reads the submits' line below anyway
+            // This serve reads the submits' line below anyway. Parked items it moves in are served by this loop: no timer
+            // is armed for them yet.
+            if (FlushCutLocked() > 0)
+            {
+                continue;
+            }
+
             PublishQueueLocked();
 
             // Let go (the exchange, or the barrier, orders what this serve wrote before the read of the stack below).
@@ -345,7 +351,10 @@ public sealed partial class Batcher<TItem, TResult>
     /// <summary>Whether the admitted items make a batch due without waiting for MaxDelay; called under the lock.</summary>
     private bool DueByCountLocked() => _maxDelayTicks == 0 || _closing || AdmittedCountLocked >= _maxBatchSize;
 
-    /// <summary>Takes every submitted item from the stack into the queue, in submit order; called under the lock.</summary>
+    /// <summary>
+    /// Takes every submitted item from the stack into the queue, in submit order, then subtracts the cuts not yet counted
+    /// (this touches the submits' line anyway), which may move parked items in after them. Called under the lock.
+    /// </summary>
     private void TakeIncomingLocked()
     {
         if (Volatile.Read(ref _submit.Incoming) is null)
@@ -353,10 +362,20 @@ public sealed partial class Batcher<TItem, TResult>
             return;
         }
 
-        // The stack is newest first: reverse the chain into submit order. This touches the submits' line anyway, so the
-        // cuts not yet subtracted from the admission count are subtracted now.
-        var chain = (BatchItem<TItem, TResult>?)Interlocked.Exchange(ref _submit.Incoming, null);
+        TakeChainLocked();
         FlushCutLocked();
+    }
+
+    /// <summary>Takes every submitted item from the stack into the queue, in submit order; called under the lock.</summary>
+    private void TakeChainLocked()
+    {
+        if (Volatile.Read(ref _submit.Incoming) is null)
+        {
+            return;
+        }
+
+        // The stack is newest first: reverse the chain into submit order.
+        var chain = (BatchItem<TItem, TResult>?)Interlocked.Exchange(ref _submit.Incoming, null);
         BatchItem<TItem, TResult>? oldest = null;
         while (chain is not null)
         {
@@ -373,13 +392,7 @@ public sealed partial class Batcher<TItem, TResult>
             var item = oldest;
             oldest = item.NextFree;
             item.NextFree = null;
-            if (_queued == _queue.Length)
-            {
-                GrowQueueLocked();
-            }
-
-            _queue[QueueIndex(_queued)] = item;
-            _queued++;
+            AppendLocked(item);
             taken++;
             if (!item.HasOwnDeadline && item.Deadline < earliest)
             {
@@ -396,6 +409,18 @@ public sealed partial class Batcher<TItem, TResult>
         {
             ArmSweepLocked(earliest);
         }
+    }
+
+    /// <summary>Appends an admitted item to the queue's tail; called under the lock.</summary>
+    private void AppendLocked(BatchItem<TItem, TResult> item)
+    {
+        if (_queued == _queue.Length)
+        {
+            GrowQueueLocked();
+        }
+
+        _queue[QueueIndex(_queued)] = item;
+        _queued++;
     }
 
     /// <summary>
@@ -485,38 +510,82 @@ public sealed partial class Batcher<TItem, TResult>
             BatcherMetrics.Queued.Add(-count, _metricTag);
         }
 
-        if (!_roomWaiters.IsEmpty || _cutUncounted >= _capacity / 4)
+        if (_parked.Count > 0 || _cutUncounted >= _capacity / 4)
         {
             FlushCutLocked();
         }
     }
 
-    /// <summary>Subtracts the cuts not yet counted from the admission count, and wakes callers waiting for the room.</summary>
-    private void FlushCutLocked()
+    /// <summary>
+    /// Subtracts the cuts not yet counted from the admission count, and gives the room to the parked items. Returns how
+    /// many parked items it moved into the queue.
+    /// </summary>
+    private int FlushCutLocked()
     {
-        if (_cutUncounted == 0)
+        if (_cutUncounted != 0)
         {
-            return;
+            Interlocked.Add(ref _submit.Admitted, -_cutUncounted);
+            _cutUncounted = 0;
         }
 
-        Interlocked.Add(ref _submit.Admitted, -_cutUncounted);
-        _cutUncounted = 0;
-        WakeRoomWaitersLocked();
+        return _parked.Count == 0 ? 0 : AdmitParkedLocked();
     }
 
-    /// <summary>Wakes as many callers waiting for room as there is room for (the admission count must be exact: flushed).</summary>
-    private void WakeRoomWaitersLocked()
+    /// <summary>
+    /// Moves parked items into the queue, oldest first, while there is room; skips (and releases) those whose callers gave
+    /// up meanwhile. Items already admitted and still on the stack are taken in first: they got their room earlier.
+    /// Called under the lock; returns how many items it moved.
+    /// </summary>
+    private int AdmitParkedLocked()
     {
-        if (_roomWaiters.IsEmpty)
+        TakeChainLocked();
+        var moved = 0;
+        var now = Now();
+        while (_parked.Count > 0)
         {
-            return;
+            var node = _parked.Peek();
+            if (node.IsCompleted)
+            {
+                _parked.Dequeue(); // cancelled or timed out while it waited: it never takes room
+                node.ReleaseByBatcher();
+                continue;
+            }
+
+            if (!TryAdmit(out _))
+            {
+                break;
+            }
+
+            _parked.Dequeue();
+            node.Arrival = now; // its batch's MaxDelay counts from when it entered the queue
+            AppendLocked(node);
+            moved++;
         }
 
-        _roomWaiters.Wake(_capacity - AdmittedCount);
-        if (_roomWaiters.IsEmpty)
+        if (_parked.Count == 0)
         {
             Volatile.Write(ref _submit.RoomWaiters, 0);
         }
+
+        if (moved > 0 && BatcherMetrics.Queued.Enabled)
+        {
+            BatcherMetrics.Queued.Add(moved, _metricTag);
+        }
+
+        return moved;
+    }
+
+    /// <summary>Fails every parked item with a fresh exception from <paramref name="exception"/> (at shutdown). Called under the lock.</summary>
+    private void FailParkedLocked(Func<Exception> exception)
+    {
+        while (_parked.Count > 0)
+        {
+            var node = _parked.Dequeue();
+            node.TrySetException(exception());
+            node.ReleaseByBatcher();
+        }
+
+        Volatile.Write(ref _submit.RoomWaiters, 0);
     }
 
     private void ArmDelayLocked(long dueAt)

@@ -87,8 +87,7 @@ public sealed partial class Batcher<TItem, TResult>
                 }
 
                 BatcherLog.ShutdownStarted(_logger, _name, _shutdownMode, AdmittedCountLocked, _inFlight);
-                _roomWaiters.FailAll(ShutDown);
-                Volatile.Write(ref _submit.RoomWaiters, 0);
+                FailParkedLocked(ShutDown); // never admitted: they wait for room that will not come
 
                 // Fails the queued items (FailPending) or starts them all, whatever their MaxDelay (Drain).
                 start = ServeLocked(holdsDuty: false);

@@ -86,7 +86,8 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     private readonly CoarseClock _clock;
     private readonly long _maxDelayTicks;
     private readonly Stack<BatchCore<TItem, TResult>> _corePool = new();
-    private readonly RoomWaiters _roomWaiters = new();
+    // Items whose callers wait for room, in the order they came (see SubmitParked); guarded by _lock. Not admitted yet.
+    private readonly Queue<BatchItem<TItem, TResult>> _parked = new();
 
     // What the submit path touches without the lock: admission count and shutdown flag, the stack of submitted items
     // not yet taken into the queue, and the serve duty (see ServeLocked). On a cache line of its own.
@@ -231,7 +232,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         {
             lock (_lock)
             {
-                return $"{AdmittedCountLocked} admitted, {_queued} queued, {_inFlight} dispatching{(_closing ? ", shutting down" : string.Empty)}";
+                return $"{AdmittedCountLocked} admitted, {_queued} queued, {_inFlight} dispatching{(_parked.Count > 0 ? $", {_parked.Count} waiting for room" : string.Empty)}{(_closing ? ", shutting down" : string.Empty)}";
             }
         }
     }
@@ -249,9 +250,10 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     /// <exception cref="BatchItemNotCompletedException">The dispatch returned without answering this item.</exception>
     /// <remarks>
     /// The returned <see cref="ValueTask{TResult}"/> must be awaited once (or converted once with <c>AsTask</c>). It is
-    /// backed by a pooled source; awaiting it allocates nothing while the queue has room. Reading its result a second time
-    /// throws <see cref="InvalidOperationException"/> and affects no other caller. Whatever the dispatch sets with
-    /// <c>TrySetException</c> is thrown as is.
+    /// backed by a pooled source; awaiting it allocates nothing of ours. Reading its result a second time throws
+    /// <see cref="InvalidOperationException"/> and affects no other caller. Whatever the dispatch sets with
+    /// <c>TrySetException</c> is thrown as is. Callers that find the queue full wait in line: room goes to them in the
+    /// order they came, before any later submit.
     /// </remarks>
     public ValueTask<TResult> SubmitAsync(TItem item, CancellationToken cancellationToken = default)
     {
@@ -263,7 +265,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
 
         if (cancellationToken.IsCancellationRequested)
         {
-            return Failed(new OperationCanceledException(cancellationToken));
+            return new ValueTask<TResult>(Task.FromCanceled<TResult>(cancellationToken)); // cancelled, not faulted
         }
 
         var now = Now();
@@ -275,7 +277,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         {
             return (Volatile.Read(ref _submit.Admitted) & SubmitState.Closing) != 0
                 ? Failed(ShutDown())
-                : SubmitWhenRoomAsync(item, deadline, cancellationToken);
+                : SubmitParked(item, deadline, cancellationToken);
         }
 
         var node = BatchItem<TItem, TResult>.Rent(this, ref _returned);
@@ -310,86 +312,53 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
 
     private static ValueTask<TResult> Failed(Exception exception) => new(Task.FromException<TResult>(exception));
 
-    private async ValueTask<TResult> SubmitWhenRoomAsync(TItem item, long deadline, CancellationToken cancellationToken)
+    /// <summary>
+    /// The slow path: the queue looked full, or callers already wait for room. The item is rented at once and, unless it
+    /// finds room now with nobody ahead of it, parked in line (FIFO); the caller awaits the item itself from the start.
+    /// Room, when it comes, goes to the parked items in the order they came (see <see cref="AdmitParkedLocked"/>): the
+    /// batcher moves them into the queue under its lock, so a place is never granted to a caller who then loses it to a
+    /// newer submit, nor lost on one that gives up meanwhile (a parked item that completes, by its caller's token or its
+    /// own deadline, is simply skipped).
+    /// </summary>
+    private ValueTask<TResult> SubmitParked(TItem item, long deadline, CancellationToken cancellationToken)
     {
         BatchItem<TItem, TResult> node;
         short version;
-        BatchCore<TItem, TResult>? start;
-        while (true)
+        BatchCore<TItem, TResult>? start = null;
+        lock (_lock)
         {
-            TaskCompletionSource<bool>? room = null;
-            lock (_lock)
+            if (_closing)
             {
-                if (_closing)
+                return Failed(ShutDown());
+            }
+
+            FlushCutLocked(); // room that a busy dispatch loop has not yet handed back (parked items take it first)
+            node = BatchItem<TItem, TResult>.Rent(this, ref _returned);
+            node.Initialize(item, deadline, cancellationToken);
+            version = node.Version;
+            if (_parked.Count == 0 && TryAdmit(out _))
+            {
+                node.Arrival = Now();
+                Push(node);
+            }
+            else
+            {
+                // Its deadline is older than those of items admitted while it waits, so it cannot join the sweep's order.
+                if (_timeoutTicks != NeverTicks)
                 {
-                    throw ShutDown();
+                    node.ArmOwnDeadline(_time, Remaining(deadline), _timeout);
                 }
 
-                FlushCutLocked(); // room that a busy dispatch loop has not yet handed back
-                if (TryAdmit(out _))
-                {
-                    node = BatchItem<TItem, TResult>.Rent(this, ref _returned);
-                    node.Initialize(item, deadline, cancellationToken);
-                    node.Arrival = Now();
-
-                    // Its deadline is older than those of items admitted while it waited, so it cannot join the sweep's order.
-                    if (_timeoutTicks != NeverTicks)
-                    {
-                        node.ArmOwnDeadline(_time, Remaining(deadline), _timeout);
-                    }
-                    version = node.Version;
-                    Push(node);
-                    start = ServeLocked(holdsDuty: false);
-                    break;
-                }
-
-                room = _roomWaiters.Add();
+                _parked.Enqueue(node);
                 Volatile.Write(ref _submit.RoomWaiters, 1);
             }
 
-            var remaining = RemainingOrInfinite(deadline);
-            try
-            {
-                if (remaining == TimeSpan.Zero)
-                {
-                    throw new TimeoutException();
-                }
-
-                await Signals.WaitAsync(room.Task, remaining, _time, cancellationToken).ConfigureAwait(false);
-            }
-            catch (TimeoutException)
-            {
-                GiveUpRoom(room);
-                CountTimeout();
-                throw new BatchTimeoutException(_timeout, wasDispatched: false, dispatchTimedOut: false);
-            }
-            catch (OperationCanceledException)
-            {
-                GiveUpRoom(room);
-                throw;
-            }
+            // Serve: this item, or parked items the flush above moved into the queue, may be due.
+            start = ServeLocked(holdsDuty: false);
         }
 
         start?.Start();
-        return await new ValueTask<TResult>(node, version).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// A waiter gives up its place in line. If the room was granted to it in the meantime (the grant and the give-up
-    /// raced), the grant is passed on: otherwise the next waiter would wait for room that is already there.
-    /// </summary>
-    private void GiveUpRoom(TaskCompletionSource<bool> room)
-    {
-        if (room.TrySetCanceled(CancellationToken.None))
-        {
-            return;
-        }
-
-        lock (_lock)
-        {
-            FlushCutLocked();
-            WakeRoomWaitersLocked();
-        }
+        return new ValueTask<TResult>(node, version);
     }
 
     /// <summary>

@@ -37,7 +37,7 @@ public enum LifecycleState
     RunFaulted = 6,
 
     /// <summary>
-    /// A stop step (or the run, when awaited) failed or timed out: the teardown stopped at that step. <see cref="LifecycleGate.StopAsync"/>
+    /// A stop step failed or timed out, or the run did not return in time: the teardown stopped at that step. <see cref="LifecycleGate.StopAsync"/>
     /// resumes it there; <see cref="LifecycleGate.Fault"/> holds the exception.
     /// </summary>
     StopFailed = 7,

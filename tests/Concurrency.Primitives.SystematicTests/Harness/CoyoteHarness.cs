@@ -35,6 +35,7 @@ public static class CoyoteHarness
             .WithRandomGeneratorSeed(seed)
             .WithAtomicOperationRaceCheckingEnabled(interleaveAtomics)
             .WithMaxSchedulingSteps(5_000)
+            .WithDeadlockTimeout(5_000)
             .WithConsoleLoggingEnabled(false)
             .WithTelemetryEnabled(false);
 

@@ -120,7 +120,7 @@ public sealed class BatcherFormationTests
         var calls = Enumerable.Range(1, 9).Select(i => batcher.SubmitAsync(i).AsTask()).ToList(); // 1 in the dispatch, 2..9 queued
         var waiting = batcher.SubmitAsync(10).AsTask();
 
-        batcher.DebuggerDisplay.Should().Be("8 admitted, 8 queued, 1 dispatching", "item 9 found room, and item 10 is the first to wait for it");
+        batcher.DebuggerDisplay.Should().Be("8 admitted, 8 queued, 1 dispatching, 1 waiting for room", "item 9 found room, and item 10 is the first to wait for it");
         waiting.IsCompleted.Should().BeFalse();
         release.SetResult();
         calls.Add(waiting);
