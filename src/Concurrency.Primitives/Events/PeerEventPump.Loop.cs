@@ -250,12 +250,19 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
         }
     }
 
-    /// <summary>Wakes as many waiting callers as there is room for; lowers the flag once none waits. Called under the lock.</summary>
+    /// <summary>
+    /// Grants the free places to waiting callers, oldest first (each grant reserves its place until that caller posts);
+    /// lowers the flag once none waits. Called under the lock.
+    /// </summary>
     private void WakeRoomLocked()
     {
         _takenSeen = Volatile.Read(ref _loop.Taken);
-        var room = _capacity - (_admitted - _takenSeen);
-        _roomWaiters.Wake(room > int.MaxValue ? int.MaxValue : (int)room);
+        var room = _capacity - (_admitted + _reserved - _takenSeen);
+        if (room > 0)
+        {
+            _reserved += _roomWaiters.Wake(room > int.MaxValue ? int.MaxValue : (int)room);
+        }
+
         if (_roomWaiters.IsEmpty)
         {
             Volatile.Write(ref _loop.RoomWanted, 0);

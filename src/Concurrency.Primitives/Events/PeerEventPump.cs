@@ -78,6 +78,10 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
     // a producer read: their difference bounds the messages waiting from above. Read the loop's count again only when full.
     private long _admitted;
     private long _takenSeen;
+
+    // Places granted to callers waiting for room (Wait mode) who have not posted yet: nobody else may take them. A woken
+    // waiter posts into its place, so waiters go in the order they came and a newer post never overtakes them.
+    private long _reserved;
     private bool _scheduled;
     private bool _accepting = true;
     private volatile bool _disposed;
@@ -207,18 +211,15 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
     internal PeerPostResult Post(PeerHandle<TPeer, TMessage> handle, TMessage message)
     {
         PeerPostResult result;
+        PeerHandle<TPeer, TMessage>? dropped;
         bool schedule;
         lock (_lock)
         {
-            result = TryEnqueueMessageLocked(handle, message, canWait: false, out _) ?? PeerPostResult.Full;
+            result = TryEnqueueMessageLocked(handle, message, canWait: false, reserved: false, out _, out dropped) ?? PeerPostResult.Full;
             schedule = result == PeerPostResult.Posted && ScheduleLocked();
         }
 
-        if (schedule)
-        {
-            _loop.Start();
-        }
-
+        AfterPost(schedule, dropped);
         return result;
     }
 
@@ -230,10 +231,11 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
         }
 
         PeerPostResult result;
+        PeerHandle<TPeer, TMessage>? dropped;
         bool schedule;
         lock (_lock)
         {
-            if (TryEnqueueMessageLocked(handle, message, canWait: true, out var room) is not { } outcome)
+            if (TryEnqueueMessageLocked(handle, message, canWait: true, reserved: false, out var room, out dropped) is not { } outcome)
             {
                 return WaitForRoomThenPostAsync(handle, message, room!, cancellationToken);
             }
@@ -242,48 +244,66 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
             schedule = result == PeerPostResult.Posted && ScheduleLocked();
         }
 
+        AfterPost(schedule, dropped);
+        return new ValueTask<PeerPostResult>(result);
+    }
+
+    /// <summary>After a post, outside the lock: starts the loop if it must, and reports a dropped message (the logger is user code).</summary>
+    private void AfterPost(bool schedule, PeerHandle<TPeer, TMessage>? dropped)
+    {
         if (schedule)
         {
             _loop.Start();
         }
 
-        return new ValueTask<PeerPostResult>(result);
+        if (dropped is not null)
+        {
+            CountDropped(dropped);
+        }
     }
 
     /// <summary>
     /// Queues a message if the handle is ready. Returns what became of it, or <see langword="null"/> (with a waiter in
-    /// <paramref name="room"/>) when the caller may wait for room.
+    /// <paramref name="room"/>) when the caller may wait for room. <paramref name="reserved"/>: the caller was granted a
+    /// place while it waited, and posts into it. A message dropped to make room (or refused by DropWrite) is returned in
+    /// <paramref name="dropped"/>, to be reported after the lock is released.
     /// </summary>
-    private PeerPostResult? TryEnqueueMessageLocked(PeerHandle<TPeer, TMessage> handle, TMessage message, bool canWait, out TaskCompletionSource<bool>? room)
+    private PeerPostResult? TryEnqueueMessageLocked(PeerHandle<TPeer, TMessage> handle, TMessage message, bool canWait, bool reserved, out TaskCompletionSource<bool>? room, out PeerHandle<TPeer, TMessage>? dropped)
     {
         room = null;
-        if (!_accepting)
+        dropped = null;
+        if (reserved)
         {
-            return PeerPostResult.Closed;
+            _reserved--;
         }
 
-        switch (handle.ProducerState)
+        var refusal = !_accepting ? PeerPostResult.Closed
+            : handle.ProducerState == Connected ? PeerPostResult.NotReady
+            : handle.ProducerState == Disconnected ? PeerPostResult.Disconnected
+            : (PeerPostResult?)null;
+        if (refusal is { } refused)
         {
-            case Connected:
-                return PeerPostResult.NotReady;
-            case Disconnected:
-                return PeerPostResult.Disconnected;
+            if (reserved && _accepting)
+            {
+                WakeRoomLocked(); // the place it was granted goes to the next waiter
+            }
+
+            return refused;
         }
 
-        if (_admitted - _takenSeen >= _capacity && IsFullLocked())
+        if (!reserved && IsFullForNewPostsLocked())
         {
             switch (_fullMode)
             {
                 case PeerEventPumpFullMode.DropWrite:
-                    CountDropped(handle);
+                    dropped = handle;
                     return PeerPostResult.Dropped;
                 case PeerEventPumpFullMode.DropOldest or PeerEventPumpFullMode.DropNewest:
                     var readerChunk = Volatile.Read(ref _loop.Reader.Chunk);
-                    var displaced = _fullMode == PeerEventPumpFullMode.DropOldest ? _queue.DropOldestMessage(readerChunk) : _queue.DropNewestMessage(readerChunk);
-                    if (displaced is not null)
+                    dropped = _fullMode == PeerEventPumpFullMode.DropOldest ? _queue.DropOldestMessage(readerChunk) : _queue.DropNewestMessage(readerChunk);
+                    if (dropped is not null)
                     {
                         _admitted--;
-                        CountDropped(displaced);
                         if (PeerEventPumpMetrics.Queued.Enabled)
                         {
                             PeerEventPumpMetrics.Queued.Add(-1, _metricTag);
@@ -295,7 +315,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
                     // Tell the loop that someone waits, then look again: a message it took meanwhile may have made room
                     // (the loop reads the flag after publishing every message it takes).
                     Interlocked.Exchange(ref _loop.RoomWanted, 1);
-                    if (IsFullLocked())
+                    if (IsFullForNewPostsLocked())
                     {
                         room = _roomWaiters.Add(handle);
                         return null;
@@ -317,52 +337,59 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
         return PeerPostResult.Posted;
     }
 
+    /// <summary>
+    /// Whether a post that holds no reserved place finds the queue full: <see cref="PeerEventPumpOptions.Capacity"/> messages
+    /// wait or are reserved, or (Wait mode) callers are still in line for room, whom it must not overtake. Called under the lock.
+    /// </summary>
+    private bool IsFullForNewPostsLocked()
+    {
+        if (_fullMode == PeerEventPumpFullMode.Wait && !_roomWaiters.IsEmpty)
+        {
+            WakeRoomLocked(); // room there is goes to them first (and stale entries of waiters that left are dropped)
+            if (!_roomWaiters.IsEmpty)
+            {
+                return true;
+            }
+        }
+
+        return _admitted + _reserved - _takenSeen >= _capacity && IsFullLocked();
+    }
+
     private async ValueTask<PeerPostResult> WaitForRoomThenPostAsync(PeerHandle<TPeer, TMessage> handle, TMessage message, TaskCompletionSource<bool> room, CancellationToken cancellationToken)
     {
-        while (true)
+        bool granted;
+        try
         {
-            try
-            {
-                // False: the wait was ended without room (the handle disconnected, or the pump shut down); the look
-                // below says which.
-                await Signals.WaitAsync(room.Task, cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                // A waiter that gave up must not swallow a wake-up meant for the next one: if the room was granted to it
-                // meanwhile, pass the grant on.
-                if (!room.TrySetCanceled(cancellationToken))
-                {
-                    lock (_lock)
-                    {
-                        WakeRoomLocked();
-                    }
-                }
-
-                throw;
-            }
-
-            PeerPostResult result;
-            bool schedule;
-            lock (_lock)
-            {
-                if (TryEnqueueMessageLocked(handle, message, canWait: true, out var next) is not { } outcome)
-                {
-                    room = next!;
-                    continue;
-                }
-
-                result = outcome;
-                schedule = result == PeerPostResult.Posted && ScheduleLocked();
-            }
-
-            if (schedule)
-            {
-                _loop.Start();
-            }
-
-            return result;
+            // True: a place is reserved for this post. False: the wait ended without one (the handle disconnected, or the
+            // pump shut down); the look below says which.
+            granted = await Signals.WaitAsync(room.Task, cancellationToken).ConfigureAwait(false);
         }
+        catch (OperationCanceledException)
+        {
+            // A waiter that gave up must not keep a place granted to it meanwhile: it goes to the next waiter.
+            if (!room.TrySetCanceled(cancellationToken))
+            {
+                lock (_lock)
+                {
+                    _reserved--;
+                    WakeRoomLocked();
+                }
+            }
+
+            throw;
+        }
+
+        PeerPostResult result;
+        bool schedule;
+        lock (_lock)
+        {
+            // A granted post never waits again; one released without a place is refused (disconnected or closed).
+            result = TryEnqueueMessageLocked(handle, message, canWait: false, reserved: granted, out _, out _) ?? PeerPostResult.Full;
+            schedule = result == PeerPostResult.Posted && ScheduleLocked();
+        }
+
+        AfterPost(schedule, null);
+        return result;
     }
 
     /// <summary>Disconnects a handle; returns whether a Removed was queued. Called under the lock.</summary>
@@ -392,11 +419,11 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
         return wasReady;
     }
 
-    /// <summary>Whether <see cref="PeerEventPumpOptions.Capacity"/> messages wait, by the loop's latest count. Called under the lock.</summary>
+    /// <summary>Whether <see cref="PeerEventPumpOptions.Capacity"/> messages wait (or are reserved), by the loop's latest count. Called under the lock.</summary>
     private bool IsFullLocked()
     {
         _takenSeen = Volatile.Read(ref _loop.Taken);
-        return _admitted - _takenSeen >= _capacity;
+        return _admitted + _reserved - _takenSeen >= _capacity;
     }
 
     /// <summary>Marks the loop scheduled; returns whether the caller must start it (after leaving the lock).</summary>

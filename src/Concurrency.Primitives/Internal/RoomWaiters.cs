@@ -40,16 +40,19 @@ internal sealed class RoomWaiters
         }
     }
 
-    /// <summary>Wakes waiters, oldest first, until <paramref name="room"/> of them have taken a wake-up.</summary>
-    public void Wake(int room)
+    /// <summary>Wakes waiters, oldest first, until <paramref name="room"/> of them have taken a wake-up; returns how many did.</summary>
+    public int Wake(int room)
     {
-        while (room > 0 && _waiters.Count > 0)
+        var woken = 0;
+        while (woken < room && _waiters.Count > 0)
         {
             if (_waiters.Dequeue().Signal.TrySetResult(true))
             {
-                room--;
+                woken++;
             }
         }
+
+        return woken;
     }
 
     /// <summary>Completes every waiter with <see langword="false"/>: there will be no room (shut down).</summary>
