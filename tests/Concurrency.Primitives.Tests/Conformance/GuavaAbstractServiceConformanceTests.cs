@@ -487,6 +487,74 @@ public sealed class GuavaAbstractServiceConformanceTests
         (await stop.OrHang()).Should().BeTrue();
     }
 
+    [Fact(Skip = "Library defect: a stop that cancels a start completes _whenStopped outside the lock (LifecycleGate.Cycle.cs:94); a restart in between swaps the field, so the stopped cycle's WhenStopped never completes and the new cycle's is completed while Running")]
+    public async Task WhenStopped_OfAStartCancelledByAStop_Completes_EvenWhenARestartFollowsAtOnce()
+    {
+        // Ports Guava AbstractServiceTest.testAwaitTerminated (a waiter taken beforehand is released by the stop), raced
+        // against an immediate restart (AllowRestart): WhenStopped "completes when the gate reaches Stopped", and the
+        // restart's WhenStopped refers to the new cycle, which is not stopped.
+        var rounds = 2_000 * StressSettings.Scale;
+        for (var round = 0; round < rounds; round++)
+        {
+            var (gate, whenStopped, firstStart) = await StartACycleThatAStopWillCancelAsync();
+
+            var restart = Task.Run(() => RestartAsSoonAsStoppedAsync(gate));
+            var stop = Task.Run(() => gate.StopAsync());
+            await Task.WhenAll(stop, restart).OrHang();
+            await firstStart.Invoking(s => s.OrHang()).Should().ThrowAsync<OperationCanceledException>();
+
+            whenStopped.IsCompleted.Should().BeTrue($"the first cycle reached Stopped (round {round})");
+            gate.State.Should().Be(Running);
+            gate.WhenStopped.IsCompleted.Should().BeFalse($"the restarted cycle has not stopped (round {round})");
+        }
+    }
+
+    [Fact(Skip = "Library defect: a stop that cancelled the start reports State == Stopped read after the fact (LifecycleGate.Cycle.cs:161); when a restart came first it returns false although this call stopped the gate")]
+    public async Task AStopThatCancelledTheStart_ReportsTrue_EvenWhenARestartFollowsAtOnce()
+    {
+        // Ports Guava AbstractServiceTest.testManualServiceStopWhileStarting (the stop ends the start), raced against an
+        // immediate restart (AllowRestart). StopAsync returns "true if this call stopped the gate", as it does without the
+        // restart (AStopWhileStarting_EndsAStartThatHonoursItsToken_InStopped_WithoutRunningOrCallingStop).
+        var rounds = 2_000 * StressSettings.Scale;
+        for (var round = 0; round < rounds; round++)
+        {
+            var (gate, _, firstStart) = await StartACycleThatAStopWillCancelAsync();
+
+            var restart = Task.Run(() => RestartAsSoonAsStoppedAsync(gate));
+            var stop = Task.Run(() => gate.StopAsync());
+            await Task.WhenAll(stop, restart).OrHang();
+            await firstStart.Invoking(s => s.OrHang()).Should().ThrowAsync<OperationCanceledException>().WithMessage("*cancelled by a stop*");
+
+            (await stop).Should().BeTrue($"this stop ended the first cycle's start (round {round})");
+            (await restart).Should().BeTrue();
+        }
+    }
+
+    [Fact(Skip = "Library defect: a completed stop completes _whenStopped outside the lock (LifecycleGate.Cycle.cs:200); a restart in between swaps the field, so the stopped cycle's WhenStopped never completes and the new cycle's is completed while Running")]
+    public async Task WhenStopped_OfACompletedStop_Completes_EvenWhenARestartFollowsAtOnce()
+    {
+        // Ports Guava AbstractServiceTest.testAwaitTerminated (a waiter taken while running is released by the stop),
+        // raced against an immediate restart (AllowRestart). The window is a few instructions wide: about one round in
+        // 25,000 shows it on two cores, so the test runs until the first violation or its round budget.
+        var rounds = 150_000 * StressSettings.Scale;
+        var budget = System.Diagnostics.Stopwatch.StartNew();
+        for (var round = 0; round < rounds && budget.Elapsed < StressSettings.TimeLimit; round++)
+        {
+            var gate = new LifecycleGate(new LifecycleGateOptions { AllowRestart = true, Start = (_, _) => Task.CompletedTask });
+            await gate.StartAsync().OrHang();
+            var whenStopped = gate.WhenStopped;
+
+            var restart = Task.Run(() => RestartAsSoonAsStoppedAsync(gate));
+            var stop = Task.Run(() => gate.StopAsync());
+
+            (await stop.OrHang()).Should().BeTrue();
+            (await restart.OrHang()).Should().BeTrue();
+            whenStopped.IsCompleted.Should().BeTrue($"the first cycle reached Stopped (round {round})");
+            gate.State.Should().Be(Running);
+            gate.WhenStopped.IsCompleted.Should().BeFalse($"the restarted cycle has not stopped (round {round})");
+        }
+    }
+
     [Fact]
     public async Task WhenStopped_WaitsThroughAFaultedRun_AndCompletesOnceAStopHasTornTheGateDown()
     {
@@ -1145,6 +1213,41 @@ public sealed class GuavaAbstractServiceConformanceTests
             return Task.CompletedTask;
         },
     });
+
+    /// <summary>A restartable gate whose first start waits for its token (a stop cancels it) and whose later starts succeed at once.</summary>
+    private static async Task<(LifecycleGate Gate, Task WhenStopped, Task<bool> FirstStart)> StartACycleThatAStopWillCancelAsync()
+    {
+        var first = true;
+        var startEntered = Bounded.NewGate();
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            AllowRestart = true,
+            Start = async (_, token) =>
+            {
+                if (first)
+                {
+                    first = false;
+                    startEntered.SetResult();
+                    await Task.Delay(Timeout.Infinite, token);
+                }
+            },
+        });
+        var whenStopped = gate.WhenStopped;
+        var firstStart = gate.StartAsync();
+        await startEntered.Task.OrHang();
+        return (gate, whenStopped, firstStart);
+    }
+
+    /// <summary>Spins until the gate reads Stopped, then restarts it: the restart lands as close to the transition as it can.</summary>
+    private static Task<bool> RestartAsSoonAsStoppedAsync(LifecycleGate gate)
+    {
+        while (gate.State != Stopped)
+        {
+            // a tight loop: the race needs the restart right behind the transition
+        }
+
+        return gate.StartAsync();
+    }
 
     private static async Task FailWhenReleasedAsync(Task release, Exception fault)
     {
