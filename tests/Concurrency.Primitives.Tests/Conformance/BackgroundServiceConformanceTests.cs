@@ -183,6 +183,51 @@ public sealed class BackgroundServiceConformanceTests
         recorder.Events[1].Exception.Should().BeSameAs(own);
     }
 
+    [Fact(Skip = "Library defect: any OperationCanceledException from a start once a stop was requested is classed as 'cancelled by a stop' (LifecycleGate.Cycle.cs:86), even when the start's token was never cancelled; the start's own error is reported only as an inner exception and the gate ends Stopped, not Faulted")]
+    public async Task AStartThatFailsOnItsOwnWithAnOperationCanceledException_BeforeTheStopCancelsIt_ReportsItsOwnError()
+    {
+        // Ports the BackgroundService pain point: a host stopped during startup reports a cancellation and hides the start's
+        // own error, here an HttpClient timeout (TaskCanceledException) raised while the start's token was never
+        // cancelled. The gate's rule for the run is that an OperationCanceledException "ended on its own" before its token
+        // was cancelled is a fault; StartAsync promises "the start delegate's own exception is thrown to every caller", and
+        // an OperationCanceledException only when "a stop cancelled the start". The stop's drive is held (its first hop is
+        // posted to the caller's SynchronizationContext) so that the start fails before its token is cancelled.
+        var timedOut = new TaskCanceledException("the request timed out");
+        var startEntered = Bounded.NewGate();
+        var startMayFail = Bounded.NewGate();
+        var startToken = Bounded.NewGate<CancellationToken>();
+        var gate = new LifecycleGate(new LifecycleGateOptions
+        {
+            Start = async (_, token) =>
+            {
+                startToken.SetResult(token);
+                startEntered.SetResult();
+                await startMayFail.Task;
+                token.IsCancellationRequested.Should().BeFalse("the stop has not cancelled the start yet");
+                throw timedOut;
+            },
+        });
+        var recorder = new TransitionRecorder(gate);
+        var start = gate.StartAsync();
+        await startEntered.Task.OrHang();
+        var held = new HeldSynchronizationContext();
+
+        var stop = CallUnder(held, () => gate.StopAsync());
+        held.Pending.Should().Be(1, "the stop's drive waits in the held context");
+        startMayFail.SetResult();
+
+        var thrown = (await start.Invoking(s => s.OrHang()).Should().ThrowAsync<Exception>()).Which;
+        var startTokenCancelled = (await startToken.Task).IsCancellationRequested;
+        held.RunPosted();
+        var stopped = await stop.OrHang();
+
+        startTokenCancelled.Should().BeFalse("the start failed before the stop's drive ran");
+        thrown.Should().BeSameAs(timedOut, "the start failed on its own; got {0}: {1}", thrown.GetType().Name, thrown.Message);
+        gate.State.Should().Be(Faulted);
+        stopped.Should().BeFalse("the start failed");
+        (await recorder.WhenReached(Faulted).OrHang()).Exception.Should().BeSameAs(timedOut);
+    }
+
     [Fact]
     public async Task ARunIgnoringItsToken_IsBoundedByStopTimeout_WhichNamesIt_AndNothingIsReleasedUnderIt()
     {
@@ -340,5 +385,37 @@ public sealed class BackgroundServiceConformanceTests
         (await start.OrHang()).Should().BeTrue();
         (await stop.OrHang()).Should().BeTrue();
         gate.State.Should().Be(Stopped);
+    }
+
+    private static T CallUnder<T>(SynchronizationContext context, Func<T> call)
+    {
+        var previous = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(context);
+        try
+        {
+            return call();
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(previous);
+        }
+    }
+
+    /// <summary>A synchronization context that keeps what is posted to it until the test runs it.</summary>
+    private sealed class HeldSynchronizationContext : SynchronizationContext
+    {
+        private readonly ConcurrentQueue<(SendOrPostCallback Callback, object? State)> _posted = new();
+
+        public int Pending => _posted.Count;
+
+        public override void Post(SendOrPostCallback d, object? state) => _posted.Enqueue((d, state));
+
+        public void RunPosted()
+        {
+            while (_posted.TryDequeue(out var work))
+            {
+                work.Callback(work.State);
+            }
+        }
     }
 }
