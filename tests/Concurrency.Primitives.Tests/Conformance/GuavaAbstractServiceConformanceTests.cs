@@ -993,16 +993,22 @@ public sealed class GuavaAbstractServiceConformanceTests
         var time = new ManualTimeProvider();
         var fault = new InvalidOperationException("late fault");
         var runMayFail = Bounded.NewGate();
-        Task? run = null;
+        var runInvoked = Bounded.NewGate<Task>();
         var gate = new LifecycleGate(new LifecycleGateOptions
         {
             TimeProvider = time,
             StopTimeout = TimeSpan.FromSeconds(5),
             AbandonRunOnStopTimeout = true,
-            Run = _ => run = FailWhenReleasedAsync(runMayFail.Task, fault), // ignores its token
+            Run = _ =>
+            {
+                var task = FailWhenReleasedAsync(runMayFail.Task, fault); // ignores its token
+                runInvoked.SetResult(task);
+                return task;
+            },
         });
         var recorder = new TransitionRecorder(gate);
         await gate.StartAsync().OrHang();
+        var run = await runInvoked.Task.OrHang(); // the run is invoked on the pool after the start
 
         var stop = gate.StopAsync();
         await time.WhenTimersArmed().OrHang();
@@ -1011,7 +1017,7 @@ public sealed class GuavaAbstractServiceConformanceTests
         gate.State.Should().Be(Stopped);
 
         runMayFail.SetResult();
-        await run!.Invoking(r => r.OrHang()).Should().ThrowAsync<InvalidOperationException>();
+        await run.Invoking(r => r.OrHang()).Should().ThrowAsync<InvalidOperationException>();
 
         gate.State.Should().Be(Stopped);
         (await gate.StopAsync().OrHang()).Should().BeFalse();
