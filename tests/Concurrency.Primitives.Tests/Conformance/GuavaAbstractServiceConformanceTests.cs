@@ -622,6 +622,27 @@ public sealed class GuavaAbstractServiceConformanceTests
     }
 
     [Fact]
+    public async Task WhenStopped_OfAGateWhoseStartFailed_WaitsForARetryOrTheDisposal_WhileWhenRunningFaults()
+    {
+        // Ports the failed(from == STARTING) checks of Guava AbstractServiceTest.RecordingListener: awaitRunning() and
+        // awaitTerminated() both throw the cause. Differs by design for awaitTerminated: a gate whose start failed may be
+        // started again ("start again to retry"), so WhenStopped, which "completes when the gate reaches Stopped, or is
+        // disposed without ever having started", waits; WhenRunning "faults with the start's exception".
+        var failure = new InvalidOperationException("deliberate");
+        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.FromException(failure) });
+        var whenRunning = gate.WhenRunning;
+        var whenStopped = gate.WhenStopped;
+
+        await gate.Invoking(g => g.StartAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>();
+
+        (await whenRunning.Invoking(t => t.OrHang()).Should().ThrowAsync<InvalidOperationException>()).Which.Should().BeSameAs(failure);
+        gate.State.Should().Be(Faulted);
+        whenStopped.IsCompleted.Should().BeFalse();
+        await gate.DisposeAsync().OrHang();
+        await whenStopped.OrHang();
+    }
+
+    [Fact]
     public async Task DelegatesCompletingOnOtherThreads_SeeStartingRunningAndStopping_InTurn()
     {
         // Ports Guava AbstractServiceTest.testThreadedServiceStartAndWaitStopAndWait
@@ -907,6 +928,31 @@ public sealed class GuavaAbstractServiceConformanceTests
         stopped.Should().BeFalse("a gate whose start failed was never started");
         gate.State.Should().Be(Faulted);
         recorder.Events.Should().BeEmpty();
+    }
+
+    [Fact]
+    public async Task EveryHandler_CanUseTheGateFromAnotherThread_BecauseNoLockIsHeldWhileItRuns()
+    {
+        // Ports the intent of Guava AbstractServiceTest.testAddListenerAfterFailureDoesntCauseDeadlock ("internally
+        // stopAsync() grabs a lock"): listeners run outside the service's monitor. A same-thread call cannot show this
+        // (the gate's lock is reentrant), so each handler waits for another thread that reads WhenRunning and WhenStopped,
+        // which take the gate's lock.
+        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask, Stop = _ => Task.CompletedTask });
+        var lockFree = new ConcurrentQueue<(LifecycleState State, bool Answered)>();
+        gate.StateChanged += (_, e) =>
+        {
+            var otherThread = Task.Run(() => (gate.WhenRunning, gate.WhenStopped));
+#pragma warning disable VSTHRD002 // a synchronous wait inside the handler is the point of the test
+            lockFree.Enqueue((e.Current, otherThread.Wait(Bounded.HangLimit)));
+#pragma warning restore VSTHRD002
+        };
+        var recorder = new TransitionRecorder(gate);
+
+        await gate.StartAsync().OrHang();
+        await gate.StopAsync().OrHang();
+
+        await recorder.WhenSeen(4).OrHang();
+        lockFree.Should().Equal((Starting, true), (Running, true), (Stopping, true), (Stopped, true));
     }
 
     [Fact]
