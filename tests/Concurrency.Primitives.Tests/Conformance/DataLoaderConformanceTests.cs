@@ -464,7 +464,10 @@ public sealed class DataLoaderConformanceTests
     private static BatcherOptions Options(ManualTimeProvider time, int maxBatchSize = 64) =>
         new() { MaxBatchSize = maxBatchSize, MaxDelay = Tick, TimeProvider = time };
 
-    /// <summary>DataLoader's <c>idLoader</c>: an identity batch function that records each call's keys.</summary>
+    /// <summary>
+    /// DataLoader's <c>idLoader</c>: an identity batch function that records each call's keys (a copy: the list is valid
+    /// only during the call) and, like <c>keys =&gt; Promise.resolve(keys)</c>, returns the very list it was given.
+    /// </summary>
     private static (Batcher<T, T> Loader, ConcurrentQueue<T[]> LoadCalls, ManualTimeProvider Time) IdLoader<T>(int maxBatchSize = 64)
     {
         var time = new ManualTimeProvider();
@@ -472,9 +475,8 @@ public sealed class DataLoaderConformanceTests
         var loader = new Batcher<T, T>(
             (keys, _) =>
             {
-                var copy = keys.ToArray();
-                loadCalls.Enqueue(copy);
-                return new ValueTask<IReadOnlyList<T>>(copy);
+                loadCalls.Enqueue(keys.ToArray());
+                return new ValueTask<IReadOnlyList<T>>(keys);
             },
             Options(time, maxBatchSize));
         return (loader, loadCalls, time);
