@@ -9,9 +9,10 @@ namespace Concurrency.Primitives.Tests.Conformance;
 /// <summary>
 /// golang.org/x/sync <c>errgroup</c> tests (errgroup/errgroup_test.go), ported onto <see cref="TaskTracker"/>. The
 /// mapping: <c>g.Go(f)</c> is <c>await tracker.Go(...)</c> (it waits for a slot as Go blocks); an error returned by
-/// <c>f</c> is a faulted task; <c>g.Wait()</c>'s error is <see cref="TaskTracker.CloseAsync(CancellationToken)"/>'s
-/// <see cref="AggregateException"/> (every failure, in the order it happened, so the first error comes first);
-/// <c>WithContext</c>'s context is <see cref="TaskTracker.Stopping"/> with <see cref="TaskTrackerOptions.CancelOnFirstFailure"/>;
+/// <c>f</c> is a faulted task; <c>g.Wait()</c>'s error is what awaiting <see cref="TaskTracker.CloseAsync(CancellationToken)"/>
+/// throws: the first failure (the returned task's <see cref="Task.Exception"/> holds every failure, in the order it
+/// happened, as with <c>Task.WhenAll</c>);
+/// <c>WithContext</c>'s context is <see cref="TaskTracker.ClosingToken"/> with <see cref="TaskTrackerOptions.CancelOnFirstFailure"/>;
 /// <c>SetLimit(n)</c> is <see cref="TaskTrackerOptions.MaxConcurrency"/>, fixed at construction.
 /// </summary>
 public sealed class GoErrGroupConformanceTests
@@ -19,8 +20,8 @@ public sealed class GoErrGroupConformanceTests
     // Ports golang.org/x/sync errgroup/errgroup_test.go TestZeroGroup: a zero Group (no context, no limit); after each
     // Go, Wait returns the first non-nil error so far. Go calls Wait after every Go on one group; a closed tracker
     // accepts no more work, so each prefix of the case runs on its own tracker (the Go calls sequenced by WaitAsync) and
-    // is then closed, twice (a second Wait returns the same error). The library returns every failure, in order: the
-    // first error must be the first inner exception. A zero Group "does not cancel on error": Stopping stays
+    // is then closed, twice (a second Wait returns the same error). Awaiting the close throws the first error, and the
+    // close's task holds every failure, in order. A zero Group "does not cancel on error": ClosingToken stays
     // uncancelled until the close.
     [Theory]
     [InlineData("")]
@@ -45,7 +46,7 @@ public sealed class GoErrGroupConformanceTests
                 await g.WaitAsync().OrHang();
             }
 
-            g.Stopping.IsCancellationRequested.Should().BeFalse("a zero Group does not cancel on error");
+            g.ClosingToken.IsCancellationRequested.Should().BeFalse("a zero Group does not cancel on error");
             var failures = cases[..length].OfType<Exception>().ToList();
             for (var wait = 0; wait < 2; wait++)
             {
@@ -55,9 +56,10 @@ public sealed class GoErrGroupConformanceTests
                 }
                 else
                 {
-                    var thrown = await g.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<AggregateException>();
-                    thrown.Which.InnerExceptions[0].Should().BeSameAs(failures[0], "Wait returns the first error");
-                    thrown.Which.InnerExceptions.Should().Equal(failures);
+                    var close = g.CloseAsync();
+                    var thrown = await close.Awaiting(t => t.OrHang()).Should().ThrowAsync<InvalidOperationException>();
+                    thrown.Which.Should().BeSameAs(failures[0], "Wait returns the first error");
+                    close.Exception!.InnerExceptions.Should().Equal(failures);
                 }
             }
         }
@@ -65,20 +67,20 @@ public sealed class GoErrGroupConformanceTests
 
     // Ports golang.org/x/sync errgroup/errgroup_test.go TestWithContext: a group WithContext; Wait returns the first
     // error (or nil), and afterwards the context is cancelled in every case (errgroup cancels it when Wait returns;
-    // CloseAsync cancels Stopping when it begins).
+    // CloseAsync cancels ClosingToken when it begins).
     [Theory]
     [InlineData("")]
     [InlineData("nil")]
     [InlineData("doom")]
     [InlineData("doom nil")]
-    public async Task CloseAsync_WithCancelOnFirstFailure_ThrowsTheFailure_AndStoppingIsCancelledAfterwards(string errs)
+    public async Task CloseAsync_WithCancelOnFirstFailure_ThrowsTheFailure_AndClosingTokenIsCancelledAfterwards(string errs)
     {
         var errDoom = new InvalidOperationException("group_test: doomed");
         var cases = errs.Split(' ', StringSplitOptions.RemoveEmptyEntries)
             .Select(e => e == "doom" ? errDoom : null)
             .ToArray();
         var g = new TaskTracker(new TaskTrackerOptions { CancelOnFirstFailure = true });
-        var ctx = g.Stopping;
+        var ctx = g.ClosingToken;
 
         foreach (var err in cases)
         {
@@ -87,8 +89,10 @@ public sealed class GoErrGroupConformanceTests
 
         if (cases.Contains(errDoom))
         {
-            var thrown = await g.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<AggregateException>();
-            thrown.Which.InnerExceptions.Should().ContainSingle().Which.Should().BeSameAs(errDoom);
+            var close = g.CloseAsync();
+            var thrown = await close.Awaiting(t => t.OrHang()).Should().ThrowAsync<InvalidOperationException>();
+            thrown.Which.Should().BeSameAs(errDoom);
+            close.Exception!.InnerExceptions.Should().ContainSingle().Which.Should().BeSameAs(errDoom);
         }
         else
         {
@@ -100,10 +104,10 @@ public sealed class GoErrGroupConformanceTests
 
     // Ports golang.org/x/sync errgroup WithContext's contract as TestWithContext and ExampleGroup_parallel rely on it:
     // "The derived Context is canceled the first time a function passed to Go returns a non-nil error". The first
-    // failure cancels Stopping before any close; a sibling that ends because of it (a cancelled task) is not a failure,
+    // failure cancels ClosingToken before any close; a sibling that ends because of it (a cancelled task) is not a failure,
     // so Wait/CloseAsync reports exactly the first error.
     [Fact]
-    public async Task FirstFailure_WithCancelOnFirstFailure_CancelsStoppingBeforeTheClose_AndOnlyThatFailureIsThrown()
+    public async Task FirstFailure_WithCancelOnFirstFailure_CancelsClosingTokenBeforeTheClose_AndOnlyThatFailureIsThrown()
     {
         var errDoom = new InvalidOperationException("group_test: doomed");
         var g = new TaskTracker(new TaskTrackerOptions { CancelOnFirstFailure = true });
@@ -119,16 +123,18 @@ public sealed class GoErrGroupConformanceTests
             siblingCancelled.SetResult();
             ct.ThrowIfCancellationRequested();
         });
-        g.Stopping.IsCancellationRequested.Should().BeFalse();
+        g.ClosingToken.IsCancellationRequested.Should().BeFalse();
 
         await g.Go(_ => Task.FromException(errDoom));
 
         await siblingCancelled.Task.OrHang();
-        g.Stopping.IsCancellationRequested.Should().BeTrue();
-        g.IsClosing.Should().BeFalse("the failure cancelled Stopping; nobody closed the tracker");
+        g.ClosingToken.IsCancellationRequested.Should().BeTrue();
+        g.IsClosing.Should().BeFalse("the failure cancelled ClosingToken; nobody closed the tracker");
         await g.WaitAsync().OrHang();
-        var thrown = await g.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<AggregateException>();
-        thrown.Which.InnerExceptions.Should().ContainSingle().Which.Should().BeSameAs(errDoom);
+        var close = g.CloseAsync();
+        var thrown = await close.Awaiting(t => t.OrHang()).Should().ThrowAsync<InvalidOperationException>();
+        thrown.Which.Should().BeSameAs(errDoom);
+        close.Exception!.InnerExceptions.Should().ContainSingle().Which.Should().BeSameAs(errDoom);
     }
 
     // Ports golang.org/x/sync errgroup/errgroup_test.go TestTryGo, limit 42: 42 TryGo succeed while their functions
@@ -233,7 +239,7 @@ public sealed class GoErrGroupConformanceTests
         second.IsCompleted.Should().BeFalse("Go blocks while the limit is reached");
         secondStarted.Task.IsCompleted.Should().BeFalse();
         g.Count.Should().Be(2);
-        g.Snapshot().Should().ContainSingle(o => o.Name == "second").Which.IsWaitingForSlot.Should().BeTrue();
+        g.GetOutstanding().Should().ContainSingle(o => o.Name == "second").Which.IsWaitingForSlot.Should().BeTrue();
 
         firstGate.SetResult();
         await second.OrHang();
@@ -278,7 +284,7 @@ public sealed class GoErrGroupConformanceTests
     [InlineData("nil")]
     [InlineData("doom")]
     [InlineData("doom nil")]
-    public async Task TryGo_WithCancelOnFirstFailure_CloseAsyncThrowsTheFailure_AndStoppingIsCancelled(string errs)
+    public async Task TryGo_WithCancelOnFirstFailure_CloseAsyncThrowsTheFailure_AndClosingTokenIsCancelled(string errs)
     {
         var errDoom = new InvalidOperationException("group_test: doomed");
         var cases = errs.Split(' ', StringSplitOptions.RemoveEmptyEntries)
@@ -293,15 +299,17 @@ public sealed class GoErrGroupConformanceTests
 
         if (cases.Contains(errDoom))
         {
-            var thrown = await g.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<AggregateException>();
-            thrown.Which.InnerExceptions.Should().ContainSingle().Which.Should().BeSameAs(errDoom);
+            var close = g.CloseAsync();
+            var thrown = await close.Awaiting(t => t.OrHang()).Should().ThrowAsync<InvalidOperationException>();
+            thrown.Which.Should().BeSameAs(errDoom);
+            close.Exception!.InnerExceptions.Should().ContainSingle().Which.Should().BeSameAs(errDoom);
         }
         else
         {
             await g.CloseAsync().OrHang();
         }
 
-        g.Stopping.IsCancellationRequested.Should().BeTrue();
+        g.ClosingToken.IsCancellationRequested.Should().BeTrue();
     }
 
     // Ports golang.org/x/sync errgroup/errgroup_test.go TestPanic, subtest "error" (from the release that propagated
@@ -316,10 +324,12 @@ public sealed class GoErrGroupConformanceTests
         var p = new InvalidOperationException(string.Empty);
         await g.Go(_ => throw p);
 
-        var thrown = await g.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<AggregateException>();
+        var close = g.CloseAsync();
+        var thrown = await close.Awaiting(t => t.OrHang()).Should().ThrowAsync<InvalidOperationException>();
 
-        var failure = thrown.Which.InnerExceptions.Should().ContainSingle().Which;
+        var failure = close.Exception!.InnerExceptions.Should().ContainSingle().Which;
         failure.Should().BeSameAs(p);
+        thrown.Which.Should().BeSameAs(p);
         failure.StackTrace.Should().Contain(nameof(Go_WorkThatThrowsSynchronously_CloseAsyncThrowsThatSameException_WithItsStackTrace));
     }
 
@@ -336,10 +346,12 @@ public sealed class GoErrGroupConformanceTests
             throw p;
         });
 
-        var thrown = await g.Invoking(t => t.CloseAsync().OrHang()).Should().ThrowAsync<AggregateException>();
+        var close = g.CloseAsync();
+        var thrown = await close.Awaiting(t => t.OrHang()).Should().ThrowAsync<InvalidOperationException>();
 
-        var failure = thrown.Which.InnerExceptions.Should().ContainSingle().Which;
+        var failure = close.Exception!.InnerExceptions.Should().ContainSingle().Which;
         failure.Should().BeSameAs(p);
+        thrown.Which.Should().BeSameAs(p);
         failure.StackTrace.Should().Contain(nameof(Go_AsyncWorkThatThrowsAfterYielding_CloseAsyncThrowsThatSameException_WithItsStackTrace));
     }
 
