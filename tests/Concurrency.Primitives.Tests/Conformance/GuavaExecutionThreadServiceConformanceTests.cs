@@ -20,14 +20,13 @@ public sealed class GuavaExecutionThreadServiceConformanceTests
         var journal = new ConcurrentQueue<string>();
         var runEntered = Bounded.NewGate();
         LifecycleGate? gate = null;
-        gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = (_, _) =>
+        gate = new LifecycleGate(
+            start: (_, _) =>
             {
                 journal.Enqueue("startUp in " + gate!.State);
                 return Task.CompletedTask;
             },
-            Run = async token =>
+            run: async token =>
             {
                 journal.Enqueue("run in " + gate!.State);
                 runEntered.SetResult();
@@ -40,12 +39,11 @@ public sealed class GuavaExecutionThreadServiceConformanceTests
                     journal.Enqueue("run returned");
                 }
             },
-            Stop = _ =>
+            stop: _ =>
             {
                 journal.Enqueue("shutDown in " + gate!.State);
                 return Task.CompletedTask;
-            },
-        });
+            });
         journal.Should().BeEmpty();
 
         (await gate.StartAsync().OrHang()).Should().BeTrue();
@@ -65,9 +63,8 @@ public sealed class GuavaExecutionThreadServiceConformanceTests
         var runEntered = Bounded.NewGate();
         var runReturns = 0;
         var stops = 0;
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Run = async token =>
+        var gate = new LifecycleGate(
+            run: async token =>
             {
                 runEntered.SetResult();
                 try
@@ -79,12 +76,11 @@ public sealed class GuavaExecutionThreadServiceConformanceTests
                     Interlocked.Increment(ref runReturns);
                 }
             },
-            Stop = _ =>
+            stop: _ =>
             {
                 Interlocked.Increment(ref stops);
                 return Task.CompletedTask;
-            },
-        });
+            });
         await gate.StartAsync().OrHang();
         await runEntered.Task.OrHang();
 
@@ -110,20 +106,18 @@ public sealed class GuavaExecutionThreadServiceConformanceTests
         var runExited = Bounded.NewGate();
         var shutDownStates = new ConcurrentQueue<LifecycleState>();
         LifecycleGate? gate = null;
-        gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = (_, _) => Task.CompletedTask,
-            Run = async _ =>
+        gate = new LifecycleGate(
+            start: (_, _) => Task.CompletedTask,
+            run: async _ =>
             {
                 await exitRun.Task;
                 runExited.SetResult();
             },
-            Stop = _ =>
+            stop: _ =>
             {
                 shutDownStates.Enqueue(gate!.State);
                 return Task.CompletedTask;
-            },
-        });
+            });
         await gate.StartAsync().OrHang();
 
         exitRun.SetResult(); // the run exits voluntarily
@@ -144,19 +138,17 @@ public sealed class GuavaExecutionThreadServiceConformanceTests
         // Ports Guava AbstractExecutionThreadServiceTest.testServiceThrowOnStartUp
         var runCalls = 0;
         var startCalls = 0;
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = (_, _) =>
+        var gate = new LifecycleGate(
+            start: (_, _) =>
             {
                 Interlocked.Increment(ref startCalls);
                 throw new NotSupportedException("kaboom!");
             },
-            Run = _ =>
+            run: _ =>
             {
                 Interlocked.Increment(ref runCalls);
                 return Task.CompletedTask;
-            },
-        });
+            });
         var whenRunning = gate.WhenRunning;
 
         await gate.Invoking(g => g.StartAsync().OrHang()).Should().ThrowAsync<NotSupportedException>().WithMessage("kaboom!");
@@ -164,7 +156,8 @@ public sealed class GuavaExecutionThreadServiceConformanceTests
         await whenRunning.Invoking(t => t.OrHang()).Should().ThrowAsync<NotSupportedException>().WithMessage("kaboom!");
         startCalls.Should().Be(1);
         runCalls.Should().Be(0, "run() should not be called");
-        gate.State.Should().Be(Faulted);
+        gate.State.Should().Be(StartFailed);
+        gate.Fault.Should().BeOfType<NotSupportedException>().Which.Message.Should().Be("kaboom!");
     }
 
     [Fact]
@@ -172,21 +165,19 @@ public sealed class GuavaExecutionThreadServiceConformanceTests
     {
         // Ports Guava AbstractExecutionThreadServiceTest.testServiceThrowOnRun
         // Differs by design: Guava calls shutDown() as soon as run() throws and ends FAILED. The gate owns the teardown
-        // order: its Faulted gate is torn down by the next stop, which runs the stop step and then throws the run's fault.
+        // order: its RunFaulted gate is torn down by the next stop, which runs the stop step and then throws the run's fault.
         var stops = 0;
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Run = _ => throw new NotSupportedException("kaboom!"),
-            Stop = _ =>
+        var gate = new LifecycleGate(
+            run: _ => throw new NotSupportedException("kaboom!"),
+            stop: _ =>
             {
                 Interlocked.Increment(ref stops);
                 return Task.CompletedTask;
-            },
-        });
+            });
         var recorder = new TransitionRecorder(gate);
         await gate.StartAsync().OrHang();
 
-        (await recorder.WhenReached(Faulted).OrHang()).Exception.Should().BeOfType<NotSupportedException>().Which.Message.Should().Be("kaboom!");
+        (await recorder.WhenReached(RunFaulted).OrHang()).Exception.Should().BeOfType<NotSupportedException>().Which.Message.Should().Be("kaboom!");
         stops.Should().Be(0);
 
         await gate.Invoking(g => g.StopAsync().OrHang()).Should().ThrowAsync<NotSupportedException>().WithMessage("kaboom!");
@@ -200,22 +191,20 @@ public sealed class GuavaExecutionThreadServiceConformanceTests
         // Ports Guava AbstractExecutionThreadServiceTest.testServiceThrowOnRunAndThenAgainOnShutDown
         // Guava keeps "kaboom!" (the run's exception) as the failure cause although shutDown() threw "double kaboom!".
         // The gate: the stop that meets the failing stop step throws that step's exception as is and leaves the gate
-        // Faulted; the stop that resumes and completes the teardown must then throw the run's fault (LifecycleGate
+        // StopFailed; the stop that resumes and completes the teardown must then throw the run's fault (LifecycleGate
         // remarks: the run's exception "is thrown by the next stop once the teardown is done — it is never swallowed").
         var shutDownCalls = 0;
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Run = _ => throw new NotSupportedException("kaboom!"),
-            Stop = _ => Interlocked.Increment(ref shutDownCalls) == 1
+        var gate = new LifecycleGate(
+            run: _ => throw new NotSupportedException("kaboom!"),
+            stop: _ => Interlocked.Increment(ref shutDownCalls) == 1
                 ? throw new NotSupportedException("double kaboom!")
-                : Task.CompletedTask,
-        });
+                : Task.CompletedTask);
         var recorder = new TransitionRecorder(gate);
         await gate.StartAsync().OrHang();
-        await recorder.WhenReached(Faulted).OrHang();
+        await recorder.WhenReached(RunFaulted).OrHang();
 
         await gate.Invoking(g => g.StopAsync().OrHang()).Should().ThrowAsync<NotSupportedException>().WithMessage("double kaboom!");
-        gate.State.Should().Be(Faulted);
+        gate.State.Should().Be(StopFailed);
 
         await gate.Invoking(g => g.StopAsync().OrHang()).Should().ThrowAsync<NotSupportedException>().WithMessage("kaboom!");
         gate.State.Should().Be(Stopped);
@@ -226,15 +215,15 @@ public sealed class GuavaExecutionThreadServiceConformanceTests
     public async Task OrderedTeardown_ARunFaultThenAStepThatFailsOnce_TheResumedExecutionStillThrowsTheRunsFault()
     {
         // Ports Guava AbstractExecutionThreadServiceTest.testServiceThrowOnRunAndThenAgainOnShutDown onto OrderedTeardown on
-        // its own (the gate's teardown): "If the run faulted (with anything but an OperationCanceledException), its
-        // exception is thrown once the teardown has completed."
+        // its own (the gate's teardown): "If the run ended on its own with an exception (an OperationCanceledException
+        // included, unless its token had been cancelled), that exception is thrown once the teardown has completed."
         using var cancellation = new CancellationTokenSource();
         var teardown = new OrderedTeardown();
         teardown.SetRun(Task.FromException(new NotSupportedException("kaboom!")), cancellation);
         var shutDownCalls = 0;
-        teardown.Add("shutDown", _ => Interlocked.Increment(ref shutDownCalls) == 1
-            ? ValueTask.FromException(new NotSupportedException("double kaboom!"))
-            : default);
+        teardown.Add(_ => Interlocked.Increment(ref shutDownCalls) == 1
+            ? Task.FromException(new NotSupportedException("double kaboom!"))
+            : Task.CompletedTask, "shutDown");
 
         await teardown.Invoking(t => t.ExecuteAsync(TimeSpan.FromSeconds(30)).OrHang()).Should().ThrowAsync<NotSupportedException>().WithMessage("double kaboom!");
         teardown.IsCompleted.Should().BeFalse();
@@ -249,9 +238,8 @@ public sealed class GuavaExecutionThreadServiceConformanceTests
     {
         // Ports Guava AbstractExecutionThreadServiceTest.testServiceThrowOnShutDown
         var journal = new ConcurrentQueue<string>();
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Run = async token =>
+        var gate = new LifecycleGate(
+            run: async token =>
             {
                 try
                 {
@@ -262,18 +250,18 @@ public sealed class GuavaExecutionThreadServiceConformanceTests
                     journal.Enqueue("run returned");
                 }
             },
-            Stop = _ =>
+            stop: _ =>
             {
                 journal.Enqueue("shutDown");
                 throw new NotSupportedException("kaboom!");
-            },
-        });
+            });
         await gate.StartAsync().OrHang();
         gate.State.Should().Be(Running);
 
         await gate.Invoking(g => g.StopAsync().OrHang()).Should().ThrowAsync<NotSupportedException>().WithMessage("kaboom!");
 
-        gate.State.Should().Be(Faulted);
+        gate.State.Should().Be(StopFailed);
+        gate.Fault.Should().BeOfType<NotSupportedException>().Which.Message.Should().Be("kaboom!");
         journal.Should().Equal("run returned", "shutDown");
     }
 
@@ -286,14 +274,12 @@ public sealed class GuavaExecutionThreadServiceConformanceTests
         var time = new ManualTimeProvider();
         var startToken = CancellationToken.None;
         var startMayReturn = Bounded.NewGate();
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = async (_, token) =>
+        var gate = new LifecycleGate(
+            start: async (_, token) =>
             {
                 startToken = token;
                 await startMayReturn.Task;
-            },
-        });
+            });
         using var deadline = new CancellationTokenSource(TimeSpan.FromMilliseconds(1), time);
 
         var start = gate.StartAsync(deadline.Token);
@@ -321,25 +307,23 @@ public sealed class GuavaExecutionThreadServiceConformanceTests
         var shutDownStates = new ConcurrentQueue<LifecycleState>();
         var startCalls = 0;
         LifecycleGate? gate = null;
-        gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = async (_, _) =>
+        gate = new LifecycleGate(
+            start: async (_, _) =>
             {
                 Interlocked.Increment(ref startCalls);
                 startEntered.SetResult();
                 await startMayReturn.Task; // ignores its token
             },
-            Run = token =>
+            run: token =>
             {
                 runTokens.Enqueue(token.IsCancellationRequested);
                 return Task.CompletedTask;
             },
-            Stop = _ =>
+            stop: _ =>
             {
                 shutDownStates.Enqueue(gate!.State);
                 return Task.CompletedTask;
-            },
-        });
+            });
         var start = gate.StartAsync();
         await startEntered.Task.OrHang();
         var stop = gate.StopAsync();
@@ -362,24 +346,22 @@ public sealed class GuavaExecutionThreadServiceConformanceTests
         // Differs by design: Guava terminates the NEW service; the gate's stop before start reports false and changes
         // nothing.
         var calls = new ConcurrentQueue<string>();
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Start = (_, _) =>
+        var gate = new LifecycleGate(
+            start: (_, _) =>
             {
                 calls.Enqueue("startUp");
                 return Task.CompletedTask;
             },
-            Run = _ =>
+            run: _ =>
             {
                 calls.Enqueue("run");
                 return Task.CompletedTask;
             },
-            Stop = _ =>
+            stop: _ =>
             {
                 calls.Enqueue("shutDown");
                 return Task.CompletedTask;
-            },
-        });
+            });
 
         (await gate.StopAsync().OrHang()).Should().BeFalse();
 
@@ -392,14 +374,12 @@ public sealed class GuavaExecutionThreadServiceConformanceTests
     {
         // Ports Guava AbstractExecutionThreadServiceTest.testDefaultService (default startUp and shutDown)
         var runEntered = Bounded.NewGate();
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Run = async token =>
+        var gate = new LifecycleGate(
+            run: async token =>
             {
                 runEntered.SetResult();
                 await Task.Delay(Timeout.Infinite, token);
-            },
-        });
+            });
 
         (await gate.StartAsync().OrHang()).Should().BeTrue();
         await runEntered.Task.OrHang();

@@ -17,7 +17,7 @@ public sealed class GuavaIdleServiceConformanceTests
     public async Task AGateWithoutARun_StartsAndStops()
     {
         // Ports Guava AbstractIdleServiceTest.FunctionalTest.testServiceStartStop
-        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask, Stop = _ => Task.CompletedTask });
+        var gate = new LifecycleGate(start: (_, _) => Task.CompletedTask, stop: _ => Task.CompletedTask);
 
         await gate.StartAsync().OrHang();
         gate.State.Should().Be(Running);
@@ -30,11 +30,11 @@ public sealed class GuavaIdleServiceConformanceTests
     {
         // Ports Guava AbstractIdleServiceTest.FunctionalTest.testStart_failed
         var exception = new Exception("deliberate");
-        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.FromException(exception), Stop = _ => Task.CompletedTask });
+        var gate = new LifecycleGate(start: (_, _) => Task.FromException(exception), stop: _ => Task.CompletedTask);
 
         (await gate.Invoking(g => g.StartAsync().OrHang()).Should().ThrowAsync<Exception>()).Which.Should().BeSameAs(exception);
 
-        gate.State.Should().Be(Faulted);
+        gate.State.Should().Be(StartFailed);
     }
 
     [Fact]
@@ -42,12 +42,12 @@ public sealed class GuavaIdleServiceConformanceTests
     {
         // Ports Guava AbstractIdleServiceTest.FunctionalTest.testStop_failed
         var exception = new Exception("deliberate");
-        var gate = new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask, Stop = _ => Task.FromException(exception) });
+        var gate = new LifecycleGate(start: (_, _) => Task.CompletedTask, stop: _ => Task.FromException(exception));
         await gate.StartAsync().OrHang();
 
         (await gate.Invoking(g => g.StopAsync().OrHang()).Should().ThrowAsync<Exception>()).Which.Should().BeSameAs(exception);
 
-        gate.State.Should().Be(Faulted);
+        gate.State.Should().Be(StopFailed);
     }
 
     [Fact]
@@ -75,7 +75,7 @@ public sealed class GuavaIdleServiceConformanceTests
         (await service.Gate.Invoking(g => g.StartAsync().OrHang()).Should().ThrowAsync<Exception>()).Which.Should().BeSameAs(exception);
 
         service.StartUpCalls.Should().Be(1);
-        service.Gate.State.Should().Be(Faulted);
+        service.Gate.State.Should().Be(StartFailed);
         service.TransitionStates.Should().Equal(Starting);
     }
 
@@ -121,7 +121,7 @@ public sealed class GuavaIdleServiceConformanceTests
         (await service.Gate.Invoking(g => g.StopAsync().OrHang()).Should().ThrowAsync<Exception>()).Which.Should().BeSameAs(exception);
 
         (service.StartUpCalls, service.ShutDownCalls).Should().Be((1, 1));
-        service.Gate.State.Should().Be(Faulted);
+        service.Gate.State.Should().Be(StopFailed);
         service.TransitionStates.Should().Equal(Starting, Stopping);
     }
 
@@ -130,7 +130,7 @@ public sealed class GuavaIdleServiceConformanceTests
     {
         // Ports Guava AbstractIdleServiceTest.testServiceToString ("TestService [NEW]", "[RUNNING]", "[TERMINATED]")
         // The gate has no ToString contract; its identity is Name (default "LifecycleGate"), used in its messages.
-        new LifecycleGate(new LifecycleGateOptions { Start = (_, _) => Task.CompletedTask }).Name.Should().Be("LifecycleGate");
+        new LifecycleGate(start: (_, _) => Task.CompletedTask).Name.Should().Be("LifecycleGate");
         var service = new TestService();
         service.Gate.Name.Should().Be("TestService");
         service.Gate.State.Should().Be(NotStarted);
@@ -150,11 +150,9 @@ public sealed class GuavaIdleServiceConformanceTests
         // The gate's awaitRunning(timeout) is a bounded wait on WhenRunning; the start it waits for goes on.
         var time = new ManualTimeProvider();
         var startMayReturn = Bounded.NewGate();
-        var gate = new LifecycleGate(new LifecycleGateOptions
-        {
-            Name = "Foo",
-            Start = async (_, _) => await startMayReturn.Task, // an executor that never runs its commands, until released
-        });
+        var gate = new LifecycleGate(
+            start: async (_, _) => await startMayReturn.Task, // an executor that never runs its commands, until released
+            options: new LifecycleGateOptions { Name = "Foo" });
         var start = gate.StartAsync();
 
         var wait = gate.WhenRunning.WaitAsync(TimeSpan.FromMilliseconds(1), time);
@@ -177,24 +175,22 @@ public sealed class GuavaIdleServiceConformanceTests
 
         public TestService(Exception? startUpFailure = null, Exception? shutDownFailure = null)
         {
-            Gate = new LifecycleGate(new LifecycleGateOptions
-            {
-                Name = "TestService",
-                Start = (_, _) =>
+            Gate = new LifecycleGate(
+                start: (_, _) =>
                 {
                     ShutDownCalls.Should().Be(0);
                     Interlocked.Increment(ref _startUpCalls).Should().Be(1);
                     _transitionStates.Enqueue(Gate!.State);
                     return startUpFailure is null ? Task.CompletedTask : Task.FromException(startUpFailure);
                 },
-                Stop = _ =>
+                stop: _ =>
                 {
                     StartUpCalls.Should().Be(1);
                     Interlocked.Increment(ref _shutDownCalls).Should().Be(1);
                     _transitionStates.Enqueue(Gate!.State);
                     return shutDownFailure is null ? Task.CompletedTask : Task.FromException(shutDownFailure);
                 },
-            });
+                options: new LifecycleGateOptions { Name = "TestService" });
         }
 
         public LifecycleGate Gate { get; }
