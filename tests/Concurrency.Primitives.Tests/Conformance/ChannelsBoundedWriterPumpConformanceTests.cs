@@ -14,11 +14,13 @@ namespace Concurrency.Primitives.Tests.Conformance;
 /// for room, ported to <see cref="PeerEventPump{TPeer, TMessage}"/>'s bounded message queue.
 /// </summary>
 /// <remarks>
-/// Mapping: <c>Channel.CreateBounded(capacity)</c> is a pump with <c>Capacity = capacity</c>; <c>TryWrite</c> is
-/// <c>TryPost</c>, <c>WriteAsync</c> is <c>PostAsync</c>; the reader is the pump's loop, and "reading an item" is the loop
-/// taking a message (the handler is held on a gate so that nothing is read until the test says). Completing the writer is
-/// <c>CompleteAsync</c>: where Channels throws <c>ChannelClosedException</c>, the pump returns <see langword="false"/> (its
-/// documented behaviour). Lifecycle events (Added, Removed) are never counted against the capacity.
+/// Mapping: <c>Channel.CreateBounded(capacity)</c> is a pump with <c>Capacity = capacity</c>, and
+/// <see cref="PeerEventPumpFullMode"/> has <c>BoundedChannelFullMode</c>'s names and meanings; <c>TryWrite</c> is
+/// <c>TryPost</c>, <c>WriteAsync</c> is <c>PostAsync</c>, whose <see cref="PeerPostResult"/> says what became of the message;
+/// the reader is the pump's loop, and "reading an item" is the loop taking a message (the handler is held on a gate so that
+/// nothing is read until the test says). Completing the writer is <c>CloseAsync</c>: where Channels throws
+/// <c>ChannelClosedException</c>, the pump's post reports <see cref="PeerPostResult.Closed"/> (its documented behaviour).
+/// Lifecycle events (Added, Removed) are never counted against the capacity.
 /// </remarks>
 public sealed class ChannelsBoundedWriterPumpConformanceTests
 {
@@ -39,8 +41,9 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
             peer.TryPost($"m{i}").Should().BeTrue();
         }
 
-        peer.TryPost("m42").Should().BeFalse("the queue holds Capacity messages");
-        var completion = completeBeforeReading ? pump.CompleteAsync() : Task.CompletedTask;
+        peer.TryPost("m42", out var refused).Should().BeFalse("the queue holds Capacity messages");
+        refused.Should().Be(PeerPostResult.Full);
+        var completion = completeBeforeReading ? pump.CloseAsync() : Task.CompletedTask;
 
         hold.SetResult();
         await handler.WhenHandled(1 + Bound).OrHang();
@@ -64,7 +67,8 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
             peer.TryPost($"{i}").Should().BeTrue();
         }
 
-        peer.TryPost($"{capacity}").Should().BeFalse();
+        peer.TryPost($"{capacity}", out var refused).Should().BeFalse();
+        refused.Should().Be(PeerPostResult.Full);
 
         hold.SetResult();
         await pump.DisposeAsync();
@@ -86,7 +90,7 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
 
         for (var i = 0; i < capacity * 2; i++)
         {
-            (await PostSynchronouslyAsync(peer, $"{i}", postAsync)).Should().BeTrue();
+            (await PostSynchronouslyAsync(peer, $"{i}", postAsync)).Should().Be(PeerPostResult.Posted);
         }
 
         hold.SetResult();
@@ -94,11 +98,10 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
         handler.HistoryOf("p").Should().Equal(Expected(Enumerable.Range(capacity, capacity)));
     }
 
-    // Ports BoundedChannelTests.TryWrite_TryRead_Many_DropNewest and WriteAsync_TryRead_Many_DropNewest. DIFFERENCE BY
-    // DESIGN: Channels' DropNewest removes the newest item *already queued* to make room and accepts the new one (so the
-    // reader sees 0..capacity-2, then 2*capacity-1, and every write returns true). The pump's DropNewest drops the *new*
-    // message and reports it (TryPost/PostAsync return false; PeerEventPumpFullMode docs): it is Channels' DropWrite with
-    // an honest return value. Asserted here: the pump's documented behaviour.
+    // Ports BoundedChannelTests.TryWrite_TryRead_Many_DropNewest and WriteAsync_TryRead_Many_DropNewest. The pump's
+    // DropNewest has Channels' meaning (PeerEventPumpFullMode docs: "the newest waiting message ... is dropped ... to make
+    // room; the posted one is accepted"): every write succeeds, and the reader sees 0..capacity-2, then 2*capacity-1.
+    // (The pump's DropNewest used to drop the incoming message instead, a documented difference; that is DropWrite now.)
     [Theory]
     [InlineData(1, false)]
     [InlineData(10, false)]
@@ -106,25 +109,25 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
     [InlineData(1, true)]
     [InlineData(10, true)]
     [InlineData(10000, true)]
-    public async Task DropNewest_DropsTheIncomingMessageAndReturnsFalse_NotTheNewestQueuedOneAsChannelsDoes(int capacity, bool postAsync)
+    public async Task DropNewest_EveryPostSucceedsAtOnce_AndEachPostPastTheBoundReplacesTheNewestQueuedMessage(int capacity, bool postAsync)
     {
         var (pump, handler, peer, hold) = await StartHeldInOnAddedAsync(new PeerEventPumpOptions { Capacity = capacity, FullMode = PeerEventPumpFullMode.DropNewest });
 
         for (var i = 0; i < capacity * 2; i++)
         {
-            (await PostSynchronouslyAsync(peer, $"{i}", postAsync)).Should().Be(i < capacity, "the first Capacity messages fill the queue; every later one is the one dropped");
+            (await PostSynchronouslyAsync(peer, $"{i}", postAsync)).Should().Be(PeerPostResult.Posted);
         }
 
         hold.SetResult();
         await pump.DisposeAsync();
-        handler.HistoryOf("p").Should().Equal(Expected(Enumerable.Range(0, capacity)), "Channels would deliver 0..capacity-2 and then {0}", capacity * 2 - 1);
+        handler.HistoryOf("p").Should().Equal(Expected(Enumerable.Range(0, capacity - 1).Append(capacity * 2 - 1)));
     }
 
     // Ports BoundedChannelTests.TryWrite_DropNewest_WrappedAroundInternalQueue: one item is read (moving the queue's head),
-    // the bound is filled, and one more write arrives. Channels replaces the newest queued item (reads 2, 3, 5); the pump's
-    // DropNewest drops the incoming message (delivers 2, 3, 4) and TryPost returns false. Difference by design, see above.
+    // the bound is filled, and one more write arrives. As in Channels, the pump's DropNewest replaces the newest queued
+    // message: the write succeeds and the reader sees 2, 3, 5.
     [Fact]
-    public async Task DropNewest_AfterTheLoopHasReadAMessage_StillDropsTheIncomingMessage()
+    public async Task DropNewest_AfterTheLoopHasReadAMessage_ReplacesTheNewestQueuedMessage()
     {
         var handler = new HookedHandler();
         var inFirst = handler.HoldAt("p:1");
@@ -137,16 +140,17 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
         peer.TryPost("2").Should().BeTrue();
         peer.TryPost("3").Should().BeTrue();
         peer.TryPost("4").Should().BeTrue();
-        peer.TryPost("5").Should().BeFalse("the queue is full: DropNewest drops the incoming message");
+        peer.TryPost("5").Should().BeTrue("the queue is full: DropNewest drops the newest queued message, \"4\", to make room");
 
         inFirst.SetResult();
         await pump.DisposeAsync();
-        handler.HistoryOf("p").Should().Equal("added", "1", "2", "3", "4", "removed");
+        handler.HistoryOf("p").Should().Equal("added", "1", "2", "3", "5", "removed");
     }
 
     // Ports BoundedChannelTests.TryWrite_TryRead_Many_Ignore and WriteAsync_TryRead_Many_Ignore (FullMode DropWrite): the
-    // pump's DropNewest is the analogue. Same items delivered (the first `capacity`); DIFFERENCE: Channels' DropWrite
-    // returns true for a dropped write, the pump returns false (documented: "TryPost and PostAsync return false").
+    // pump's DropWrite has Channels' meaning. Same items delivered (the first `capacity`); DIFFERENCE BY DESIGN: Channels'
+    // DropWrite returns true for a dropped write, the pump reports it (documented: "the post returns
+    // PeerPostResult.Dropped"; TryPost returns false).
     [Theory]
     [InlineData(1, false)]
     [InlineData(10, false)]
@@ -154,17 +158,17 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
     [InlineData(1, true)]
     [InlineData(10, true)]
     [InlineData(10000, true)]
-    public async Task DropNewestAsChannelsDropWrite_DeliversTheFirstCapacityMessages_AndReportsEveryDroppedOneWithFalse(int capacity, bool postAsync)
+    public async Task DropWrite_DeliversTheFirstCapacityMessages_AndReportsEveryDroppedOneAsDropped(int capacity, bool postAsync)
     {
-        var (pump, handler, peer, hold) = await StartHeldInOnAddedAsync(new PeerEventPumpOptions { Capacity = capacity, FullMode = PeerEventPumpFullMode.DropNewest });
+        var (pump, handler, peer, hold) = await StartHeldInOnAddedAsync(new PeerEventPumpOptions { Capacity = capacity, FullMode = PeerEventPumpFullMode.DropWrite });
 
-        var accepted = 0;
+        var results = new List<PeerPostResult>();
         for (var i = 0; i < capacity * 2; i++)
         {
-            accepted += await PostSynchronouslyAsync(peer, $"{i}", postAsync) ? 1 : 0;
+            results.Add(await PostSynchronouslyAsync(peer, $"{i}", postAsync));
         }
 
-        accepted.Should().Be(capacity);
+        results.Should().Equal(Enumerable.Repeat(PeerPostResult.Posted, capacity).Concat(Enumerable.Repeat(PeerPostResult.Dropped, capacity)));
         hold.SetResult();
         await pump.DisposeAsync();
         handler.HistoryOf("p").Should().Equal(Expected(Enumerable.Range(0, capacity)));
@@ -180,8 +184,9 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
         var (pump, _, peer, hold) = await StartHeldInOnAddedAsync(new PeerEventPumpOptions { Capacity = 1, FullMode = PeerEventPumpFullMode.Wait, Logger = logger });
 
         peer.TryPost("1").Should().BeTrue();
-        peer.TryPost("1").Should().BeFalse();
+        peer.TryPost("1", out var refused).Should().BeFalse();
 
+        refused.Should().Be(PeerPostResult.Full, "a refusal in Wait mode, not a drop");
         logger.Entries.Should().NotContain(e => e.EventId == DroppedEventId);
         hold.SetResult();
         await pump.DisposeAsync();
@@ -195,25 +200,28 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
         var logger = new RecordingLogger();
         var (pump, handler, peer, hold) = await StartHeldInOnAddedAsync(new PeerEventPumpOptions { Capacity = 1, FullMode = PeerEventPumpFullMode.Wait, Logger = logger });
 
-        (await peer.PostAsync("1").AsTask().OrHang()).Should().BeTrue();
+        (await peer.PostAsync("1").AsTask().OrHang()).Should().Be(PeerPostResult.Posted);
         var second = peer.PostAsync("2").AsTask();
         second.IsCompleted.Should().BeFalse("the queue is full");
 
         hold.SetResult();
-        (await second.OrHang()).Should().BeTrue();
+        (await second.OrHang()).Should().Be(PeerPostResult.Posted);
         await pump.DisposeAsync();
         handler.HistoryOf("p").Should().Equal("added", "1", "2", "removed");
         logger.Entries.Should().NotContain(e => e.EventId == DroppedEventId);
     }
 
-    // Ports BoundedChannelTests.DroppedDelegateCalledOnChannelFull_SyncWrites and _AsyncWrites (drop modes only; Channels'
-    // DropWrite is the pump's DropNewest): nothing is reported while the queue has room, then exactly one drop per write
-    // past the bound. The reported peer is the dropped message's (for DropOldest, the displaced one's).
+    // Ports BoundedChannelTests.DroppedDelegateCalledOnChannelFull_SyncWrites and _AsyncWrites (the three drop modes, as
+    // there): nothing is reported while the queue has room, then exactly one drop per write past the bound. The reported
+    // peer is the dropped message's (for DropOldest and DropNewest, the displaced one's). Every write succeeds, except
+    // that DropWrite reports the write it dropped (PeerPostResult.Dropped, where Channels returns true).
     [Theory]
     [InlineData(PeerEventPumpFullMode.DropNewest, false)]
     [InlineData(PeerEventPumpFullMode.DropOldest, false)]
+    [InlineData(PeerEventPumpFullMode.DropWrite, false)]
     [InlineData(PeerEventPumpFullMode.DropNewest, true)]
     [InlineData(PeerEventPumpFullMode.DropOldest, true)]
+    [InlineData(PeerEventPumpFullMode.DropWrite, true)]
     public async Task DropModes_ReportNothingWhileThereIsRoom_ThenExactlyOneDropPerPostPastTheBound(PeerEventPumpFullMode mode, bool postAsync)
     {
         const int ChannelCapacity = 10;
@@ -222,14 +230,14 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
 
         for (var i = 0; i < ChannelCapacity; i++)
         {
-            (await PostSynchronouslyAsync(peer, $"{i}", postAsync)).Should().BeTrue();
+            (await PostSynchronouslyAsync(peer, $"{i}", postAsync)).Should().Be(PeerPostResult.Posted);
         }
 
         logger.Entries.Should().NotContain(e => e.EventId == DroppedEventId, "no message is dropped while the queue has room");
 
         for (var i = ChannelCapacity; i < ChannelCapacity + 10; i++)
         {
-            (await PostSynchronouslyAsync(peer, $"{i}", postAsync)).Should().Be(mode == PeerEventPumpFullMode.DropOldest);
+            (await PostSynchronouslyAsync(peer, $"{i}", postAsync)).Should().Be(mode == PeerEventPumpFullMode.DropWrite ? PeerPostResult.Dropped : PeerPostResult.Posted);
         }
 
         var drops = logger.Entries.Where(e => e.EventId == DroppedEventId).ToList();
@@ -283,7 +291,7 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
     public async Task CancellingAWaitingPostAsync_LeavesTheRoomToTheNextWaiter_AndItsMessageIsNeverDelivered()
     {
         var (pump, handler, peer, hold) = await StartHeldInOnAddedAsync(new PeerEventPumpOptions { Capacity = 1 });
-        (await peer.PostAsync("42").AsTask().OrHang()).Should().BeTrue();
+        (await peer.PostAsync("42").AsTask().OrHang()).Should().Be(PeerPostResult.Posted);
         using var cts = new CancellationTokenSource();
 
         var write1 = peer.PostAsync("43", cts.Token).AsTask();
@@ -293,7 +301,7 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
 
         hold.SetResult();
         await handler.WhenHandled(3).OrHang();
-        (await write2.OrHang()).Should().BeTrue();
+        (await write2.OrHang()).Should().Be(PeerPostResult.Posted);
         var cancelled = await write1.Invoking(w => w.OrHang()).Should().ThrowAsync<OperationCanceledException>();
         cancelled.Which.CancellationToken.Should().Be(cts.Token);
         await pump.DisposeAsync();
@@ -318,7 +326,7 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
         {
             for (var i = 0; i < NumItems; i++)
             {
-                (await peer.PostAsync($"{i}")).Should().BeTrue();
+                (await peer.PostAsync($"{i}")).Should().Be(PeerPostResult.Posted);
             }
         }).OrHang();
 
@@ -354,12 +362,12 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
                     break;
                 }
 
-                (await peer.PostAsync($"{value + 1}")).Should().BeTrue();
+                (await peer.PostAsync($"{value + 1}")).Should().Be(PeerPostResult.Posted);
             }
 
             if (Interlocked.Decrement(ref remainingWriters) == 0)
             {
-                await pump.CompleteAsync();
+                await pump.CloseAsync();
             }
         })).ToArray();
 
@@ -394,32 +402,32 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
 
         blocker.SetResult();
         await handler.Entered("p:1").OrHang(); // "1" read: one place free, and the loop is held here
-        (await write1.OrHang()).Should().BeTrue();
+        (await write1.OrHang()).Should().Be(PeerPostResult.Posted);
         write2.IsCompleted.Should().BeFalse("the one freed place went to the first waiter; the queue is full again");
 
         inOne.SetResult();
         await handler.Entered("p:2").OrHang();
-        (await write2.OrHang()).Should().BeTrue();
+        (await write2.OrHang()).Should().Be(PeerPostResult.Posted);
         inTwo.SetResult();
         await pump.DisposeAsync();
         handler.HistoryOf("p").Should().Equal("added", "1", "2", "3", "removed");
     }
 
     // Ports ChannelTestBase.WaitToWriteAsync_AfterComplete_SynchronouslyCompletes: after completion, a wait to write
-    // completes at once, with false.
+    // completes at once, with false (here: PeerPostResult.Closed).
     [Fact]
-    public async Task AfterCompletion_PostAsyncCompletesSynchronously_WithFalse()
+    public async Task AfterCompletion_PostAsyncCompletesSynchronously_WithClosed()
     {
         var handler = new RecordingPeerHandler<string>();
         var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { Capacity = 1 });
         var peer = pump.Connect("p");
         peer.MarkReady();
-        await pump.CompleteAsync().OrHang();
+        await pump.CloseAsync().OrHang();
 
         var write = peer.PostAsync("late").AsTask();
 
         write.IsCompletedSuccessfully.Should().BeTrue();
-        (await write).Should().BeFalse();
+        (await write).Should().Be(PeerPostResult.Closed);
     }
 
     // Ports ChannelTestBase.WaitToWriteAsync_EmptyChannel_SynchronouslyCompletes: with room, a write completes at once.
@@ -434,7 +442,7 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
         var write = peer.PostAsync("1").AsTask();
 
         write.IsCompletedSuccessfully.Should().BeTrue();
-        (await write).Should().BeTrue();
+        (await write).Should().Be(PeerPostResult.Posted);
         await pump.DisposeAsync();
         handler.HistoryOf("p").Should().Equal("added", "1", "removed");
     }
@@ -447,42 +455,46 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
         var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { Capacity = 1 });
         var peer = pump.Connect("p");
         peer.MarkReady();
-        await pump.CompleteAsync().OrHang();
+        await pump.CloseAsync().OrHang();
 
         peer.TryPost("late").Should().BeFalse();
+        peer.TryPost("late", out var why).Should().BeFalse();
+        why.Should().Be(PeerPostResult.Closed);
         handler.HistoryOf("p").Should().Equal("added", "removed");
     }
 
     // Ports ChannelTestBase.WriteAsync_AfterComplete_ThrowsException and Complete_WithException_PropagatesToNewWriter.
     // DIFFERENCE BY DESIGN: Channels throws (ChannelClosedException, with the completion's exception inside); the pump's
-    // PostAsync returns false after shutdown (PeerHandle.PostAsync docs) and has no completion exception to carry.
+    // PostAsync says so in its result instead, PeerPostResult.Closed ("the pump is closed, closing, disposed or faulted"),
+    // and has no completion exception to carry.
     [Fact]
-    public async Task AfterCompletion_PostAsyncReturnsFalse_InsteadOfThrowing()
+    public async Task AfterCompletion_PostAsyncReportsClosed_InsteadOfThrowing()
     {
         var handler = new RecordingPeerHandler<string>();
         var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { Capacity = 1 });
         var peer = pump.Connect("p");
         peer.MarkReady();
-        await pump.CompleteAsync().OrHang();
+        await pump.CloseAsync().OrHang();
 
-        (await peer.PostAsync("late").AsTask().OrHang()).Should().BeFalse();
+        (await peer.PostAsync("late").AsTask().OrHang()).Should().Be(PeerPostResult.Closed);
         handler.HistoryOf("p").Should().Equal("added", "removed");
     }
 
     // Ports ChannelTestBase.Complete_WithException_PropagatesToExistingWriter: a writer waiting on a full channel is
-    // released when the channel completes (Channels: ChannelClosedException; the pump: PostAsync returns false, documented
-    // "false also if ... the pump shuts down while waiting"); the items already queued are still read.
+    // released when the channel completes (Channels: ChannelClosedException; the pump: PostAsync returns Closed, documented
+    // "Disconnected or Closed also if the peer disconnects or the pump shuts down while the post waits"); the items
+    // already queued are still read.
     [Fact]
-    public async Task CompletingThePump_ReleasesAWaitingPostAsyncWithFalse_AndStillDeliversTheQueuedMessages()
+    public async Task ClosingThePump_ReleasesAWaitingPostAsyncWithClosed_AndStillDeliversTheQueuedMessages()
     {
         var (pump, handler, peer, hold) = await StartHeldInOnAddedAsync(new PeerEventPumpOptions { Capacity = 1 });
         peer.TryPost("queued").Should().BeTrue();
         var waiting = peer.PostAsync("42").AsTask();
         waiting.IsCompleted.Should().BeFalse("the queue is full");
 
-        var completion = pump.CompleteAsync();
+        var completion = pump.CloseAsync();
 
-        (await waiting.OrHang()).Should().BeFalse("the pump shut down while the post waited for room");
+        (await waiting.OrHang()).Should().Be(PeerPostResult.Closed, "the pump shut down while the post waited for room");
         hold.SetResult();
         await completion.OrHang();
         handler.HistoryOf("p").Should().Equal("added", "queued", "removed");
@@ -502,7 +514,7 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
         writers.Skip(1).Should().OnlyContain(w => !w.IsCompleted, "the queue is full after the first");
 
         hold.SetResult();
-        (await Task.WhenAll(writers).OrHang()).Should().OnlyContain(accepted => accepted);
+        (await Task.WhenAll(writers).OrHang()).Should().OnlyContain(result => result == PeerPostResult.Posted);
         await pump.DisposeAsync();
         handler.HistoryOf("p").Should().Equal(Expected(Enumerable.Range(0, NumItems)));
     }
@@ -535,7 +547,7 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
         };
 
         blocker.SetResult();
-        (await waiting.OrHang()).Should().BeTrue();
+        (await waiting.OrHang()).Should().Be(PeerPostResult.Posted);
         await pump.DisposeAsync();
 
         barged.Should().BeFalse("the freed place belongs to the post that was waiting for it");
@@ -580,7 +592,7 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
         await handler.WhenHandled(2).OrHang();
         for (var i = 0; i < 7; i++)
         {
-            (await peer.PostAsync($"{i}").AsTask().OrHang()).Should().BeTrue();
+            (await peer.PostAsync($"{i}").AsTask().OrHang()).Should().Be(PeerPostResult.Posted);
             await handler.WhenHandled(3 + i).OrHang();
         }
 
@@ -591,12 +603,13 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
     private static IEnumerable<string> Expected(IEnumerable<int> messages) =>
         new[] { "added" }.Concat(messages.Select(i => $"{i}")).Append("removed");
 
-    /// <summary>TryPost, or PostAsync that must complete synchronously (a drop mode never waits).</summary>
-    private static async Task<bool> PostSynchronouslyAsync(PeerHandle<string, string> peer, string message, bool postAsync)
+    /// <summary>TryPost, or PostAsync that must complete synchronously (a drop mode never waits); what became of the message.</summary>
+    private static async Task<PeerPostResult> PostSynchronouslyAsync(PeerHandle<string, string> peer, string message, bool postAsync)
     {
         if (!postAsync)
         {
-            return peer.TryPost(message);
+            peer.TryPost(message, out var result).Should().Be(result == PeerPostResult.Posted);
+            return result;
         }
 
         var write = peer.PostAsync(message).AsTask();
@@ -620,7 +633,7 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
     /// A handler that records each event ("peer:event"), signals when the loop enters one, can hold the loop inside a
     /// chosen event until its gate is set, and can run a synchronous hook on the loop as it enters an event.
     /// </summary>
-    private sealed class HookedHandler : IPeerEventHandler<string, string>
+    private sealed class HookedHandler : IPeerEventConsumer<string, string>
     {
         private readonly ConcurrentDictionary<string, TaskCompletionSource> _holds = new();
         private readonly ConcurrentDictionary<string, TaskCompletionSource> _entered = new();
