@@ -20,7 +20,8 @@ namespace Concurrency.Primitives.Tests.Conformance;
 /// and not yet cut, as a channel counts items written and not yet read. A submit that waits for room cannot be told from
 /// a queued one by its task (both wait for a result), so where it matters the ports tell them apart by shutting down:
 /// with <see cref="BatcherShutdownMode.Drain"/> a queued item is still dispatched, a submit waiting for room fails with
-/// <see cref="ObjectDisposedException"/> (Channels: <c>ChannelClosedException</c>). The clock is manual: no Timeout passes.
+/// <see cref="ClosedException"/> (Channels: <c>ChannelClosedException</c>). Completing the writer is <c>CloseAsync</c>. The
+/// clock is manual: no Timeout passes.
 /// The batcher has no TryWrite and no drop modes: those Channels tests are ported to the pump only.
 /// </remarks>
 public sealed class ChannelsBoundedWriterBatcherConformanceTests
@@ -40,13 +41,13 @@ public sealed class ChannelsBoundedWriterBatcherConformanceTests
         var accepted = Enumerable.Range(0, capacity).Select(i => batcher.SubmitAsync(i).AsTask()).ToArray();
         var waiting = batcher.SubmitAsync(capacity).AsTask();
 
-        var shutdown = batcher.CompleteAsync();
+        var shutdown = batcher.CloseAsync();
         reader.ReadAll();
         await shutdown.OrHang();
 
         (await running.OrHang()).Should().Be(-1);
         (await Task.WhenAll(accepted).OrHang()).Should().Equal(Enumerable.Range(0, capacity), "accepted items drain at shutdown");
-        await waiting.Invoking(w => w.OrHang()).Should().ThrowAsync<ObjectDisposedException>("it was waiting for room, not accepted");
+        await waiting.Invoking(w => w.OrHang()).Should().ThrowAsync<ClosedException>("it was waiting for room, not accepted");
         reader.Dispatched.Should().Equal(new[] { -1 }.Concat(Enumerable.Range(0, capacity)));
     }
 
@@ -160,7 +161,7 @@ public sealed class ChannelsBoundedWriterBatcherConformanceTests
             Interlocked.Add(ref answeredTotal, (await Task.WhenAll(mine)).Sum(r => (long)r));
             if (Interlocked.Decrement(ref remainingWriters) == 0)
             {
-                await batcher.CompleteAsync();
+                await batcher.CloseAsync();
             }
         })).ToArray();
 
@@ -196,13 +197,13 @@ public sealed class ChannelsBoundedWriterBatcherConformanceTests
     }
 
     // Ports ChannelTestBase.Complete_WithException_PropagatesToExistingWriter: a writer waiting on a full channel fails when
-    // the channel completes (Channels: ChannelClosedException; here ObjectDisposedException, documented for a submit to a
-    // batcher that is shutting down), while the items already accepted are still read — in Drain mode. In FailPending mode
-    // the accepted, undispatched items fail too (documented), and the running dispatch is still awaited.
+    // the channel completes (Channels: ChannelClosedException; here ClosedException, documented for a submit to a batcher
+    // that is closed or closing), while the items already accepted are still read — in Drain mode. In FailPending mode
+    // the accepted, undispatched items fail too (documented, with ClosedException), and the running dispatch is still awaited.
     [Theory]
     [InlineData(BatcherShutdownMode.Drain)]
     [InlineData(BatcherShutdownMode.FailPending)]
-    public async Task ShuttingDown_FailsAWaitingSubmitWithObjectDisposed_AndDrainsOrFailsTheQueuedItemsByShutdownMode(BatcherShutdownMode mode)
+    public async Task ShuttingDown_FailsAWaitingSubmitWithClosed_AndDrainsOrFailsTheQueuedItemsByShutdownMode(BatcherShutdownMode mode)
     {
         var (batcher, reader) = NewBatcher(capacity: 1, mode);
         var running = batcher.SubmitAsync(0).AsTask();
@@ -211,9 +212,9 @@ public sealed class ChannelsBoundedWriterBatcherConformanceTests
         var waiting = batcher.SubmitAsync(42).AsTask();
         waiting.IsCompleted.Should().BeFalse("the queue is full");
 
-        var shutdown = batcher.CompleteAsync();
+        var shutdown = batcher.CloseAsync();
 
-        await waiting.Invoking(w => w.OrHang()).Should().ThrowAsync<ObjectDisposedException>();
+        await waiting.Invoking(w => w.OrHang()).Should().ThrowAsync<ClosedException>();
         reader.ReadAll();
         await shutdown.OrHang();
         (await running.OrHang()).Should().Be(0);
@@ -224,37 +225,40 @@ public sealed class ChannelsBoundedWriterBatcherConformanceTests
         }
         else
         {
-            await queued.Invoking(q => q.OrHang()).Should().ThrowAsync<ObjectDisposedException>();
+            await queued.Invoking(q => q.OrHang()).Should().ThrowAsync<ClosedException>();
             reader.Dispatched.Should().Equal(0);
         }
     }
 
     // Ports ChannelTestBase.WriteAsync_AfterComplete_ThrowsException and Complete_WithException_PropagatesToNewWriter: a
-    // write after completion throws an InvalidOperationException (Channels: ChannelClosedException; here
-    // ObjectDisposedException, which is one). No completion exception is carried: CompleteAsync takes none.
+    // write after completion throws an InvalidOperationException (Channels: ChannelClosedException; here ClosedException,
+    // which is one, and ObjectDisposedException, also one, only once the batcher is disposed). No completion exception is
+    // carried: CloseAsync takes none.
     [Fact]
-    public async Task ASubmitAfterShutdown_ThrowsObjectDisposed_AnInvalidOperationException()
+    public async Task ASubmitAfterShutdown_ThrowsClosed_AnInvalidOperationException()
     {
         var (batcher, reader) = NewBatcher(capacity: 1);
-        await batcher.CompleteAsync().OrHang();
+        await batcher.CloseAsync().OrHang();
 
-        await batcher.Invoking(b => b.SubmitAsync(42).AsTask().OrHang()).Should().ThrowAsync<ObjectDisposedException>();
+        await batcher.Invoking(b => b.SubmitAsync(42).AsTask().OrHang()).Should().ThrowAsync<ClosedException>();
         await batcher.Invoking(b => b.SubmitAsync(42).AsTask().OrHang()).Should().ThrowAsync<InvalidOperationException>();
+        await batcher.DisposeAsync();
+        await batcher.Invoking(b => b.SubmitAsync(42).AsTask().OrHang()).Should().ThrowAsync<ObjectDisposedException>();
         reader.Dispatched.Should().BeEmpty();
     }
 
     // Ports ChannelTestBase.WaitToWriteAsync_AfterComplete_SynchronouslyCompletes: after completion, a write completes at
-    // once (here: already faulted with ObjectDisposedException) rather than waiting.
+    // once (here: already faulted with ClosedException) rather than waiting.
     [Fact]
     public async Task ASubmitAfterShutdown_CompletesSynchronously()
     {
         var (batcher, _) = NewBatcher(capacity: 1);
-        await batcher.CompleteAsync().OrHang();
+        await batcher.CloseAsync().OrHang();
 
         var write = batcher.SubmitAsync(42).AsTask();
 
         write.IsCompleted.Should().BeTrue();
-        write.Exception!.InnerException.Should().BeOfType<ObjectDisposedException>();
+        write.Exception!.InnerException.Should().BeOfType<ClosedException>();
     }
 
     // Ports ChannelTestBase.ManyWriteAsync_ThenManyTryRead_Success: 2000 writes to a channel of capacity 1 (all but the
@@ -305,7 +309,7 @@ public sealed class ChannelsBoundedWriterBatcherConformanceTests
                 batch.TrySetResult(0, batch[0]);
                 return default;
             },
-            new BatcherOptions { MaxBatchSize = 1, Capacity = 1, MaxConcurrentBatches = 1, MaxDelay = TimeSpan.Zero, TimeProvider = new ManualTimeProvider() });
+            new BatcherOptions { MaxBatchSize = 1, Capacity = 1, MaxConcurrency = 1, MaxDelay = TimeSpan.Zero, TimeProvider = new ManualTimeProvider() });
 
         var calls = new[] { 1, 2, 3, 4 }.Select(i => batcher.SubmitAsync(i).AsTask()).ToList(); // 1 runs, 2 queued, 3 and 4 wait
         releaseFirst.Set();
@@ -436,7 +440,7 @@ public sealed class ChannelsBoundedWriterBatcherConformanceTests
             {
                 MaxBatchSize = 1,
                 Capacity = capacity,
-                MaxConcurrentBatches = 1,
+                MaxConcurrency = 1,
                 MaxDelay = TimeSpan.Zero,
                 ShutdownMode = mode,
                 TimeProvider = new ManualTimeProvider(),

@@ -275,7 +275,7 @@ public sealed class DataLoaderConformanceTests
         loadCalls.Should().BeEquivalentTo(new[] { new[] { "A", "B" }, new[] { "A", "C" } }, o => o.WithStrictOrdering());
         neverDispatched.IsCompleted.Should().BeFalse();
 
-        await loader.CompleteAsync().OrHang();
+        await loader.CloseAsync().OrHang();
         (await neverDispatched.OrHang()).Should().Be("D");
     }
 
