@@ -605,8 +605,8 @@ public sealed class GuavaAbstractServiceConformanceTests
     {
         // Ports the failed(from == STARTING) checks of Guava AbstractServiceTest.RecordingListener: awaitRunning() and
         // awaitTerminated() both throw the cause. Differs by design for awaitTerminated: a gate whose start failed may be
-        // started again ("start again to retry"), so WhenStopped, which "completes when the gate reaches Stopped, or is
-        // closed without ever having started", waits; WhenRunning "faults with the start's exception".
+        // started again (StartFailed: "a new StartAsync retries"), so WhenStopped, which "completes when the gate reaches
+        // Stopped, or is closed without ever having started", waits; WhenRunning "faults with the start's exception".
         var failure = new InvalidOperationException("deliberate");
         var gate = new LifecycleGate(start: (_, _) => Task.FromException(failure));
         var whenRunning = gate.WhenRunning;

@@ -26,7 +26,7 @@ public sealed class GuavaIdleServiceConformanceTests
     }
 
     [Fact]
-    public async Task AFailingStartUp_IsThrownByStartAsyncAsTheSameInstance_AndLeavesTheGateFaulted()
+    public async Task AFailingStartUp_IsThrownByStartAsyncAsTheSameInstance_AndLeavesTheGateStartFailed()
     {
         // Ports Guava AbstractIdleServiceTest.FunctionalTest.testStart_failed
         var exception = new Exception("deliberate");
@@ -38,7 +38,7 @@ public sealed class GuavaIdleServiceConformanceTests
     }
 
     [Fact]
-    public async Task AFailingShutDown_IsThrownByStopAsyncAsTheSameInstance_AndLeavesTheGateFaulted()
+    public async Task AFailingShutDown_IsThrownByStopAsyncAsTheSameInstance_AndLeavesTheGateStopFailed()
     {
         // Ports Guava AbstractIdleServiceTest.FunctionalTest.testStop_failed
         var exception = new Exception("deliberate");
@@ -66,7 +66,7 @@ public sealed class GuavaIdleServiceConformanceTests
     }
 
     [Fact]
-    public async Task AStartUpThatFails_IsCalledOnce_InStarting_AndLeavesTheGateFaulted()
+    public async Task AStartUpThatFails_IsCalledOnce_InStarting_AndLeavesTheGateStartFailed()
     {
         // Ports Guava AbstractIdleServiceTest.testStart_failed
         var exception = new Exception("deliberate");
@@ -110,7 +110,7 @@ public sealed class GuavaIdleServiceConformanceTests
     }
 
     [Fact]
-    public async Task AShutDownThatFails_IsCalledOnce_InStopping_AndLeavesTheGateFaulted()
+    public async Task AShutDownThatFails_IsCalledOnce_InStopping_AndLeavesTheGateStopFailed()
     {
         // Ports Guava AbstractIdleServiceTest.testStop_failed
         var exception = new Exception("deliberate");
