@@ -97,6 +97,7 @@ public sealed partial class LifecycleGate
         {
             cycle.StartFinished = true;
             cycle.CancelledByStop = cancelledByStop;
+            cycle.CleanupFailure = cleanupFailure;
             var whenRunning = _whenRunning;
             if (cancelledByStop)
             {
@@ -171,7 +172,8 @@ public sealed partial class LifecycleGate
     {
         var started = _time.GetTimestamp();
         cycle.CancelStartQuietly();
-        if (!cycle.Started.Task.IsCompleted)
+        var startWasInFlight = !cycle.Started.Task.IsCompleted;
+        if (startWasInFlight)
         {
             try
             {
@@ -197,6 +199,7 @@ public sealed partial class LifecycleGate
             }
         }
 
+        Exception? releaseFailure = null;
         lock (_lock)
         {
             if (!cycle.StartSucceeded && cycle.Teardown.IsCompleted)
@@ -206,6 +209,25 @@ public sealed partial class LifecycleGate
                 signal.TrySetResult(cycle.CancelledByStop);
                 return;
             }
+
+            if (!cycle.StartSucceeded && startWasInFlight)
+            {
+                // The start this stop waited for failed, and releasing what it had acquired failed too: that failure is this
+                // stop's, as a failing stop step's would be. The gate waits in StopFailed; the next stop resumes the release.
+                cycle.StopSignal = null;
+                releaseFailure = cycle.CleanupFailure;
+            }
+        }
+
+        if (releaseFailure is not null)
+        {
+            signal.TrySetException(releaseFailure);
+            _ = signal.Task.Exception; // observed: thrown to the stop callers and logged (2009)
+            return;
+        }
+
+        lock (_lock)
+        {
 
             // Something of this cycle is not torn down, so no new cycle can have started (StartAsync refuses until it is).
             Debug.Assert(ReferenceEquals(_cycle, cycle), "Only the current cycle is ever torn down.");
@@ -447,6 +469,9 @@ public sealed partial class LifecycleGate
 
         /// <summary>Whether the start failed because a stop cancelled its token. Guarded by the gate's lock.</summary>
         public bool CancelledByStop { get; set; }
+
+        /// <summary>Why releasing what a failed start acquired failed, if it did. Guarded by the gate's lock.</summary>
+        public Exception? CleanupFailure { get; set; }
 
         /// <summary>Whether a stop was requested. Guarded by the gate's lock.</summary>
         public bool StopRequested { get; set; }

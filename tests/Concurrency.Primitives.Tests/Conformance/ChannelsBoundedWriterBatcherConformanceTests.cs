@@ -102,7 +102,7 @@ public sealed class ChannelsBoundedWriterBatcherConformanceTests
     // (a reader taking up to MaxBatchSize items at a time), where the batcher's own docs promise "Items keep their submit
     // order within a batch". Observed: submits that waited for room are admitted out of order (capacity 10: 0..10, then
     // 65, 75, 85, ...; with batches, whole batches in reverse submit order, e.g. 7778,7775,7774,...).
-    [Theory(Skip = "Library defect: submits that waited for room are admitted, and so dispatched, out of submit order, even within one batch: a new submit takes room before the waiters (SubmitWhenRoomAsync tries TryAdmit first), and woken waiters that lose the race re-queue at the tail (RoomWaiters.Add)")]
+    [Theory]
     [InlineData(1, 1)]
     [InlineData(10, 1)]
     [InlineData(10, 10)]
@@ -284,7 +284,7 @@ public sealed class ChannelsBoundedWriterBatcherConformanceTests
     // blocked writer. Here the dispatch of item 2 runs inline, on the thread that just cut item 2 and granted the freed
     // place to the waiting submit 3; it issues submit 5 (from a context outside the dispatch, so it is not refused as
     // re-entrant). Submit 5 must not overtake the waiting submits 3 and 4.
-    [Fact(Skip = "Library defect: a submit arriving after a waiting SubmitAsync was granted the freed place takes that place (Batcher.SubmitWhenRoomAsync calls TryAdmit before queuing behind the waiters); the granted waiter then re-queues behind every later waiter (observed dispatch order 1,2,5,4,3)")]
+    [Fact]
     public async Task ASubmitIssuedWhileAWaitingSubmitHoldsTheFreedPlace_DoesNotOvertakeTheWaiters()
     {
         var outside = ExecutionContext.Capture()!;
@@ -353,7 +353,7 @@ public sealed class ChannelsBoundedWriterBatcherConformanceTests
     // Ports ChannelTestBase.Precancellation_Writing_ReturnsImmediately's status check: Channels asserts the returned task
     // IsCanceled, as the .NET task-based asynchronous pattern asks of a method given an already-cancelled token. The pump's
     // PostAsync, and this batcher's own submit once it waited for room, both end Canceled.
-    [Fact(Skip = "Library defect (TAP convention): SubmitAsync with an already-cancelled token returns a Faulted task holding an OperationCanceledException (Batcher.SubmitAsync: Failed(new OperationCanceledException(cancellationToken)) = Task.FromException), not a Canceled one")]
+    [Fact]
     public void ASubmitWithAnAlreadyCancelledToken_EndsCanceled_NotFaulted()
     {
         var (batcher, _) = NewBatcher(capacity: 1);
@@ -397,7 +397,7 @@ public sealed class ChannelsBoundedWriterBatcherConformanceTests
     // throws InvalidOperationException if its result is read again. The batcher documents the same for SubmitAsync
     // ("Reading its result a second time throws InvalidOperationException"). Observed: the submit that waited for room
     // returns its result again.
-    [Fact(Skip = "Library defect (doc): a submit that waited for room returns a Task-backed ValueTask (Batcher.SubmitWhenRoomAsync is an async ValueTask method), so reading its result a second time returns it again instead of throwing InvalidOperationException as SubmitAsync's remarks promise")]
+    [Fact]
     public Task ReadingTheResultOfASubmitThatWaitedForRoomASecondTime_ThrowsInvalidOperation() => ReadResultTwiceAsync(waitsForRoom: true);
 
     // Ports ChannelTestBase.WriteAsync_AwaitThenGetResult_Throws on a channel with room (the Channels test uses a full one):

@@ -251,7 +251,7 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
     // ILogger, the only user code a drop runs) must not run while the primitive's lock is held. The callback writes to
     // the same pump from another thread and waits for that write; if the lock were held, that write could not finish.
     // (The pump's docs promise nothing about where the logger runs; Channels' tests do promise it for the drop callback.)
-    [Fact(Skip = "Library defect: a drop is logged (user ILogger code) while the pump's lock is held (PeerEventPump.TryEnqueueMessageLocked -> CountDropped), so a logger that waits on another post to the same pump deadlocks")]
+    [Fact]
     public async Task DropModes_TheDropIsReportedAfterThePumpsLockIsReleased()
     {
         PeerHandle<string, string>? other = null;
@@ -504,7 +504,7 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
     // first wait), then 2000 reads: the reads see the writes in the order they were issued, and every write completes.
     // Here all the writes come from one peer's handle, so the pump's own contract says the same thing: the handler sees
     // a peer's messages "in the order the peer's handle posted it".
-    [Fact(Skip = "Library defect: waiting PostAsyncs of one handle are delivered out of order (observed 0,2,4,...,1998,1999,1997,...,1): a freed place wakes two waiters (OnMessageTaken and TakeOrStop both call WakeRoomLocked, counting no woken-but-not-yet-posted waiter) and the loser re-queues at the tail (WaitForRoomThenPostAsync -> TryEnqueueMessageLocked -> RoomWaiters.Add)")]
+    [Fact]
     public async Task ManyWaitingPostAsyncs_AreServedInTheOrderTheyWereIssued()
     {
         const int NumItems = 2000;
@@ -524,7 +524,7 @@ public sealed class ChannelsBoundedWriterPumpConformanceTests
     // (a TryWrite racing the read returns false; the blocked writers are served first, in order). Here the handler, run
     // inline on the loop right after the loop took a message and granted the freed place to the waiting post, issues a
     // TryPost: it must not overtake the waiting post.
-    [Fact(Skip = "Library defect: a post issued after a waiting PostAsync was granted the freed place takes that place (TryEnqueueMessageLocked checks only the count, not the granted waiters); the waiter then re-queues behind every later waiter")]
+    [Fact]
     public async Task APostIssuedWhileAWaitingPostAsyncHoldsTheFreedPlace_DoesNotOvertakeIt()
     {
         var handler = new HookedHandler();

@@ -185,7 +185,7 @@ public sealed class GuavaExecutionThreadServiceConformanceTests
         gate.State.Should().Be(Stopped);
     }
 
-    [Fact(Skip = "Library defect: a run fault is swallowed when the stop after it fails once; the resumed stop completes the teardown and returns true instead of throwing the run's fault")]
+    [Fact]
     public async Task ARunThatThrows_ThenAShutDownThatThrowsOnce_TheResumedStopStillRethrowsTheRunsFault()
     {
         // Ports Guava AbstractExecutionThreadServiceTest.testServiceThrowOnRunAndThenAgainOnShutDown
@@ -211,7 +211,7 @@ public sealed class GuavaExecutionThreadServiceConformanceTests
         shutDownCalls.Should().Be(2);
     }
 
-    [Fact(Skip = "Library defect: OrderedTeardown keeps the run's fault in a local of one execution; after a failed step the resumed ExecuteAsync completes without throwing it")]
+    [Fact]
     public async Task OrderedTeardown_ARunFaultThenAStepThatFailsOnce_TheResumedExecutionStillThrowsTheRunsFault()
     {
         // Ports Guava AbstractExecutionThreadServiceTest.testServiceThrowOnRunAndThenAgainOnShutDown onto OrderedTeardown on
