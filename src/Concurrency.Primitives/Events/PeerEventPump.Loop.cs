@@ -298,9 +298,9 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
     {
         var kind = ((PeerEventKind)failed.Kind).ToString();
         var peer = failed.Handle?.Peer.ToString() ?? string.Empty;
-        if (PeerEventPumpMetrics.HandlerFaults.Enabled)
+        if (PeerEventPumpMetrics.ConsumerFaults.Enabled)
         {
-            PeerEventPumpMetrics.HandlerFaults.Add(1, _metricTag);
+            PeerEventPumpMetrics.ConsumerFaults.Add(1, _metricTag);
         }
 
         PeerEventPumpLog.HandlerFailed(_logger, _name, kind, peer, _faultPolicy, exception);

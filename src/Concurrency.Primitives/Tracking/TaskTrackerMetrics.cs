@@ -13,7 +13,7 @@ internal static class TaskTrackerMetrics
         "concurrency.primitives.tracker.outstanding", "{operation}", "Registrations held in a TaskTracker and not yet released.");
 
     public static readonly Counter<long> Started = Telemetry.Meter.CreateCounter<long>(
-        "concurrency.primitives.tracker.started", "{operation}", "Work started by TaskTracker.Go or TryGo.");
+        "concurrency.primitives.tracker.started", "{operation}", "Work started by TaskTracker.Go, RunAsync or TryGo.");
 
     public static readonly Counter<long> Faulted = Telemetry.Meter.CreateCounter<long>(
         "concurrency.primitives.tracker.faulted", "{operation}", "Failures of work tracked by a TaskTracker.");

@@ -7,7 +7,7 @@ using System.Threading.Tasks.Sources;
 
 namespace Concurrency.Primitives.Tests.Batching;
 
-/// <summary>The pooled per-item wait: invariant 1 of design.md section 3 across the item's reuse.</summary>
+/// <summary>The pooled per-item wait: invariant 1 of src/Concurrency.Primitives/Batching/README.md across the item's reuse.</summary>
 public sealed class BatchItemTests
 {
     [Fact]

@@ -7,7 +7,7 @@ using Concurrency.Primitives.Tests.TestSupport;
 
 namespace Concurrency.Primitives.Tests.Batching;
 
-/// <summary>Invariants 1-3, 5 and 9 of design.md section 3: every waiter is answered, whatever the dispatch does.</summary>
+/// <summary>Invariants 1-3, 5 and 9 of src/Concurrency.Primitives/Batching/README.md: every waiter is answered, whatever the dispatch does.</summary>
 public sealed class BatcherFaultTests
 {
     private static BatcherOptions Options(TimeProvider? time = null, int size = 4) => new()

@@ -7,7 +7,7 @@ using Concurrency.Primitives.Tests.TestSupport;
 
 namespace Concurrency.Primitives.Tests.Batching;
 
-/// <summary>Invariants 4, 6, 7 and 11 of design.md section 3: triggers, concurrency, back-pressure, cancellation, re-entrancy.</summary>
+/// <summary>Invariants 4, 6, 7 and 11 of src/Concurrency.Primitives/Batching/README.md: triggers, concurrency, back-pressure, cancellation, re-entrancy.</summary>
 public sealed class BatcherFormationTests
 {
     [Fact]

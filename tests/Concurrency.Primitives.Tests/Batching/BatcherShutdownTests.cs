@@ -7,7 +7,7 @@ using Concurrency.Primitives.Tests.TestSupport;
 
 namespace Concurrency.Primitives.Tests.Batching;
 
-/// <summary>Invariant 8 of design.md section 3: shutdown never hangs and never crashes.</summary>
+/// <summary>Invariant 8 of src/Concurrency.Primitives/Batching/README.md: shutdown never hangs and never crashes.</summary>
 public sealed class BatcherShutdownTests
 {
     private static ValueTask<IReadOnlyList<int>> Echo(IReadOnlyList<int> items, CancellationToken token) => new(items.ToArray());

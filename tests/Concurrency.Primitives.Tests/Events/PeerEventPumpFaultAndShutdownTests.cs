@@ -6,7 +6,7 @@ using Concurrency.Primitives.Tests.TestSupport;
 
 namespace Concurrency.Primitives.Tests.Events;
 
-/// <summary>Invariants 5-7 of design.md section 4: handler faults, shutdown, bounded messages.</summary>
+/// <summary>Invariants 5-7 of src/Concurrency.Primitives/Events/README.md: handler faults, shutdown, bounded messages.</summary>
 public sealed class PeerEventPumpFaultAndShutdownTests
 {
     [Theory]

@@ -5,7 +5,7 @@ using Concurrency.Primitives.Tests.TestSupport;
 
 namespace Concurrency.Primitives.Tests.Events;
 
-/// <summary>Invariants 1-4 and 9 of design.md section 4: per-peer histories, one FIFO, idempotent handles, reconnects.</summary>
+/// <summary>Invariants 1-4 and 9 of src/Concurrency.Primitives/Events/README.md: per-peer histories, one FIFO, idempotent handles, reconnects.</summary>
 public sealed class PeerEventPumpOrderTests
 {
     [Fact]

@@ -6,7 +6,7 @@ using Concurrency.Primitives.Tests.TestSupport;
 
 namespace Concurrency.Primitives.Tests.Lifecycle;
 
-/// <summary>Invariants 1, 2, 7 and 8 of design.md section 2: the state machine, one start per cycle, restart rules, the fast path.</summary>
+/// <summary>Invariants 1, 2, 7 and 8 of src/Concurrency.Primitives/Lifecycle/README.md: the state machine, one start per cycle, restart rules, the fast path.</summary>
 public sealed class LifecycleGateStartTests
 {
     [Fact]

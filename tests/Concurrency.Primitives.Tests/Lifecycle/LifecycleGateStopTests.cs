@@ -6,7 +6,7 @@ using Concurrency.Primitives.Tests.TestSupport;
 
 namespace Concurrency.Primitives.Tests.Lifecycle;
 
-/// <summary>Invariants 3-6 and 9 of design.md section 2: stopping, teardown order, failures, timeouts.</summary>
+/// <summary>Invariants 3-6 and 9 of src/Concurrency.Primitives/Lifecycle/README.md: stopping, teardown order, failures, timeouts.</summary>
 public sealed class LifecycleGateStopTests
 {
     [Fact]

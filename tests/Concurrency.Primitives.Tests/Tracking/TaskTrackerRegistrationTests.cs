@@ -6,7 +6,7 @@ using Concurrency.Primitives.Tests.TestSupport;
 
 namespace Concurrency.Primitives.Tests.Tracking;
 
-/// <summary>Invariants 1-3 of design.md section 1: register before start, terminal completion, children during close.</summary>
+/// <summary>Invariants 1-3 of src/Concurrency.Primitives/Tracking/README.md: register before start, terminal completion, children during close.</summary>
 public sealed class TaskTrackerRegistrationTests
 {
     [Fact]

@@ -1,0 +1,149 @@
+using System;
+using System.Collections.Generic;
+using System.Threading;
+using System.Threading.Tasks;
+using Concurrency.Primitives.Tests.TestSupport;
+
+namespace Concurrency.Primitives.Tests.Api;
+
+/// <summary>
+/// No call of the library captures its caller's <see cref="SynchronizationContext"/>: a UI or classic ASP.NET thread that
+/// blocks on one of them (a synchronous shutdown) must see it complete. The context here never runs what is posted to it,
+/// as a UI thread blocked in <c>Wait</c> never does.
+/// </summary>
+public sealed class SynchronizationContextTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public void LifecycleGate_StartStopCloseAndDispose_CompleteUnderABlockedContext()
+    {
+        var gate = new LifecycleGate(start: (_, _) => Task.CompletedTask, run: token => Task.Delay(Timeout.Infinite, token), options: new LifecycleGateOptions { AllowRestart = true });
+        var other = new LifecycleGate(start: (_, _) => Task.CompletedTask);
+
+        var posted = OnBlockedContext(() => new Task[]
+        {
+            Checked(gate.StartAsync()),
+            Checked(gate.StopAsync()),
+            Checked(gate.StartAsync()),
+            gate.CloseAsync(),
+            Checked(other.StartAsync()),
+            other.DisposeAsync().AsTask(),
+        });
+
+        posted.Should().Be(0, "nothing was posted back to the caller's context");
+    }
+
+    [Fact]
+    public void OrderedTeardown_ExecuteAndDispose_CompleteUnderABlockedContext()
+    {
+        var teardown = new OrderedTeardown();
+        teardown.Add(_ => Task.CompletedTask, "step");
+        var disposed = new OrderedTeardown();
+        disposed.Add(new TrackedResource("client"));
+
+        var posted = OnBlockedContext(() => new[] { teardown.ExecuteAsync(), disposed.DisposeAsync().AsTask() });
+
+        posted.Should().Be(0);
+    }
+
+    [Fact]
+    public void TaskTracker_GoRunWaitCloseAndDispose_CompleteUnderABlockedContext()
+    {
+        var tracker = new TaskTracker(new TaskTrackerOptions { MaxConcurrency = 1 });
+        var disposed = new TaskTracker();
+
+        var posted = OnBlockedContext(() => new[]
+        {
+            tracker.Go(_ => Task.CompletedTask),
+            tracker.RunAsync(_ => Task.CompletedTask),
+            tracker.WaitAsync(),
+            tracker.CloseAsync(),
+            disposed.DisposeAsync().AsTask(),
+        });
+
+        posted.Should().Be(0);
+    }
+
+    [Fact]
+    public void Batcher_SubmitCloseAndDispose_CompleteUnderABlockedContext()
+    {
+        var batcher = new Batcher<int, int>(
+            (items, _) => new ValueTask<IReadOnlyList<int>>(items),
+            new BatcherOptions { MaxBatchSize = 1, MaxDelay = TimeSpan.Zero, Capacity = 1 });
+        var disposed = new Batcher<int, int>((items, _) => new ValueTask<IReadOnlyList<int>>(items));
+
+        var posted = OnBlockedContext(() => new Task[]
+        {
+            batcher.SubmitAsync(1).AsTask(),
+            batcher.SubmitAsync(2).AsTask(),
+            Ended(batcher.SubmitAsync(3).AsTask()), // waits for room; the close then refuses it
+            batcher.CloseAsync(),
+            disposed.DisposeAsync().AsTask(),
+        });
+
+        posted.Should().Be(0);
+    }
+
+    [Fact]
+    public void PeerEventPump_PostCloseAndDispose_CompleteUnderABlockedContext()
+    {
+        var pump = new PeerEventPump<string, string>(new RecordingPeerHandler<string>(), new PeerEventPumpOptions { Capacity = 1 });
+        var disposed = new PeerEventPump<string, string>(new RecordingPeerHandler<string>());
+
+        var posted = OnBlockedContext(() =>
+        {
+            var peer = pump.Connect("p");
+            peer.MarkReady();
+            return new Task[]
+            {
+                peer.PostAsync("m1").AsTask(),
+                peer.PostAsync("m2").AsTask(), // may wait for room
+                pump.CloseAsync(),
+                disposed.DisposeAsync().AsTask(),
+            };
+        });
+
+        posted.Should().Be(0);
+    }
+
+    private static Task Checked(Task<bool> task) => task;
+
+    /// <summary>Completes when <paramref name="task"/> completes, whatever its outcome.</summary>
+    private static Task Ended(Task task) => task.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+
+    /// <summary>Starts the calls on a thread whose context never runs posted work, blocks on each, and returns how many posts it got.</summary>
+    private static int OnBlockedContext(Func<IReadOnlyList<Task>> calls)
+    {
+        var context = new BlockedContext();
+        var previous = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(context);
+        try
+        {
+            foreach (var call in calls())
+            {
+#pragma warning disable VSTHRD002 // a synchronous wait on the blocked context is the point of the test
+                call.Wait(Bound).Should().BeTrue("a call blocked on by its caller's context must complete without that context");
+#pragma warning restore VSTHRD002
+            }
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(previous);
+        }
+
+        return context.Posts;
+    }
+
+    /// <summary>A context like a UI thread's that is blocked: it accepts posted work and never runs it.</summary>
+    private sealed class BlockedContext : SynchronizationContext
+    {
+        private int _posts;
+
+        public int Posts => Volatile.Read(ref _posts);
+
+        public override void Post(SendOrPostCallback d, object? state) => Interlocked.Increment(ref _posts);
+
+        public override void Send(SendOrPostCallback d, object? state) => throw new InvalidOperationException("The context is blocked.");
+    }
+}
