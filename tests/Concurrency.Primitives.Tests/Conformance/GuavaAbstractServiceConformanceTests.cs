@@ -899,8 +899,10 @@ public sealed class GuavaAbstractServiceConformanceTests
     {
         // Ports Guava AbstractServiceTest.testAddListenerAfterFailureDoesntCauseDeadlock
         var gate = new LifecycleGate(start: (_, _) => Task.FromException(new InvalidOperationException("deliberate")));
+        var startEvents = new TransitionRecorder(gate);
         await gate.Invoking(g => g.StartAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>();
         gate.State.Should().Be(StartFailed);
+        await startEvents.WhenSeen(2).OrHang(); // events are raised on their own work item: let the start's be done
         var recorder = new TransitionRecorder(gate);
 
         var stopped = await Task.Run(() => gate.StopAsync()).OrHang();
