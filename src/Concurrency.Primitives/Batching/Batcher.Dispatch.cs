@@ -294,8 +294,8 @@ public sealed partial class Batcher<TItem, TResult>
                 return first;
             }
 
-            // This serve reads the submits' line below anyway. Parked items it moves in are served by this loop: no timer
-            // is armed for them yet.
+            // This serve reads the submits' line below anyway. Items the flush puts into the queue (parked ones, and the
+            // stack's ahead of them) are served by this loop: no timer is armed for them yet.
             if (FlushCutLocked() > 0)
             {
                 continue;
@@ -366,12 +366,12 @@ public sealed partial class Batcher<TItem, TResult>
         FlushCutLocked();
     }
 
-    /// <summary>Takes every submitted item from the stack into the queue, in submit order; called under the lock.</summary>
-    private void TakeChainLocked()
+    /// <summary>Takes every submitted item from the stack into the queue, in submit order; called under the lock. Returns how many.</summary>
+    private int TakeChainLocked()
     {
         if (Volatile.Read(ref _submit.Incoming) is null)
         {
-            return;
+            return 0;
         }
 
         // The stack is newest first: reverse the chain into submit order.
@@ -409,6 +409,8 @@ public sealed partial class Batcher<TItem, TResult>
         {
             ArmSweepLocked(earliest);
         }
+
+        return taken;
     }
 
     /// <summary>Appends an admitted item to the queue's tail; called under the lock.</summary>
@@ -518,7 +520,8 @@ public sealed partial class Batcher<TItem, TResult>
 
     /// <summary>
     /// Subtracts the cuts not yet counted from the admission count, and gives the room to the parked items. Returns how
-    /// many parked items it moved into the queue.
+    /// many items it put into the queue (parked ones, and the stack's, taken in ahead of them): a caller about to let
+    /// go must serve them, as no timer is armed for them yet.
     /// </summary>
     private int FlushCutLocked()
     {
@@ -534,11 +537,11 @@ public sealed partial class Batcher<TItem, TResult>
     /// <summary>
     /// Moves parked items into the queue, oldest first, while there is room; skips (and releases) those whose callers gave
     /// up meanwhile. Items already admitted and still on the stack are taken in first: they got their room earlier.
-    /// Called under the lock; returns how many items it moved.
+    /// Called under the lock; returns how many items it put into the queue, those from the stack included.
     /// </summary>
     private int AdmitParkedLocked()
     {
-        TakeChainLocked();
+        var taken = TakeChainLocked();
         var moved = 0;
         var now = Now();
         while (_parked.Count > 0)
@@ -572,7 +575,7 @@ public sealed partial class Batcher<TItem, TResult>
             BatcherMetrics.Queued.Add(moved, _metricTag);
         }
 
-        return moved;
+        return taken + moved;
     }
 
     /// <summary>Fails every parked item with a fresh exception from <paramref name="exception"/> (at shutdown). Called under the lock.</summary>
