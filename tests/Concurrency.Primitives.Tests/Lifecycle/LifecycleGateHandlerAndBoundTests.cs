@@ -128,6 +128,52 @@ public sealed class LifecycleGateHandlerAndBoundTests
         log.Entries.Should().Contain(e => e.EventId == 2010 && e.Exception is LifecycleStopTimeoutException);
     }
 
+    [Fact]
+    public async Task DisposeAsync_OfAGateWhoseRunIgnoresItsToken_ReturnsAtTheShutdownTimeout_WithoutThrowing_AndReleasesNothingUnderTheRun()
+    {
+        var time = new ManualTimeProvider();
+        var log = new RecordingLogger();
+        var resource = new TrackedResource("client");
+        var gate = new LifecycleGate(
+            start: (context, _) => Task.FromResult(context.Own(resource)),
+            run: _ => Bounded.NewGate().Task, // ignores cancellation, never returns
+            options: new LifecycleGateOptions { Name = "syncer", ShutdownTimeout = TimeSpan.FromSeconds(3), TimeProvider = time, Logger = log });
+        await gate.StartAsync().OrHang();
+
+        var dispose = gate.DisposeAsync().AsTask();
+        await time.WhenTimersArmed().OrHang();
+        time.Advance(TimeSpan.FromSeconds(3));
+
+        await dispose.Invoking(d => d.OrHang()).Should().NotThrowAsync("a host's container disposes the gate: a throw there ends the process");
+        var report = log.Entries.Should().ContainSingle(e => e.EventId == 2010).Which;
+        report.Level.Should().Be(LogLevel.Error);
+        report.Exception.Should().BeOfType<LifecycleStopTimeoutException>().Which.Step.Should().Be("run");
+        gate.State.Should().Be(LifecycleState.StopFailed);
+        gate.Fault.Should().BeSameAs(report.Exception, "the failure stays readable");
+        resource.IsDisposed.Should().BeFalse("nothing is released under a live run");
+        gate.Completion.IsCompleted.Should().BeFalse("the teardown is not finished");
+    }
+
+    [Fact]
+    public async Task OrderedTeardown_DisposeAsync_RunsATeardownNotYetRun_BoundedByItsTimeout_WithoutThrowing()
+    {
+        var time = new ManualTimeProvider();
+        var log = new RecordingLogger();
+        var released = new TrackedResource("released first");
+        var teardown = new OrderedTeardown(new OrderedTeardownOptions { Name = "runner", ShutdownTimeout = TimeSpan.FromSeconds(2), TimeProvider = time, Logger = log });
+        teardown.Add(_ => Bounded.NewGate().Task, "stuck");
+        teardown.Add(released);
+
+        var dispose = teardown.DisposeAsync().AsTask();
+        await time.WhenTimersArmed().OrHang();
+        time.Advance(TimeSpan.FromSeconds(2));
+
+        await dispose.Invoking(d => d.OrHang()).Should().NotThrowAsync();
+        released.IsDisposed.Should().BeTrue("the teardown ran: steps in reverse order, up to the stuck one");
+        log.Entries.Should().ContainSingle(e => e.EventId == 2011).Which.Exception.Should().BeOfType<LifecycleStopTimeoutException>().Which.Step.Should().Be("stuck");
+        teardown.IsCompleted.Should().BeFalse();
+    }
+
     private sealed class CallbackLogger : ILogger
     {
         private readonly Action _onLog;
