@@ -112,6 +112,43 @@ public sealed class ApiShapeTests
         }
     }
 
+    [Fact]
+    public void EveryPublicException_CanBeBuiltWithItsData_SoAConsumersOwnTestsCanThrowARealisticOne()
+    {
+        var fault = new InvalidOperationException("row 7 is locked");
+        var dispatch = new BatchDispatchException(fault, index: 2, batchSize: 5);
+        dispatch.InnerException.Should().BeSameAs(fault);
+        (dispatch.Index, dispatch.BatchSize).Should().Be((2, 5));
+
+        var notCompleted = new BatchItemNotCompletedException(index: 3, batchSize: 4, resultCount: 3);
+        (notCompleted.Index, notCompleted.BatchSize, notCompleted.ResultCount).Should().Be((3, 4, 3));
+
+        var timeout = new BatchTimeoutException(TimeSpan.FromSeconds(2), wasDispatched: true, dispatchTimedOut: true);
+        (timeout.Timeout, timeout.WasDispatched, timeout.DispatchTimedOut).Should().Be((TimeSpan.FromSeconds(2), true, true));
+
+        new Exception[] { dispatch, notCompleted, timeout }.Should().AllBeAssignableTo<BatchException>("one catch takes every batch failure");
+
+        var closed = new ClosedException("loader", "'loader' is closed.");
+        closed.Name.Should().Be("loader");
+        closed.Should().BeAssignableTo<InvalidOperationException>();
+
+        var stop = new LifecycleStopTimeoutException("poller", "run", TimeSpan.FromSeconds(3), runAbandoned: true);
+        (stop.Name, stop.Step, stop.Timeout, stop.RunAbandoned).Should().Be(("poller", "run", TimeSpan.FromSeconds(3), true));
+        stop.Message.Should().Contain("poller").And.Contain("run");
+        stop.Should().BeAssignableTo<ShutdownTimeoutException>();
+
+        var straggler = new TrackedOperationInfo(7, null, "flush", TrackedOperationKind.Work, false, TimeSpan.FromSeconds(40), null);
+        var tracker = new TaskTrackerTimeoutException("jobs", TimeSpan.FromSeconds(30), new[] { straggler }, unnamedCount: 1);
+        (tracker.Name, tracker.Timeout, tracker.UnnamedCount).Should().Be(("jobs", TimeSpan.FromSeconds(30), 1));
+        tracker.Outstanding.Should().ContainSingle().Which.Name.Should().Be("flush");
+        tracker.Message.Should().Contain("jobs").And.Contain("flush");
+        tracker.Should().BeAssignableTo<ShutdownTimeoutException>();
+
+        var shutdown = new ShutdownTimeoutException("pump", TimeSpan.FromSeconds(1), "'pump' did not close within 1 s.");
+        (shutdown.Name, shutdown.Timeout).Should().Be(("pump", TimeSpan.FromSeconds(1)));
+        shutdown.Should().BeAssignableTo<TimeoutException>();
+    }
+
     private static Type[] ConstraintsOf(Type type, string method) =>
         type.GetMethods(BindingFlags.Public | BindingFlags.Instance | BindingFlags.Static)
             .Single(m => m.Name == method && m.IsGenericMethodDefinition)

@@ -58,4 +58,45 @@ public sealed class PeerEventPumpArgumentTests
         peer.Disconnect().Should().BeFalse();
         peer.State.Should().Be(PeerConnectionState.Disconnected);
     }
+
+    [Fact]
+    public async Task DisposingAHandle_DisconnectsItsPeer_WhenCodeInsideTheUsingThrows_AndASecondDisposeDoesNothing()
+    {
+        var handler = new RecordingPeerHandler<string>();
+        await using var pump = new PeerEventPump<string, string>(handler);
+        PeerHandle<string, string>? escaped = null;
+
+        var fail = () =>
+        {
+            using var peer = pump.Connect("p");
+            escaped = peer;
+            peer.MarkReady();
+            peer.TryPost("m").Should().BeTrue();
+            throw new InvalidOperationException("the session failed");
+        };
+
+        fail.Should().Throw<InvalidOperationException>();
+        escaped!.State.Should().Be(PeerConnectionState.Disconnected);
+        await handler.WhenHandled(3).OrHang();
+        handler.HistoryOf("p").Should().Equal("added", "m", "removed");
+
+        escaped.Invoking(h => h.Dispose()).Should().NotThrow();
+        await pump.CloseAsync().OrHang();
+        handler.HistoryOf("p").Should().Equal("added", "m", "removed");
+    }
+
+    [Fact]
+    public async Task DisposingAHandle_AfterThePumpWasDisposed_ThrowsNothing()
+    {
+        var handler = new RecordingPeerHandler<string>();
+        var pump = new PeerEventPump<string, string>(handler);
+        var peer = pump.Connect("p");
+        peer.MarkReady();
+
+        await pump.DisposeAsync();
+
+        peer.Invoking(h => h.Dispose()).Should().NotThrow();
+        peer.State.Should().Be(PeerConnectionState.Disconnected);
+        handler.HistoryOf("p").Should().Equal("added", "removed");
+    }
 }
