@@ -5,16 +5,19 @@ using System.Threading.Tasks;
 namespace Concurrency.Primitives.Tests.TestSupport;
 
 /// <summary>
-/// Sizes of the stress tests. CI runs the base counts; CONCURRENCY_PRIMITIVES_SOAK=1 runs 100 times more.
-/// The time limit only bounds a hang: reaching it before the count is reached fails the test.
+/// Sizes of the stress tests. CI runs the base counts; CONCURRENCY_PRIMITIVES_SOAK=1 runs 100 times more, and
+/// CONCURRENCY_PRIMITIVES_SCALE=N (a positive whole number) runs N times more. The time limit only bounds a hang: reaching
+/// it before the count is reached fails the test.
 /// </summary>
 public static class StressSettings
 {
     public static bool Soak => Environment.GetEnvironmentVariable("CONCURRENCY_PRIMITIVES_SOAK") == "1";
 
-    public static int Scale => Soak ? 100 : 1;
+    public static int Scale => Environment.GetEnvironmentVariable("CONCURRENCY_PRIMITIVES_SCALE") is { } text && int.TryParse(text, out var scale) && scale > 0
+        ? scale
+        : Soak ? 100 : 1;
 
-    public static TimeSpan TimeLimit => Soak ? TimeSpan.FromHours(4) : TimeSpan.FromMinutes(4);
+    public static TimeSpan TimeLimit => Scale > 1 ? TimeSpan.FromHours(4) : TimeSpan.FromMinutes(4);
 
     public static int Workers => Math.Max(4, Environment.ProcessorCount * 2);
 
