@@ -153,14 +153,14 @@ public sealed partial class Batcher<TItem, TResult>
             }
         }
 
-        if (swept > 0 && BatcherMetrics.Orphans.Enabled)
+        if (swept > 0 && _metrics.Orphans.Enabled)
         {
-            BatcherMetrics.Orphans.Add(swept, _metricTag);
+            _metrics.Orphans.Add(swept, _metricTag);
         }
 
-        if (BatcherMetrics.DispatchDuration.Enabled)
+        if (_metrics.DispatchDuration.Enabled)
         {
-            BatcherMetrics.DispatchDuration.Record(_clock.Between(core.DispatchStarted, Now()).TotalSeconds, _metricTag);
+            _metrics.DispatchDuration.Record(_clock.Between(core.DispatchStarted, Now()).TotalSeconds, _metricTag);
         }
 
         var stuckFor = core.TimedOut ? _clock.Between(core.DispatchStarted, Now()) : (TimeSpan?)null;
@@ -222,9 +222,9 @@ public sealed partial class Batcher<TItem, TResult>
 
     private void CountDispatchFault()
     {
-        if (BatcherMetrics.DispatchFaults.Enabled)
+        if (_metrics.DispatchFaults.Enabled)
         {
-            BatcherMetrics.DispatchFaults.Add(1, _metricTag);
+            _metrics.DispatchFaults.Add(1, _metricTag);
         }
     }
 
@@ -400,9 +400,9 @@ public sealed partial class Batcher<TItem, TResult>
             }
         }
 
-        if (BatcherMetrics.Queued.Enabled)
+        if (_metrics.Queued.Enabled)
         {
-            BatcherMetrics.Queued.Add(taken, _metricTag);
+            _metrics.Queued.Add(taken, _metricTag);
         }
 
         if (earliest != long.MaxValue)
@@ -486,9 +486,9 @@ public sealed partial class Batcher<TItem, TResult>
             // The deadline sweep enforces it, so starting a dispatch touches no timer of its own.
             core.DispatchDeadline = Math.Min(now + _dispatchTimeoutTicks, core.Items[kept - 1].Deadline);
             ArmSweepLocked(core.DispatchDeadline);
-            if (BatcherMetrics.BatchSize.Enabled)
+            if (_metrics.BatchSize.Enabled)
             {
-                BatcherMetrics.BatchSize.Record(kept, _metricTag);
+                _metrics.BatchSize.Record(kept, _metricTag);
             }
 
             return core;
@@ -507,9 +507,9 @@ public sealed partial class Batcher<TItem, TResult>
     private void LeaveQueueLocked(int count)
     {
         _cutUncounted += count;
-        if (BatcherMetrics.Queued.Enabled)
+        if (_metrics.Queued.Enabled)
         {
-            BatcherMetrics.Queued.Add(-count, _metricTag);
+            _metrics.Queued.Add(-count, _metricTag);
         }
 
         if (_parked.Count > 0 || _cutUncounted >= _capacity / 4)
@@ -570,9 +570,9 @@ public sealed partial class Batcher<TItem, TResult>
             Volatile.Write(ref _submit.RoomWaiters, 0);
         }
 
-        if (moved > 0 && BatcherMetrics.Queued.Enabled)
+        if (moved > 0 && _metrics.Queued.Enabled)
         {
-            BatcherMetrics.Queued.Add(moved, _metricTag);
+            _metrics.Queued.Add(moved, _metricTag);
         }
 
         return taken + moved;

@@ -254,9 +254,9 @@ public sealed partial class Batcher<TItem, TResult>
         }
 
         start?.Start();
-        if (released > 0 && BatcherMetrics.Timeouts.Enabled)
+        if (released > 0 && _metrics.Timeouts.Enabled)
         {
-            BatcherMetrics.Timeouts.Add(released, _metricTag);
+            _metrics.Timeouts.Add(released, _metricTag);
         }
 
         if (timedOut is null)
@@ -267,9 +267,9 @@ public sealed partial class Batcher<TItem, TResult>
         foreach (var (core, cancellation) in timedOut)
         {
             BatcherLog.DispatchTimedOut(_logger, _name, core.Count, _dispatchTimeout);
-            if (BatcherMetrics.StuckDispatches.Enabled)
+            if (_metrics.StuckDispatches.Enabled)
             {
-                BatcherMetrics.StuckDispatches.Add(1, _metricTag);
+                _metrics.StuckDispatches.Add(1, _metricTag);
             }
 
             try

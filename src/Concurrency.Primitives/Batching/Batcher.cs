@@ -83,6 +83,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly KeyValuePair<string, object?> _metricTag;
+    private readonly BatcherMetrics _metrics;
     private readonly CoarseClock _clock;
     private readonly long _maxDelayTicks;
     private readonly Stack<BatchCore<TItem, TResult>> _corePool = new();
@@ -205,6 +206,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         _maxDelayTicks = _clock.ToTicks(_maxDelay);
         _dispatchTimeoutTicks = TicksOrNever(_dispatchTimeout);
         _metricTag = new KeyValuePair<string, object?>("batcher.name", _name);
+        _metrics = BatcherMetrics.For(options.MeterFactory);
 
         static int Positive(int value, string option) => value >= 1
             ? value
@@ -219,6 +221,22 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
 
     /// <summary>The batcher's name, from <see cref="BatcherOptions.Name"/>.</summary>
     public string Name => _name;
+
+    /// <summary>
+    /// Items accepted and not yet handed to a dispatch: a snapshot, to compare with <see cref="BatcherOptions.Capacity"/>
+    /// (health checks, dashboards). Callers still waiting for room are not counted. Takes the batcher's lock: meant for
+    /// occasional reads, not for a hot path.
+    /// </summary>
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return AdmittedCountLocked;
+            }
+        }
+    }
 
     /// <summary>
     /// Completes when the batcher has been closed (or disposed), every accepted item was dispatched or failed, and no
@@ -304,9 +322,9 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
 
     internal void CountTimeout()
     {
-        if (BatcherMetrics.Timeouts.Enabled)
+        if (_metrics.Timeouts.Enabled)
         {
-            BatcherMetrics.Timeouts.Add(1, _metricTag);
+            _metrics.Timeouts.Add(1, _metricTag);
         }
     }
 

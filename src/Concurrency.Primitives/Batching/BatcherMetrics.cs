@@ -1,29 +1,50 @@
 using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 using Concurrency.Primitives.Internal;
 
 namespace Concurrency.Primitives;
 
 /// <summary><see cref="Batcher{TItem, TResult}"/>'s instruments on the <c>Concurrency.Primitives</c> meter, tagged <c>batcher.name</c>.</summary>
-internal static class BatcherMetrics
+internal sealed class BatcherMetrics
 {
-    public static readonly UpDownCounter<long> Queued = Telemetry.Meter.CreateUpDownCounter<long>(
-        "concurrency.primitives.batcher.queued", "{item}", "Items accepted by a Batcher and not yet handed to a dispatch.");
+    private static readonly ConditionalWeakTable<Meter, BatcherMetrics> PerMeter = new();
 
-    public static readonly Histogram<int> BatchSize = Telemetry.Meter.CreateHistogram<int>(
-        "concurrency.primitives.batcher.batch.size", "{item}", "Items per dispatched batch.");
+    private BatcherMetrics(Meter meter)
+    {
+        Queued = meter.CreateUpDownCounter<long>(
+            "concurrency.primitives.batcher.queued", "{item}", "Items accepted by a Batcher and not yet handed to a dispatch.");
+        BatchSize = meter.CreateHistogram<int>(
+            "concurrency.primitives.batcher.batch.size", "{item}", "Items per dispatched batch.");
+        DispatchDuration = meter.CreateHistogram<double>(
+            "concurrency.primitives.batcher.dispatch.duration", "s", "How long each dispatch ran.");
+        DispatchFaults = meter.CreateCounter<long>(
+            "concurrency.primitives.batcher.dispatch.faults", "{dispatch}", "Dispatches that threw or faulted, or returned a result list of the wrong length.");
+        Timeouts = meter.CreateCounter<long>(
+            "concurrency.primitives.batcher.timeouts", "{item}", "Callers released because their bound or their dispatch's timeout passed.");
+        Orphans = meter.CreateCounter<long>(
+            "concurrency.primitives.batcher.orphans_prevented", "{item}", "Items the post-dispatch sweep had to complete: forgotten by the handler or left by a fault. Each one is a waiter another batcher would have orphaned.");
+        StuckDispatches = meter.CreateCounter<long>(
+            "concurrency.primitives.batcher.dispatch.stuck", "{dispatch}", "Dispatches that ran past their timeout and kept their slot.");
+    }
 
-    public static readonly Histogram<double> DispatchDuration = Telemetry.Meter.CreateHistogram<double>(
-        "concurrency.primitives.batcher.dispatch.duration", "s", "How long each dispatch ran.");
+    /// <summary>The instruments on the library's static meter: used when no <see cref="IMeterFactory"/> is given.</summary>
+    public static BatcherMetrics Default { get; } = new(Telemetry.Meter);
 
-    public static readonly Counter<long> DispatchFaults = Telemetry.Meter.CreateCounter<long>(
-        "concurrency.primitives.batcher.dispatch.faults", "{dispatch}", "Dispatches that threw or faulted, or returned a result list of the wrong length.");
+    public UpDownCounter<long> Queued { get; }
 
-    public static readonly Counter<long> Timeouts = Telemetry.Meter.CreateCounter<long>(
-        "concurrency.primitives.batcher.timeouts", "{item}", "Callers released because their bound or their dispatch's timeout passed.");
+    public Histogram<int> BatchSize { get; }
 
-    public static readonly Counter<long> Orphans = Telemetry.Meter.CreateCounter<long>(
-        "concurrency.primitives.batcher.orphans_prevented", "{item}", "Items the post-dispatch sweep had to complete: forgotten by the handler or left by a fault. Each one is a waiter another batcher would have orphaned.");
+    public Histogram<double> DispatchDuration { get; }
 
-    public static readonly Counter<long> StuckDispatches = Telemetry.Meter.CreateCounter<long>(
-        "concurrency.primitives.batcher.dispatch.stuck", "{dispatch}", "Dispatches that ran past their timeout and kept their slot.");
+    public Counter<long> DispatchFaults { get; }
+
+    public Counter<long> Timeouts { get; }
+
+    public Counter<long> Orphans { get; }
+
+    public Counter<long> StuckDispatches { get; }
+
+    /// <summary>The instruments on <paramref name="meterFactory"/>'s meter (one set per meter), or <see cref="Default"/>.</summary>
+    public static BatcherMetrics For(IMeterFactory? meterFactory) =>
+        meterFactory is null ? Default : PerMeter.GetValue(Telemetry.MeterFrom(meterFactory), static meter => new BatcherMetrics(meter));
 }

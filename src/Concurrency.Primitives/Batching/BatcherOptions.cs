@@ -1,4 +1,5 @@
 using System;
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 
 namespace Concurrency.Primitives;
@@ -69,4 +70,12 @@ public sealed class BatcherOptions
 
     /// <summary>The clock for delays, deadlines and timeouts. Defaults to <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider? TimeProvider { get; set; }
+
+    /// <summary>
+    /// Where the batcher's instruments are created: that factory's <c>Concurrency.Primitives</c> meter, as a host's
+    /// <see cref="IMeterFactory"/> provides (so two hosts in one process keep separate meters, and a test can observe one).
+    /// Defaults to <see langword="null"/>: the library's static meter of the same name (see <see cref="ConcurrencyPrimitivesTelemetry"/>).
+    /// Instruments are tagged <c>batcher.name</c> either way.
+    /// </summary>
+    public IMeterFactory? MeterFactory { get; set; }
 }

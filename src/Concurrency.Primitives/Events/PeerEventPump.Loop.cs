@@ -236,9 +236,9 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
     {
         // Publish the count before reading the flag; a producer sets the flag before reading the count (see TryEnqueueMessageLocked).
         Volatile.Write(ref loop.Taken, loop.Taken + 1);
-        if (PeerEventPumpMetrics.Queued.Enabled)
+        if (_metrics.Queued.Enabled)
         {
-            PeerEventPumpMetrics.Queued.Add(-1, _metricTag);
+            _metrics.Queued.Add(-1, _metricTag);
         }
 
         if (Volatile.Read(ref loop.RoomWanted) != 0)
@@ -279,14 +279,14 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
             case PeerEventKind.Added:
                 Debug.Assert(!handle.LoopLive, "Added is queued once per handle.");
                 LinkLive(handle);
-                Count("added");
+                CountEvent("added");
                 return handler.OnAddedAsync(handle.Peer, token);
             case PeerEventKind.Message when handle.LoopLive:
-                Count("message");
+                CountEvent("message");
                 return handler.OnMessageAsync(handle.Peer, next.Message, token);
             case PeerEventKind.Removed when handle.LoopLive:
                 UnlinkLive(handle);
-                Count("removed");
+                CountEvent("removed");
                 return handler.OnRemovedAsync(handle.Peer, token);
             default:
                 // A dropped message, or (after a fault) an event of a peer already removed: nothing to deliver.
@@ -298,9 +298,9 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
     {
         var kind = ((PeerEventKind)failed.Kind).ToString();
         var peer = failed.Handle?.Peer.ToString() ?? string.Empty;
-        if (PeerEventPumpMetrics.ConsumerFaults.Enabled)
+        if (_metrics.ConsumerFaults.Enabled)
         {
-            PeerEventPumpMetrics.ConsumerFaults.Add(1, _metricTag);
+            _metrics.ConsumerFaults.Add(1, _metricTag);
         }
 
         PeerEventPumpLog.HandlerFailed(_logger, _name, kind, peer, _faultPolicy, exception);
@@ -335,9 +335,9 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
                 discarded += queued.Kind == (int)PeerEventKind.Message ? 1 : 0;
             }
 
-            if (discarded > 0 && PeerEventPumpMetrics.Queued.Enabled)
+            if (discarded > 0 && _metrics.Queued.Enabled)
             {
-                PeerEventPumpMetrics.Queued.Add(-discarded, _metricTag);
+                _metrics.Queued.Add(-discarded, _metricTag);
             }
 
             for (var handle = _loop.Live.First; handle is not null; handle = IntrusiveList<PeerHandle<TPeer, TMessage>, PeerHandleLinks<TPeer, TMessage>>.NextOf(handle))
@@ -367,9 +367,9 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
         handle.LoopLive = true;
         loop.Live.AddLast(handle);
         loop.LiveCount++;
-        if (PeerEventPumpMetrics.LivePeers.Enabled)
+        if (_metrics.LivePeers.Enabled)
         {
-            PeerEventPumpMetrics.LivePeers.Add(1, _metricTag);
+            _metrics.LivePeers.Add(1, _metricTag);
         }
     }
 
@@ -378,17 +378,17 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
         handle.LoopLive = false;
         _loop.Live.Remove(handle);
         _loop.LiveCount--;
-        if (PeerEventPumpMetrics.LivePeers.Enabled)
+        if (_metrics.LivePeers.Enabled)
         {
-            PeerEventPumpMetrics.LivePeers.Add(-1, _metricTag);
+            _metrics.LivePeers.Add(-1, _metricTag);
         }
     }
 
-    private void Count(string kind)
+    private void CountEvent(string kind)
     {
-        if (PeerEventPumpMetrics.Events.Enabled)
+        if (_metrics.Events.Enabled)
         {
-            PeerEventPumpMetrics.Events.Add(1, _metricTag, new System.Collections.Generic.KeyValuePair<string, object?>("event.kind", kind));
+            _metrics.Events.Add(1, _metricTag, new System.Collections.Generic.KeyValuePair<string, object?>("event.kind", kind));
         }
     }
 

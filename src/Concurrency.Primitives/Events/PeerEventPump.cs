@@ -63,6 +63,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly KeyValuePair<string, object?> _metricTag;
+    private readonly PeerEventPumpMetrics _metrics;
     private readonly Dictionary<TPeer, PeerHandle<TPeer, TMessage>> _connected = new();
 
     // The ready handles, in the order they were marked ready (the order the consumer sees them added): shutdown removes
@@ -110,11 +111,29 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
         _logger = options.Logger ?? NullLogger.Instance;
         _time = options.TimeProvider ?? TimeProvider.System;
         _metricTag = new KeyValuePair<string, object?>("pump.name", _name);
+        _metrics = PeerEventPumpMetrics.For(options.MeterFactory);
         _loop = new PumpLoop(this);
     }
 
     /// <summary>The pump's name, from <see cref="PeerEventPumpOptions.Name"/>.</summary>
     public string Name => _name;
+
+    /// <summary>
+    /// Messages accepted and not yet taken by the pump's loop: a snapshot, to compare with
+    /// <see cref="PeerEventPumpOptions.Capacity"/> (health checks, dashboards). Added and Removed events are not counted,
+    /// as they are not by the capacity.
+    /// </summary>
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                var waiting = _admitted - Volatile.Read(ref _loop.Taken);
+                return waiting <= 0 ? 0 : waiting >= int.MaxValue ? int.MaxValue : (int)waiting;
+            }
+        }
+    }
 
     /// <summary>
     /// Completes when the pump has shut down and the consumer has seen Removed for every peer it saw added; faults with the
@@ -304,9 +323,9 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
                     if (dropped is not null)
                     {
                         _admitted--;
-                        if (PeerEventPumpMetrics.Queued.Enabled)
+                        if (_metrics.Queued.Enabled)
                         {
-                            PeerEventPumpMetrics.Queued.Add(-1, _metricTag);
+                            _metrics.Queued.Add(-1, _metricTag);
                         }
                     }
 
@@ -329,9 +348,9 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
 
         _queue.Enqueue(new PeerEvent<TPeer, TMessage>(PeerEventKind.Message, handle, message));
         _admitted++;
-        if (PeerEventPumpMetrics.Queued.Enabled)
+        if (_metrics.Queued.Enabled)
         {
-            PeerEventPumpMetrics.Queued.Add(1, _metricTag);
+            _metrics.Queued.Add(1, _metricTag);
         }
 
         return PeerPostResult.Posted;
@@ -440,9 +459,9 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
 
     private void CountDropped(PeerHandle<TPeer, TMessage> handle)
     {
-        if (PeerEventPumpMetrics.Dropped.Enabled)
+        if (_metrics.Dropped.Enabled)
         {
-            PeerEventPumpMetrics.Dropped.Add(1, _metricTag);
+            _metrics.Dropped.Add(1, _metricTag);
         }
 
         if (_logger.IsEnabled(LogLevel.Warning))

@@ -1,4 +1,5 @@
 using System;
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 
 namespace Concurrency.Primitives;
@@ -72,4 +73,12 @@ public sealed class PeerEventPumpOptions
 
     /// <summary>The clock for the shutdown timeout. Defaults to <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider? TimeProvider { get; set; }
+
+    /// <summary>
+    /// Where the pump's instruments are created: that factory's <c>Concurrency.Primitives</c> meter, as a host's
+    /// <see cref="IMeterFactory"/> provides (so two hosts in one process keep separate meters, and a test can observe one).
+    /// Defaults to <see langword="null"/>: the library's static meter of the same name (see <see cref="ConcurrencyPrimitivesTelemetry"/>).
+    /// Instruments are tagged <c>pump.name</c> either way.
+    /// </summary>
+    public IMeterFactory? MeterFactory { get; set; }
 }

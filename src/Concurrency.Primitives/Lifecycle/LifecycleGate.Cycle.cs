@@ -263,9 +263,9 @@ public sealed partial class LifecycleGate
             }
         }
 
-        if (completed && LifecycleGateMetrics.StopDuration.Enabled)
+        if (completed && _metrics.StopDuration.Enabled)
         {
-            LifecycleGateMetrics.StopDuration.Record(_time.GetElapsedTime(started).TotalSeconds, _metricTag);
+            _metrics.StopDuration.Record(_time.GetElapsedTime(started).TotalSeconds, _metricTag);
         }
 
         if (failure is not null && !completed)
@@ -375,9 +375,9 @@ public sealed partial class LifecycleGate
             }
 
             LifecycleGateLog.Transition(_logger, _name, change.Previous, change.Current);
-            if (LifecycleGateMetrics.Transitions.Enabled)
+            if (_metrics.Transitions.Enabled)
             {
-                LifecycleGateMetrics.Transitions.Add(1, _metricTag, new KeyValuePair<string, object?>("gate.state", change.Current.ToString()));
+                _metrics.Transitions.Add(1, _metricTag, new KeyValuePair<string, object?>("gate.state", change.Current.ToString()));
             }
 
             // Each handler on its own: one that throws is logged, and the handlers after it still see the change.
@@ -436,9 +436,9 @@ public sealed partial class LifecycleGate
 
     private void CountFault(string phase)
     {
-        if (LifecycleGateMetrics.Faults.Enabled)
+        if (_metrics.Faults.Enabled)
         {
-            LifecycleGateMetrics.Faults.Add(1, _metricTag, new KeyValuePair<string, object?>("gate.phase", phase));
+            _metrics.Faults.Add(1, _metricTag, new KeyValuePair<string, object?>("gate.phase", phase));
         }
     }
 

@@ -67,6 +67,7 @@ public sealed partial class LifecycleGate : IAsyncDisposable, IDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly KeyValuePair<string, object?> _metricTag;
+    private readonly LifecycleGateMetrics _metrics;
     private readonly Queue<LifecycleStateChangedEventArgs> _events = new();
     private readonly TaskCompletionSource<bool> _completion = Signals.Create();
 
@@ -124,6 +125,7 @@ public sealed partial class LifecycleGate : IAsyncDisposable, IDisposable
             TimeProvider = _time,
         };
         _metricTag = new KeyValuePair<string, object?>("gate.name", _name);
+        _metrics = LifecycleGateMetrics.For(options.MeterFactory);
     }
 
     /// <summary>Raised after every state transition, in order; see the class remarks for the threading rules.</summary>
@@ -134,6 +136,14 @@ public sealed partial class LifecycleGate : IAsyncDisposable, IDisposable
 
     /// <summary>The current state.</summary>
     public LifecycleState State => (LifecycleState)Volatile.Read(ref _state);
+
+    /// <summary>
+    /// While the gate stops (<see cref="LifecycleState.Stopping"/>): what its teardown waits for now, <c>"run"</c> while
+    /// the run has not returned, else the stop step in progress (<c>"stop"</c> for the stop delegate, or the name given to
+    /// <see cref="LifecycleContext.OnStop"/> or <c>Own</c>). <see langword="null"/> in every other state. For diagnostics:
+    /// a host whose shutdown runs out of time can name what held it.
+    /// </summary>
+    public string? PendingStopStep => State == LifecycleState.Stopping ? Volatile.Read(ref _cycle)?.Teardown.PendingStep : null;
 
     /// <summary>
     /// The exception that put the gate in its failure state (<see cref="LifecycleState.StartFailed"/>,
@@ -345,7 +355,7 @@ public sealed partial class LifecycleGate : IAsyncDisposable, IDisposable
         }
         catch (TimeoutException) when (!stop.IsCompleted)
         {
-            var step = Volatile.Read(ref _cycle)?.Teardown.CurrentStep ?? "start";
+            var step = Volatile.Read(ref _cycle)?.Teardown.PendingStep ?? "start";
             throw new LifecycleStopTimeoutException(_name, step, timeout, runAbandoned: false);
         }
     }

@@ -1,17 +1,34 @@
 using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 using Concurrency.Primitives.Internal;
 
 namespace Concurrency.Primitives;
 
 /// <summary><see cref="LifecycleGate"/>'s instruments on the <c>Concurrency.Primitives</c> meter, tagged <c>gate.name</c>.</summary>
-internal static class LifecycleGateMetrics
+internal sealed class LifecycleGateMetrics
 {
-    public static readonly Counter<long> Transitions = Telemetry.Meter.CreateCounter<long>(
-        "concurrency.primitives.gate.transitions", "{transition}", "State transitions of a LifecycleGate, tagged with the new state.");
+    private static readonly ConditionalWeakTable<Meter, LifecycleGateMetrics> PerMeter = new();
 
-    public static readonly Counter<long> Faults = Telemetry.Meter.CreateCounter<long>(
-        "concurrency.primitives.gate.faults", "{fault}", "Start, run and stop failures of a LifecycleGate, tagged with the phase.");
+    private LifecycleGateMetrics(Meter meter)
+    {
+        Transitions = meter.CreateCounter<long>(
+            "concurrency.primitives.gate.transitions", "{transition}", "State transitions of a LifecycleGate, tagged with the new state.");
+        Faults = meter.CreateCounter<long>(
+            "concurrency.primitives.gate.faults", "{fault}", "Start, run and stop failures of a LifecycleGate, tagged with the phase.");
+        StopDuration = meter.CreateHistogram<double>(
+            "concurrency.primitives.gate.stop.duration", "s", "How long a LifecycleGate's stop took, from request to Stopped.");
+    }
 
-    public static readonly Histogram<double> StopDuration = Telemetry.Meter.CreateHistogram<double>(
-        "concurrency.primitives.gate.stop.duration", "s", "How long a LifecycleGate's stop took, from request to Stopped.");
+    /// <summary>The instruments on the library's static meter: used when no <see cref="IMeterFactory"/> is given.</summary>
+    public static LifecycleGateMetrics Default { get; } = new(Telemetry.Meter);
+
+    public Counter<long> Transitions { get; }
+
+    public Counter<long> Faults { get; }
+
+    public Histogram<double> StopDuration { get; }
+
+    /// <summary>The instruments on <paramref name="meterFactory"/>'s meter (one set per meter), or <see cref="Default"/>.</summary>
+    public static LifecycleGateMetrics For(IMeterFactory? meterFactory) =>
+        meterFactory is null ? Default : PerMeter.GetValue(Telemetry.MeterFrom(meterFactory), static meter => new LifecycleGateMetrics(meter));
 }

@@ -1,4 +1,5 @@
 using System;
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 
 namespace Concurrency.Primitives;
@@ -33,4 +34,12 @@ public sealed class LifecycleGateOptions
 
     /// <summary>The clock for stop timeouts. Defaults to <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider? TimeProvider { get; set; }
+
+    /// <summary>
+    /// Where the gate's instruments are created: that factory's <c>Concurrency.Primitives</c> meter, as a host's
+    /// <see cref="IMeterFactory"/> provides (so two hosts in one process keep separate meters, and a test can observe one).
+    /// Defaults to <see langword="null"/>: the library's static meter of the same name (see <see cref="ConcurrencyPrimitivesTelemetry"/>).
+    /// Instruments are tagged <c>gate.name</c> either way.
+    /// </summary>
+    public IMeterFactory? MeterFactory { get; set; }
 }

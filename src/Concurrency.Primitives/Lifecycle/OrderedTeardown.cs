@@ -95,8 +95,12 @@ public sealed class OrderedTeardown : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>The step the execution is waiting for now (<c>"run"</c> for the run), or <see langword="null"/>.</summary>
-    internal string? CurrentStep => _currentStep;
+    /// <summary>
+    /// What the execution in progress waits for now: <c>"run"</c> while it waits for the run to return, else the name of
+    /// the step in progress; <see langword="null"/> when no execution is waiting. For diagnostics: a shutdown that runs
+    /// out of time can say what held it.
+    /// </summary>
+    public string? PendingStep => _currentStep;
 
     /// <summary>Sets the run loop to stop first: its token source is cancelled, then the run is awaited.</summary>
     /// <param name="run">The run loop's task.</param>
@@ -236,8 +240,8 @@ public sealed class OrderedTeardown : IAsyncDisposable, IDisposable
             // token is cancelled, an OperationCanceledException is the orderly exit, whichever token it carries (a run
             // often waits on a token linked to its own).
             var endedOnItsOwn = run.IsCompleted && !_runCancellation!.IsCancellationRequested;
+            _currentStep = RunStep; // before the cancellation, so whoever it wakes reads what the teardown waits for
             CancelRun();
-            _currentStep = RunStep;
             try
             {
                 await Signals.WaitAsync(run, stepTimeout, _time, CancellationToken.None).ConfigureAwait(false);

@@ -331,9 +331,9 @@ public sealed partial class TaskTracker
 
     private void Start(TrackedNode node)
     {
-        if (TaskTrackerMetrics.Started.Enabled)
+        if (_metrics.Started.Enabled)
         {
-            TaskTrackerMetrics.Started.Add(1, _metricTag);
+            _metrics.Started.Add(1, _metricTag);
         }
 
         node.Start();
@@ -372,9 +372,9 @@ public sealed partial class TaskTracker
             TaskTrackerLog.RunFailed(_logger, _name, name, id, exception);
         }
 
-        if (TaskTrackerMetrics.Faulted.Enabled)
+        if (_metrics.Faulted.Enabled)
         {
-            TaskTrackerMetrics.Faulted.Add(1, _metricTag);
+            _metrics.Faulted.Add(1, _metricTag);
         }
 
         if (WorkFailed is { } handlers)

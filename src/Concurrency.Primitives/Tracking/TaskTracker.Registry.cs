@@ -83,9 +83,9 @@ public sealed partial class TaskTracker
             return null;
         }
 
-        if (TaskTrackerMetrics.Outstanding.Enabled)
+        if (_metrics.Outstanding.Enabled)
         {
-            TaskTrackerMetrics.Outstanding.Add(1, _metricTag);
+            _metrics.Outstanding.Add(1, _metricTag);
         }
 
         if (_logger.IsEnabled(LogLevel.Debug))
@@ -188,9 +188,9 @@ public sealed partial class TaskTracker
         var name = node.Name;
         node.Work = null;
         node.WorkWithHandle = null;
-        if (TaskTrackerMetrics.Outstanding.Enabled)
+        if (_metrics.Outstanding.Enabled)
         {
-            TaskTrackerMetrics.Outstanding.Add(-1, _metricTag);
+            _metrics.Outstanding.Add(-1, _metricTag);
         }
 
         // A full fence between marking the node and reading the mode: see EnsureEagerRelease for the other side.

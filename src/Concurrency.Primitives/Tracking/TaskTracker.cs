@@ -101,6 +101,7 @@ public sealed partial class TaskTracker : IAsyncDisposable, IDisposable
     [SuppressMessage("Usage", "CA2213:Disposable fields should be disposed", Justification = "No timer or linked registrations; tokens handed out stay valid.")]
     private readonly CancellationTokenSource _stopping = new();
     private readonly KeyValuePair<string, object?> _metricTag;
+    private readonly TaskTrackerMetrics _metrics;
     private readonly CancellationToken _stoppingToken;
     private readonly long _instance = Interlocked.Increment(ref s_lastInstance); // never 0: a thread's unset guess owns nothing
 
@@ -152,6 +153,7 @@ public sealed partial class TaskTracker : IAsyncDisposable, IDisposable
         _cancelOnFirstFailure = options.CancelOnFirstFailure;
         _captureStackTraces = options.CaptureRegistrationStackTraces;
         _metricTag = new KeyValuePair<string, object?>("tracker.name", _name);
+        _metrics = TaskTrackerMetrics.For(options.MeterFactory);
         _hot.SweepAt = MinSweepAt;
         _stoppingToken = _stopping.Token;
         if (_logger.IsEnabled(LogLevel.Debug))
@@ -256,9 +258,9 @@ public sealed partial class TaskTracker : IAsyncDisposable, IDisposable
 
         RememberState(state + delta);
 
-        if (TaskTrackerMetrics.Outstanding.Enabled)
+        if (_metrics.Outstanding.Enabled)
         {
-            TaskTrackerMetrics.Outstanding.Add(delta, _metricTag);
+            _metrics.Outstanding.Add(delta, _metricTag);
         }
     }
 
@@ -397,9 +399,9 @@ public sealed partial class TaskTracker : IAsyncDisposable, IDisposable
     /// <summary>After one registration was released, leaving <paramref name="next"/>.</summary>
     private void OnCountDropped(long next)
     {
-        if (TaskTrackerMetrics.Outstanding.Enabled)
+        if (_metrics.Outstanding.Enabled)
         {
-            TaskTrackerMetrics.Outstanding.Add(-1, _metricTag);
+            _metrics.Outstanding.Add(-1, _metricTag);
         }
 
         OnAcknowledged(next);

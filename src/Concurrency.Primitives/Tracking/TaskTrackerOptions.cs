@@ -1,4 +1,5 @@
 using System;
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 
 namespace Concurrency.Primitives;
@@ -54,4 +55,12 @@ public sealed class TaskTrackerOptions
 
     /// <summary>The clock for ages and timeouts. Defaults to <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider? TimeProvider { get; set; }
+
+    /// <summary>
+    /// Where the tracker's instruments are created: that factory's <c>Concurrency.Primitives</c> meter, as a host's
+    /// <see cref="IMeterFactory"/> provides (so two hosts in one process keep separate meters, and a test can observe one).
+    /// Defaults to <see langword="null"/>: the library's static meter of the same name (see <see cref="ConcurrencyPrimitivesTelemetry"/>).
+    /// Instruments are tagged <c>tracker.name</c> either way.
+    /// </summary>
+    public IMeterFactory? MeterFactory { get; set; }
 }

@@ -142,4 +142,35 @@ public sealed class BatcherArgumentTests
 
         dispatches.Should().Be(0);
     }
+
+    [Fact]
+    public async Task Count_IsTheItemsAcceptedAndNotYetDispatched()
+    {
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var batcher = new Batcher<int, int>(
+            async (batch, _) =>
+            {
+                if (batch[0] == 1)
+                {
+                    entered.SetResult();
+                    await release.Task;
+                }
+
+                batch.TrySetResult(0, batch[0]);
+            },
+            new BatcherOptions { MaxBatchSize = 1, MaxConcurrency = 1, MaxDelay = TimeSpan.Zero });
+
+        batcher.Count.Should().Be(0);
+        var first = batcher.SubmitAsync(1).AsTask();
+        await entered.Task.OrHang();
+        batcher.Count.Should().Be(0, "the first item is in its dispatch");
+        var second = batcher.SubmitAsync(2).AsTask();
+        var third = batcher.SubmitAsync(3).AsTask();
+        batcher.Count.Should().Be(2);
+
+        release.SetResult();
+        (await Task.WhenAll(first, second, third).OrHang()).Should().Equal(1, 2, 3);
+        batcher.Count.Should().Be(0);
+    }
 }

@@ -99,4 +99,24 @@ public sealed class PeerEventPumpArgumentTests
         peer.State.Should().Be(PeerConnectionState.Disconnected);
         handler.HistoryOf("p").Should().Equal("added", "removed");
     }
+
+    [Fact]
+    public async Task Count_IsTheMessagesAcceptedAndNotYetTaken_WithoutLifecycleEvents()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var handler = new RecordingPeerHandler<string> { Hold = release.Task };
+        await using var pump = new PeerEventPump<string, string>(handler);
+        using var peer = pump.Connect("p");
+        peer.MarkReady();
+        await handler.FirstCallEntered.OrHang(); // the loop holds Added
+
+        pump.Count.Should().Be(0, "Added is not a message");
+        peer.TryPost("m1").Should().BeTrue();
+        peer.TryPost("m2").Should().BeTrue();
+        pump.Count.Should().Be(2);
+
+        release.SetResult();
+        await handler.WhenHandled(3).OrHang();
+        pump.Count.Should().Be(0);
+    }
 }

@@ -339,4 +339,54 @@ public sealed class LifecycleGateStopTests
         await gate.WhenStopped.OrHang();
         gate.State.Should().Be(LifecycleState.Stopped);
     }
+
+    [Fact]
+    public async Task PendingStopStep_NamesWhatTheTeardownWaitsFor_TheRunThenEachStep_AndIsNullOtherwise()
+    {
+        var cancelSeen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var runMayReturn = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var flushEntered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var flushMayReturn = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        LifecycleGate? gate = null;
+        string? seenByTheRun = null;
+        string? seenByTheStep = null;
+        gate = new LifecycleGate(
+            start: (context, _) =>
+            {
+                context.OnStop(
+                    async _ =>
+                    {
+                        seenByTheStep = gate!.PendingStopStep;
+                        flushEntered.SetResult();
+                        await flushMayReturn.Task;
+                    },
+                    "flush");
+                return Task.CompletedTask;
+            },
+            run: async token =>
+            {
+                await Task.Delay(Timeout.Infinite, token).ContinueWith(_ => { }, TaskScheduler.Default);
+                seenByTheRun = gate!.PendingStopStep;
+                cancelSeen.SetResult();
+                await runMayReturn.Task;
+            });
+
+        gate.PendingStopStep.Should().BeNull();
+        await gate.StartAsync().OrHang();
+        gate.PendingStopStep.Should().BeNull("a running gate waits for no step");
+
+        var stop = gate.StopAsync();
+        await cancelSeen.Task.OrHang();
+        seenByTheRun.Should().Be("run");
+        gate.PendingStopStep.Should().Be("run");
+
+        runMayReturn.SetResult();
+        await flushEntered.Task.OrHang();
+        seenByTheStep.Should().Be("flush");
+        gate.PendingStopStep.Should().Be("flush");
+
+        flushMayReturn.SetResult();
+        (await stop.OrHang()).Should().BeTrue();
+        gate.PendingStopStep.Should().BeNull();
+    }
 }
