@@ -1,0 +1,47 @@
+using System;
+using System.Collections.Generic;
+using Concurrency.Primitives.Hosting;
+using Concurrency.Primitives.Hosting.Internal;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Health checks for the primitives registered with <see cref="ConcurrencyPrimitivesServiceCollectionExtensions"/>.</summary>
+public static class ConcurrencyPrimitivesHealthChecksBuilderExtensions
+{
+    /// <summary>
+    /// Adds one health check per lifecycle service (<c>lifecycle:&lt;name&gt;</c>), batcher (<c>batcher:&lt;name&gt;</c>)
+    /// and pump (<c>pump:&lt;name&gt;</c>) registered in the same collection, before or after this call:
+    /// <list type="bullet">
+    /// <item>Healthy: the service runs; the batcher or pump accepts work with room to spare.</item>
+    /// <item>Degraded: the service is not started yet, starting or stopping (with the step a stop waits for); a queue
+    /// holds at least <see cref="ConcurrencyPrimitivesHealthCheckOptions.DegradedQueueShare"/> of its capacity.</item>
+    /// <item>Unhealthy (or the given <paramref name="failureStatus"/>): the service's start, run or stop failed (with the
+    /// exception), or it has stopped; the batcher or pump is closed, or faulted (with the exception).</item>
+    /// </list>
+    /// </summary>
+    /// <param name="builder">The health checks builder.</param>
+    /// <param name="failureStatus">The status of a failed check; <see cref="HealthStatus.Unhealthy"/> by default.</param>
+    /// <param name="tags">Tags of every check (to filter health endpoints).</param>
+    /// <returns>The builder.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="builder"/> is <see langword="null"/>.</exception>
+    public static IHealthChecksBuilder AddConcurrencyPrimitives(this IHealthChecksBuilder builder, HealthStatus? failureStatus = null, IEnumerable<string>? tags = null)
+    {
+        Guard.NotNull(builder, nameof(builder));
+
+        var registry = PrimitiveRegistry.In(builder.Services);
+        builder.Services.AddOptions<ConcurrencyPrimitivesHealthCheckOptions>();
+        builder.Services.Configure<HealthCheckServiceOptions>(options =>
+        {
+            // Runs when the health check service first reads its options: every registration call has been made by then.
+            foreach (var registration in registry.Registrations)
+            {
+                if (registration.HealthCheck is { } create)
+                {
+                    options.Registrations.Add(new HealthCheckRegistration(registration.CheckName, create, failureStatus, tags));
+                }
+            }
+        });
+        return builder;
+    }
+}
