@@ -377,6 +377,7 @@ public sealed class LifecycleServiceHostingTests
         builder.Services.AddHostedService<WritingBackgroundService>();
         var host = builder.Build();
         await host.StartAsync().OrHang();
+        await harness.Running.Task.OrHang();
 
         await host.StopAsync().OrHang();
         await harness.Cancelled.Task.OrHang();
@@ -426,6 +427,8 @@ public sealed class LifecycleServiceHostingTests
 
     private sealed class LoopHarness
     {
+        public TaskCompletionSource Running { get; } = Bounded.NewGate();
+
         public TaskCompletionSource Cancelled { get; } = Bounded.NewGate();
 
         public TaskCompletionSource LastWriteMayGo { get; } = Bounded.NewGate();
@@ -440,6 +443,7 @@ public sealed class LifecycleServiceHostingTests
         protected override async Task ExecuteAsync(CancellationToken stoppingToken)
         {
             database.Use("write");
+            harness.Running.SetResult();
             await Task.Delay(Timeout.Infinite, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
             harness.Cancelled.SetResult();
             await harness.LastWriteMayGo.Task;

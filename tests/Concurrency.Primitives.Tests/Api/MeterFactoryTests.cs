@@ -27,8 +27,17 @@ public sealed class MeterFactoryTests
         await tracker.CloseAsync().OrHang();
 
         var gate = new LifecycleGate(options: new LifecycleGateOptions { Name = name, MeterFactory = mine });
+        var stoppedRaised = Bounded.NewGate(); // transitions are counted as their events are raised, on the pool
+        gate.StateChanged += (_, e) =>
+        {
+            if (e.Current == LifecycleState.Stopped)
+            {
+                stoppedRaised.TrySetResult();
+            }
+        };
         await gate.StartAsync().OrHang();
         await gate.StopAsync().OrHang();
+        await stoppedRaised.Task.OrHang();
 
         var batcher = new Batcher<int, int>(
             (batch, _) =>
