@@ -75,6 +75,45 @@ public sealed class ShutdownHostingTests
     }
 
     [Fact]
+    public async Task ATrackerThatOutlivesItsOwnShutdownTimeout_LogsEachStragglerByNameAndAge()
+    {
+        var time = new ManualTimeProvider();
+        var builder = TestHost.NewBuilder();
+        builder.Services.AddSingleton<TimeProvider>(time);
+        builder.Services.AddTaskTracker("jobs", o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        using var host = builder.Build();
+        await host.StartAsync().OrHang();
+        var jobs = host.Services.GetRequiredKeyedService<TaskTracker>("jobs");
+        var release = Bounded.NewGate();
+        await jobs.Go(_ => release.Task, "upload invoice 42"); // ignores its token
+        time.Advance(TimeSpan.FromSeconds(3)); // it has been running 3 s when the host stops
+
+        var stop = host.StopAsync();
+        await time.WhenTimersArmed().OrHang();
+        time.Advance(TimeSpan.FromSeconds(5));
+        await stop.OrHang();
+
+        var straggler = host.Logs(5005).Should().ContainSingle().Subject;
+        straggler.Message.Should().Contain("'jobs'").And.Contain("its ShutdownTimeout (00:00:05)").And.Contain("'upload invoice 42'").And.Contain("running 8.0 s");
+        straggler.Exception.Should().BeOfType<TaskTrackerTimeoutException>();
+        release.SetResult();
+    }
+
+    [Fact]
+    public async Task TrackedWorkThatFailed_IsLoggedAtTheHostsStop_AndTheStopCompletes()
+    {
+        var builder = TestHost.NewBuilder();
+        builder.Services.AddTaskTracker("jobs");
+        using var host = builder.Build();
+        await host.StartAsync().OrHang();
+        await host.Services.GetRequiredKeyedService<TaskTracker>("jobs").Go(_ => throw new InvalidOperationException("the mail server said no"), "send mail");
+
+        await host.StopAsync().OrHang();
+
+        host.Logs(5006).Should().ContainSingle().Which.Exception!.Message.Should().Be("the mail server said no");
+    }
+
+    [Fact]
     public async Task TheHostsStop_ClosesTrackersThenBatchersThenPumps_AfterTheLifecycleServices()
     {
         var journal = new Journal();

@@ -20,10 +20,10 @@ internal static partial class HostingLog
     [LoggerMessage(EventId = 5004, Level = LogLevel.Error, Message = "Lifecycle service '{Service}' failed to stop")]
     public static partial void StopFailed(ILogger logger, string service, Exception failure);
 
-    [LoggerMessage(EventId = 5005, Level = LogLevel.Error, Message = "Task tracker '{Tracker}' did not drain within the host's shutdown timeout; still running: {Outstanding}")]
-    public static partial void TrackerOutlivedHost(ILogger logger, string tracker, string outstanding);
+    [LoggerMessage(EventId = 5005, Level = LogLevel.Error, Message = "Task tracker '{Tracker}' did not drain within {Bound} at the host's stop; still running: {Outstanding}")]
+    public static partial void TrackerOutlivedHost(ILogger logger, string tracker, string bound, string outstanding, Exception? timeout);
 
-    [LoggerMessage(EventId = 5006, Level = LogLevel.Error, Message = "Task tracker '{Tracker}' did not drain at the host's stop")]
+    [LoggerMessage(EventId = 5006, Level = LogLevel.Error, Message = "Task tracker '{Tracker}' did not drain cleanly at the host's stop: tracked work failed")]
     public static partial void TrackerCloseFailed(ILogger logger, string tracker, Exception failure);
 
     [LoggerMessage(EventId = 5007, Level = LogLevel.Error, Message = "{Kind} '{Name}' did not close within the host's shutdown timeout")]

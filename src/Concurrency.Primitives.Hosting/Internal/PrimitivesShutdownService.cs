@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using System.Threading;
@@ -64,17 +65,22 @@ internal sealed class PrimitivesShutdownService : IHostedLifecycleService
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            var outstanding = tracker.GetOutstanding();
-            var listed = tracker.Count.ToString(CultureInfo.InvariantCulture) + " registration(s)" + (outstanding.Count == 0
-                ? string.Empty
-                : ": " + string.Join(", ", outstanding.Select(o => $"'{o.Name}' (#{o.Id}, running {o.Age.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s)")));
-            HostingLog.TrackerOutlivedHost(_logger, tracker.Name, listed);
+            HostingLog.TrackerOutlivedHost(_logger, tracker.Name, "the host's shutdown timeout", Describe(tracker.Count, tracker.GetOutstanding()), null);
+        }
+        catch (TaskTrackerTimeoutException timeout)
+        {
+            HostingLog.TrackerOutlivedHost(_logger, tracker.Name, $"its ShutdownTimeout ({timeout.Timeout})", Describe(timeout.Outstanding.Count + timeout.UnnamedCount, timeout.Outstanding), timeout);
         }
         catch (Exception failure)
         {
             HostingLog.TrackerCloseFailed(_logger, tracker.Name, failure);
         }
     }
+
+    private static string Describe(int count, IReadOnlyList<TrackedOperationInfo> outstanding) =>
+        count.ToString(CultureInfo.InvariantCulture) + " registration(s)" + (outstanding.Count == 0
+            ? string.Empty
+            : ": " + string.Join(", ", outstanding.Select(o => $"'{o.Name}' (#{o.Id}, running {o.Age.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s)")));
 
     private async Task CloseAsync(string kind, string name, Func<CancellationToken, Task> close, CancellationToken cancellationToken)
     {
