@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using Concurrency.Primitives.Hosting;
 using Concurrency.Primitives.Hosting.Internal;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -20,6 +21,12 @@ public static class ConcurrencyPrimitivesHealthChecksBuilderExtensions
     /// exception), or it has stopped; the batcher or pump is closed, or faulted (with the exception).</item>
     /// </list>
     /// </summary>
+    /// <remarks>
+    /// The checks are added once per service collection: a second call changes nothing (the first call's
+    /// <paramref name="failureStatus"/> and <paramref name="tags"/> stay). A check whose name is already taken (a check
+    /// you added yourself under that name) is left out. An unkeyed batcher or pump is named by its type
+    /// (<c>batcher:Batcher&lt;Int32, String&gt;</c>); name it to get a shorter check name.
+    /// </remarks>
     /// <param name="builder">The health checks builder.</param>
     /// <param name="failureStatus">The status of a failed check; <see cref="HealthStatus.Unhealthy"/> by default.</param>
     /// <param name="tags">Tags of every check (to filter health endpoints).</param>
@@ -30,13 +37,23 @@ public static class ConcurrencyPrimitivesHealthChecksBuilderExtensions
         Guard.NotNull(builder, nameof(builder));
 
         var registry = PrimitiveRegistry.In(builder.Services);
-        builder.Services.AddOptions<ConcurrencyPrimitivesHealthCheckOptions>();
+        if (!registry.TryMarkHealthChecksAdded())
+        {
+            return builder; // added once per collection: a second call would add every check twice (and fail the host)
+        }
+
+        builder.Services.AddOptions<ConcurrencyPrimitivesHealthCheckOptions>()
+            .Validate(
+                static o => o.DegradedQueueShare is >= 0 and <= 1,
+                "ConcurrencyPrimitivesHealthCheckOptions.DegradedQueueShare must be between 0 and 1.")
+            .ValidateOnStart();
         builder.Services.Configure<HealthCheckServiceOptions>(options =>
         {
             // Runs when the health check service first reads its options: every registration call has been made by then.
+            var taken = new HashSet<string>(options.Registrations.Select(r => r.Name), StringComparer.OrdinalIgnoreCase);
             foreach (var registration in registry.Registrations)
             {
-                if (registration.HealthCheck is { } create)
+                if (registration.HealthCheck is { } create && taken.Add(registration.CheckName))
                 {
                     options.Registrations.Add(new HealthCheckRegistration(registration.CheckName, create, failureStatus, tags));
                 }

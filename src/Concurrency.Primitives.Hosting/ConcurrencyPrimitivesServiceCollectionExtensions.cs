@@ -20,7 +20,9 @@ namespace Microsoft.Extensions.DependencyInjection;
 /// <remarks>
 /// A <c>name</c> (where a method takes one) registers a keyed singleton
 /// (<c>[FromKeyedServices("jobs")] TaskTracker jobs</c>) with options of that name; without one, a plain singleton with
-/// the default options. Each method returns the options builder: bind it to configuration with
+/// the default options (unkeyed primitives of one kind share them, whatever their type arguments: name them to set them
+/// apart). Registering the same primitive again is harmless; registering it again with another handler, consumer or
+/// name throws. Each method returns the options builder: bind it to configuration with
 /// <c>.BindConfiguration("Section:Path")</c> or <c>.Bind(section)</c>, or add <c>.Validate(...)</c> rules.
 /// </remarks>
 public static class ConcurrencyPrimitivesServiceCollectionExtensions
@@ -40,9 +42,9 @@ public static class ConcurrencyPrimitivesServiceCollectionExtensions
         var registry = Prepare(services);
         var optionsName = name ?? Options.Options.DefaultName;
         var builder = Configure(services, optionsName, configure);
-        if (registry.TryAdd(new PrimitiveRegistration(PrimitiveKind.TaskTracker, name ?? "TaskTracker", typeof(TaskTracker), healthCheck: null)))
+        if (registry.TryAdd(new PrimitiveRegistration(PrimitiveKind.TaskTracker, name, typeof(TaskTracker), typeof(TaskTracker), healthCheck: null)))
         {
-            AddSingleton(services, name, sp => registry.Created(
+            AddSingleton(services, name, sp => sp.GetRequiredService<CreatedPrimitives>().Created(
                 PrimitiveKind.TaskTracker,
                 optionsName,
                 new TaskTracker(sp.GetRequiredService<IOptionsMonitor<TaskTrackerOptions>>().Get(optionsName))));
@@ -64,18 +66,21 @@ public static class ConcurrencyPrimitivesServiceCollectionExtensions
     /// <param name="configure">Sets the service's options.</param>
     /// <returns>The options builder of the service's options (named <paramref name="name"/>).</returns>
     /// <exception cref="ArgumentNullException"><paramref name="services"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException"><typeparamref name="TService"/> is already hosted under another name, or another service has this name.</exception>
     public static OptionsBuilder<LifecycleServiceOptions> AddLifecycleService<TService>(this IServiceCollection services, string? name = null, Action<LifecycleServiceOptions>? configure = null)
         where TService : class, ILifecycleService
     {
         var registry = Prepare(services);
         var serviceName = name ?? typeof(TService).Name;
-        var builder = Configure(services, serviceName, configure);
-        services.TryAddSingleton<TService>();
-        if (registry.TryAdd(new PrimitiveRegistration(
+        var added = registry.TryAdd(new PrimitiveRegistration(
             PrimitiveKind.LifecycleService,
             serviceName,
             typeof(TService),
-            sp => new LifecycleServiceHealthCheck(sp.GetRequiredService<LifecycleHostedService<TService>>().Gate))))
+            typeof(TService),
+            sp => new LifecycleServiceHealthCheck(sp.GetRequiredService<LifecycleHostedService<TService>>().Gate)));
+        var builder = Configure(services, serviceName, configure);
+        services.TryAddSingleton<TService>();
+        if (added)
         {
             services.TryAddSingleton(sp => new LifecycleHostedService<TService>(
                 sp.GetRequiredService<TService>(),
@@ -83,8 +88,10 @@ public static class ConcurrencyPrimitivesServiceCollectionExtensions
                 sp.GetRequiredService<IOptionsMonitor<LifecycleServiceOptions>>(),
                 sp.GetRequiredService<PrimitiveOptionsSetup>(),
                 sp.GetService<IHostApplicationLifetime>()));
-            services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, LifecycleHostedService<TService>>(
-                sp => sp.GetRequiredService<LifecycleHostedService<TService>>()));
+            // The host's entry is a forwarder that the container does not dispose: the adapter is disposed once, as the
+            // singleton it is (a second registration returning the same instance would be disposed twice).
+            services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, LifecycleHostedServiceEntry<TService>>(
+                sp => new LifecycleHostedServiceEntry<TService>(sp.GetRequiredService<LifecycleHostedService<TService>>())));
         }
 
         return builder;
@@ -107,6 +114,7 @@ public static class ConcurrencyPrimitivesServiceCollectionExtensions
     /// <returns>The options builder of the batcher's options.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="services"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="scope"/> is not a defined value.</exception>
+    /// <exception cref="InvalidOperationException">A batcher of these type arguments and this name is already registered with another handler.</exception>
     public static OptionsBuilder<BatcherOptions> AddBatcher<TItem, TResult, THandler>(
         this IServiceCollection services,
         string? name = null,
@@ -121,14 +129,15 @@ public static class ConcurrencyPrimitivesServiceCollectionExtensions
 
         var registry = Prepare(services);
         var optionsName = name ?? Options.Options.DefaultName;
+        var added = registry.TryAdd(new PrimitiveRegistration(PrimitiveKind.Batcher, name, typeof(Batcher<TItem, TResult>), typeof(THandler), HealthCheckOf));
         var builder = Configure(services, optionsName, configure);
         services.TryAddTransient<THandler>();
-        if (registry.TryAdd(new PrimitiveRegistration(PrimitiveKind.Batcher, name ?? "Batcher", typeof(Batcher<TItem, TResult>), HealthCheckOf)))
+        if (added)
         {
             AddSingleton(services, name, sp =>
             {
                 var batcher = new Batcher<TItem, TResult>(Dispatch(sp, scope), sp.GetRequiredService<IOptionsMonitor<BatcherOptions>>().Get(optionsName));
-                registry.Created(PrimitiveKind.Batcher, batcher.Name, new Closable(batcher.CloseAsync));
+                sp.GetRequiredService<CreatedPrimitives>().Created(PrimitiveKind.Batcher, batcher.Name, new Closable(batcher.CloseAsync));
                 return batcher;
             });
         }
@@ -179,6 +188,7 @@ public static class ConcurrencyPrimitivesServiceCollectionExtensions
     /// <param name="configure">Sets the pump's options.</param>
     /// <returns>The options builder of the pump's options.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="services"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">A pump of these type arguments and this name is already registered with another consumer.</exception>
     public static OptionsBuilder<PeerEventPumpOptions> AddPeerEventPump<TPeer, TMessage, TConsumer>(
         this IServiceCollection services,
         string? name = null,
@@ -188,14 +198,15 @@ public static class ConcurrencyPrimitivesServiceCollectionExtensions
     {
         var registry = Prepare(services);
         var optionsName = name ?? Options.Options.DefaultName;
+        var added = registry.TryAdd(new PrimitiveRegistration(PrimitiveKind.PeerEventPump, name, typeof(PeerEventPump<TPeer, TMessage>), typeof(TConsumer), HealthCheckOf));
         var builder = Configure(services, optionsName, configure);
         services.TryAddSingleton<TConsumer>();
-        if (registry.TryAdd(new PrimitiveRegistration(PrimitiveKind.PeerEventPump, name ?? "PeerEventPump", typeof(PeerEventPump<TPeer, TMessage>), HealthCheckOf)))
+        if (added)
         {
             AddSingleton(services, name, sp =>
             {
                 var pump = new PeerEventPump<TPeer, TMessage>(sp.GetRequiredService<TConsumer>(), sp.GetRequiredService<IOptionsMonitor<PeerEventPumpOptions>>().Get(optionsName));
-                registry.Created(PrimitiveKind.PeerEventPump, pump.Name, new Closable(pump.CloseAsync));
+                sp.GetRequiredService<CreatedPrimitives>().Created(PrimitiveKind.PeerEventPump, pump.Name, new Closable(pump.CloseAsync));
                 return pump;
             });
         }
@@ -218,6 +229,7 @@ public static class ConcurrencyPrimitivesServiceCollectionExtensions
         var registry = PrimitiveRegistry.In(services);
         services.AddOptions();
         services.TryAddSingleton<PrimitiveOptionsSetup>();
+        services.TryAddSingleton<CreatedPrimitives>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<TaskTrackerOptions>, PrimitiveOptionsSetup>(sp => sp.GetRequiredService<PrimitiveOptionsSetup>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<BatcherOptions>, PrimitiveOptionsSetup>(sp => sp.GetRequiredService<PrimitiveOptionsSetup>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<PeerEventPumpOptions>, PrimitiveOptionsSetup>(sp => sp.GetRequiredService<PrimitiveOptionsSetup>()));

@@ -216,6 +216,172 @@ public sealed class LifecycleServiceHostingTests
     }
 
     [Fact]
+    public async Task AStartThatFailsOnItsOwnWithAnOperationCanceledException_IsLoggedAsAStartFailure()
+    {
+        var builder = TestHost.NewBuilder();
+        builder.Services.AddSingleton(new Script<A>
+        {
+            Start = (_, _) => throw new OperationCanceledException("the handshake timed out"), // nobody cancelled it
+        });
+        builder.Services.AddLifecycleService<ScriptedService<A>>("A");
+        using var host = builder.Build();
+
+        await host.Invoking(h => h.StartAsync().OrHang()).Should().ThrowAsync<OperationCanceledException>().WithMessage("the handshake timed out");
+        host.Logs(5010).Should().ContainSingle().Which.Exception!.Message.Should().Be("the handshake timed out");
+    }
+
+    [Fact]
+    public async Task AStopDuringAStartThatIgnoresItsToken_FailsTheHostsStart_NamingTheStart_AfterTheServicesShutdownTimeout()
+    {
+        var time = new ManualTimeProvider();
+        var entered = Bounded.NewGate();
+        var startMayReturn = Bounded.NewGate();
+        var builder = TestHost.NewBuilder();
+        builder.Services.AddSingleton<TimeProvider>(time);
+        builder.Services.AddSingleton(new Script<A>
+        {
+            Start = async (_, _) =>
+            {
+                entered.SetResult();
+                await startMayReturn.Task; // ignores its token
+            },
+        });
+        builder.Services.AddLifecycleService<ScriptedService<A>>("handshaker", o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        using var host = builder.Build();
+        using var stopping = new CancellationTokenSource();
+
+        var start = host.StartAsync(stopping.Token);
+        await entered.Task.OrHang();
+        await stopping.CancelAsync();
+        await time.WhenTimersArmed().OrHang();
+        start.IsCompleted.Should().BeFalse("the start has its bound to return in");
+        time.Advance(TimeSpan.FromSeconds(5));
+
+        var timeout = (await start.Invoking(s => s.OrHang()).Should().ThrowAsync<LifecycleStopTimeoutException>()).Which;
+        timeout.Step.Should().Be("start");
+        host.Logs(5010).Should().ContainSingle().Which.Message.Should().Contain("'handshaker'");
+        startMayReturn.SetResult(); // lets the container's dispose finish the stop
+    }
+
+    [Fact]
+    public async Task ARunFaultWhileALaterServiceStarts_StopsTheHostInOrder_WithoutFailingTheHostsStart()
+    {
+        // A's run faults while B is still starting: the host stops (StopApplication), which cancels B's start. That is
+        // the host stopping, not B failing to start: the host's start returns, and the host stops with A's exit code.
+        using var exitCode = new ExitCodeScope();
+        var journal = new Journal();
+        var bStarting = Bounded.NewGate();
+        var builder = TestHost.NewBuilder();
+        builder.Services.AddSingleton(new Script<A>
+        {
+            Run = async _ =>
+            {
+                await bStarting.Task;
+                throw new InvalidOperationException("the feed closed");
+            },
+        });
+        builder.Services.AddSingleton(new Script<B>
+        {
+            Start = async (context, token) =>
+            {
+                context.Own(new Resource(journal, "B's connection"));
+                bStarting.SetResult();
+                await Task.Delay(Timeout.Infinite, token); // a handshake that waits until cancelled
+            },
+        });
+        builder.Services.AddLifecycleService<ScriptedService<A>>("A");
+        builder.Services.AddLifecycleService<ScriptedService<B>>("B");
+        using var host = builder.Build();
+
+        await host.Invoking(h => h.StartAsync().OrHang()).Should().NotThrowAsync();
+        await host.WaitForShutdownAsync().OrHang();
+
+        Environment.ExitCode.Should().Be(1);
+        host.Logs(5001).Should().ContainSingle().Which.Message.Should().Contain("'A'");
+        host.Logs(5010).Should().BeEmpty("B did not fail to start: the host stopped it");
+        journal.Entries.Should().Equal("release B's connection");
+    }
+
+    [Fact]
+    public async Task AStopStepThatFailed_IsNotInvokedAgain_NorLoggedAgain_WhenTheContainerDisposesTheService()
+    {
+        var time = new ManualTimeProvider();
+        var flushCalls = 0;
+        var builder = TestHost.NewBuilder();
+        builder.Services.AddSingleton<TimeProvider>(time);
+        builder.Services.AddSingleton(new Script<A>
+        {
+            Start = (context, _) =>
+            {
+                context.OnStop(
+                    _ =>
+                    {
+                        Interlocked.Increment(ref flushCalls);
+                        return Bounded.NewGate().Task; // hangs
+                    },
+                    "flush");
+                return Task.CompletedTask;
+            },
+            Run = _ => Task.CompletedTask,
+        });
+        builder.Services.AddLifecycleService<ScriptedService<A>>("exporter", o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        var host = builder.Build();
+        var logs = host.LogCollector();
+        await host.StartAsync().OrHang();
+        var stop = host.StopAsync();
+        await time.WhenTimersArmed(2).OrHang();
+        time.Advance(TimeSpan.FromSeconds(5));
+        await stop.OrHang();
+        host.Logs(5004).Should().ContainSingle();
+
+        await ((IAsyncDisposable)host).DisposeAsync().AsTask().OrHang(); // without advancing the clock: nothing is waited for again
+
+        Volatile.Read(ref flushCalls).Should().Be(1);
+        logs.Logs(5004).Should().ContainSingle("the container's dispose does not report the stop a second time");
+        logs.Logs(2010).Should().BeEmpty("the gate's own dispose does not resume the teardown");
+    }
+
+    [Fact]
+    public async Task AStopThatOutlivedTheHost_IsAwaitedByTheContainersDispose_Once_AndItsEndIsLogged()
+    {
+        var journal = new Journal();
+        var flushCalls = 0;
+        var flushMayFinish = Bounded.NewGate();
+        var builder = TestHost.NewBuilder(shutdownTimeout: TimeSpan.FromMilliseconds(200)); // the host's budget is what is tested
+        builder.Services.AddSingleton(new Script<A>
+        {
+            Start = (context, _) =>
+            {
+                context.Own(new Resource(journal, "exporter's socket"));
+                context.OnStop(
+                    _ =>
+                    {
+                        Interlocked.Increment(ref flushCalls);
+                        return flushMayFinish.Task;
+                    },
+                    "flush");
+                return Task.CompletedTask;
+            },
+        });
+        builder.Services.AddLifecycleService<ScriptedService<A>>("exporter", o => o.ShutdownTimeout = Timeout.InfiniteTimeSpan);
+        var host = builder.Build();
+        var logs = host.LogCollector();
+        await host.StartAsync().OrHang();
+        await host.StopAsync().OrHang();
+        host.Logs(5003).Should().ContainSingle();
+
+        var dispose = ((IAsyncDisposable)host).DisposeAsync().AsTask();
+        dispose.IsCompleted.Should().BeFalse("the teardown still waits for the flush");
+        journal.Entries.Should().BeEmpty();
+        flushMayFinish.SetResult();
+        await dispose.OrHang();
+
+        journal.Entries.Should().Equal("release exporter's socket");
+        Volatile.Read(ref flushCalls).Should().Be(1);
+        logs.Logs(5011).Should().ContainSingle().Which.Message.Should().Contain("'exporter'");
+    }
+
+    [Fact]
     public async Task ThreeServices_StartInRegistrationOrder_AndStopInReverse_EachReleasingOnlyAfterItsRunReturned()
     {
         var journal = new Journal();

@@ -100,6 +100,32 @@ public sealed class ShutdownHostingTests
     }
 
     [Fact]
+    public async Task TheContainersDispose_AfterAStopThatTimedOut_DoesNotWaitASecondShutdownTimeout()
+    {
+        var time = new ManualTimeProvider();
+        var builder = TestHost.NewBuilder();
+        builder.Services.AddSingleton<TimeProvider>(time);
+        builder.Services.AddTaskTracker("jobs", o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        var host = builder.Build();
+        var logs = host.LogCollector();
+        await host.StartAsync().OrHang();
+        var jobs = host.Services.GetRequiredKeyedService<TaskTracker>("jobs");
+        var release = Bounded.NewGate();
+        await jobs.Go(_ => release.Task, "upload invoice 42"); // ignores its token
+        var stop = host.StopAsync();
+        await time.WhenTimersArmed().OrHang();
+        time.Advance(TimeSpan.FromSeconds(5));
+        await stop.OrHang();
+
+        await ((IAsyncDisposable)host).DisposeAsync().AsTask().OrHang(); // without advancing the clock
+
+        logs.Logs(5005).Should().ContainSingle();
+        jobs.IsCompleted.Should().BeFalse("the work still runs; the tracker completes when it returns");
+        release.SetResult();
+        await jobs.Completion.OrHang();
+    }
+
+    [Fact]
     public async Task TrackedWorkThatFailed_IsLoggedAtTheHostsStop_AndTheStopCompletes()
     {
         var builder = TestHost.NewBuilder();

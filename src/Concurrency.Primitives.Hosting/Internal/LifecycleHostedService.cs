@@ -30,7 +30,10 @@ internal sealed class LifecycleHostedService<TService> : IHostedService, IAsyncD
     private readonly IHostApplicationLifetime? _lifetime;
     private readonly ILogger _logger;
     private readonly string _name;
+    private readonly TaskCompletionSource<Exception?> _stopDuringStart = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile Exception? _loggedRunFault;
+    private Task? _closing;
+    private volatile bool _hostGaveUp;
 
     public LifecycleHostedService(
         TService service,
@@ -58,16 +61,25 @@ internal sealed class LifecycleHostedService<TService> : IHostedService, IAsyncD
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         // The host's token is "the host is stopping": it must cancel the start itself, not only this wait (the gate's
-        // own token would leave the start running). A stop during the start cancels the start's token and waits for it.
+        // own token would leave the start running). A stop during the start cancels the start's token and waits for it,
+        // each step bounded by the service's ShutdownTimeout.
         var start = _gate.StartAsync(CancellationToken.None);
-        if (!start.IsCompleted && cancellationToken.CanBeCanceled)
+        if (start.IsCompleted || !cancellationToken.CanBeCanceled)
         {
-            using (cancellationToken.Register(static state => ((LifecycleHostedService<TService>)state!).StopDuringStart(), this))
-            {
-                await ObserveStartAsync(start).ConfigureAwait(false);
-            }
-
+            await ObserveStartAsync(start).ConfigureAwait(false);
             return;
+        }
+
+        using (cancellationToken.Register(static state => ((LifecycleHostedService<TService>)state!).StopDuringStart(), this))
+        {
+            await Task.WhenAny(start, _stopDuringStart.Task).ConfigureAwait(false);
+        }
+
+        if (!start.IsCompleted && await _stopDuringStart.Task.ConfigureAwait(false) is LifecycleStopTimeoutException ignoredToken)
+        {
+            // The start ignores its token: the host's start would hang on it. Fail it, naming the step.
+            HostingLog.StartFailed(_logger, _name, ignoredToken);
+            throw ignoredToken;
         }
 
         await ObserveStartAsync(start).ConfigureAwait(false);
@@ -75,28 +87,102 @@ internal sealed class LifecycleHostedService<TService> : IHostedService, IAsyncD
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        // One close for the host's stop and the container's dispose: the dispose waits for it, and never begins a second
+        // teardown (a gate whose stop failed would resume it, invoking the failed step again).
+        var closing = Closing();
         try
         {
             // No bound of its own: each step is bounded by the service's ShutdownTimeout, and the whole by the host's token.
-            await _gate.CloseAsync(Timeout.InfiniteTimeSpan, cancellationToken).ConfigureAwait(false);
+            await WaitAsync(closing, cancellationToken).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !closing.IsCompleted)
         {
-            HostingLog.StopOutlivedHost(_logger, _name, _gate.PendingStopStep ?? "start");
-        }
-        catch (Exception failure) when (ReferenceEquals(failure, _loggedRunFault))
-        {
-            // The run's own fault, logged when it happened; the teardown has now run.
+            _hostGaveUp = true;
+            HostingLog.StopOutlivedHost(_logger, _name, PendingStep());
         }
         catch (Exception failure)
         {
-            HostingLog.StopFailed(_logger, _name, failure);
+            LogStopOutcome(failure);
         }
     }
 
-    public ValueTask DisposeAsync() => _gate.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        var closing = Volatile.Read(ref _closing);
+        if (closing is null)
+        {
+            // The host never stopped it (its start failed, or no host ran it): close it now, logging what it reports.
+            await _gate.DisposeAsync().ConfigureAwait(false);
+            return;
+        }
 
-    public void Dispose() => _gate.Dispose();
+        if (closing.IsCompleted)
+        {
+            return; // the host's stop saw (and logged) how it ended
+        }
+
+        // The host's budget ran out while the teardown went on: wait for it here (each step is bounded), and say how it
+        // ended, so that the log tells whether what the service owns was released after all.
+        try
+        {
+            await closing.ConfigureAwait(false);
+            if (_hostGaveUp)
+            {
+                HostingLog.StopFinishedAfterHost(_logger, _name);
+            }
+        }
+        catch (Exception failure)
+        {
+            LogStopOutcome(failure);
+        }
+    }
+
+    public void Dispose() => _ = DisposeAsync().AsTask();
+
+    private Task Closing()
+    {
+        var closing = Volatile.Read(ref _closing);
+        if (closing is not null)
+        {
+            return closing;
+        }
+
+        var mine = _gate.CloseAsync(Timeout.InfiniteTimeSpan, CancellationToken.None);
+        return Interlocked.CompareExchange(ref _closing, mine, null) ?? mine;
+    }
+
+    private static async Task WaitAsync(Task task, CancellationToken cancellationToken)
+    {
+        if (task.IsCompleted || !cancellationToken.CanBeCanceled)
+        {
+            await task.ConfigureAwait(false);
+            return;
+        }
+
+        var cancelled = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using (cancellationToken.Register(static state => ((TaskCompletionSource<bool>)state!).TrySetResult(true), cancelled))
+        {
+            if (await Task.WhenAny(task, cancelled.Task).ConfigureAwait(false) != task)
+            {
+                throw new OperationCanceledException(cancellationToken);
+            }
+        }
+
+        await task.ConfigureAwait(false);
+    }
+
+    private void LogStopOutcome(Exception failure)
+    {
+        if (ReferenceEquals(failure, _loggedRunFault))
+        {
+            return; // the run's own fault, logged when it happened; the teardown has now run
+        }
+
+        HostingLog.StopFailed(_logger, _name, failure);
+    }
+
+    private string PendingStep() =>
+        _gate.PendingStopStep ?? (_gate.State == LifecycleState.Starting ? "start" : "the stop's outcome (state " + _gate.State + ")");
 
     private static string RootCause(Exception fault)
     {
@@ -116,7 +202,12 @@ internal sealed class LifecycleHostedService<TService> : IHostedService, IAsyncD
         {
             await start.ConfigureAwait(false);
         }
-        catch (Exception failure) when (failure is not OperationCanceledException)
+        catch (OperationCanceledException) when (_stopDuringStart.Task.IsCompleted && _lifetime?.ApplicationStopping.IsCancellationRequested == true)
+        {
+            // The host is stopping (another service's fault, a signal) while this one started: an orderly end of the
+            // start, not a failure of the host's start. The host goes on to stop every service, this one included.
+        }
+        catch (Exception failure) when (failure is not OperationCanceledException || _gate.State == LifecycleState.StartFailed)
         {
             HostingLog.StartFailed(_logger, _name, failure);
             throw;
@@ -125,11 +216,16 @@ internal sealed class LifecycleHostedService<TService> : IHostedService, IAsyncD
 
     private void StopDuringStart()
     {
-        // Observed by the start's caller: the start's task reports how the start ended.
+        // The start's task reports how the start ended; the stop's task says whether the start outlived its bound.
         _ = _gate.StopAsync(CancellationToken.None).ContinueWith(
-            static t => _ = t.Exception,
+            static (stop, state) =>
+            {
+                var self = (LifecycleHostedService<TService>)state!;
+                self._stopDuringStart.TrySetResult(stop.Exception?.InnerException);
+            },
+            this,
             CancellationToken.None,
-            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
+            TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);
     }
 
@@ -155,4 +251,21 @@ internal sealed class LifecycleHostedService<TService> : IHostedService, IAsyncD
         HostingLog.RunFaultStopsHost(_logger, _name, RootCause(fault), Environment.ExitCode, fault);
         _lifetime?.StopApplication();
     }
+}
+
+/// <summary>
+/// The host's entry for a lifecycle service: forwards the host's calls to the adapter, and is not disposable, so that
+/// the container disposes the adapter once (as the singleton it is).
+/// </summary>
+/// <typeparam name="TService">The hosted service.</typeparam>
+internal sealed class LifecycleHostedServiceEntry<TService> : IHostedService
+    where TService : class, ILifecycleService
+{
+    private readonly LifecycleHostedService<TService> _adapter;
+
+    public LifecycleHostedServiceEntry(LifecycleHostedService<TService> adapter) => _adapter = adapter;
+
+    public Task StartAsync(CancellationToken cancellationToken) => _adapter.StartAsync(cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken) => _adapter.StopAsync(cancellationToken);
 }

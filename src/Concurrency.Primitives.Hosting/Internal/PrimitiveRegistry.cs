@@ -15,42 +15,68 @@ internal enum PrimitiveKind
     PeerEventPump = 3,
 }
 
-/// <summary>One primitive registered with the container: its kind, name, and how to find its health.</summary>
+/// <summary>
+/// One primitive registered with the container. Its identity is its kind, its service type and its key (the service
+/// key, or the name of a lifecycle service); <see cref="Implementation"/> is what the registration fixes for it (the
+/// handler, the consumer or the hosted type), and a second registration of the same identity must fix the same one.
+/// </summary>
 internal sealed class PrimitiveRegistration
 {
-    public PrimitiveRegistration(PrimitiveKind kind, string name, Type serviceType, Func<IServiceProvider, IHealthCheck>? healthCheck)
+    public PrimitiveRegistration(PrimitiveKind kind, string? key, Type serviceType, Type implementation, Func<IServiceProvider, IHealthCheck>? healthCheck)
     {
         Kind = kind;
-        Name = name;
+        Key = key;
         ServiceType = serviceType;
+        Implementation = implementation;
         HealthCheck = healthCheck;
     }
 
     public PrimitiveKind Kind { get; }
 
-    public string Name { get; }
+    /// <summary>The service key (for a lifecycle service, its name); <see langword="null"/> for an unkeyed primitive.</summary>
+    public string? Key { get; }
 
     public Type ServiceType { get; }
 
+    public Type Implementation { get; }
+
     public Func<IServiceProvider, IHealthCheck>? HealthCheck { get; }
 
+    /// <summary>
+    /// The health check's name: the kind, then the key, or for an unkeyed primitive its type (two unkeyed batchers of
+    /// different type arguments are two registrations, and two checks).
+    /// </summary>
     public string CheckName => Kind switch
     {
-        PrimitiveKind.LifecycleService => "lifecycle:" + Name,
-        PrimitiveKind.Batcher => "batcher:" + Name,
-        PrimitiveKind.PeerEventPump => "pump:" + Name,
-        _ => "tracker:" + Name,
+        PrimitiveKind.LifecycleService => "lifecycle:" + Key,
+        PrimitiveKind.Batcher => "batcher:" + (Key ?? DisplayName(ServiceType)),
+        PrimitiveKind.PeerEventPump => "pump:" + (Key ?? DisplayName(ServiceType)),
+        _ => "tracker:" + (Key ?? DisplayName(ServiceType)),
     };
+
+    public string Describe() =>
+        $"{DisplayName(ServiceType)}{(Key is null ? string.Empty : $" '{Key}'")} ({DisplayName(Implementation)})";
+
+    /// <summary>A type's name with its type arguments: <c>Batcher&lt;Int32, String&gt;</c>.</summary>
+    public static string DisplayName(Type type)
+    {
+        if (!type.IsGenericType)
+        {
+            return type.Name;
+        }
+
+        return type.Name.Split('`')[0] + "<" + string.Join(", ", type.GetGenericArguments().Select(DisplayName)) + ">";
+    }
 }
 
 /// <summary>
 /// The primitives registered with one service collection (kept in it as an instance, so every registration call and
-/// the health checks see the same list), and the instances the container created, which the host's stop closes.
+/// the health checks see the same list).
 /// </summary>
 internal sealed class PrimitiveRegistry
 {
     private readonly List<PrimitiveRegistration> _registrations = new();
-    private readonly List<(PrimitiveKind Kind, string Name, object Instance)> _created = new();
+    private bool _healthChecksAdded;
 
     public IReadOnlyList<PrimitiveRegistration> Registrations
     {
@@ -78,20 +104,72 @@ internal sealed class PrimitiveRegistry
         return registry;
     }
 
-    /// <summary>Adds a registration; <see langword="false"/> if one of that kind, service type and name exists already.</summary>
+    /// <summary>
+    /// Adds a registration: <see langword="true"/> if it is new, <see langword="false"/> if the same one exists already
+    /// (registering twice is harmless).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">It conflicts with one that exists: the same primitive with another
+    /// handler, consumer or hosted type, or one hosted type under two names, or two lifecycle services of one name.</exception>
     public bool TryAdd(PrimitiveRegistration registration)
     {
         lock (_registrations)
         {
-            if (_registrations.Any(r => r.Kind == registration.Kind && r.ServiceType == registration.ServiceType && r.Name == registration.Name))
+            foreach (var existing in _registrations)
             {
-                return false;
+                if (existing.Kind != registration.Kind)
+                {
+                    continue;
+                }
+
+                var sameType = existing.ServiceType == registration.ServiceType;
+                var sameKey = existing.Key == registration.Key;
+                if (sameType && sameKey)
+                {
+                    if (existing.Implementation == registration.Implementation)
+                    {
+                        return false;
+                    }
+
+                    throw new InvalidOperationException(
+                        $"{existing.Describe()} is already registered; it cannot also be registered with {PrimitiveRegistration.DisplayName(registration.Implementation)}. Give the second one a name of its own.");
+                }
+
+                if (registration.Kind == PrimitiveKind.LifecycleService && (sameType || sameKey))
+                {
+                    throw new InvalidOperationException(sameType
+                        ? $"{PrimitiveRegistration.DisplayName(registration.ServiceType)} is already hosted as lifecycle service '{existing.Key}'; a type is hosted once. To host it twice, register a second type (a subclass) under another name."
+                        : $"A lifecycle service named '{registration.Key}' is already registered ({PrimitiveRegistration.DisplayName(existing.ServiceType)}); give {PrimitiveRegistration.DisplayName(registration.ServiceType)} another name.");
+                }
             }
 
             _registrations.Add(registration);
             return true;
         }
     }
+
+    /// <summary>Marks the health checks as added; <see langword="false"/> if they were added already.</summary>
+    public bool TryMarkHealthChecksAdded()
+    {
+        lock (_registrations)
+        {
+            if (_healthChecksAdded)
+            {
+                return false;
+            }
+
+            _healthChecksAdded = true;
+            return true;
+        }
+    }
+}
+
+/// <summary>
+/// The primitives one container created (one instance per container: two providers built from one collection each
+/// close their own), which the host's stop closes.
+/// </summary>
+internal sealed class CreatedPrimitives
+{
+    private readonly List<(PrimitiveKind Kind, string Name, object Instance)> _created = new();
 
     public T Created<T>(PrimitiveKind kind, string name, T instance)
         where T : class

@@ -19,10 +19,10 @@ namespace Concurrency.Primitives.Hosting.Internal;
 /// </summary>
 internal sealed class PrimitivesShutdownService : IHostedLifecycleService
 {
-    private readonly PrimitiveRegistry _registry;
+    private readonly CreatedPrimitives _registry;
     private readonly ILogger _logger;
 
-    public PrimitivesShutdownService(PrimitiveRegistry registry, PrimitiveOptionsSetup setup)
+    public PrimitivesShutdownService(CreatedPrimitives registry, PrimitiveOptionsSetup setup)
     {
         _registry = registry;
         _logger = setup.LoggerFactory.CreateLogger(HostingLog.Category);

@@ -10,6 +10,7 @@ public sealed partial class Batcher<TItem, TResult>
 {
     private static readonly TimerCallback SweepCallback = static state => ((Batcher<TItem, TResult>)state!).SweepDeadlines();
 
+    private long _closeBeganAt = Signals.NotBegun;
     private ITimer? _sweepTimer;
     private long _sweepDueAt = long.MaxValue;
 
@@ -46,8 +47,8 @@ public sealed partial class Batcher<TItem, TResult>
     public void Dispose() => _ = DisposeAsync().AsTask();
 
     /// <summary>
-    /// Closes the batcher (as <see cref="CloseAsync(CancellationToken)"/>) and waits up to <see cref="BatcherOptions.ShutdownTimeout"/>
-    /// for the drain. Never throws: a drain that does not finish in time is logged at Error (naming how many dispatches
+    /// Closes the batcher (as <see cref="CloseAsync(CancellationToken)"/>) and waits up to <see cref="BatcherOptions.ShutdownTimeout"/>,
+    /// counted from when the close began (a dispose after a close that timed out does not wait a second full bound), for the drain. Never throws: a drain that does not finish in time is logged at Error (naming how many dispatches
     /// still run), and <see cref="Completion"/> completes when it does. Later submits throw <see cref="ObjectDisposedException"/>.
     /// </summary>
     /// <returns>A task that completes when the batcher has shut down, or the bound has passed.</returns>
@@ -56,7 +57,8 @@ public sealed partial class Batcher<TItem, TResult>
         _disposed = true;
         try
         {
-            await CloseAsync(_shutdownTimeout, CancellationToken.None).ConfigureAwait(false);
+            BeginClose();
+            await CloseAsync(Signals.Remaining(_shutdownTimeout, Volatile.Read(ref _closeBeganAt), _time), CancellationToken.None).ConfigureAwait(false);
         }
         catch (ShutdownTimeoutException timeout)
         {
@@ -74,6 +76,7 @@ public sealed partial class Batcher<TItem, TResult>
                 // The flag shares the admission word: every submit after this swap is refused; every one before it has
                 // its item counted, and is pushed and served (a serve below, or one it starts itself) before the drain ends.
                 _closing = true;
+                Volatile.Write(ref _closeBeganAt, _time.GetTimestamp());
                 var admitted = Volatile.Read(ref _submit.Admitted);
                 while (true)
                 {

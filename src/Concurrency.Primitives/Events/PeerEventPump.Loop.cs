@@ -11,6 +11,7 @@ namespace Concurrency.Primitives;
 public sealed partial class PeerEventPump<TPeer, TMessage>
 {
     private Exception? _fault;
+    private long _closeBeganAt = Signals.NotBegun;
 
     // Before unscheduling itself the loop looks at the queue a few more times, a few hundred nanoseconds in all: a
     // producer in full flow posts again within that time, and a restart (a lock handover and a thread-pool dispatch)
@@ -55,7 +56,8 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
     public void Dispose() => _ = DisposeAsync().AsTask();
 
     /// <summary>
-    /// Closes the pump as <see cref="CloseAsync(CancellationToken)"/> does, waiting at most <see cref="PeerEventPumpOptions.ShutdownTimeout"/>.
+    /// Closes the pump as <see cref="CloseAsync(CancellationToken)"/> does, waiting at most <see cref="PeerEventPumpOptions.ShutdownTimeout"/>,
+    /// counted from when the close began (a dispose after a close that timed out does not wait a second full bound).
     /// Never throws: a shutdown that does not finish in time is logged at Error (the consumer's token is cancelled), and a
     /// consumer fault stays on <see cref="Completion"/> (it was logged when it happened).
     /// </summary>
@@ -65,7 +67,8 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
         _disposed = true;
         try
         {
-            await CloseAsync(_shutdownTimeout, CancellationToken.None).ConfigureAwait(false);
+            BeginShutdown();
+            await CloseAsync(Signals.Remaining(_shutdownTimeout, Volatile.Read(ref _closeBeganAt), _time), CancellationToken.None).ConfigureAwait(false);
         }
         catch (ShutdownTimeoutException timeout)
         {
@@ -102,6 +105,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
             }
 
             _accepting = false;
+            Volatile.Write(ref _closeBeganAt, _time.GetTimestamp());
             PeerEventPumpLog.ShutdownStarted(_logger, _name, _connected.Count);
 
             // Ready peers first, in the order they were added, so that their Removed events come in that order; then

@@ -62,6 +62,25 @@ internal static class Signals
 #endif
     }
 
+    /// <summary>A timestamp that says no close has begun yet (any real timestamp of any <see cref="TimeProvider"/> differs).</summary>
+    public const long NotBegun = long.MinValue;
+
+    /// <summary>
+    /// What is left of <paramref name="timeout"/> since <paramref name="beganAt"/> (a timestamp of
+    /// <paramref name="timeProvider"/>), never negative; the whole timeout when it is infinite or nothing began yet.
+    /// A dispose that follows a close waits for the rest of the close's bound, not for a second one.
+    /// </summary>
+    public static TimeSpan Remaining(TimeSpan timeout, long beganAt, TimeProvider timeProvider)
+    {
+        if (timeout == Timeout.InfiniteTimeSpan || beganAt == NotBegun)
+        {
+            return timeout;
+        }
+
+        var left = timeout - timeProvider.GetElapsedTime(beganAt);
+        return left > TimeSpan.Zero ? left : TimeSpan.Zero;
+    }
+
     /// <summary>A token source cancelled after <paramref name="delay"/> measured on <paramref name="timeProvider"/>.</summary>
     public static CancellationTokenSource CancelAfter(TimeProvider timeProvider, TimeSpan delay)
     {

@@ -8,6 +8,8 @@ namespace Concurrency.Primitives;
 
 public sealed partial class TaskTracker
 {
+    private long _closeBeganAt = Signals.NotBegun;
+
     /// <summary>Closes the tracker and waits, up to <see cref="TaskTrackerOptions.ShutdownTimeout"/>, until everything registered has finished.</summary>
     /// <param name="cancellationToken">Abandons this wait; the tracker stays closing and the work keeps running.</param>
     /// <returns>A task that completes when the tracker has completed.</returns>
@@ -48,7 +50,8 @@ public sealed partial class TaskTracker
     public void Dispose() => _ = DisposeAsync().AsTask();
 
     /// <summary>
-    /// Closes the tracker and waits up to <see cref="TaskTrackerOptions.ShutdownTimeout"/> for everything registered to
+    /// Closes the tracker and waits up to <see cref="TaskTrackerOptions.ShutdownTimeout"/>, counted from when the close
+    /// began (a dispose after a close that timed out does not wait a second full bound), for everything registered to
     /// finish. Never throws: on timeout it logs the stragglers (name, age, parent, registration site) at Error, and the
     /// recorded failures at Error; both stay readable on <see cref="Completion"/> (and a later <c>CloseAsync</c> waits again).
     /// </summary>
@@ -59,11 +62,12 @@ public sealed partial class TaskTracker
         _disposed = true;
         try
         {
-            await CloseAsync(_shutdownTimeout, CancellationToken.None).ConfigureAwait(false);
+            BeginClose();
+            await CloseAsync(Signals.Remaining(_shutdownTimeout, Volatile.Read(ref _closeBeganAt), _time), CancellationToken.None).ConfigureAwait(false);
         }
         catch (TaskTrackerTimeoutException timeout)
         {
-            TaskTrackerLog.DisposeTimedOut(_logger, _name, timeout.Timeout, timeout.Outstanding.Count + timeout.UnnamedCount, timeout);
+            TaskTrackerLog.DisposeTimedOut(_logger, _name, _shutdownTimeout, timeout.Outstanding.Count + timeout.UnnamedCount, timeout);
         }
         catch (Exception)
         {
@@ -117,6 +121,7 @@ public sealed partial class TaskTracker
             }
 
             next = Settle(state | ClosingBit);
+            Volatile.Write(ref _closeBeganAt, _time.GetTimestamp()); // before the flag: whoever sees it closing sees when
             var seen = Interlocked.CompareExchange(ref _hot.State, next, state);
             if (seen == state)
             {

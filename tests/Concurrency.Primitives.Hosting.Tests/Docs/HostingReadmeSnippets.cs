@@ -26,7 +26,7 @@ internal static class HostingReadmeSnippets
             .BindConfiguration("Batchers:Customers");                                       // validated when the host starts
         builder.Services.AddPeerEventPump<string, Quote, QuoteConsumer>();
         builder.Services.AddLifecycleService<QuoteFeed>();                                  // hosted through a LifecycleGate
-        builder.Services.AddHealthChecks().AddConcurrencyPrimitives();                      // lifecycle:QuoteFeed, batcher:customers, pump:PeerEventPump
+        builder.Services.AddHealthChecks().AddConcurrencyPrimitives();                      // lifecycle:QuoteFeed, batcher:customers, pump:PeerEventPump<String, Quote>
 
         builder.Services.AddSingleton<IQuoteSource, QuoteSource>();
         builder.Services.AddScoped<CustomerDb>();

@@ -41,7 +41,7 @@ public sealed class HostingReadmeTests
         var customers = host.Services.GetRequiredKeyedService<Batcher<int, Customer>>("customers");
         (await customers.SubmitAsync(7).AsTask().OrHang()).Name.Should().Be("customer 7");
         var report = await host.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync().OrHang();
-        report.Entries.Keys.Should().BeEquivalentTo("lifecycle:QuoteFeed", "batcher:customers", "pump:PeerEventPump");
+        report.Entries.Keys.Should().BeEquivalentTo("lifecycle:QuoteFeed", "batcher:customers", "pump:PeerEventPump<String, Quote>");
         report.Entries["batcher:customers"].Status.Should().Be(HealthStatus.Healthy);
 
         await host.Services.GetRequiredService<QuoteConsumer>().FirstQuote.Task.OrHang();

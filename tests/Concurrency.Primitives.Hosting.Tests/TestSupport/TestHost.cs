@@ -35,6 +35,11 @@ internal static class TestHost
 
     public static IReadOnlyList<FakeLogRecord> Logs(this IHost host) => host.Services.GetFakeLogCollector().GetSnapshot();
 
+    /// <summary>The host's log collector, to read what was logged once the host (and its container) is disposed.</summary>
+    public static FakeLogCollector LogCollector(this IHost host) => host.Services.GetFakeLogCollector();
+
+    public static IReadOnlyList<FakeLogRecord> Logs(this FakeLogCollector logs, int eventId) => logs.GetSnapshot().Where(r => r.Id.Id == eventId).ToList();
+
     public static IReadOnlyList<FakeLogRecord> Logs(this IHost host, int eventId) => host.Logs().Where(r => r.Id.Id == eventId).ToList();
 
     public static async System.Threading.Tasks.Task<HealthReportEntry> HealthOf(this IHost host, string check)

@@ -122,6 +122,35 @@ public sealed class BatcherShutdownTests
     [Fact]
     public async Task DisposeAsync_WithAStuckDispatch_ReturnsAtTheShutdownTimeout_WithoutThrowing_AndLogsIt()
     {
+        var (batcher, time, log) = await StuckDispatchAsync();
+
+        var dispose = batcher.DisposeAsync().AsTask();
+        await time.WhenTimersArmed(2).OrHang();
+        time.Advance(TimeSpan.FromSeconds(3));
+
+        await dispose.Invoking(d => d.OrHang()).Should().NotThrowAsync();
+        var report = log.Entries.Single(e => e.EventId == 3008);
+        report.Level.Should().Be(Microsoft.Extensions.Logging.LogLevel.Error);
+        report.Exception.Should().BeOfType<ShutdownTimeoutException>().Which.Message.Should().Contain("1 dispatch(es) running");
+        await batcher.SubmitAsync(2).AsTask().Invoking(c => c).Should().ThrowAsync<ObjectDisposedException>();
+    }
+
+    [Fact]
+    public async Task DisposeAsync_AfterACloseThatTimedOut_ReturnsAtOnce_NotAfterASecondShutdownTimeout()
+    {
+        var (batcher, time, log) = await StuckDispatchAsync();
+        var close = batcher.CloseAsync();
+        await time.WhenTimersArmed(2).OrHang();
+        time.Advance(TimeSpan.FromSeconds(3));
+        await close.Invoking(c => c.OrHang()).Should().ThrowAsync<ShutdownTimeoutException>();
+
+        await batcher.Invoking(b => b.DisposeAsync().OrHang()).Should().NotThrowAsync("the bound was spent by the close");
+        log.Entries.Should().Contain(e => e.EventId == 3008 && e.Exception is ShutdownTimeoutException);
+    }
+
+    /// <summary>A batcher (ShutdownTimeout 3 s, on a manual clock) whose one dispatch ignores its token and never returns.</summary>
+    private static async Task<(Batcher<int, int> Batcher, ManualTimeProvider Time, RecordingLogger Log)> StuckDispatchAsync()
+    {
         var time = new ManualTimeProvider();
         var log = new RecordingLogger();
         var entered = Bounded.NewGate();
@@ -134,15 +163,6 @@ public sealed class BatcherShutdownTests
             new BatcherOptions { MaxBatchSize = 1, MaxDelay = TimeSpan.Zero, ShutdownTimeout = TimeSpan.FromSeconds(3), TimeProvider = time, Logger = log });
         _ = batcher.SubmitAsync(1).AsTask();
         await entered.Task.OrHang();
-
-        var dispose = batcher.DisposeAsync().AsTask();
-        await time.WhenTimersArmed(2).OrHang();
-        time.Advance(TimeSpan.FromSeconds(3));
-
-        await dispose.Invoking(d => d.OrHang()).Should().NotThrowAsync();
-        var report = log.Entries.Single(e => e.EventId == 3008);
-        report.Level.Should().Be(Microsoft.Extensions.Logging.LogLevel.Error);
-        report.Exception.Should().BeOfType<ShutdownTimeoutException>().Which.Message.Should().Contain("1 dispatch(es) running");
-        await batcher.SubmitAsync(2).AsTask().Invoking(c => c).Should().ThrowAsync<ObjectDisposedException>();
+        return (batcher, time, log);
     }
 }

@@ -153,13 +153,7 @@ public sealed class PeerEventPumpFaultAndShutdownTests
     [Fact]
     public async Task DisposeAsync_PastTheShutdownTimeout_CancelsTheConsumersToken_LogsIt_AndDoesNotThrow()
     {
-        var log = new RecordingLogger();
-        var time = new ManualTimeProvider();
-        var tokenCancelled = Bounded.NewGate();
-        var handler = new BlockingHandler(tokenCancelled);
-        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { ShutdownTimeout = TimeSpan.FromSeconds(5), TimeProvider = time, Logger = log });
-        pump.Connect("stuck").MarkReady();
-        await handler.Entered.Task.OrHang();
+        var (pump, time, log, tokenCancelled) = await StuckConsumerAsync();
 
         var dispose = pump.DisposeAsync().AsTask();
         await time.WhenTimersArmed().OrHang();
@@ -168,6 +162,19 @@ public sealed class PeerEventPumpFaultAndShutdownTests
         await dispose.Invoking(d => d.OrHang()).Should().NotThrowAsync();
         await tokenCancelled.Task.OrHang();
         log.Entries.Should().Contain(e => e.EventId == 4006 && e.Level == Microsoft.Extensions.Logging.LogLevel.Error && e.Exception is ShutdownTimeoutException);
+    }
+
+    [Fact]
+    public async Task DisposeAsync_AfterACloseThatTimedOut_ReturnsAtOnce_NotAfterASecondShutdownTimeout()
+    {
+        var (pump, time, log, _) = await StuckConsumerAsync();
+        var close = pump.CloseAsync();
+        await time.WhenTimersArmed().OrHang();
+        time.Advance(TimeSpan.FromSeconds(5));
+        await close.Invoking(c => c.OrHang()).Should().ThrowAsync<ShutdownTimeoutException>();
+
+        await pump.Invoking(p => p.DisposeAsync().OrHang()).Should().NotThrowAsync("the bound was spent by the close");
+        log.Entries.Should().Contain(e => e.EventId == 4006 && e.Exception is ShutdownTimeoutException);
     }
 
     [Fact]
@@ -367,5 +374,18 @@ public sealed class PeerEventPumpFaultAndShutdownTests
         public ValueTask OnMessageAsync(string peer, string message, CancellationToken cancellationToken) => default;
 
         public ValueTask OnRemovedAsync(string peer, CancellationToken cancellationToken) => default;
+    }
+
+    /// <summary>A pump (ShutdownTimeout 5 s, on a manual clock) whose consumer is stuck in a peer's Added until its token is cancelled.</summary>
+    private static async Task<(PeerEventPump<string, string> Pump, ManualTimeProvider Time, RecordingLogger Log, TaskCompletionSource TokenCancelled)> StuckConsumerAsync()
+    {
+        var log = new RecordingLogger();
+        var time = new ManualTimeProvider();
+        var tokenCancelled = Bounded.NewGate();
+        var handler = new BlockingHandler(tokenCancelled);
+        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { ShutdownTimeout = TimeSpan.FromSeconds(5), TimeProvider = time, Logger = log });
+        pump.Connect("stuck").MarkReady();
+        await handler.Entered.Task.OrHang();
+        return (pump, time, log, tokenCancelled);
     }
 }

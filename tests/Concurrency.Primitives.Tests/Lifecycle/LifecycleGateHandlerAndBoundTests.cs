@@ -165,7 +165,7 @@ public sealed class LifecycleGateHandlerAndBoundTests
         teardown.Add(released);
 
         var dispose = teardown.DisposeAsync().AsTask();
-        await time.WhenTimersArmed().OrHang();
+        await time.WhenTimersArmed(2).OrHang(); // the stuck step's deadline and its wait (the first step's deadline alone is 1, and goes)
         time.Advance(TimeSpan.FromSeconds(2));
 
         await dispose.Invoking(d => d.OrHang()).Should().NotThrowAsync();

@@ -241,6 +241,49 @@ public sealed class TaskTrackerCloseTests
     }
 
     [Fact]
+    public async Task DisposeAsync_AfterACloseTheCallerGaveUpOn_WaitsOnlyForWhatIsLeftOfTheShutdownTimeout()
+    {
+        // A host's stop closes the tracker and gives up at its own deadline; the container's dispose follows. The
+        // dispose waits for the rest of the tracker's bound, counted from when the close began, not a second full one.
+        var time = new ManualTimeProvider();
+        var log = new RecordingLogger();
+        var tracker = new TaskTracker(new TaskTrackerOptions { Name = "jobs", TimeProvider = time, Logger = log, ShutdownTimeout = TimeSpan.FromSeconds(3) });
+        using var lease = tracker.Register("stuck");
+        using var hostGivesUp = new CancellationTokenSource();
+        var close = tracker.CloseAsync(hostGivesUp.Token);
+        await time.WhenTimersArmed().OrHang();
+        time.Advance(TimeSpan.FromSeconds(2));
+        await hostGivesUp.CancelAsync();
+        await close.Invoking(c => c.OrHang()).Should().ThrowAsync<OperationCanceledException>();
+
+        var dispose = tracker.DisposeAsync().AsTask();
+        await time.WhenTimersArmed().OrHang();
+        dispose.IsCompleted.Should().BeFalse("one second of the bound is left");
+        time.Advance(TimeSpan.FromSeconds(1));
+
+        await dispose.Invoking(d => d.OrHang()).Should().NotThrowAsync();
+        var report = log.Entries.Single(e => e.EventId == 1008);
+        report.Exception.Should().BeOfType<TaskTrackerTimeoutException>().Which.Outstanding.Single().Name.Should().Be("stuck");
+    }
+
+    [Fact]
+    public async Task DisposeAsync_AfterACloseThatTimedOut_ReturnsAtOnce_AndStillNamesTheStragglers()
+    {
+        var time = new ManualTimeProvider();
+        var log = new RecordingLogger();
+        var tracker = new TaskTracker(new TaskTrackerOptions { Name = "jobs", TimeProvider = time, Logger = log, ShutdownTimeout = TimeSpan.FromSeconds(3) });
+        using var lease = tracker.Register("stuck");
+        var close = tracker.CloseAsync();
+        await time.WhenTimersArmed().OrHang();
+        time.Advance(TimeSpan.FromSeconds(3));
+        await close.Invoking(c => c.OrHang()).Should().ThrowAsync<TaskTrackerTimeoutException>();
+
+        await tracker.Invoking(t => t.DisposeAsync().OrHang()).Should().NotThrowAsync("the bound was spent by the close");
+        log.Entries.Single(e => e.EventId == 1008).Exception.Should().BeOfType<TaskTrackerTimeoutException>().Which.Outstanding.Single().Name.Should().Be("stuck");
+        time.ArmedTimers.Should().Be(0);
+    }
+
+    [Fact]
     public async Task CloseAsync_WithoutATimeout_UsesTheShutdownTimeout()
     {
         var time = new ManualTimeProvider();
