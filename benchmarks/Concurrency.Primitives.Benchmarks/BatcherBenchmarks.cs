@@ -4,6 +4,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using System.Threading.Tasks.Dataflow;
 using BenchmarkDotNet.Attributes;
+using Concurrency.Primitives.Benchmarks.Reporting;
 using Concurrency.Primitives.Benchmarks.Floors;
 using Concurrency.Primitives.Benchmarks.HandRolled;
 
@@ -26,11 +27,17 @@ public class BatcherBenchmarks
     private ValueTask<int>[] _ours = null!;
     private Task<int>[] _theirs = null!;
 
-    [Params(1, 16, 64)]
+    [ParamsSource(nameof(BatchSizes))]
     public int BatchSize { get; set; }
 
-    [Params(1, 2, 4)]
+    [ParamsSource(nameof(DispatchCounts))]
     public int Dispatches { get; set; }
+
+    /// <summary>Quick: 16 (a DataLoader-sized batch); full: 1, 16 and 64.</summary>
+    public static IEnumerable<int> BatchSizes => Profile.Pick(quick: new[] { 16 }, full: new[] { 1, 16, 64 });
+
+    /// <summary>Quick: 2 (a handler that overlaps two batches); full: 1, 2 and 4.</summary>
+    public static IEnumerable<int> DispatchCounts => Profile.Pick(quick: new[] { 2 }, full: new[] { 1, 2, 4 });
 
     [GlobalSetup]
     public void Setup()
@@ -93,6 +100,7 @@ public class BatcherBenchmarks
         _batchBlock.Complete();
     }
 
+    [Case(CaseKind.HandRolled)]
     [Benchmark(Baseline = true, Description = "hand-rolled Channel + TCS", OperationsPerInvoke = Items)]
     public async Task<long> HandRolled()
     {
@@ -104,6 +112,7 @@ public class BatcherBenchmarks
         return await SumAsync(_theirs);
     }
 
+    [Case(CaseKind.Alternative)]
     [Benchmark(Description = "Dataflow BatchBlock + ActionBlock", OperationsPerInvoke = Items)]
     public async Task<long> Dataflow()
     {
@@ -118,6 +127,7 @@ public class BatcherBenchmarks
         return await SumAsync(_theirs);
     }
 
+    [Case(CaseKind.Ours)]
     [Benchmark(Description = "Batcher", OperationsPerInvoke = Items)]
     public async Task<long> Batcher()
     {
@@ -129,6 +139,7 @@ public class BatcherBenchmarks
         return await SumAsync(_ours);
     }
 
+    [Case(CaseKind.Floor)]
     [Benchmark(Description = "slot ring, no guarantees (floor)", OperationsPerInvoke = Items)]
     public async Task<long> Floor()
     {

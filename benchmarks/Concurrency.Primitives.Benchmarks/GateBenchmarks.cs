@@ -1,6 +1,7 @@
 using System;
 using System.Threading.Tasks;
 using BenchmarkDotNet.Attributes;
+using Concurrency.Primitives.Benchmarks.Reporting;
 using Concurrency.Primitives.Benchmarks.HandRolled;
 
 namespace Concurrency.Primitives.Benchmarks;
@@ -34,6 +35,7 @@ public class GateStartRunningBenchmarks
     [GlobalCleanup]
     public void Cleanup() => _flag.Dispose();
 
+    [Case(CaseKind.HandRolled)]
     [Benchmark(Baseline = true, Description = "SemaphoreSlim-guarded flag", OperationsPerInvoke = Calls)]
     public async Task Flag()
     {
@@ -43,6 +45,7 @@ public class GateStartRunningBenchmarks
         }
     }
 
+    [Case(CaseKind.Alternative)]
     [Benchmark(Description = "Lazy<Task>", OperationsPerInvoke = Calls)]
     public async Task LazyTask()
     {
@@ -52,6 +55,7 @@ public class GateStartRunningBenchmarks
         }
     }
 
+    [Case(CaseKind.Alternative)]
     [Benchmark(Description = "Nito AsyncLazy", OperationsPerInvoke = Calls)]
     public async Task AsyncLazy()
     {
@@ -61,6 +65,7 @@ public class GateStartRunningBenchmarks
         }
     }
 
+    [Case(CaseKind.Ours)]
     [Benchmark(Description = "LifecycleGate.StartAsync", OperationsPerInvoke = Calls)]
     public async Task Gate()
     {
@@ -97,6 +102,7 @@ public class GateCycleBenchmarks
     [GlobalCleanup]
     public void Cleanup() => _flag.Dispose();
 
+    [Case(CaseKind.HandRolled)]
     [Benchmark(Baseline = true, Description = "mutex-held startOnce/stopIfStarted")]
     public async Task Flag()
     {
@@ -104,6 +110,7 @@ public class GateCycleBenchmarks
         await _flag.StopIfStartedAsync();
     }
 
+    [Case(CaseKind.Ours)]
     [Benchmark(Description = "LifecycleGate start+stop")]
     public async Task Gate()
     {
@@ -111,6 +118,7 @@ public class GateCycleBenchmarks
         await _gate.StopAsync();
     }
 
+    [Case(CaseKind.Ours)]
     [Benchmark(Description = "LifecycleGate start+run+stop")]
     public async Task GateWithRun()
     {

@@ -1,39 +1,64 @@
 using System;
 using System.Collections.Generic;
-using System.Globalization;
+using System.Diagnostics;
 using System.IO;
 using System.Linq;
 using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Exporters.Json;
 using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
 using BenchmarkDotNet.Toolchains.InProcess.NoEmit;
+using Concurrency.Primitives.Benchmarks.Reporting;
 
 namespace Concurrency.Primitives.Benchmarks;
 
 /// <summary>
-/// <c>quick</c>: every class with a short job, then one table of ratios (ours vs the hand-rolled baseline vs the
-/// alternatives). <c>smoke</c>: every benchmark once, in process, to prove they run (CI). Anything else is passed to
-/// BenchmarkDotNet (for example <c>--filter '*'</c> for the full run with the default job).
+/// <c>quick</c>: one representative configuration per class with a short job, each case in its own process, then the
+/// summary (ours, hand-rolled, best alternative, floor, ratios, allocation, verdict against the targets) and an SVG
+/// chart per class. <c>full</c>: the same over every configuration. <c>report &lt;dir&gt;</c>: the summary and charts
+/// again from a saved run's JSON reports, without running anything. <c>smoke</c>: every benchmark once, in process, to
+/// prove they run (CI). Anything else is passed to BenchmarkDotNet (for example <c>--filter '*'</c> with the default job).
 /// </summary>
 public static class Program
 {
+    private const string Artifacts = "BenchmarkDotNet.Artifacts";
+
     public static int Main(string[] args)
     {
         var mode = args.FirstOrDefault();
         var rest = args.Skip(1).ToArray();
-        if (mode == "quick")
+        if (mode is "quick" or "full")
         {
-            var job = Job.ShortRun.WithWarmupCount(3).WithIterationCount(7).WithId("Quick");
+            Profile.Quick = mode == "quick";
+            var job = Job.ShortRun.WithWarmupCount(3).WithIterationCount(7).WithId(mode == "quick" ? "Quick" : "Full");
             if (rest.Contains("--inProcess"))
             {
                 job = job.WithToolchain(InProcessNoEmitToolchain.Instance);
                 rest = rest.Where(a => a != "--inProcess").ToArray();
             }
 
-            var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly)
-                .Run(rest.Length == 0 ? new[] { "--filter", "*" } : rest, DefaultConfig.Instance.AddJob(job).WithOptions(ConfigOptions.DisableLogFile));
-            return PrintComparison(summaries);
+            var clock = Stopwatch.StartNew();
+            var config = DefaultConfig.Instance.AddJob(job).AddExporter(JsonExporter.FullCompressed).WithOptions(ConfigOptions.DisableLogFile);
+            var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(rest.Length == 0 ? new[] { "--filter", "*" } : rest, config).ToList();
+            var failed = summaries.Sum(s => s.Reports.Count(r => !r.Success || r.ResultStatistics is null));
+            var directory = summaries.Select(s => s.ResultsDirectoryPath).FirstOrDefault() ?? Path.Combine(Artifacts, "results");
+            Report(directory, Path.Combine(Artifacts, "comparison"), $"`-- {mode}` took {clock.Elapsed.TotalMinutes:0.0} min");
+            return failed == 0 ? 0 : 1;
+        }
+
+        if (mode == "report")
+        {
+            if (rest.Length == 0 || !Directory.Exists(rest[0]))
+            {
+                Console.Error.WriteLine("usage: report <folder with BenchmarkDotNet *-report-full-compressed.json files> [output folder] [--png]");
+                return 2;
+            }
+
+            var png = rest.Contains("--png");
+            rest = rest.Where(a => a != "--png").ToArray();
+            Report(rest[0], rest.Length > 1 ? rest[1] : Path.Combine(Artifacts, "comparison"), heading: null, png);
+            return 0;
         }
 
         if (mode == "smoke")
@@ -51,61 +76,35 @@ public static class Program
         return 0;
     }
 
-    /// <summary>Prints, and writes to BenchmarkDotNet.Artifacts/comparison.md, one row per benchmark case with its ratio to the baseline.</summary>
-    private static int PrintComparison(IEnumerable<Summary> summaries)
+    /// <summary>Prints the summary, and writes it (<c>summary.md</c>) and one chart per class (<c>&lt;class&gt;.svg</c>) into <paramref name="output"/>.</summary>
+    public static IReadOnlyList<string> Report(string results, string output, string? heading, bool png = false)
     {
-        var lines = new List<string>
+        var rows = ResultReader.ReadDirectory(results);
+        var verdicts = ComparisonReport.Verdicts(rows);
+        var lines = new List<string>();
+        if (heading is not null)
         {
-            "| class | case | params | mean | ratio to baseline | allocated/op |",
-            "| --- | --- | --- | ---: | ---: | ---: |",
-        };
-        var failures = 0;
-        foreach (var summary in summaries)
-        {
-            foreach (var group in summary.Reports.GroupBy(r => r.BenchmarkCase.Parameters.DisplayInfo))
-            {
-                var baseline = group.FirstOrDefault(r => r.BenchmarkCase.Descriptor.Baseline);
-                var baselineMean = baseline?.ResultStatistics?.Mean;
-                foreach (var report in group)
-                {
-                    if (report.ResultStatistics is null)
-                    {
-                        failures++;
-                        continue;
-                    }
-
-                    var mean = report.ResultStatistics.Mean;
-                    var ratio = baselineMean is > 0 ? (mean / baselineMean.Value).ToString("0.00", CultureInfo.InvariantCulture) : "-";
-                    var allocated = report.GcStats.GetBytesAllocatedPerOperation(report.BenchmarkCase);
-                    lines.Add(string.Format(
-                        CultureInfo.InvariantCulture,
-                        "| {0} | {1} | {2} | {3} | {4} | {5} |",
-                        report.BenchmarkCase.Descriptor.Type.Name.Replace("Benchmarks", string.Empty, StringComparison.Ordinal),
-                        report.BenchmarkCase.Descriptor.WorkloadMethodDisplayInfo,
-                        report.BenchmarkCase.Parameters.DisplayInfo,
-                        FormatTime(mean),
-                        ratio,
-                        allocated is null ? "-" : allocated.Value.ToString(CultureInfo.InvariantCulture) + " B"));
-                }
-            }
+            lines.Add(heading + ".");
+            lines.Add(string.Empty);
         }
 
+        lines.Add($"Targets (ratios within this run): ours < {Targets.HandRolled:0.0}× the hand-rolled code, < {Targets.BestAlternative:0.0}× the best alternative, ≤ {Targets.Floor:0.0}× the floor, and 0 B per operation where the primitive promises it.");
+        lines.Add(string.Empty);
+        lines.AddRange(ComparisonReport.Markdown(verdicts));
+        lines.Add(string.Empty);
+        lines.Add($"{verdicts.Count(v => v.AllMet)} of {verdicts.Count} rows meet every target.");
+
+        Directory.CreateDirectory(output);
+        var charts = ChartWriter.Write(rows, output, png);
+        File.WriteAllLines(Path.Combine(output, "summary.md"), lines);
         Console.WriteLine();
-        Console.WriteLine("Comparison (ratios within one run; the baseline is the hand-rolled code):");
         foreach (var line in lines)
         {
             Console.WriteLine(line);
         }
 
-        Directory.CreateDirectory("BenchmarkDotNet.Artifacts");
-        File.WriteAllLines(Path.Combine("BenchmarkDotNet.Artifacts", "comparison.md"), lines);
-        return failures == 0 ? 0 : 1;
+        Console.WriteLine();
+        Console.WriteLine($"Summary and charts: {Path.GetFullPath(output)} ({string.Join(", ", charts.Select(Path.GetFileName))})");
+        return charts;
     }
-
-    private static string FormatTime(double nanoseconds) => nanoseconds switch
-    {
-        < 1_000 => nanoseconds.ToString("0.00", CultureInfo.InvariantCulture) + " ns",
-        < 1_000_000 => (nanoseconds / 1_000).ToString("0.00", CultureInfo.InvariantCulture) + " µs",
-        _ => (nanoseconds / 1_000_000).ToString("0.00", CultureInfo.InvariantCulture) + " ms",
-    };
 }

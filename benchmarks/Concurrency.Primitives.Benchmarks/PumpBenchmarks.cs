@@ -1,9 +1,11 @@
 using System;
+using System.Collections.Generic;
 using System.Threading;
 using System.Threading.Channels;
 using System.Threading.Tasks;
 using System.Threading.Tasks.Dataflow;
 using BenchmarkDotNet.Attributes;
+using Concurrency.Primitives.Benchmarks.Reporting;
 using Concurrency.Primitives.Benchmarks.HandRolled;
 
 namespace Concurrency.Primitives.Benchmarks;
@@ -25,8 +27,11 @@ public class PumpBenchmarks
     private Channel<(int Peer, int Message)> _channel = null!;
     private Task _channelLoop = null!;
 
-    [Params(1, 16, 1_000)]
+    [ParamsSource(nameof(PeerCounts))]
     public int Peers { get; set; }
+
+    /// <summary>Quick: 16 (a service's connections); full: 1, 16 and 1,000.</summary>
+    public static IEnumerable<int> PeerCounts => Profile.Pick(quick: new[] { 16 }, full: new[] { 1, 16, 1_000 });
 
     [GlobalSetup]
     public void Setup()
@@ -67,6 +72,7 @@ public class PumpBenchmarks
         await _channelLoop;
     }
 
+    [Case(CaseKind.Floor)]
     [Benchmark(Description = "raw Channel<T> drain loop (floor)", OperationsPerInvoke = Events)]
     public Task RawChannel()
     {
@@ -80,6 +86,7 @@ public class PumpBenchmarks
         return done;
     }
 
+    [Case(CaseKind.HandRolled)]
     [Benchmark(Baseline = true, Description = "hand-rolled two-channel loop", OperationsPerInvoke = Events)]
     public Task TwoChannel()
     {
@@ -92,6 +99,7 @@ public class PumpBenchmarks
         return done;
     }
 
+    [Case(CaseKind.Alternative)]
     [Benchmark(Description = "Dataflow ActionBlock", OperationsPerInvoke = Events)]
     public Task ActionBlock()
     {
@@ -104,6 +112,7 @@ public class PumpBenchmarks
         return done;
     }
 
+    [Case(CaseKind.Ours)]
     [Benchmark(Description = "PeerEventPump", OperationsPerInvoke = Events)]
     public Task Pump()
     {

@@ -1,7 +1,9 @@
 using System;
+using System.Collections.Generic;
 using System.Threading;
 using System.Threading.Tasks;
 using BenchmarkDotNet.Attributes;
+using Concurrency.Primitives.Benchmarks.Reporting;
 using Concurrency.Primitives.Benchmarks.HandRolled;
 
 namespace Concurrency.Primitives.Benchmarks;
@@ -22,8 +24,11 @@ public class TrackerRegisterDoneBenchmarks
     private DotNext.Threading.AsyncCountdownEvent _dotNext = null!;
     private TaskTracker _tracker = null!;
 
-    [Params(1, 2)]
+    [ParamsSource(nameof(ThreadCounts))]
     public int Threads { get; set; }
+
+    /// <summary>Quick: 2 (two threads contending for the count); full: 1 and 2.</summary>
+    public static IEnumerable<int> ThreadCounts => Profile.Pick(quick: new[] { 2 }, full: new[] { 1, 2 });
 
     [GlobalSetup]
     public void Setup()
@@ -49,24 +54,31 @@ public class TrackerRegisterDoneBenchmarks
         void Invoke(TrackerRegisterDoneBenchmarks b);
     }
 
+    [Case(CaseKind.Floor)]
     [Benchmark(Description = "Interlocked pair (floor)", OperationsPerInvoke = Operations)]
     public void InterlockedPair() => Run<InterlockedOp>();
 
+    [Case(CaseKind.HandRolled)]
     [Benchmark(Baseline = true, Description = "hand-rolled TCS WaitGroup", OperationsPerInvoke = Operations)]
     public void HandRolled() => Run<HandRolledOp>();
 
+    [Case(CaseKind.Alternative)]
     [Benchmark(Description = "CountdownEvent", OperationsPerInvoke = Operations)]
     public void Countdown() => Run<CountdownOp>();
 
+    [Case(CaseKind.Alternative)]
     [Benchmark(Description = "Nito AsyncCountdownEvent", OperationsPerInvoke = Operations)]
     public void Nito() => Run<NitoOp>();
 
+    [Case(CaseKind.Alternative)]
     [Benchmark(Description = "DotNext AsyncCountdownEvent", OperationsPerInvoke = Operations)]
     public void DotNext() => Run<DotNextOp>();
 
+    [Case(CaseKind.Ours)]
     [Benchmark(Description = "TaskTracker Add/Done", OperationsPerInvoke = Operations)]
     public void TrackerAddDone() => Run<TrackerOp>();
 
+    [Case(CaseKind.Ours)]
     [Benchmark(Description = "TaskTracker named lease", OperationsPerInvoke = Operations)]
     public void TrackerLease() => Run<LeaseOp>();
 
@@ -164,12 +176,16 @@ public class TrackerGoCloseBenchmarks
     [Params(1_000)]
     public int Tasks { get; set; }
 
-    [Params("sync", "yield")]
+    [ParamsSource(nameof(WorkKinds))]
     public string Work { get; set; } = "sync";
+
+    /// <summary>Quick: "yield" (work that really awaits); full: "sync" and "yield".</summary>
+    public static IEnumerable<string> WorkKinds => Profile.Pick(quick: new[] { "yield" }, full: new[] { "sync", "yield" });
 
     [GlobalSetup]
     public void Setup() => _work = Work == "sync" ? SyncWork : YieldingWork;
 
+    [Case(CaseKind.Alternative)]
     [Benchmark(Baseline = true, Description = "Task.Run + Task.WhenAll")]
     public Task RunWhenAll()
     {
@@ -183,6 +199,7 @@ public class TrackerGoCloseBenchmarks
         return Task.WhenAll(tasks);
     }
 
+    [Case(CaseKind.HandRolled)]
     [Benchmark(Description = "hand-rolled WaitGroup + Task.Run")]
     public Task HandRolledWaitGroup()
     {
@@ -207,6 +224,7 @@ public class TrackerGoCloseBenchmarks
         return group.WaitAsync();
     }
 
+    [Case(CaseKind.Ours)]
     [Benchmark(Description = "TaskTracker Go + CloseAsync")]
     public Task TrackerGoClose()
     {
