@@ -54,13 +54,7 @@ public static class ChartWriter
         return paths;
     }
 
-    /// <summary>The chart of one class, as an SVG document: the time panel above the allocation panel.</summary>
-    public static string Svg(string type, IReadOnlyList<ResultRow> rows)
-    {
-        var (time, allocation) = Panels(type, rows);
-        return Stack(time.GetSvgXml(Width, PanelHeight), allocation.GetSvgXml(Width, PanelHeight));
-    }
-
+    /// <summary>The two panels of one class's chart: time per operation, and allocation per operation.</summary>
     private static (Plot Time, Plot Allocation) Panels(string type, IReadOnlyList<ResultRow> rows)
     {
         var cases = rows.Select(r => (r.Method, r.Title, r.Kind)).Distinct().OrderBy(c => KindOrder(c.Kind)).ThenBy(c => c.Title, StringComparer.Ordinal).ToList();

@@ -151,25 +151,12 @@ internal sealed class LifecycleHostedService<TService> : IHostedService, IAsyncD
         return Interlocked.CompareExchange(ref _closing, mine, null) ?? mine;
     }
 
-    private static async Task WaitAsync(Task task, CancellationToken cancellationToken)
-    {
-        if (task.IsCompleted || !cancellationToken.CanBeCanceled)
-        {
-            await task.ConfigureAwait(false);
-            return;
-        }
-
-        var cancelled = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-        using (cancellationToken.Register(static state => ((TaskCompletionSource<bool>)state!).TrySetResult(true), cancelled))
-        {
-            if (await Task.WhenAny(task, cancelled.Task).ConfigureAwait(false) != task)
-            {
-                throw new OperationCanceledException(cancellationToken);
-            }
-        }
-
-        await task.ConfigureAwait(false);
-    }
+    private static Task WaitAsync(Task task, CancellationToken cancellationToken) =>
+#if NET8_0_OR_GREATER
+        task.WaitAsync(cancellationToken);
+#else
+        TimeProviderTaskExtensions.WaitAsync(task, Timeout.InfiniteTimeSpan, TimeProvider.System, cancellationToken);
+#endif
 
     private void LogStopOutcome(Exception failure)
     {
