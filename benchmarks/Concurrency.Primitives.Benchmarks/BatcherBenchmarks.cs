@@ -22,7 +22,6 @@ public class BatcherBenchmarks
     private Batcher<int, int> _batcher = null!;
     private ChannelTcsBatcher<int, int> _handRolled = null!;
     private BatchBlock<(int Item, TaskCompletionSource<int> Completion)> _batchBlock = null!;
-    private ActionBlock<(int Item, TaskCompletionSource<int> Completion)[]> _actionBlock = null!;
     private SlotArrayBatcher _floor = null!;
     private ValueTask<int>[] _ours = null!;
     private Task<int>[] _theirs = null!;
@@ -42,52 +41,10 @@ public class BatcherBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _batcher = new Batcher<int, int>(
-            static (batch, _) =>
-            {
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    batch.TrySetResult(i, batch[i]);
-                }
-
-                return default;
-            },
-            new BatcherOptions { MaxBatchSize = BatchSize, MaxConcurrency = Dispatches, MaxDelay = TimeSpan.Zero, Capacity = Items });
-        _handRolled = new ChannelTcsBatcher<int, int>(
-            static batch =>
-            {
-                foreach (var (item, completion) in batch)
-                {
-                    completion.TrySetResult(item);
-                }
-
-                return Task.CompletedTask;
-            },
-            BatchSize,
-            Dispatches);
-        _batchBlock = new BatchBlock<(int, TaskCompletionSource<int>)>(BatchSize);
-        _actionBlock = new ActionBlock<(int Item, TaskCompletionSource<int> Completion)[]>(
-            static batch =>
-            {
-                foreach (var (item, completion) in batch)
-                {
-                    completion.TrySetResult(item);
-                }
-            },
-            new ExecutionDataflowBlockOptions { MaxDegreeOfParallelism = Dispatches });
-        _batchBlock.LinkTo(_actionBlock);
-        _floor = new SlotArrayBatcher(
-            static (slots, first, count, mask) =>
-            {
-                for (var i = 0; i < count; i++)
-                {
-                    var slot = slots[(first + i) & mask];
-                    slot.SetResult(slot.Value);
-                }
-            },
-            Items,
-            BatchSize,
-            Dispatches);
+        _batcher = BatcherCases.Ours(BatchSize, Dispatches, Items);
+        _handRolled = BatcherCases.HandRolled(BatchSize, Dispatches);
+        _batchBlock = BatcherCases.Dataflow(BatchSize, Dispatches);
+        _floor = BatcherCases.Floor(Items, BatchSize, Dispatches);
         _ours = new ValueTask<int>[Items];
         _theirs = new Task<int>[Items];
     }

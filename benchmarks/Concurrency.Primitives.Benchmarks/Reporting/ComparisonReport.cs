@@ -120,7 +120,8 @@ public static class ComparisonReport
         nameof(GateStartRunningBenchmarks) => 2,
         nameof(GateCycleBenchmarks) => 3,
         nameof(BatcherBenchmarks) => 4,
-        nameof(PumpBenchmarks) => 5,
-        _ => 6,
+        nameof(BatcherCallersBenchmarks) => 5,
+        nameof(PumpBenchmarks) => 6,
+        _ => 7,
     };
 }

@@ -24,6 +24,7 @@ public static class Targets
         nameof(TrackerRegisterDoneBenchmarks),
         nameof(GateStartRunningBenchmarks),
         nameof(BatcherBenchmarks),
+        nameof(BatcherCallersBenchmarks),
         nameof(PumpBenchmarks),
     };
 }

@@ -8,13 +8,26 @@ using Concurrency.Primitives.Internal;
 namespace Concurrency.Primitives;
 
 /// <summary>
-/// A pooled batch: its items in submit order, its dispatch token source, and the continuation that observes an asynchronous dispatch. It is the
-/// thread-pool work item that runs the dispatch, and the read-only item list handed to the result-list dispatch form.
-/// Everything here is guarded by the owning batcher's lock, except what the one running dispatch touches.
+/// One dispatch loop's batch: its items in submit order, its dispatch token source, and the continuation that observes an
+/// asynchronous dispatch. A batcher has at most MaxConcurrency of them, each bound to one loop while it runs; it is the
+/// thread-pool work item that runs the loop, and the read-only item list handed to the result-list dispatch form.
+/// Only its loop writes it, except the deadline sweep, which takes <see cref="SweepPhase"/> before it touches the items.
 /// </summary>
-[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable", Justification = "Pooled for the batcher's lifetime; its token source has no timer, so nothing is left to release.")]
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable", Justification = "Owned by the batcher for its lifetime; its token source has no timer, so nothing is left to release.")]
 internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TItem>
 {
+    /// <summary>No batch is being dispatched (or the loop is between its cut and its dispatch).</summary>
+    public const int Idle = 0;
+
+    /// <summary>The dispatch runs; the sweep may take the batch (to <see cref="Sweeping"/>).</summary>
+    public const int Dispatching = 1;
+
+    /// <summary>The sweep is looking at the items (under the batcher's lock): the loop waits before it finishes the batch.</summary>
+    public const int Sweeping = 2;
+
+    /// <summary>The sweep timed the dispatch out: its callers are released and its token source is the sweep's.</summary>
+    public const int TimedOut = 3;
+
     private readonly Batcher<TItem, TResult> _owner;
     private readonly Action _onDispatchCompleted;
 
@@ -41,10 +54,24 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
 
     public int Count;
 
+    /// <summary>Whether the dispatch call runs (what a <see cref="Batch{TItem, TResult}"/> checks); written by the loop only.</summary>
     public Phase State;
 
-    /// <summary>Changes whenever the batch leaves a phase, so that late timer callbacks and stale <see cref="Batch{TItem, TResult}"/> values are ignored or refused.</summary>
+    /// <summary>Changes whenever the batch leaves a phase, so that stale <see cref="Batch{TItem, TResult}"/> values are refused.</summary>
     public int Version;
+
+    /// <summary><see cref="Idle"/>, <see cref="Dispatching"/>, <see cref="Sweeping"/> or <see cref="TimedOut"/>: who may touch the items.</summary>
+    public int SweepPhase;
+
+    /// <summary>1 while a loop owns this core.</summary>
+    public int Busy;
+
+    /// <summary>
+    /// When the dispatch of the batch this loop cuts or runs is timed out (a timestamp; <see cref="Batcher{TItem, TResult}"/>'s
+    /// NeverTicks-based bound, or <see cref="long.MaxValue"/> while the loop holds no batch). Written before the cut's
+    /// claim, so that the sweep, which reads it after its own fence, never misses a dispatch's bound.
+    /// </summary>
+    public long ActiveDeadline = long.MaxValue;
 
     public CancellationTokenSource? Cancellation;
 
@@ -53,14 +80,6 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
     public ValueTask<IReadOnlyList<TResult>> PendingResults;
 
     public long DispatchStarted;
-
-    /// <summary>When the running dispatch's token is cancelled and its callers released (a timestamp; enforced by the sweep).</summary>
-    public long DispatchDeadline;
-
-    public bool TimedOut;
-
-    /// <summary>Its place in the batcher's list of running dispatches.</summary>
-    public ListLinks<BatchCore<TItem, TResult>> Links;
 
     int IReadOnlyCollection<TItem>.Count => Count;
 
@@ -105,21 +124,15 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
         return Cancellation = new CancellationTokenSource();
     }
 
+    /// <summary>Runs (or resumes) this core's dispatch loop on the thread pool.</summary>
     public void Start() => Dispatch(flowContext: false);
 
     public void AwaitDispatch() => ContinueWhenCompleted(ref PendingDispatch, _onDispatchCompleted);
 
     public void AwaitResults() => ContinueWhenCompleted(ref PendingResults, _onDispatchCompleted);
 
-    protected override void Execute() => _owner.RunDispatch(this);
+    protected override void Execute() => _owner.RunLoop(this);
 
     private void OnDispatchCompleted() => _owner.OnAsyncDispatchCompleted(this);
 }
 
-/// <summary>Finds a <see cref="BatchCore{TItem, TResult}"/>'s running-list links.</summary>
-/// <typeparam name="TItem">The item type.</typeparam>
-/// <typeparam name="TResult">The result type.</typeparam>
-internal readonly struct BatchCoreLinks<TItem, TResult> : ILinksOf<BatchCore<TItem, TResult>>
-{
-    public ref ListLinks<BatchCore<TItem, TResult>> Of(BatchCore<TItem, TResult> node) => ref node.Links;
-}

@@ -71,6 +71,12 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// <summary>When the item was accepted (a timestamp of the owner's clock): its batch's MaxDelay counts from here.</summary>
     public long Arrival;
 
+    /// <summary>
+    /// The ring index this use of the item was published at, written before the cell: a cell holds a published item for
+    /// an index only if the item it refers to carries that index (a cell is never cleared; a later lap overwrites it).
+    /// </summary>
+    public long RingIndex = -1;
+
     /// <summary>The next item in a free list (this thread's, or the owner's).</summary>
     public BatchItem<TItem, TResult>? NextFree
     {

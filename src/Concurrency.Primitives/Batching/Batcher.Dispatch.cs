@@ -1,6 +1,5 @@
 using System;
 using System.Collections.Generic;
-using System.Diagnostics;
 using System.Threading;
 using Concurrency.Primitives.Internal;
 
@@ -10,32 +9,233 @@ namespace Concurrency.Primitives;
 
 public sealed partial class Batcher<TItem, TResult>
 {
-    private static readonly ContextCallback RunDispatchInContext = static state =>
+    private static readonly ContextCallback RunLoopInContext = static state =>
     {
         var core = (BatchCore<TItem, TResult>)state!;
-        core.Owner.RunDispatchCore(core);
+        core.Owner.RunLoopCore(core);
     };
 
     private static readonly TimerCallback DelayCallback = static state => ((Batcher<TItem, TResult>)state!).OnDelayElapsed();
 
+    private long _delayDueAt = long.MaxValue;
+
     /// <summary>Runs on the thread pool, in the dispatch context (which marks this batcher for re-entrancy checks).</summary>
-    internal void RunDispatch(BatchCore<TItem, TResult> core)
+    internal void RunLoop(BatchCore<TItem, TResult> core)
     {
         if (_dispatchContext is { } context)
         {
 #if NET8_0_OR_GREATER
-            ExecutionContext.Run(context, RunDispatchInContext, core);
+            ExecutionContext.Run(context, RunLoopInContext, core);
 #else
-            ExecutionContext.Run(context.CreateCopy(), RunDispatchInContext, core);
+            ExecutionContext.Run(context.CreateCopy(), RunLoopInContext, core);
 #endif
             return;
         }
 
-        // First dispatch: this work item runs in the default context. Mark it and keep the marked context, so that
-        // later dispatches run in it without allocating one each time (the pool resets this thread afterwards).
+        // First loop: this work item runs in the default context. Mark it and keep the marked context, so that later
+        // loops run in it without allocating one each time (the pool resets this thread afterwards).
         DispatchScope.Owner.Value = this;
         _dispatchContext = ExecutionContext.Capture();
-        RunDispatchCore(core);
+        RunLoopCore(core);
+    }
+
+    /// <summary>
+    /// A dispatch loop: cuts the next due batch from the ring's head and dispatches it, batch after batch, in this one
+    /// work item while dispatches complete synchronously; an asynchronous dispatch resumes the loop when it completes.
+    /// When no batch is due the loop leaves, then looks once more (see <see cref="LeaveLoop"/>).
+    /// </summary>
+    private void RunLoopCore(BatchCore<TItem, TResult> core)
+    {
+        while (true)
+        {
+            if (core.Count == 0 && !TryCut(core)) // a loop started by a submit may hold its first batch already
+            {
+                if (LeaveLoop(core))
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            if (!Dispatch(core))
+            {
+                return; // asynchronous: OnAsyncDispatchCompleted finishes the batch and resumes the loop
+            }
+        }
+    }
+
+    /// <summary>
+    /// Cuts the next batch into <paramref name="core"/>, if one is due: the ring holds a full batch, MaxDelay has passed
+    /// since its first item arrived, MaxDelay is zero, or the batcher is draining. Otherwise arms the MaxDelay timer for
+    /// the head item and returns <see langword="false"/>. Items whose callers gave up are left out (and released).
+    /// </summary>
+    private bool TryCut(BatchCore<TItem, TResult> core)
+    {
+        var spinner = default(SpinWait);
+        while (true)
+        {
+            var head = Volatile.Read(ref _cut.Head);
+            if ((head & SubmitState.Resizing) != 0)
+            {
+                spinner.SpinOnce(); // the ring grows, under the lock; it takes no longer than copying the queue
+                continue;
+            }
+
+            var available = ClaimedIndex - head;
+            if (available <= 0)
+            {
+                return false;
+            }
+
+            var ring = Volatile.Read(ref _ring);
+            var first = PublishedAt(ring, head);
+            if (first is null)
+            {
+                spinner.SpinOnce(); // its submit has claimed the index and is about to publish the item (or a later lap's is there: the head moved)
+                continue;
+            }
+
+            var count = (int)Math.Min(available, _maxBatchSize);
+            if (count < _maxBatchSize && _maxDelayTicks != 0 && !_closing)
+            {
+                var dueAt = first.Arrival + _maxDelayTicks;
+                if (Now() < dueAt && Volatile.Read(ref _cut.Head) == head)
+                {
+                    // Not full and its first item's MaxDelay has not passed: armed once for that item, never restarted.
+                    ArmDelay(dueAt);
+                    return false;
+                }
+            }
+
+            // The run's published prefix, read into the batch before the claim (after it, a later lap may overwrite the
+            // cells): a submit between its claim and its publish ends the run. What is read here is stale only if
+            // another loop cuts the run first, and then the claim below fails.
+            var items = core.Items;
+            items[0] = first;
+            var published = 1;
+            while (published < count && PublishedAt(ring, head + published) is { } next)
+            {
+                items[published++] = next;
+            }
+
+            // The dispatch's bound, from the last item (the sweep reads it after its own fence: see SweepDeadlines).
+            var now = Now();
+            var deadline = _timeoutTicks == NeverTicks && _dispatchTimeoutTicks == NeverTicks
+                ? NeverTicks
+                : Math.Min(now + _dispatchTimeoutTicks, items[published - 1].Deadline);
+            Volatile.Write(ref core.ActiveDeadline, deadline);
+            if (Interlocked.CompareExchange(ref _cut.Head, head + published, head) != head)
+            {
+                continue; // another loop cut it, or the ring began to grow
+            }
+
+            // The claim's fence orders this read of the room-waiter flag after the parkers' (see SubmitSlow).
+            var roomWaiters = Volatile.Read(ref _submit.RoomWaiters) != 0;
+            var kept = 0;
+            for (var i = 0; i < published; i++)
+            {
+                var item = items[i];
+
+                // Leave out items whose callers already gave up (cancelled or timed out before dispatch).
+                if (item.IsCompleted)
+                {
+                    item.ReleaseByBatcher();
+                }
+                else
+                {
+                    item.Dispatched = true;
+                    core.Uses[kept] = item.Use;
+                    items[kept++] = item;
+                }
+            }
+
+            for (var i = kept; i < published; i++)
+            {
+                items[i] = null!;
+            }
+
+            if (_metrics.Queued.Enabled)
+            {
+                _metrics.Queued.Add(-published, _metricTag);
+            }
+
+            if (roomWaiters)
+            {
+                AdmitParked();
+            }
+
+            if (kept == 0)
+            {
+                Volatile.Write(ref core.ActiveDeadline, long.MaxValue);
+                continue;
+            }
+
+            core.DispatchStarted = now;
+            core.Count = kept;
+            if (deadline < Volatile.Read(ref _sweepDueAt))
+            {
+                lock (_lock)
+                {
+                    ArmSweepLocked(deadline);
+                }
+            }
+
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Runs the dispatch of the batch cut into <paramref name="core"/>. Returns <see langword="true"/> once it has
+    /// completed and the batch is finished; <see langword="false"/> if it is still running asynchronously.
+    /// </summary>
+    private bool Dispatch(BatchCore<TItem, TResult> core)
+    {
+        var token = core.RentCancellation().Token;
+        core.State = BatchCore<TItem, TResult>.Phase.Dispatching;
+        core.Version++;
+        Volatile.Write(ref core.SweepPhase, BatchCore<TItem, TResult>.Dispatching);
+        if (_metrics.BatchSize.Enabled)
+        {
+            _metrics.BatchSize.Record(core.Count, _metricTag);
+        }
+
+        Exception? fault = null;
+        IReadOnlyList<TResult>? results = null;
+        try
+        {
+            if (_dispatch is { } dispatch)
+            {
+                var pending = dispatch(new Batch<TItem, TResult>(core, core.Version), token);
+                if (!pending.IsCompleted)
+                {
+                    core.PendingDispatch = pending;
+                    core.AwaitDispatch();
+                    return false;
+                }
+
+                pending.GetAwaiter().GetResult(); // completed: consumes it, never blocks
+            }
+            else
+            {
+                var pending = _dispatchList!(core, token);
+                if (!pending.IsCompleted)
+                {
+                    core.PendingResults = pending;
+                    core.AwaitResults();
+                    return false;
+                }
+
+                results = pending.GetAwaiter().GetResult(); // completed: consumes it, never blocks
+            }
+        }
+        catch (Exception exception)
+        {
+            fault = exception;
+        }
+
+        FinishDispatch(core, fault, results);
+        return true;
     }
 
     internal void OnAsyncDispatchCompleted(BatchCore<TItem, TResult> core)
@@ -62,62 +262,16 @@ public sealed partial class Batcher<TItem, TResult>
             fault = exception;
         }
 
-        // Completed asynchronously, on whatever thread finished the dispatch: queue the next batch, never run it here.
-        FinishDispatch(core, fault, results)?.Start();
+        // Completed asynchronously, on whatever thread finished the dispatch: resume the loop on the pool, never here.
+        FinishDispatch(core, fault, results);
+        core.Start();
     }
 
     /// <summary>
-    /// Dispatches <paramref name="core"/> and, while dispatches complete synchronously and more batches are due, the
-    /// next ones, in this one work item: a busy batcher drains its queue without a thread hop per batch.
+    /// The post-dispatch sweep: every item the dispatch did not answer is answered here; then the batch leaves its
+    /// dispatch phase (waiting out a deadline sweep that is looking at it) and its items are released.
     /// </summary>
-    private void RunDispatchCore(BatchCore<TItem, TResult>? core)
-    {
-        while (core is not null)
-        {
-            var token = core.Cancellation?.Token ?? new CancellationToken(canceled: true);
-            Exception? fault = null;
-            IReadOnlyList<TResult>? results = null;
-            try
-            {
-                if (_dispatch is { } dispatch)
-                {
-                    var pending = dispatch(new Batch<TItem, TResult>(core, core.Version), token);
-                    if (!pending.IsCompleted)
-                    {
-                        core.PendingDispatch = pending;
-                        core.AwaitDispatch();
-                        return;
-                    }
-
-                    pending.GetAwaiter().GetResult(); // completed: consumes it, never blocks
-                }
-                else
-                {
-                    var pending = _dispatchList!(core, token);
-                    if (!pending.IsCompleted)
-                    {
-                        core.PendingResults = pending;
-                        core.AwaitResults();
-                        return;
-                    }
-
-                    results = pending.GetAwaiter().GetResult(); // completed: consumes it, never blocks
-                }
-            }
-            catch (Exception exception)
-            {
-                fault = exception;
-            }
-
-            core = FinishDispatch(core, fault, results);
-        }
-    }
-
-    /// <summary>
-    /// The post-dispatch sweep: every item the dispatch did not answer is answered here, then the batch is recycled.
-    /// Returns the next batch to dispatch, if one is due and a slot is free.
-    /// </summary>
-    private BatchCore<TItem, TResult>? FinishDispatch(BatchCore<TItem, TResult> core, Exception? fault, IReadOnlyList<TResult>? results)
+    private void FinishDispatch(BatchCore<TItem, TResult> core, Exception? fault, IReadOnlyList<TResult>? results)
     {
         var count = core.Count;
         var swept = 0;
@@ -140,7 +294,7 @@ public sealed partial class Batcher<TItem, TResult>
             {
                 for (var i = 0; i < count; i++)
                 {
-                    core.Items[i].TrySetResult(results[i]);
+                    core.Items[i].TrySetResult(core.Uses[i], results[i]);
                 }
             }
         }
@@ -163,39 +317,43 @@ public sealed partial class Batcher<TItem, TResult>
             _metrics.DispatchDuration.Record(_clock.Between(core.DispatchStarted, Now()).TotalSeconds, _metricTag);
         }
 
-        var stuckFor = core.TimedOut ? _clock.Between(core.DispatchStarted, Now()) : (TimeSpan?)null;
-        BatchCore<TItem, TResult>? next;
-        lock (_lock)
+        // Leave the dispatch phase. A sweep looking at the batch holds it briefly (under the lock, no user code); one
+        // that timed the dispatch out has taken its token source (it cancels it) and released its callers.
+        var timedOut = false;
+        var spinner = default(SpinWait);
+        while (true)
         {
-            _inFlight--;
-            _running.Remove(core);
-
-            // Out of the running list, the batch is no longer the deadline sweep's: release its items and keep it for
-            // the next batch (submits no longer take this lock, so doing it here costs them nothing).
-            core.State = BatchCore<TItem, TResult>.Phase.Pooled;
-            core.Version++; // before the items go: a late call through a stale Batch is refused
-            for (var i = 0; i < count; i++)
+            var phase = Interlocked.CompareExchange(ref core.SweepPhase, BatchCore<TItem, TResult>.Idle, BatchCore<TItem, TResult>.Dispatching);
+            if (phase == BatchCore<TItem, TResult>.Dispatching)
             {
-                core.Items[i].ReleaseByBatcher();
-                core.Items[i] = null!;
+                break;
             }
 
-            core.Count = 0;
-            core.TimedOut = false;
-            if (_corePool.Count <= _maxConcurrentBatches)
+            if (phase == BatchCore<TItem, TResult>.TimedOut)
             {
-                _corePool.Push(core);
+                timedOut = true;
+                core.Cancellation = null; // the sweep's now: it was cancelled, and is never reused
+                Volatile.Write(ref core.SweepPhase, BatchCore<TItem, TResult>.Idle);
+                break;
             }
 
-            next = ServeLocked(holdsDuty: false);
+            spinner.SpinOnce(); // Sweeping
         }
 
-        if (stuckFor is { } stuck)
+        core.State = BatchCore<TItem, TResult>.Phase.Pooled;
+        core.Version++; // before the items go: a late call through a stale Batch is refused
+        for (var i = 0; i < count; i++)
         {
-            BatcherLog.StuckDispatchReturned(_logger, _name, stuck);
+            core.Items[i].ReleaseByBatcher();
+            core.Items[i] = null!;
         }
 
-        return next;
+        core.Count = 0;
+        Volatile.Write(ref core.ActiveDeadline, long.MaxValue);
+        if (timedOut)
+        {
+            BatcherLog.StuckDispatchReturned(_logger, _name, _clock.Between(core.DispatchStarted, Now()));
+        }
     }
 
     /// <summary>
@@ -209,7 +367,7 @@ public sealed partial class Batcher<TItem, TResult>
         for (var i = 0; i < count; i++)
         {
             var item = core.Items[i];
-            if (!item.IsCompleted && item.TrySetException(fault is not null
+            if (!item.IsCompleted && item.TrySetException(core.Uses[i], fault is not null
                 ? new BatchDispatchException(fault, i, count)
                 : new BatchItemNotCompletedException(i, count, resultCount)))
             {
@@ -229,321 +387,204 @@ public sealed partial class Batcher<TItem, TResult>
     }
 
     /// <summary>
-    /// Serves the queue, under the lock: takes in the submitted items, starts every due batch while a slot is free, and
-    /// arms the timers for what is left. Returns the first batch started, for the caller to run; the others are queued.
+    /// From a submit: starts a dispatch loop if fewer than MaxConcurrency run, and cuts its first batch here, at once, so
+    /// that the room it leaves is there for the next submit; the loop then runs on the thread pool.
     /// </summary>
-    /// <remarks>
-    /// <para>
-    /// Submits push their items without the lock, so someone must be bound to come back for each one. The serve duty says
-    /// who: <see cref="SubmitState.Serving"/>, a thread that will look at the stack again before it lets go (a submit
-    /// takes it when its item is due, or when the queue is empty and so has no MaxDelay timer armed); <see cref="SubmitState.Parked"/>,
-    /// every slot busy, so the next dispatch to finish serves (any serve adopts a parked duty); <see cref="SubmitState.Idle"/>,
-    /// no one. A submit pushes, then reads the duty; a serve that lets go writes the duty, then reads the stack (both
-    /// with a full fence between): so either the submit sees the duty idle and serves, or the serve sees the item.
-    /// </para>
-    /// <para>
-    /// An item left on the stack while the queue is not empty and not due is taken in by the MaxDelay timer armed for the
-    /// queue's head, or by the next serve, whichever comes first; while parked, the sweep looks at least once per
-    /// Timeout, so an item left on the stack is still released at its deadline if no dispatch ever finishes.
-    /// </para>
-    /// </remarks>
-    private BatchCore<TItem, TResult>? ServeLocked(bool holdsDuty)
+    private void StartLoopWithCut()
     {
-        holdsDuty |= _dutyParked; // a parked duty passes to whoever serves next
-        var now = Now();
-        BatchCore<TItem, TResult>? first = null;
-        while (true)
-        {
-            // The stack is looked at only when the queue cannot fill a batch: a busy dispatch loop then cuts batch after
-            // batch without touching the submits' line (the items on the stack are newer than the whole queue).
-            if (_queued < _maxBatchSize || _closing)
-            {
-                TakeIncomingLocked();
-            }
-
-            if (_closing && _shutdownMode == BatcherShutdownMode.FailPending)
-            {
-                FailQueuedLocked();
-            }
-
-            while (TryStartLocked(now) is { } start)
-            {
-                KeepFirst(ref first, start);
-            }
-
-            CheckDrainedLocked();
-            if (_inFlight == _maxConcurrentBatches)
-            {
-                // Every slot busy: the next dispatch to finish serves, so submits need not. Items pushed meanwhile wait
-                // on the stack; the sweep takes them in at least once per Timeout, in case no dispatch ever finishes.
-                if (holdsDuty)
-                {
-                    if (!_dutyParked)
-                    {
-                        Volatile.Write(ref _submit.Duty, SubmitState.Parked);
-                        _dutyParked = true;
-                    }
-                }
-                else
-                {
-                    _dutyParked = Interlocked.CompareExchange(ref _submit.Duty, SubmitState.Parked, SubmitState.Idle) == SubmitState.Idle;
-                }
-
-                ArmSweepLocked(now + _timeoutTicks);
-                PublishQueueLocked();
-                return first;
-            }
-
-            // This serve reads the submits' line below anyway. Items the flush puts into the queue (parked ones, and the
-            // stack's ahead of them) are served by this loop: no timer is armed for them yet.
-            if (FlushCutLocked() > 0)
-            {
-                continue;
-            }
-
-            PublishQueueLocked();
-
-            // Let go (the exchange, or the barrier, orders what this serve wrote before the read of the stack below).
-            if (holdsDuty)
-            {
-                Interlocked.Exchange(ref _submit.Duty, SubmitState.Idle);
-                holdsDuty = false;
-                _dutyParked = false;
-            }
-            else
-            {
-                Interlocked.MemoryBarrier();
-            }
-
-            // Items pushed since the take: this serve looks again unless the MaxDelay timer armed for the queue's head
-            // covers them (the queue holds items, and neither they nor the admitted count make a batch due).
-            if (Volatile.Read(ref _submit.Incoming) is null || (_queued > 0 && !DueByCountLocked()))
-            {
-                return first;
-            }
-        }
-    }
-
-    /// <summary>Keeps the first batch started for the caller to run, and queues the others to the thread pool.</summary>
-    private static void KeepFirst(ref BatchCore<TItem, TResult>? first, BatchCore<TItem, TResult> start)
-    {
-        if (first is null)
-        {
-            first = start;
-        }
-        else
-        {
-            start.Start();
-        }
-    }
-
-    /// <summary>Tells submits whether the queue holds items (written only when that changes: submits read the line).</summary>
-    private void PublishQueueLocked()
-    {
-        var held = _queued > 0 ? 1 : 0;
-        if (_queueHeldPublished != held)
-        {
-            Volatile.Write(ref _submit.QueueHeld, held);
-            _queueHeldPublished = held;
-        }
-    }
-
-    /// <summary>Whether the admitted items make a batch due without waiting for MaxDelay; called under the lock.</summary>
-    private bool DueByCountLocked() => _maxDelayTicks == 0 || _closing || AdmittedCountLocked >= _maxBatchSize;
-
-    /// <summary>
-    /// Takes every submitted item from the stack into the queue, in submit order, then subtracts the cuts not yet counted
-    /// (this touches the submits' line anyway), which may move parked items in after them. Called under the lock.
-    /// </summary>
-    private void TakeIncomingLocked()
-    {
-        if (Volatile.Read(ref _submit.Incoming) is null)
+        if (TryTakeLoopSlot() is not { } core)
         {
             return;
         }
 
-        TakeChainLocked();
-        FlushCutLocked();
+        if (TryCut(core) || !LeaveLoop(core))
+        {
+            core.Start();
+        }
     }
 
-    /// <summary>Takes every submitted item from the stack into the queue, in submit order; called under the lock. Returns how many.</summary>
-    private int TakeChainLocked()
+    /// <summary>Starts a dispatch loop if fewer than MaxConcurrency run: takes a slot, then a free core, and queues it.</summary>
+    private void TryStartLoop()
     {
-        if (Volatile.Read(ref _submit.Incoming) is null)
+        if (TryTakeLoopSlot() is { } core)
         {
-            return 0;
+            core.Start();
         }
+    }
 
-        // The stack is newest first: reverse the chain into submit order.
-        var chain = (BatchItem<TItem, TResult>?)Interlocked.Exchange(ref _submit.Incoming, null);
-        BatchItem<TItem, TResult>? oldest = null;
-        while (chain is not null)
+    /// <summary>Counts one more running loop, unless MaxConcurrency already run, and binds it to a free core.</summary>
+    private BatchCore<TItem, TResult>? TryTakeLoopSlot()
+    {
+        var running = Volatile.Read(ref _submit.Loops);
+        while (true)
         {
-            var next = chain.NextFree;
-            chain.NextFree = oldest;
-            oldest = chain;
-            chain = next;
-        }
-
-        var earliest = long.MaxValue;
-        var taken = 0;
-        while (oldest is not null)
-        {
-            var item = oldest;
-            oldest = item.NextFree;
-            item.NextFree = null;
-            AppendLocked(item);
-            taken++;
-            if (!item.HasOwnDeadline && item.Deadline < earliest)
+            if (running >= _maxConcurrentBatches)
             {
-                earliest = item.Deadline;
-            }
-        }
-
-        if (_metrics.Queued.Enabled)
-        {
-            _metrics.Queued.Add(taken, _metricTag);
-        }
-
-        if (earliest != long.MaxValue)
-        {
-            ArmSweepLocked(earliest);
-        }
-
-        return taken;
-    }
-
-    /// <summary>Appends an admitted item to the queue's tail; called under the lock.</summary>
-    private void AppendLocked(BatchItem<TItem, TResult> item)
-    {
-        if (_queued == _queue.Length)
-        {
-            GrowQueueLocked();
-        }
-
-        _queue[QueueIndex(_queued)] = item;
-        _queued++;
-    }
-
-    /// <summary>
-    /// Cuts the next batch from the head of the queue and hands it to a free dispatch slot, if a batch is due: the queue
-    /// holds a full batch, MaxDelay has passed since the head item arrived, MaxDelay is zero, or the batcher is draining.
-    /// Otherwise makes sure the MaxDelay timer will fire for the head item. Called under the lock.
-    /// </summary>
-    private BatchCore<TItem, TResult>? TryStartLocked(long now)
-    {
-        AssertInvariants();
-        while (_inFlight < _maxConcurrentBatches && _queued > 0)
-        {
-            if (_queued < _maxBatchSize && _maxDelayTicks > 0 && !_closing && now - _queue[_queueHead].Arrival < _maxDelayTicks)
-            {
-                // Not full and its first item's MaxDelay has not passed: armed once for that item, never restarted.
-                ArmDelayLocked(_queue[_queueHead].Arrival + _maxDelayTicks);
                 return null;
             }
 
-            var core = TakeCoreLocked();
-            var taken = 0;
-            var kept = 0;
-            while (taken < _maxBatchSize && _queued > 0 && kept < _maxBatchSize)
+            var seen = Interlocked.CompareExchange(ref _submit.Loops, running + 1, running);
+            if (seen == running)
             {
-                var item = _queue[_queueHead];
-                _queue[_queueHead] = null!;
-                _queueHead = QueueIndex(1);
-                _queued--;
-                taken++;
+                break;
+            }
 
-                // Leave out items whose callers already gave up (cancelled or timed out before dispatch).
-                if (item.IsCompleted)
+            running = seen;
+        }
+
+        // A slot is held, so a free core exists (at most one core per slot is busy).
+        while (true)
+        {
+            for (var i = 0; i < _cores.Length; i++)
+            {
+                var core = Volatile.Read(ref _cores[i]);
+                if (core is null)
                 {
-                    item.ReleaseByBatcher();
+                    var created = new BatchCore<TItem, TResult>(this, _maxBatchSize) { Busy = 1 };
+                    if (Interlocked.CompareExchange(ref _cores[i], created, null) is null)
+                    {
+                        return created;
+                    }
+
+                    core = Volatile.Read(ref _cores[i])!;
                 }
-                else
+
+                if (Volatile.Read(ref core.Busy) == 0 && Interlocked.CompareExchange(ref core.Busy, 1, 0) == 0)
                 {
-                    item.Dispatched = true;
-                    core.Uses[kept] = item.Use;
-                    core.Items[kept++] = item;
+                    return core;
                 }
             }
+        }
+    }
 
-            LeaveQueueLocked(taken);
-            if (kept == 0)
+    /// <summary>
+    /// A loop that found no due batch lets go of its slot, then looks once more: a submit claims, then reads the loop
+    /// count; the loop lets go, then reads the claim word; each with a full fence between, so one of them sees the other
+    /// and the item is never left without a loop. Returns <see langword="true"/> when the loop is over.
+    /// </summary>
+    private bool LeaveLoop(BatchCore<TItem, TResult> core)
+    {
+        Volatile.Write(ref core.Busy, 0);
+        Interlocked.Decrement(ref _submit.Loops);
+        if (Volatile.Read(ref _submit.RoomWaiters) != 0)
+        {
+            AdmitParked();
+        }
+
+        if (_closing)
+        {
+            lock (_lock)
             {
-                _corePool.Push(core);
-                continue;
+                CheckDrainedLocked();
+            }
+        }
+
+        return !IsCutDue() || !TryRetake(core);
+    }
+
+    /// <summary>Takes a loop slot back for <paramref name="core"/>, unless MaxConcurrency loops already run.</summary>
+    private bool TryRetake(BatchCore<TItem, TResult> core)
+    {
+        var running = Volatile.Read(ref _submit.Loops);
+        while (running < _maxConcurrentBatches)
+        {
+            var seen = Interlocked.CompareExchange(ref _submit.Loops, running + 1, running);
+            if (seen == running)
+            {
+                if (Interlocked.CompareExchange(ref core.Busy, 1, 0) == 0)
+                {
+                    return true;
+                }
+
+                // A starting loop took this core meanwhile: it does the work; give the slot back.
+                Interlocked.Decrement(ref _submit.Loops);
+                return false;
             }
 
-            core.Count = kept;
-            _inFlight++;
-            core.State = BatchCore<TItem, TResult>.Phase.Dispatching;
-            core.Version++;
-            core.TimedOut = false;
-            core.DispatchStarted = now;
-            core.RentCancellation();
-            _running.AddLast(core);
-
-            // The dispatch's bound: its own timeout, or the moment its last caller would give up, whichever is first.
-            // The deadline sweep enforces it, so starting a dispatch touches no timer of its own.
-            core.DispatchDeadline = Math.Min(now + _dispatchTimeoutTicks, core.Items[kept - 1].Deadline);
-            ArmSweepLocked(core.DispatchDeadline);
-            if (_metrics.BatchSize.Enabled)
-            {
-                _metrics.BatchSize.Record(kept, _metricTag);
-            }
-
-            return core;
+            running = seen;
         }
 
-        return null;
+        return false;
     }
 
-    /// <summary>
-    /// Counts <paramref name="count"/> items out of the queue (cut into a batch, or failed). The admission count is
-    /// lowered at once when callers wait for room or a quarter of the capacity is uncounted; otherwise at the next take
-    /// from the stack, when a serve lets go of the duty, or when a submit finds no room. Until then the queue only looks
-    /// fuller to submits than it is (a submit may serve, or look for room under the lock, needlessly); whatever reads
-    /// the count under the lock (the drain check among them) uses AdmittedCountLocked, which is exact.
-    /// </summary>
-    private void LeaveQueueLocked(int count)
+    /// <summary>Whether a loop has work now: claimed items not yet cut, due (by count, MaxDelay zero, or draining) or not yet covered by the delay timer.</summary>
+    private bool IsCutDue()
     {
-        _cutUncounted += count;
-        if (_metrics.Queued.Enabled)
+        var head = Volatile.Read(ref _cut.Head) & SubmitState.IndexMask;
+        var available = ClaimedIndex - head;
+        return available > 0
+            && (_maxDelayTicks == 0 || _closing || available >= _maxBatchSize || Volatile.Read(ref _delayDueAt) == long.MaxValue);
+    }
+
+    /// <summary>Arms the MaxDelay timer for the head item's batch, if it is not armed for that time or sooner.</summary>
+    private void ArmDelay(long dueAt)
+    {
+        if (Volatile.Read(ref _delayDueAt) <= dueAt)
         {
-            _metrics.Queued.Add(-count, _metricTag);
+            return;
         }
 
-        if (_parked.Count > 0 || _cutUncounted >= _capacity / 4)
+        lock (_lock)
         {
-            FlushCutLocked();
+            ArmDelayLocked(dueAt);
         }
     }
 
-    /// <summary>
-    /// Subtracts the cuts not yet counted from the admission count, and gives the room to the parked items. Returns how
-    /// many items it put into the queue (parked ones, and the stack's, taken in ahead of them): a caller about to let
-    /// go must serve them, as no timer is armed for them yet.
-    /// </summary>
-    private int FlushCutLocked()
+    /// <summary>After a submit that found the timer unarmed: arms it for the head item (published), or this item's arrival.</summary>
+    private void ArmDelayForHead(long arrival)
     {
-        if (_cutUncounted != 0)
+        lock (_lock)
         {
-            Interlocked.Add(ref _submit.Admitted, -_cutUncounted);
-            _cutUncounted = 0;
+            var head = Volatile.Read(ref _cut.Head) & SubmitState.IndexMask;
+            var first = ClaimedIndex > head ? PublishedAt(_ring, head) : null;
+            ArmDelayLocked((first is null ? arrival : Math.Min(first.Arrival, arrival)) + _maxDelayTicks);
+        }
+    }
+
+    private void ArmDelayLocked(long dueAt)
+    {
+        if (_delayDueAt <= dueAt || _drained.Task.IsCompleted)
+        {
+            return;
         }
 
-        return _parked.Count == 0 ? 0 : AdmitParkedLocked();
+        Volatile.Write(ref _delayDueAt, dueAt);
+        _delayTimer ??= _time.CreateTimer(DelayCallback, this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _delayTimer.Change(TimerDue(dueAt), Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>The MaxDelay timer: the head item's batch may be due now; a loop looks (if a slot is free; otherwise a running loop will).</summary>
+    private void OnDelayElapsed()
+    {
+        lock (_lock)
+        {
+            Volatile.Write(ref _delayDueAt, long.MaxValue);
+        }
+
+        Interlocked.MemoryBarrier();
+        if (ClaimedIndex > (Volatile.Read(ref _cut.Head) & SubmitState.IndexMask))
+        {
+            TryStartLoop();
+        }
+    }
+
+    /// <summary>Gives room to the callers waiting for it (after a cut), under the lock.</summary>
+    private void AdmitParked()
+    {
+        lock (_lock)
+        {
+            AdmitParkedLocked();
+        }
     }
 
     /// <summary>
-    /// Moves parked items into the queue, oldest first, while there is room; skips (and releases) those whose callers gave
-    /// up meanwhile. Items already admitted and still on the stack are taken in first: they got their room earlier.
-    /// Called under the lock; returns how many items it put into the queue, those from the stack included.
+    /// Moves parked items into the ring, oldest first, while there is room; skips (and releases) those whose callers
+    /// gave up meanwhile. Called under the lock. The items moved in are served as a submit's are.
     /// </summary>
-    private int AdmitParkedLocked()
+    private void AdmitParkedLocked()
     {
-        var taken = TakeChainLocked();
-        var moved = 0;
         var now = Now();
+        var moved = false;
         while (_parked.Count > 0)
         {
             var node = _parked.Peek();
@@ -554,15 +595,15 @@ public sealed partial class Batcher<TItem, TResult>
                 continue;
             }
 
-            if (!TryAdmit(out _))
+            if (_closing || !TryClaimLocked(out var index))
             {
                 break;
             }
 
             _parked.Dequeue();
             node.Arrival = now; // its batch's MaxDelay counts from when it entered the queue
-            AppendLocked(node);
-            moved++;
+            Publish(index, node);
+            moved = true;
         }
 
         if (_parked.Count == 0)
@@ -570,12 +611,25 @@ public sealed partial class Batcher<TItem, TResult>
             Volatile.Write(ref _submit.RoomWaiters, 0);
         }
 
-        if (moved > 0 && _metrics.Queued.Enabled)
+        if (moved)
         {
-            _metrics.Queued.Add(moved, _metricTag);
+            // Parked items keep their own deadline timers: only the loops and the delay timer need to know.
+            Interlocked.MemoryBarrier();
+            if (_maxDelayTicks == 0 || ClaimedIndex - (Volatile.Read(ref _cut.Head) & SubmitState.IndexMask) >= _maxBatchSize)
+            {
+                TryStartLoop();
+            }
+            else
+            {
+                var head = Volatile.Read(ref _cut.Head) & SubmitState.IndexMask;
+                var first = ClaimedIndex > head ? PublishedAt(_ring, head) : null;
+                ArmDelayLocked((first?.Arrival ?? now) + _maxDelayTicks);
+                if (Volatile.Read(ref _submit.Loops) == 0)
+                {
+                    TryStartLoop(); // it arms nothing new if the batch is not due, and cuts it if it is
+                }
+            }
         }
-
-        return taken + moved;
     }
 
     /// <summary>Fails every parked item with a fresh exception from <paramref name="exception"/> (at shutdown). Called under the lock.</summary>
@@ -591,40 +645,18 @@ public sealed partial class Batcher<TItem, TResult>
         Volatile.Write(ref _submit.RoomWaiters, 0);
     }
 
-    private void ArmDelayLocked(long dueAt)
+    /// <summary>How many dispatches run now (a snapshot, for logs).</summary>
+    private int DispatchingCount()
     {
-        if (_delayDueAt == dueAt)
+        var running = 0;
+        foreach (var core in _cores)
         {
-            return;
+            if (core is not null && Volatile.Read(ref core.ActiveDeadline) != long.MaxValue)
+            {
+                running++;
+            }
         }
 
-        _delayDueAt = dueAt;
-        _delayTimer ??= _time.CreateTimer(DelayCallback, this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        _delayTimer.Change(TimerDue(dueAt), Timeout.InfiniteTimeSpan);
-    }
-
-    /// <summary>The MaxDelay timer: the head item's batch is due now (if a slot is free; otherwise when one frees).</summary>
-    private void OnDelayElapsed()
-    {
-        BatchCore<TItem, TResult>? start;
-        lock (_lock)
-        {
-            _delayDueAt = long.MaxValue;
-            start = ServeLocked(holdsDuty: false);
-        }
-
-        start?.Start();
-    }
-
-    /// <summary>A pooled batch (the pool keeps at most one more than can run at once), or a new one. Called under the lock.</summary>
-    private BatchCore<TItem, TResult> TakeCoreLocked() =>
-        _corePool.Count > 0 ? _corePool.Pop() : new BatchCore<TItem, TResult>(this, _maxBatchSize);
-
-    [Conditional("DEBUG")]
-    private void AssertInvariants()
-    {
-        Debug.Assert(Monitor.IsEntered(_lock), "The batcher's lock must be held.");
-        Debug.Assert(_inFlight >= 0 && _inFlight <= _maxConcurrentBatches, "At most MaxConcurrency dispatches run.");
-        Debug.Assert(_queued >= 0 && _queued <= AdmittedCountLocked && AdmittedCount <= _capacity, "The queue holds only admitted items, and never more than its capacity.");
+        return running;
     }
 }

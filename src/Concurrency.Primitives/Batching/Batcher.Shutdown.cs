@@ -68,36 +68,34 @@ public sealed partial class Batcher<TItem, TResult>
 
     private void BeginClose()
     {
-        BatchCore<TItem, TResult>? start = null;
         lock (_lock)
         {
-            if (!_closing)
+            if (_closing)
             {
-                // The flag shares the admission word: every submit after this swap is refused; every one before it has
-                // its item counted, and is pushed and served (a serve below, or one it starts itself) before the drain ends.
-                _closing = true;
-                Volatile.Write(ref _closeBeganAt, _time.GetTimestamp());
-                var admitted = Volatile.Read(ref _submit.Admitted);
-                while (true)
-                {
-                    var seen = Interlocked.CompareExchange(ref _submit.Admitted, admitted | SubmitState.Closing, admitted);
-                    if (seen == admitted)
-                    {
-                        break;
-                    }
-
-                    admitted = seen;
-                }
-
-                BatcherLog.ShutdownStarted(_logger, _name, _shutdownMode, AdmittedCountLocked, _inFlight);
-                FailParkedLocked(ShutDown); // never admitted: they wait for room that will not come
-
-                // Fails the queued items (FailPending) or starts them all, whatever their MaxDelay (Drain).
-                start = ServeLocked(holdsDuty: false);
+                return;
             }
+
+            // The flag shares the claim word: every submit after this swap is refused; every one before it has claimed
+            // its index, and its item is cut (by a loop started below, or one it starts itself) before the drain ends.
+            _closing = true;
+            Volatile.Write(ref _closeBeganAt, _time.GetTimestamp());
+            SetFlag(ref _submit.Tail, SubmitState.Closing);
+            BatcherLog.ShutdownStarted(_logger, _name, _shutdownMode, Count, DispatchingCount());
+            FailParkedLocked(ShutDown); // never admitted: they wait for room that will not come
+            if (_shutdownMode == BatcherShutdownMode.FailPending)
+            {
+                FailQueuedLocked();
+            }
+
+            CheckDrainedLocked();
         }
 
-        start?.Start();
+        // Drain: a loop cuts every queued item, whatever its MaxDelay.
+        Interlocked.MemoryBarrier();
+        if (ClaimedIndex > (Volatile.Read(ref _cut.Head) & SubmitState.IndexMask))
+        {
+            TryStartLoop();
+        }
     }
 
     private async Task WaitForDrainAsync(TimeSpan timeout, CancellationToken cancellationToken)
@@ -108,69 +106,107 @@ public sealed partial class Batcher<TItem, TResult>
         }
         catch (TimeoutException) when (!_drained.Task.IsCompleted)
         {
-            int inFlight;
-            lock (_lock)
-            {
-                inFlight = _inFlight;
-            }
-
+            var inFlight = DispatchingCount();
             BatcherLog.ShutdownTimedOut(_logger, _name, timeout, inFlight);
             throw new ShutdownTimeoutException(_name, timeout, $"Batcher '{_name}' still had {inFlight} dispatch(es) running after {timeout}; their callers are released by their own deadlines, and the batcher completes when the dispatches return.");
         }
     }
 
+    /// <summary>
+    /// Fails every queued item (FailPending): cuts them from the ring as a loop would (racing the loops, each run to
+    /// whoever claims it), waiting for items whose submits claimed before the shutdown flag and are about to publish.
+    /// Called under the lock.
+    /// </summary>
     private void FailQueuedLocked()
     {
-        var failed = _queued;
-        if (failed == 0)
+        var spinner = default(SpinWait);
+        while (true)
         {
-            return;
-        }
+            var head = Volatile.Read(ref _cut.Head);
+            var tail = ClaimedIndex;
+            if (head >= tail)
+            {
+                return;
+            }
 
-        while (_queued > 0)
-        {
-            var item = _queue[_queueHead];
-            _queue[_queueHead] = null!;
-            _queueHead = QueueIndex(1);
-            _queued--;
-            item.TrySetException(new ClosedException(
-                _name,
-                $"Batcher '{_name}' closed (ShutdownMode.FailPending) before this item was dispatched; it never will be."));
-            item.ReleaseByBatcher();
-        }
+            var ring = _ring;
+            var published = 0;
+            while (head + published < tail && PublishedAt(ring, head + published) is not null)
+            {
+                published++;
+            }
 
-        LeaveQueueLocked(failed);
+            if (published == 0)
+            {
+                spinner.SpinOnce(); // claimed before the flag, not yet published
+                continue;
+            }
+
+            // Read before the claim: after it, a later lap may overwrite the cells (none can while the claim word is
+            // closed, but the reads are cheap and the order is the loops').
+            var failed = new BatchItem<TItem, TResult>[published];
+            for (var i = 0; i < published; i++)
+            {
+                failed[i] = PublishedAt(ring, head + i)!;
+            }
+
+            if (Interlocked.CompareExchange(ref _cut.Head, head + published, head) != head)
+            {
+                continue;
+            }
+
+            foreach (var item in failed)
+            {
+                item.TrySetException(new ClosedException(
+                    _name,
+                    $"Batcher '{_name}' closed (ShutdownMode.FailPending) before this item was dispatched; it never will be."));
+                item.ReleaseByBatcher();
+            }
+
+            if (_metrics.Queued.Enabled)
+            {
+                _metrics.Queued.Add(-published, _metricTag);
+            }
+        }
     }
 
     private void CheckDrainedLocked()
     {
-        if (_closing && AdmittedCountLocked == 0 && _inFlight == 0 && _drained.TrySetResult(true))
+        if (_closing
+            && ClaimedIndex == (Volatile.Read(ref _cut.Head) & SubmitState.IndexMask)
+            && Volatile.Read(ref _submit.Loops) == 0
+            && _drained.TrySetResult(true))
         {
             // Nothing is left to time out or to batch: let the timers go.
             _sweepTimer?.Dispose();
             _sweepTimer = null;
-            _sweepDueAt = long.MaxValue;
+            Volatile.Write(ref _sweepDueAt, long.MaxValue);
             _delayTimer?.Dispose();
             _delayTimer = null;
-            _delayDueAt = long.MaxValue;
+            Volatile.Write(ref _delayDueAt, long.MaxValue);
         }
     }
 
-    /// <summary>Releases <paramref name="item"/> if its bound has passed; returns <see langword="true"/> at the first item still within it.</summary>
+    /// <summary>
+    /// Releases <paramref name="item"/> (read from a cell or a batch) if its bound has passed; returns <see langword="true"/>
+    /// at the first item still within it. Its use is read first: an item recycled meanwhile is not answered.
+    /// </summary>
     private bool ExpireIfDue(BatchItem<TItem, TResult> item, long now, ref long next, ref int released)
     {
+        var use = item.Use;
         if (item.IsCompleted || item.HasOwnDeadline)
         {
             return false;
         }
 
-        if (item.Deadline > now)
+        var deadline = item.Deadline;
+        if (deadline > now)
         {
-            next = Math.Min(next, item.Deadline);
+            next = Math.Min(next, deadline);
             return true;
         }
 
-        if (item.TrySetException(new BatchTimeoutException(_timeout, item.Dispatched, dispatchTimedOut: false)))
+        if (item.TrySetException(use, new BatchTimeoutException(_timeout, item.Dispatched, dispatchTimedOut: false)))
         {
             released++;
         }
@@ -181,82 +217,116 @@ public sealed partial class Batcher<TItem, TResult>
     /// <summary>Makes sure the sweep fires no later than <paramref name="deadline"/>; called under the lock.</summary>
     private void ArmSweepLocked(long deadline)
     {
-        if (_sweepDueAt <= deadline)
+        if (_sweepDueAt <= deadline || deadline >= NeverTicks / 2 || _drained.Task.IsCompleted)
         {
             // Armed for an earlier deadline (the usual case): that fire re-arms for the rest.
             return;
         }
 
-        _sweepDueAt = deadline;
+        Volatile.Write(ref _sweepDueAt, deadline);
         _sweepTimer ??= _time.CreateTimer(SweepCallback, this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _sweepTimer.Change(TimerDue(deadline), Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>
-    /// Releases every caller whose bound has passed, and times out every dispatch past its deadline. Items are walked in
-    /// submit order, which is deadline order, so that walk stops at the first item still within its bound; running
-    /// dispatches (at most MaxConcurrency) are all checked. Then the timer is re-armed for the earliest deadline left.
+    /// Releases every caller whose bound has passed, and times out every dispatch past its deadline. Running batches are
+    /// taken from their loops one at a time (their SweepPhase), and all checked; queued items are walked from the ring's
+    /// head in submit order, which is deadline order, so that walk stops at the first item still within its bound. Then
+    /// the timer is re-armed for the earliest deadline left.
     /// </summary>
     private void SweepDeadlines()
     {
         var released = 0;
         List<(BatchCore<TItem, TResult> Core, CancellationTokenSource? Cancellation)>? timedOut = null;
-        BatchCore<TItem, TResult>? start;
         lock (_lock)
         {
-            _sweepDueAt = long.MaxValue;
-            TakeIncomingLocked(); // items still on the stack are walked too
+            // Unarmed first, then a full fence, then the look: a submit claims, then reads this field (see AfterPublish),
+            // and a loop writes its batch's bound, then claims, then reads it (see TryCut): one of each pair sees the other.
+            Volatile.Write(ref _sweepDueAt, long.MaxValue);
+            Interlocked.MemoryBarrier();
             var now = Now();
             var next = long.MaxValue;
             var itemsDone = false;
 
-            // Running dispatches first: their items were queued before every item still in the queue.
-            for (var core = _running.First; core is not null; core = IntrusiveList<BatchCore<TItem, TResult>, BatchCoreLinks<TItem, TResult>>.NextOf(core))
+            // Running dispatches first: their items were queued before every item still in the ring.
+            foreach (var core in _cores)
             {
-                if (!core.TimedOut)
+                if (core is null)
                 {
-                    if (core.DispatchDeadline <= now)
-                    {
-                        core.TimedOut = true;
+                    continue;
+                }
 
-                        // Detach the token source: it is cancelled outside the lock and must never be reused.
-                        (timedOut ??= new()).Add((core, core.Cancellation));
-                        core.Cancellation = null;
-                        for (var i = 0; i < core.Count; i++)
+                var bound = Volatile.Read(ref core.ActiveDeadline);
+                if (bound == long.MaxValue)
+                {
+                    continue;
+                }
+
+                if (Interlocked.CompareExchange(ref core.SweepPhase, BatchCore<TItem, TResult>.Sweeping, BatchCore<TItem, TResult>.Dispatching) != BatchCore<TItem, TResult>.Dispatching)
+                {
+                    // Being cut (its bound is armed below), timed out already, or finishing.
+                    if (Volatile.Read(ref core.SweepPhase) != BatchCore<TItem, TResult>.TimedOut)
+                    {
+                        next = Math.Min(next, bound);
+                    }
+
+                    continue;
+                }
+
+                var phase = BatchCore<TItem, TResult>.Dispatching;
+                if (bound <= now)
+                {
+                    // Take the token source: it is cancelled outside the lock and never reused.
+                    (timedOut ??= new()).Add((core, core.Cancellation));
+                    for (var i = 0; i < core.Count; i++)
+                    {
+                        if (core.Items[i].TrySetException(core.Uses[i], new BatchTimeoutException(_dispatchTimeout, wasDispatched: true, dispatchTimedOut: true)))
                         {
-                            if (!core.Items[i].IsCompleted && core.Items[i].TrySetException(new BatchTimeoutException(_dispatchTimeout, wasDispatched: true, dispatchTimedOut: true)))
-                            {
-                                released++;
-                            }
+                            released++;
                         }
                     }
-                    else
+
+                    phase = BatchCore<TItem, TResult>.TimedOut;
+                }
+                else
+                {
+                    next = Math.Min(next, bound);
+                    for (var i = 0; i < core.Count && !itemsDone; i++)
                     {
-                        next = Math.Min(next, core.DispatchDeadline);
+                        itemsDone = ExpireIfDue(core.Items[i], now, ref next, ref released);
                     }
                 }
 
-                for (var i = 0; i < core.Count && !itemsDone; i++)
-                {
-                    itemsDone = ExpireIfDue(core.Items[i], now, ref next, ref released);
-                }
+                Volatile.Write(ref core.SweepPhase, phase);
             }
 
-            for (var i = 0; i < _queued && !itemsDone; i++)
+            // Queued items, from the head: a cell a loop has cut meanwhile is skipped; one claimed and not yet published
+            // belongs to a submit that read the clock before this sweep, so its bound is at most a Timeout from now.
+            var ring = _ring;
+            var tail = ClaimedIndex;
+            for (var index = Volatile.Read(ref _cut.Head) & SubmitState.IndexMask; index < tail && !itemsDone; index++)
             {
-                itemsDone = ExpireIfDue(_queue[QueueIndex(i)], now, ref next, ref released);
+                var item = PublishedAt(ring, index);
+                if (item is null)
+                {
+                    if ((Volatile.Read(ref _cut.Head) & SubmitState.IndexMask) > index)
+                    {
+                        continue;
+                    }
+
+                    next = Math.Min(next, now + _timeoutTicks);
+                    break;
+                }
+
+                itemsDone = ExpireIfDue(item, now, ref next, ref released);
             }
 
             if (next != long.MaxValue)
             {
                 ArmSweepLocked(next);
             }
-
-            // The take above may have queued due items; serving re-arms the parked look-back too.
-            start = ServeLocked(holdsDuty: false);
         }
 
-        start?.Start();
         if (released > 0 && _metrics.Timeouts.Enabled)
         {
             _metrics.Timeouts.Add(released, _metricTag);

@@ -16,23 +16,24 @@ namespace Concurrency.Primitives;
 //  2/3/9. After every dispatch the sweep answers what the dispatch did not: its fault (BatchDispatchException),
 //     a forgotten item (BatchItemNotCompletedException), or a result list of the wrong length (all items).
 //  4/5. Every caller is bounded by Timeout (one sweep timer for the whole batcher; deadlines follow submit order to
-//     within the time between a submit's clock read and its push, which is all a caller can be released late by),
+//     within the time between a submit's clock read and its claim, which is all a caller can be released late by),
 //     and every dispatch by DispatchTimeout (its token is cancelled, its callers released, the stuck slot reported).
 //  6. Batches form by size, or by MaxDelay from their first item (the timer is armed once per batch and never
 //     restarted); at most MaxConcurrency dispatches run; Capacity bounds the queue and makes submitters wait.
 //  7. A submit from inside this batcher's own dispatch is refused (DispatchScope marks the dispatch's context).
 //  8. After shutdown begins, a submit fails at once (ClosedException; ObjectDisposedException once disposed); queued
-//     items drain or fail by ShutdownMode. The shutdown flag
-//     shares the admission word with the count, so every item is either refused or counted, and the drain ends only
-//     when the count is zero.
+//     items drain or fail by ShutdownMode. The shutdown flag shares the claim word with the ring's tail, so every item
+//     is either refused or claimed, and the drain ends only when every claimed item has been cut.
 //  10. Items, batches, timers and token sources are pooled: the submit path allocates nothing of ours.
 //  11. A caller's token affects only its own item; an item cancelled before dispatch is left out of its batch.
 //  12. The dispatch's token carries the remaining bound, so retries inside it cannot outlast its callers.
-//  13. A submit takes no lock while the queue has room: it is admitted by a compare-and-swap, pushed onto a lock-free
-//     stack, and served by whoever holds the serve duty (ServeLocked says why no pushed item is left unserved). While
-//     every slot is busy the duty is parked and the sweep looks at the stack at least once per Timeout. A busy dispatch
-//     loop leaves the submits' cache line alone: it takes from the stack only when the queue cannot fill a batch, and
-//     subtracts cut items from the admission count lazily (a submit that finds no room counts them under the lock first).
+//  13. The queue is a ring of item cells. A submit claims the next index with one compare-and-swap of the claim word
+//     (which also holds the shutdown flag and is checked against the cached room limit), then publishes its item into
+//     the cell. Up to MaxConcurrency dispatch loops cut batches from the ring's head with a compare-and-swap of the cut
+//     word, without the batcher's lock, and run batch after batch while batches are due; a loop that finds none leaves,
+//     then looks once more (a submit reads the loop count after its claim: one of the two sees the other). The lock
+//     guards the timers, the room waiters, the ring's growth and shutdown; the sweep takes a running batch from its
+//     loop through the core's SweepPhase word before it touches the batch's items.
 
 /// <summary>
 /// Collects items submitted one at a time into batches, dispatches each batch, and hands every caller its own result —
@@ -86,38 +87,31 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     private readonly BatcherMetrics _metrics;
     private readonly CoarseClock _clock;
     private readonly long _maxDelayTicks;
-    private readonly Stack<BatchCore<TItem, TResult>> _corePool = new();
     // Items whose callers wait for room, in the order they came (see SubmitParked); guarded by _lock. Not admitted yet.
     private readonly Queue<BatchItem<TItem, TResult>> _parked = new();
 
-    // What the submit path touches without the lock: admission count and shutdown flag, the stack of submitted items
-    // not yet taken into the queue, and the serve duty (see ServeLocked). On a cache line of its own.
+    // The dispatch loops' batches, one per MaxConcurrency slot, created on first use.
+    private readonly BatchCore<TItem, TResult>?[] _cores;
+
+    // The most cells the ring may grow to: Capacity, rounded up to a power of two.
+    private readonly int _maxRingSize;
+
+    // What the submit path touches without the lock (claim word, room limit, loop count, room waiters), on a line of its own.
     private SubmitState _submit;
 
-    // The queue of items taken in from the stack and not yet handed to a dispatch: a ring buffer, in submit order, of
-    // _queued items (_submit.QueueHeld tells submits whether it is empty). Batches are cut from its head when they are
-    // due (full, MaxDelay after their first item, or at once with MaxDelay zero).
-    private BatchItem<TItem, TResult>[] _queue = new BatchItem<TItem, TResult>[16];
-    private int _queueHead;
-    private int _queued;
+    // The cut word (next index to cut), written by the loops once per batch, on a line of its own.
+    private CutState _cut;
 
-    // What the lock holder knows of the submit line without reading it, so that a busy dispatch loop leaves that line to
-    // the submits: items cut from the queue and not yet subtracted from the admission count (LeaveQueueLocked), whether
-    // the duty is parked (only a lock holder parks it or takes it back), and the QueueHeld value last published.
-    private int _cutUncounted;
-    private bool _dutyParked;
-    private int _queueHeldPublished;
-
-    // Running dispatches, oldest first (their items precede the queue's in submit order).
-    private IntrusiveList<BatchCore<TItem, TResult>, BatchCoreLinks<TItem, TResult>> _running;
-    private int _inFlight;
+    // The queue: a ring of cells, in submit (claim) order. An index's item is published when its cell refers to an item
+    // stamped with that index (RingIndex); the loops only read cells, so the ring's lines are written by submits alone.
+    // Replaced (grown) only under the lock, with claims and cuts held off.
+    private BatchItem<TItem, TResult>?[] _ring;
 
     // Released items that did not fit their thread's cache: any thread pushes one; a renting thread takes the whole chain.
     private BatchItem<TItem, TResult>? _returned;
 
     private ITimer? _delayTimer;
-    private long _delayDueAt = long.MaxValue;
-    private bool _closing;
+    private volatile bool _closing;
     private volatile bool _disposed;
     private readonly TaskCompletionSource<bool> _drained = Signals.Create();
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA2213:Disposable fields should be disposed", Justification = "A captured ExecutionContext is never disposed; it is shared by every dispatch.")]
@@ -207,14 +201,21 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         _dispatchTimeoutTicks = TicksOrNever(_dispatchTimeout);
         _metricTag = new KeyValuePair<string, object?>("batcher.name", _name);
         _metrics = BatcherMetrics.For(options.MeterFactory);
+        _cores = new BatchCore<TItem, TResult>?[_maxConcurrentBatches];
+        _maxRingSize = RingSizeFor(_capacity);
+        _ring = new BatchItem<TItem, TResult>?[RingSizeFor(Math.Min(_capacity, Math.Max(InitialRingSize, 4 * _maxBatchSize)))];
+        _submit.Limit = Math.Min(_capacity, _ring.Length);
 
         static int Positive(int value, string option) => value >= 1
             ? value
             : throw new ArgumentOutOfRangeException(nameof(options), value, $"BatcherOptions.{option} must be at least 1.");
     }
 
-    /// <summary>The most items a batcher admits: far below the admission word's shutdown flag.</summary>
+    /// <summary>The most items a batcher admits: the ring that holds them is at most 2^30 cells.</summary>
     private const int MaxCapacity = int.MaxValue / 2;
+
+    /// <summary>The ring's first size when Capacity allows more: it grows, doubling, as the queue needs it.</summary>
+    private const int InitialRingSize = 256;
 
     /// <summary>A bound that never passes, in clock ticks: far enough never to be reached, small enough never to overflow.</summary>
     private const long NeverTicks = long.MaxValue / 4;
@@ -224,19 +225,9 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
 
     /// <summary>
     /// Items accepted and not yet handed to a dispatch: a snapshot, to compare with <see cref="BatcherOptions.Capacity"/>
-    /// (health checks, dashboards). Callers still waiting for room are not counted. Takes the batcher's lock: meant for
-    /// occasional reads, not for a hot path.
+    /// (health checks, dashboards). Callers still waiting for room are not counted.
     /// </summary>
-    public int Count
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return AdmittedCountLocked;
-            }
-        }
-    }
+    public int Count => (int)Math.Max(0, ClaimedIndex - (Volatile.Read(ref _cut.Head) & SubmitState.IndexMask));
 
     /// <summary>
     /// Completes when the batcher has been closed (or disposed), every accepted item was dispatched or failed, and no
@@ -250,7 +241,8 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         {
             lock (_lock)
             {
-                return $"{AdmittedCountLocked} admitted, {_queued} queued, {_inFlight} dispatching{(_parked.Count > 0 ? $", {_parked.Count} waiting for room" : string.Empty)}{(_closing ? ", shutting down" : string.Empty)}";
+                var queued = Count;
+                return $"{queued} admitted, {queued} queued, {DispatchingCount()} dispatching{(_parked.Count > 0 ? $", {_parked.Count} waiting for room" : string.Empty)}{(_closing ? ", shutting down" : string.Empty)}";
             }
         }
     }
@@ -289,30 +281,20 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         var now = Now();
         var deadline = now + _timeoutTicks;
 
-        // Admission, without the lock: one compare-and-swap takes a place in the queue, unless shutdown has begun
-        // (the flag shares the word, so no item is admitted after it) or the queue is full (the slow path waits).
-        if (Volatile.Read(ref _submit.RoomWaiters) != 0 || !TryAdmit(out var admitted))
+        // Admission and hand-off in one step, without the lock: one compare-and-swap of the claim word takes the next
+        // ring index, unless shutdown has begun (its flag is in the word), the ring grows, the queue is full, or callers
+        // already wait for room (the slow path takes each case under the lock).
+        if (Volatile.Read(ref _submit.RoomWaiters) != 0 || !TryClaim(out var index))
         {
-            return (Volatile.Read(ref _submit.Admitted) & SubmitState.Closing) != 0
-                ? Failed(ShutDown())
-                : SubmitParked(item, deadline, cancellationToken);
+            return SubmitSlow(item, now, deadline, cancellationToken);
         }
 
         var node = BatchItem<TItem, TResult>.Rent(this, ref _returned);
         node.Initialize(item, deadline, cancellationToken);
         node.Arrival = now;
         var version = node.Version;
-        Push(node);
-
-        // Someone must look at the stack: a serving thread that has not let go will (it looks again before it does), as
-        // will the next dispatch to finish while every slot is busy (Parked). Otherwise this item needs no one yet only
-        // if it is not due and the queue's head has the MaxDelay timer armed; else this caller serves.
-        if (Volatile.Read(ref _submit.Duty) == SubmitState.Idle
-            && (_maxDelayTicks == 0 || admitted + 1 >= _maxBatchSize || Volatile.Read(ref _submit.QueueHeld) == 0))
-        {
-            TryServe();
-        }
-
+        Publish(index, node);
+        AfterPublish(index, deadline);
         return new ValueTask<TResult>(node, version);
     }
 
@@ -331,18 +313,117 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     private static ValueTask<TResult> Failed(Exception exception) => new(Task.FromException<TResult>(exception));
 
     /// <summary>
-    /// The slow path: the queue looked full, or callers already wait for room. The item is rented at once and, unless it
-    /// finds room now with nobody ahead of it, parked in line (FIFO); the caller awaits the item itself from the start.
-    /// Room, when it comes, goes to the parked items in the order they came (see <see cref="AdmitParkedLocked"/>): the
-    /// batcher moves them into the queue under its lock, so a place is never granted to a caller who then loses it to a
-    /// newer submit, nor lost on one that gives up meanwhile (a parked item that completes, by its caller's token or its
-    /// own deadline, is simply skipped).
+    /// Takes the next ring index if the queue has room (one compare-and-swap of the claim word). Refuses when shutdown
+    /// has begun, while the ring grows, and when the index is at the room limit (after one look at the cut side).
     /// </summary>
-    private ValueTask<TResult> SubmitParked(TItem item, long deadline, CancellationToken cancellationToken)
+    private bool TryClaim(out long index)
+    {
+        var tail = Volatile.Read(ref _submit.Tail);
+        while (true)
+        {
+            if ((tail & (SubmitState.Closing | SubmitState.Resizing)) != 0
+                || (tail >= Volatile.Read(ref _submit.Limit) && tail >= RefreshLimit()))
+            {
+                index = 0;
+                return false;
+            }
+
+            var seen = Interlocked.CompareExchange(ref _submit.Tail, tail + 1, tail);
+            if (seen == tail)
+            {
+                index = tail;
+                return true;
+            }
+
+            tail = seen;
+        }
+    }
+
+    /// <summary>
+    /// Recomputes the room limit: an index below it is under Capacity, and its cell is free, because the index a ring's
+    /// length before it has been cut (a loop reads a run's cells before it claims the run, and never after). Only ever
+    /// raises the cached value in effect; a racing write of an older value only makes a later claim look again.
+    /// </summary>
+    private long RefreshLimit()
+    {
+        var head = Volatile.Read(ref _cut.Head) & SubmitState.IndexMask;
+        var limit = head + Math.Min(_capacity, Volatile.Read(ref _ring).Length);
+        Volatile.Write(ref _submit.Limit, limit);
+        return limit;
+    }
+
+    /// <summary>
+    /// The cell of <paramref name="index"/>: consecutive indices lie a cache line apart (eight cells per line, the ring
+    /// read as eight columns), so that a loop reading the cell it cuts does not share a line with the submit writing the
+    /// next one.
+    /// </summary>
+    private static ref BatchItem<TItem, TResult>? Cell(BatchItem<TItem, TResult>?[] ring, long index)
+    {
+        var rows = ring.Length >> 3;
+        return ref ring[((int)index & 7) * rows + ((int)(index >> 3) & (rows - 1))];
+    }
+
+    /// <summary>The item published at <paramref name="index"/>, or <see langword="null"/> if its cell does not hold it (not yet published, or a later lap's).</summary>
+    private static BatchItem<TItem, TResult>? PublishedAt(BatchItem<TItem, TResult>?[] ring, long index) =>
+        Volatile.Read(ref Cell(ring, index)) is { } item && Volatile.Read(ref item.RingIndex) == index ? item : null;
+
+    /// <summary>Writes a claimed index's item into its cell (into the grown ring if the ring grew since the claim).</summary>
+    private void Publish(long index, BatchItem<TItem, TResult> node)
+    {
+        node.RingIndex = index;
+        var ring = Volatile.Read(ref _ring);
+        Volatile.Write(ref Cell(ring, index), node);
+        if (_metrics.Queued.Enabled)
+        {
+            _metrics.Queued.Add(1, _metricTag);
+        }
+    }
+
+    /// <summary>
+    /// After a publish: makes sure someone will cut the item. A loop is started if one is free and a batch is due (full,
+    /// MaxDelay zero, or draining); otherwise the MaxDelay timer covers it, or a running loop does. Then the deadline
+    /// sweep is armed if no sweep is. Both reads follow the claim's full fence (see RunLoop and SweepDeadlines).
+    /// </summary>
+    private void AfterPublish(long index, long deadline)
+    {
+        if (Volatile.Read(ref _submit.Loops) < _maxConcurrentBatches)
+        {
+            if (_maxDelayTicks == 0 || index + 1 - (Volatile.Read(ref _cut.Head) & SubmitState.IndexMask) >= _maxBatchSize)
+            {
+                StartLoopWithCut();
+            }
+            else if (Volatile.Read(ref _delayDueAt) == long.MaxValue)
+            {
+                ArmDelayForHead(deadline - _timeoutTicks);
+            }
+        }
+        else if (_maxDelayTicks != 0 && Volatile.Read(ref _delayDueAt) == long.MaxValue)
+        {
+            ArmDelayForHead(deadline - _timeoutTicks);
+        }
+
+        if (_timeoutTicks != NeverTicks && Volatile.Read(ref _sweepDueAt) == long.MaxValue)
+        {
+            lock (_lock)
+            {
+                ArmSweepLocked(deadline);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The slow path: shutdown has begun, the ring is growing or must grow, the queue is full, or callers already wait for
+    /// room. Under the lock: refused after shutdown; else the ring grows if Capacity allows more than it holds; else the
+    /// item is claimed at once if no one waits ahead of it, or parked in line (FIFO) and the caller awaits the item itself
+    /// from the start. Room, when it comes, goes to the parked items in the order they came (see <see cref="AdmitParkedLocked"/>),
+    /// so a place is never granted to a caller who then loses it to a newer submit, nor lost on one that gives up meanwhile
+    /// (a parked item that completes, by its caller's token or its own deadline, is simply skipped).
+    /// </summary>
+    private ValueTask<TResult> SubmitSlow(TItem item, long now, long deadline, CancellationToken cancellationToken)
     {
         BatchItem<TItem, TResult> node;
         short version;
-        BatchCore<TItem, TResult>? start = null;
+        long index;
         lock (_lock)
         {
             if (_closing)
@@ -350,16 +431,10 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
                 return Failed(ShutDown());
             }
 
-            FlushCutLocked(); // room that a busy dispatch loop has not yet handed back (parked items take it first)
             node = BatchItem<TItem, TResult>.Rent(this, ref _returned);
             node.Initialize(item, deadline, cancellationToken);
             version = node.Version;
-            if (_parked.Count == 0 && TryAdmit(out _))
-            {
-                node.Arrival = Now();
-                Push(node);
-            }
-            else
+            if (_parked.Count > 0 || !TryClaimLocked(out index))
             {
                 // Its deadline is older than those of items admitted while it waits, so it cannot join the sweep's order.
                 if (_timeoutTicks != NeverTicks)
@@ -368,96 +443,122 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
                 }
 
                 _parked.Enqueue(node);
-                Volatile.Write(ref _submit.RoomWaiters, 1);
+
+                // The flag first, then one more look for room (a loop that cuts reads the flag after its fence).
+                Interlocked.Exchange(ref _submit.RoomWaiters, 1);
+                AdmitParkedLocked();
+                return new ValueTask<TResult>(node, version);
             }
 
-            // Serve: this item, or parked items the flush above moved into the queue, may be due.
-            start = ServeLocked(holdsDuty: false);
+            node.Arrival = now;
+            Publish(index, node);
         }
 
-        start?.Start();
+        AfterPublish(index, deadline);
         return new ValueTask<TResult>(node, version);
     }
 
-    /// <summary>
-    /// Takes a place in the queue if it has room (one compare-and-swap); refuses once shutdown has begun, whose flag
-    /// sits above every count. <paramref name="admitted"/> is the count before this item.
-    /// </summary>
-    private bool TryAdmit(out long admitted)
+    /// <summary>Claims an index under the lock, growing the ring first if Capacity allows more than it holds.</summary>
+    private bool TryClaimLocked(out long index)
     {
-        admitted = Volatile.Read(ref _submit.Admitted);
-        while (admitted < _capacity)
+        while (true)
         {
-            var seen = Interlocked.CompareExchange(ref _submit.Admitted, admitted + 1, admitted);
-            if (seen == admitted)
+            if (TryClaim(out index))
             {
                 return true;
             }
 
-            admitted = seen;
+            var tail = Volatile.Read(ref _submit.Tail);
+            if ((tail & SubmitState.Closing) != 0
+                || (tail & SubmitState.IndexMask) - (Volatile.Read(ref _cut.Head) & SubmitState.IndexMask) >= _capacity
+                || !TryGrowRingLocked())
+            {
+                return false;
+            }
         }
-
-        return false;
     }
 
-    /// <summary>Pushes a submitted item onto the stack that the next serve takes in (a compare-and-swap; no lock).</summary>
-    private void Push(BatchItem<TItem, TResult> node)
+    /// <summary>
+    /// Doubles the ring, if it is below its largest size and the queue fills it: sets the resize flag on the claim word
+    /// (claims wait on the lock) and on the cut word (loops wait), waits for the claims made before it to be published,
+    /// copies the queued cells, publishes the new ring, and clears the flags. Called under the lock.
+    /// </summary>
+    private bool TryGrowRingLocked()
     {
-        var top = Volatile.Read(ref _submit.Incoming);
+        var ring = _ring;
+        if (ring.Length >= _maxRingSize)
+        {
+            return false;
+        }
+
+        var tail = SetFlag(ref _submit.Tail, SubmitState.Resizing);
+        var head = SetFlag(ref _cut.Head, SubmitState.Resizing);
+        var spinner = default(SpinWait);
+        tail = Volatile.Read(ref _submit.Tail) & SubmitState.IndexMask;
+        head = Volatile.Read(ref _cut.Head) & SubmitState.IndexMask;
+        var grown = new BatchItem<TItem, TResult>?[Math.Min(ring.Length * 2, _maxRingSize)];
+        for (var index = head; index < tail; index++)
+        {
+            BatchItem<TItem, TResult>? item;
+            while ((item = PublishedAt(ring, index)) is null)
+            {
+                spinner.SpinOnce(); // a submit claimed the index before the flag and is about to publish it
+            }
+
+            Cell(grown, index) = item;
+        }
+
+        Volatile.Write(ref _ring, grown);
+        Volatile.Write(ref _cut.Head, head);
+        ClearFlag(ref _submit.Tail, SubmitState.Resizing);
+        RefreshLimit();
+        return true;
+    }
+
+    private static long SetFlag(ref long word, long flag)
+    {
+        var seen = Volatile.Read(ref word);
         while (true)
         {
-            node.NextFree = (BatchItem<TItem, TResult>?)top;
-            var seen = Interlocked.CompareExchange(ref _submit.Incoming, node, top);
-            if (ReferenceEquals(seen, top))
+            var witnessed = Interlocked.CompareExchange(ref word, seen | flag, seen);
+            if (witnessed == seen)
+            {
+                return seen;
+            }
+
+            seen = witnessed;
+        }
+    }
+
+    private static void ClearFlag(ref long word, long flag)
+    {
+        var seen = Volatile.Read(ref word);
+        while (true)
+        {
+            var witnessed = Interlocked.CompareExchange(ref word, seen & ~flag, seen);
+            if (witnessed == seen)
             {
                 return;
             }
 
-            top = seen;
+            seen = witnessed;
         }
     }
 
-    /// <summary>Serves the queue if no one else is bound to: takes the idle duty, then serves under the lock.</summary>
-    private void TryServe()
+    /// <summary>The ring size for <paramref name="items"/>: the next power of two, at most 2^30.</summary>
+    private static int RingSizeFor(int items)
     {
-        if (Interlocked.CompareExchange(ref _submit.Duty, SubmitState.Serving, SubmitState.Idle) != SubmitState.Idle)
+        var size = 16;
+        while (size < items && size < 1 << 30)
         {
-            return;
+            size <<= 1;
         }
 
-        BatchCore<TItem, TResult>? start;
-        lock (_lock)
-        {
-            start = ServeLocked(holdsDuty: true);
-        }
-
-        start?.Start();
+        return size;
     }
 
-    /// <summary>Items admitted and not yet cut into a batch: in the queue, on the stack, or about to be pushed.</summary>
-    private int AdmittedCount => (int)(Volatile.Read(ref _submit.Admitted) & (SubmitState.Closing - 1));
-
-    /// <summary>Items admitted and not yet cut into a batch, exactly: the admission word less the cuts not yet subtracted.</summary>
-    private int AdmittedCountLocked => AdmittedCount - _cutUncounted;
-
-    /// <summary>The ring-buffer slot <paramref name="offset"/> places after the head (a compare, not a division).</summary>
-    private int QueueIndex(int offset)
-    {
-        var index = _queueHead + offset;
-        return index >= _queue.Length ? index - _queue.Length : index;
-    }
-
-    private void GrowQueueLocked()
-    {
-        var grown = new BatchItem<TItem, TResult>[Math.Min(_queue.Length * 2, Math.Max(_capacity, 16))];
-        for (var i = 0; i < _queued; i++)
-        {
-            grown[i] = _queue[QueueIndex(i)];
-        }
-
-        _queue = grown;
-        _queueHead = 0;
-    }
+    /// <summary>The next index to claim (the claim word without its flags).</summary>
+    private long ClaimedIndex => Volatile.Read(ref _submit.Tail) & SubmitState.IndexMask;
 
     /// <summary>The exception for a submit after shutdown began: closed, or disposed.</summary>
     private InvalidOperationException ShutDown() => _disposed

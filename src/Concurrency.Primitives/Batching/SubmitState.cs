@@ -3,42 +3,47 @@ using System.Runtime.InteropServices;
 namespace Concurrency.Primitives;
 
 /// <summary>
-/// What a batcher's submit path reads and writes, without the batcher's lock: the admission word, the stack of items
-/// submitted but not yet taken into the queue, and the serve duty. It sits on a cache line of its own, a line away from
-/// the fields that the dispatches and their lock use, so that a submit touches one line and never waits for that lock.
+/// What a batcher's submit path reads and writes without the batcher's lock: the ring's claim word (the next index to
+/// claim, with the shutdown and resize flags), the cached room limit, the count of running dispatch loops and the
+/// room-waiter flag. It sits on a cache line of its own, a line away from the cut side's <see cref="CutState"/>, so
+/// that a submit touches one line that the dispatch loops only read.
 /// </summary>
 [StructLayout(LayoutKind.Explicit, Size = 192)]
 internal struct SubmitState
 {
-    /// <summary>Items admitted and not yet cut into a batch (low bits), and <see cref="Closing"/> once shutdown begins.</summary>
+    /// <summary>The next ring index to claim (below <see cref="IndexMask"/>), with <see cref="Closing"/> and <see cref="Resizing"/>.</summary>
     [FieldOffset(64)]
-    public long Admitted;
+    public long Tail;
 
-    /// <summary>Items submitted and not yet taken into the queue: a lock-free stack, newest first (an item chain).</summary>
+    /// <summary>
+    /// A claim below this index has room (its cell is free and the queue is under Capacity), as of the last look at the
+    /// cut side: a cached bound, only ever too low, refreshed when a claim reaches it.
+    /// </summary>
     [FieldOffset(72)]
-    public object? Incoming;
+    public long Limit;
 
-    /// <summary>Who will serve items pushed now: <see cref="Idle"/>, <see cref="Serving"/> or <see cref="Parked"/>.</summary>
+    /// <summary>Dispatch loops running (each holds one of MaxConcurrency slots).</summary>
     [FieldOffset(80)]
-    public int Duty;
-
-    /// <summary>1 while the queue holds items, as of the last serve (written under the lock when it changes; read by submits).</summary>
-    [FieldOffset(84)]
-    public int QueueHeld;
+    public int Loops;
 
     /// <summary>Non-zero while callers wait for room (written under the lock); a new submit then queues behind them.</summary>
-    [FieldOffset(88)]
+    [FieldOffset(84)]
     public int RoomWaiters;
 
-    /// <summary>The admission word's shutdown flag; the count below it never reaches it.</summary>
-    public const long Closing = 1L << 40;
+    /// <summary>The claim word's shutdown flag: no index is claimed after it is set.</summary>
+    public const long Closing = 1L << 62;
 
-    /// <summary>No one is bound to look at the stack again: a submit whose item is due must serve the queue itself.</summary>
-    public const int Idle = 0;
+    /// <summary>Set on both the claim and the cut word while the ring grows: no index is claimed or cut meanwhile.</summary>
+    public const long Resizing = 1L << 61;
 
-    /// <summary>A thread is serving (or about to, under the lock); before it lets go, it looks at the stack once more.</summary>
-    public const int Serving = 1;
+    /// <summary>The index bits of the claim and cut words.</summary>
+    public const long IndexMask = Resizing - 1;
+}
 
-    /// <summary>Every dispatch slot is busy: the next dispatch to finish serves the queue, so a submit need not.</summary>
-    public const int Parked = 2;
+/// <summary>The cut side's word: the next ring index to cut into a batch (with <see cref="SubmitState.Resizing"/>), on a line of its own.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 128)]
+internal struct CutState
+{
+    [FieldOffset(64)]
+    public long Head;
 }
