@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Applies each mutant of the batcher's ring code in turn, runs the Coyote scenario that must catch it, and reverts it.
+# Prints one line per mutant; exits non-zero if a mutant survives (its scenario found no bug) or the tree was not clean.
+# Usage, from the repository root: tests/Concurrency.Primitives.SystematicTests/Mutants/run-mutants.sh
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+declare -A scenario=(
+  [1-loop-leaves-without-looking-again]=Ring_ASubmitRacingALoopThatLeaves_IsCutByOneOfThem
+  [2-cut-keeps-cancelled-items]=Ring_ACancellationRacingTheCut_LeavesTheItemOutIfItCameFirst
+  [3-shutdown-leaves-the-claim-word-open]=Ring_SubmitsRacingShutdown_AreEachRefusedOrDrainedBeforeCompletion
+  [4-sweep-touches-a-running-batch-without-taking-it]=Ring_ADispatchTimeoutRacingTheDispatchsAnswers_AnswersEachCallerOnce
+)
+git diff --quiet -- src || { echo "src/ has uncommitted changes; commit or stash them first"; exit 2; }
+survivors=0
+for patch in "$here"/*.patch; do
+  name="$(basename "$patch" .patch)"
+  git apply "$patch" || { echo "$name: does not apply"; survivors=$((survivors + 1)); continue; }
+  if dotnet build tests/Concurrency.Primitives.SystematicTests -c Release -p:TreatWarningsAsErrors=false >/dev/null 2>&1; then
+    output="$(dotnet test tests/Concurrency.Primitives.SystematicTests -c Release --no-build --filter "FullyQualifiedName~${scenario[$name]}" --logger 'console;verbosity=detailed' 2>&1)"
+    found="$(grep -o '[0-9]* bug(s) found' <<<"$output" | head -n 1)"
+    first="$(grep -m 1 -o 'bug: .*' <<<"$output" | cut -c 1-160)"
+    if grep -q 'Failed!' <<<"$output"; then
+      echo "$name: caught by ${scenario[$name]} ($found; $first)"
+    else
+      echo "$name: SURVIVED ${scenario[$name]}"
+      survivors=$((survivors + 1))
+    fi
+  else
+    echo "$name: does not build"
+    survivors=$((survivors + 1))
+  fi
+  git apply -R "$patch"
+done
+dotnet build tests/Concurrency.Primitives.SystematicTests -c Release >/dev/null 2>&1
+echo "mutants: $survivors survived"
+exit $((survivors > 0))
