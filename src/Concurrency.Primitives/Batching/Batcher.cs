@@ -107,6 +107,13 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     // Replaced (grown) only under the lock, with claims and cuts held off.
     private BatchItem<TItem, TResult>?[] _ring;
 
+    // The ring's shape, for Cell: written with the ring (under the lock, while claims and cuts are held off).
+    private int _ringLength;
+    private int _columnMask;
+    private int _columnShift;
+    private int _rowShift;
+    private int _rowMask;
+
     // Released items that did not fit their thread's cache: any thread pushes one; a renting thread takes the whole chain.
     private BatchItem<TItem, TResult>? _returned;
 
@@ -203,8 +210,8 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         _metrics = BatcherMetrics.For(options.MeterFactory);
         _cores = new BatchCore<TItem, TResult>?[_maxConcurrentBatches];
         _maxRingSize = RingSizeFor(_capacity);
-        _ring = new BatchItem<TItem, TResult>?[RingSizeFor(Math.Min(_capacity, Math.Max(InitialRingSize, 4 * _maxBatchSize)))];
-        _submit.Limit = Math.Min(_capacity, _ring.Length);
+        _ring = NewRing(RingSizeFor(Math.Min(_capacity, Math.Max(InitialRingSize, 4 * _maxBatchSize))));
+        _submit.Limit = Math.Min(_capacity, _ringLength);
 
         static int Positive(int value, string option) => value >= 1
             ? value
@@ -347,24 +354,51 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     private long RefreshLimit()
     {
         var head = Volatile.Read(ref _cut.Head) & SubmitState.IndexMask;
-        var limit = head + Math.Min(_capacity, Volatile.Read(ref _ring).Length);
+        var limit = head + Math.Min(_capacity, Volatile.Read(ref _ringLength));
         Volatile.Write(ref _submit.Limit, limit);
         return limit;
     }
 
     /// <summary>
-    /// The cell of <paramref name="index"/>: consecutive indices lie a cache line apart (eight cells per line, the ring
-    /// read as eight columns), so that a loop reading the cell it cuts does not share a line with the submit writing the
-    /// next one.
+    /// A ring of <paramref name="length"/> cells (a power of two), and its shape for <see cref="Cell"/>. The array has eight
+    /// unused cells at each end, so that the cells written never share a cache line with the array's header or a
+    /// neighbouring object. Called from the constructor, or under the lock while claims and cuts are held off.
     /// </summary>
-    private static ref BatchItem<TItem, TResult>? Cell(BatchItem<TItem, TResult>?[] ring, long index)
+    private BatchItem<TItem, TResult>?[] NewRing(int length)
     {
-        var rows = ring.Length >> 3;
-        return ref ring[((int)index & 7) * rows + ((int)(index >> 3) & (rows - 1))];
+        var columns = Math.Min(256, length >> 3);
+        _columnMask = columns - 1;
+        _columnShift = Log2(columns);
+        _rowShift = Log2(length / columns);
+        _rowMask = (length / columns) - 1;
+        Volatile.Write(ref _ringLength, length);
+        return new BatchItem<TItem, TResult>?[length + 16];
+
+        static int Log2(int power)
+        {
+            var log = 0;
+            while ((1 << log) < power)
+            {
+                log++;
+            }
+
+            return log;
+        }
     }
 
+    /// <summary>
+    /// The cell of <paramref name="index"/> (any index: it wraps around). The ring is read as up to 256 columns:
+    /// consecutive indices lie in consecutive columns and a column's cells are consecutive in memory, so the eight cells
+    /// that share a cache line belong to indices 256 apart (in rings of 2,048 cells or more), and a loop reading the cells
+    /// it cuts, up to a few batches behind the submits, does not share a line with the submit writing the next one.
+    /// A cell read through a ring and a shape from either side of a growth is at worst the wrong cell: its item's stamp
+    /// (<see cref="PublishedAt"/>) then does not match, and the reader looks again.
+    /// </summary>
+    private ref BatchItem<TItem, TResult>? Cell(BatchItem<TItem, TResult>?[] ring, long index) =>
+        ref ring[8 + ((((int)index & _columnMask) << _rowShift) | ((int)(index >> _columnShift) & _rowMask))];
+
     /// <summary>The item published at <paramref name="index"/>, or <see langword="null"/> if its cell does not hold it (not yet published, or a later lap's).</summary>
-    private static BatchItem<TItem, TResult>? PublishedAt(BatchItem<TItem, TResult>?[] ring, long index) =>
+    private BatchItem<TItem, TResult>? PublishedAt(BatchItem<TItem, TResult>?[] ring, long index) =>
         Volatile.Read(ref Cell(ring, index)) is { } item && Volatile.Read(ref item.RingIndex) == index ? item : null;
 
     /// <summary>Writes a claimed index's item into its cell (into the grown ring if the ring grew since the claim).</summary>
@@ -486,7 +520,8 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     private bool TryGrowRingLocked()
     {
         var ring = _ring;
-        if (ring.Length >= _maxRingSize)
+        var length = _ringLength;
+        if (length >= _maxRingSize)
         {
             return false;
         }
@@ -496,7 +531,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         var spinner = default(SpinWait);
         tail = Volatile.Read(ref _submit.Tail) & SubmitState.IndexMask;
         head = Volatile.Read(ref _cut.Head) & SubmitState.IndexMask;
-        var grown = new BatchItem<TItem, TResult>?[Math.Min(ring.Length * 2, _maxRingSize)];
+        var items = new BatchItem<TItem, TResult>[tail - head];
         for (var index = head; index < tail; index++)
         {
             BatchItem<TItem, TResult>? item;
@@ -505,7 +540,13 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
                 spinner.SpinOnce(); // a submit claimed the index before the flag and is about to publish it
             }
 
-            Cell(grown, index) = item;
+            items[index - head] = item;
+        }
+
+        var grown = NewRing(Math.Min(length * 2, _maxRingSize));
+        for (var index = head; index < tail; index++)
+        {
+            Cell(grown, index) = items[index - head];
         }
 
         Volatile.Write(ref _ring, grown);
