@@ -192,7 +192,8 @@ public sealed class BatcherRingSystematicTests
     /// </summary>
     private static async Task DeadlineRacingTheAnswersScenarioAsync()
     {
-        var answered = new int[4];
+        const int perRound = 4;
+        var answered = new int[2 * perRound];
         var cancelledAtStart = 0;
         var batcher = new Batcher<int, int>(
             async (batch, token) =>
@@ -213,7 +214,7 @@ public sealed class BatcherRingSystematicTests
             },
             new BatcherOptions
             {
-                MaxBatchSize = 2,
+                MaxBatchSize = perRound,
                 MaxConcurrency = 1,
                 MaxDelay = TimeSpan.Zero,
                 Timeout = TimeSpan.FromSeconds(10),
@@ -221,11 +222,13 @@ public sealed class BatcherRingSystematicTests
                 TimeProvider = new FiringTimeProvider(),
             });
 
-        var outcomes = await Task.WhenAll(Enumerable.Range(0, 2).Select(i => Outcome(batcher.SubmitAsync(i).AsTask())));
-        outcomes = outcomes.Concat(await Task.WhenAll(Enumerable.Range(2, 2).Select(i => Outcome(batcher.SubmitAsync(i).AsTask())))).ToArray();
+        var first = Enumerable.Range(0, perRound).Select(i => batcher.SubmitAsync(i).AsTask()).ToArray();
+        var outcomes = await Task.WhenAll(first.Select(Outcome));
+        var second = Enumerable.Range(perRound, perRound).Select(i => batcher.SubmitAsync(i).AsTask()).ToArray();
+        outcomes = outcomes.Concat(await Task.WhenAll(second.Select(Outcome))).ToArray();
         await batcher.CloseAsync(Timeout.InfiniteTimeSpan);
 
-        for (var i = 0; i < 4; i++)
+        for (var i = 0; i < outcomes.Length; i++)
         {
             Specification.Assert(outcomes[i] == i * 10 || outcomes[i] == -2, $"Item {i} received {outcomes[i]}.");
             Specification.Assert(answered[i] <= 1, $"Item {i} was answered {answered[i]} times.");

@@ -1,6 +1,7 @@
 using System;
 using System.Threading;
 using System.Threading.Tasks;
+using Microsoft.Coyote.Specifications;
 
 namespace Concurrency.Primitives.SystematicTests.Harness;
 
@@ -60,7 +61,15 @@ internal sealed class FiringTimeProvider : TimeProvider
                 if (Volatile.Read(ref _generation) == generation)
                 {
                     clock.AdvanceTo(dueAt);
-                    callback(state);
+                    try
+                    {
+                        callback(state);
+                    }
+                    catch (Exception exception)
+                    {
+                        // A timer callback that throws would crash a real process: report it as the bug it is.
+                        Specification.Assert(false, $"A timer callback threw: {exception}");
+                    }
                 }
             });
             return true;

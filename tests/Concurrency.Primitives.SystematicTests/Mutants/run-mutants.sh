@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Applies each mutant of the batcher's ring code in turn, runs the Coyote scenario that must catch it, and reverts it.
-# Prints one line per mutant; exits non-zero if a mutant survives (its scenario found no bug) or the tree was not clean.
+# Prints one line per mutant; exits non-zero if a mutant survives (its scenario found no bug) or src/ was not clean.
 # Usage, from the repository root: tests/Concurrency.Primitives.SystematicTests/Mutants/run-mutants.sh
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -19,7 +19,7 @@ for patch in "$here"/*.patch; do
     output="$(dotnet test tests/Concurrency.Primitives.SystematicTests -c Release --no-build --filter "FullyQualifiedName~${scenario[$name]}" --logger 'console;verbosity=detailed' 2>&1)"
     found="$(grep -o '[0-9]* bug(s) found' <<<"$output" | head -n 1)"
     first="$(grep -m 1 -o 'bug: .*' <<<"$output" | cut -c 1-160)"
-    if grep -q 'Failed!' <<<"$output"; then
+    if grep -q '[1-9][0-9]* bug(s) found' <<<"$output"; then
       echo "$name: caught by ${scenario[$name]} ($found; $first)"
     else
       echo "$name: SURVIVED ${scenario[$name]}"
