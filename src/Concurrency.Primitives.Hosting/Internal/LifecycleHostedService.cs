@@ -31,6 +31,10 @@ internal sealed class LifecycleHostedService<TService> : IHostedService, IAsyncD
     private readonly ILogger _logger;
     private readonly string _name;
     private readonly TaskCompletionSource<Exception?> _stopDuringStart = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // Set when the host's token stopped the gate during its start (before that stop ends: the start's cancellation can
+    // reach ObserveStartAsync while the stop is still tearing down).
+    private volatile bool _stoppedDuringStart;
     private volatile Exception? _loggedRunFault;
     private Task? _closing;
     private volatile bool _hostGaveUp;
@@ -189,7 +193,7 @@ internal sealed class LifecycleHostedService<TService> : IHostedService, IAsyncD
         {
             await start.ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (_stopDuringStart.Task.IsCompleted && _lifetime?.ApplicationStopping.IsCancellationRequested == true)
+        catch (OperationCanceledException) when (_stoppedDuringStart && _lifetime?.ApplicationStopping.IsCancellationRequested == true)
         {
             // The host is stopping (another service's fault, a signal) while this one started: an orderly end of the
             // start, not a failure of the host's start. The host goes on to stop every service, this one included.
@@ -203,6 +207,7 @@ internal sealed class LifecycleHostedService<TService> : IHostedService, IAsyncD
 
     private void StopDuringStart()
     {
+        _stoppedDuringStart = true;
         // The start's task reports how the start ended; the stop's task says whether the start outlived its bound.
         _ = _gate.StopAsync(CancellationToken.None).ContinueWith(
             static (stop, state) =>

@@ -107,12 +107,8 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     // Replaced (grown) only under the lock, with claims and cuts held off.
     private BatchItem<TItem, TResult>?[] _ring;
 
-    // The ring's shape, for Cell: written with the ring (under the lock, while claims and cuts are held off).
+    // The ring's length (its cells, without the padding), written with the ring under the lock; for the room limit.
     private int _ringLength;
-    private int _columnMask;
-    private int _columnShift;
-    private int _rowShift;
-    private int _rowMask;
 
     // Released items that did not fit their thread's cache: any thread pushes one; a renting thread takes the whole chain.
     private BatchItem<TItem, TResult>? _returned;
@@ -360,45 +356,52 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     }
 
     /// <summary>
-    /// A ring of <paramref name="length"/> cells (a power of two), and its shape for <see cref="Cell"/>. The array has eight
+    /// A ring of <paramref name="length"/> cells (a power of two), its length recorded for the room limit. The array has eight
     /// unused cells at each end, so that the cells written never share a cache line with the array's header or a
     /// neighbouring object. Called from the constructor, or under the lock while claims and cuts are held off.
     /// </summary>
     private BatchItem<TItem, TResult>?[] NewRing(int length)
     {
-        var columns = Math.Min(256, length >> 3);
-        _columnMask = columns - 1;
-        _columnShift = Log2(columns);
-        _rowShift = Log2(length / columns);
-        _rowMask = (length / columns) - 1;
         Volatile.Write(ref _ringLength, length);
         return new BatchItem<TItem, TResult>?[length + 16];
-
-        static int Log2(int power)
-        {
-            var log = 0;
-            while ((1 << log) < power)
-            {
-                log++;
-            }
-
-            return log;
-        }
     }
 
     /// <summary>
-    /// The cell of <paramref name="index"/> (any index: it wraps around). The ring is read as up to 256 columns:
-    /// consecutive indices lie in consecutive columns and a column's cells are consecutive in memory, so the eight cells
-    /// that share a cache line belong to indices 256 apart (in rings of 2,048 cells or more), and a loop reading the cells
-    /// it cuts, up to a few batches behind the submits, does not share a line with the submit writing the next one.
-    /// A cell read through a ring and a shape from either side of a growth is at worst the wrong cell: its item's stamp
-    /// (<see cref="PublishedAt"/>) then does not match, and the reader looks again.
+    /// The cell of <paramref name="index"/> in <paramref name="ring"/> (any index: it wraps around). The ring is read as
+    /// up to 256 columns: consecutive indices lie in consecutive columns and a column's cells are consecutive in memory,
+    /// so the eight cells that share a cache line belong to indices 256 apart (in rings of 2,048 cells or more), and a
+    /// loop reading the cells it cuts, up to a few batches behind the submits, does not share a line with the submit
+    /// writing the next one. The shape comes from the array itself, so a reader holding a ring from before a growth
+    /// reads that ring consistently.
     /// </summary>
-    private ref BatchItem<TItem, TResult>? Cell(BatchItem<TItem, TResult>?[] ring, long index) =>
-        ref ring[8 + ((((int)index & _columnMask) << _rowShift) | ((int)(index >> _columnShift) & _rowMask))];
+    private static ref BatchItem<TItem, TResult>? Cell(BatchItem<TItem, TResult>?[] ring, long index)
+    {
+        var log = Log2(ring.Length - 16);
+        var columnBits = log - 3 < 8 ? log - 3 : 8;
+        var rowBits = log - columnBits;
+        var column = (int)index & ((1 << columnBits) - 1);
+        var row = (int)(index >> columnBits) & ((1 << rowBits) - 1);
+        return ref ring[8 + ((column << rowBits) | row)];
+    }
+
+    /// <summary>The base-2 logarithm of a power of two.</summary>
+    private static int Log2(int power)
+    {
+#if NET8_0_OR_GREATER
+        return System.Numerics.BitOperations.Log2((uint)power);
+#else
+        var log = 0;
+        while ((1 << log) < power)
+        {
+            log++;
+        }
+
+        return log;
+#endif
+    }
 
     /// <summary>The item published at <paramref name="index"/>, or <see langword="null"/> if its cell does not hold it (not yet published, or a later lap's).</summary>
-    private BatchItem<TItem, TResult>? PublishedAt(BatchItem<TItem, TResult>?[] ring, long index) =>
+    private static BatchItem<TItem, TResult>? PublishedAt(BatchItem<TItem, TResult>?[] ring, long index) =>
         Volatile.Read(ref Cell(ring, index)) is { } item && Volatile.Read(ref item.RingIndex) == index ? item : null;
 
     /// <summary>Writes a claimed index's item into its cell (into the grown ring if the ring grew since the claim).</summary>
