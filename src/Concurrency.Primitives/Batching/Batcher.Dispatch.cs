@@ -415,21 +415,9 @@ public sealed partial class Batcher<TItem, TResult>
     /// <summary>Counts one more running loop, unless MaxConcurrency already run, and binds it to a free core.</summary>
     private BatchCore<TItem, TResult>? TryTakeLoopSlot()
     {
-        var running = Volatile.Read(ref _submit.Loops);
-        while (true)
+        if (!TryCountLoop())
         {
-            if (running >= _maxConcurrentBatches)
-            {
-                return null;
-            }
-
-            var seen = Interlocked.CompareExchange(ref _submit.Loops, running + 1, running);
-            if (seen == running)
-            {
-                break;
-            }
-
-            running = seen;
+            return null;
         }
 
         // A slot is held, so a free core exists (at most one core per slot is busy).
@@ -485,20 +473,31 @@ public sealed partial class Batcher<TItem, TResult>
     /// <summary>Takes a loop slot back for <paramref name="core"/>, unless MaxConcurrency loops already run.</summary>
     private bool TryRetake(BatchCore<TItem, TResult> core)
     {
+        if (!TryCountLoop())
+        {
+            return false;
+        }
+
+        if (Interlocked.CompareExchange(ref core.Busy, 1, 0) == 0)
+        {
+            return true;
+        }
+
+        // A starting loop took this core meanwhile: it does the work; give the slot back.
+        Interlocked.Decrement(ref _submit.Loops);
+        return false;
+    }
+
+    /// <summary>Counts one more running loop, unless MaxConcurrency already run.</summary>
+    private bool TryCountLoop()
+    {
         var running = Volatile.Read(ref _submit.Loops);
         while (running < _maxConcurrentBatches)
         {
             var seen = Interlocked.CompareExchange(ref _submit.Loops, running + 1, running);
             if (seen == running)
             {
-                if (Interlocked.CompareExchange(ref core.Busy, 1, 0) == 0)
-                {
-                    return true;
-                }
-
-                // A starting loop took this core meanwhile: it does the work; give the slot back.
-                Interlocked.Decrement(ref _submit.Loops);
-                return false;
+                return true;
             }
 
             running = seen;
@@ -510,7 +509,7 @@ public sealed partial class Batcher<TItem, TResult>
     /// <summary>Whether a loop has work now: claimed items not yet cut, due (by count, MaxDelay zero, or draining) or not yet covered by the delay timer.</summary>
     private bool IsCutDue()
     {
-        var head = Volatile.Read(ref _cut.Head) & SubmitState.IndexMask;
+        var head = CutIndex;
         var available = ClaimedIndex - head;
         return available > 0
             && (_maxDelayTicks == 0 || _closing || available >= _maxBatchSize || Volatile.Read(ref _delayDueAt) == long.MaxValue);
@@ -535,10 +534,16 @@ public sealed partial class Batcher<TItem, TResult>
     {
         lock (_lock)
         {
-            var head = Volatile.Read(ref _cut.Head) & SubmitState.IndexMask;
-            var first = ClaimedIndex > head ? PublishedAt(_ring, head) : null;
-            ArmDelayLocked((first is null ? arrival : Math.Min(first.Arrival, arrival)) + _maxDelayTicks);
+            ArmDelayForHeadLocked(arrival);
         }
+    }
+
+    /// <summary>Arms the MaxDelay timer for the head item (published), or for <paramref name="arrival"/> if it arrived sooner or is not published yet. Called under the lock.</summary>
+    private void ArmDelayForHeadLocked(long arrival)
+    {
+        var head = CutIndex;
+        var first = ClaimedIndex > head ? PublishedAt(_ring, head) : null;
+        ArmDelayLocked((first is null ? arrival : Math.Min(first.Arrival, arrival)) + _maxDelayTicks);
     }
 
     private void ArmDelayLocked(long dueAt)
@@ -562,7 +567,7 @@ public sealed partial class Batcher<TItem, TResult>
         }
 
         Interlocked.MemoryBarrier();
-        if (ClaimedIndex > (Volatile.Read(ref _cut.Head) & SubmitState.IndexMask))
+        if (ClaimedIndex > CutIndex)
         {
             TryStartLoop();
         }
@@ -615,15 +620,13 @@ public sealed partial class Batcher<TItem, TResult>
         {
             // Parked items keep their own deadline timers: only the loops and the delay timer need to know.
             Interlocked.MemoryBarrier();
-            if (_maxDelayTicks == 0 || ClaimedIndex - (Volatile.Read(ref _cut.Head) & SubmitState.IndexMask) >= _maxBatchSize)
+            if (_maxDelayTicks == 0 || ClaimedIndex - CutIndex >= _maxBatchSize)
             {
                 TryStartLoop();
             }
             else
             {
-                var head = Volatile.Read(ref _cut.Head) & SubmitState.IndexMask;
-                var first = ClaimedIndex > head ? PublishedAt(_ring, head) : null;
-                ArmDelayLocked((first?.Arrival ?? now) + _maxDelayTicks);
+                ArmDelayForHeadLocked(now);
                 if (Volatile.Read(ref _submit.Loops) == 0)
                 {
                     TryStartLoop(); // it arms nothing new if the batch is not due, and cuts it if it is

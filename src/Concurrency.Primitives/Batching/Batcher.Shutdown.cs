@@ -92,7 +92,7 @@ public sealed partial class Batcher<TItem, TResult>
 
         // Drain: a loop cuts every queued item, whatever its MaxDelay.
         Interlocked.MemoryBarrier();
-        if (ClaimedIndex > (Volatile.Read(ref _cut.Head) & SubmitState.IndexMask))
+        if (ClaimedIndex > CutIndex)
         {
             TryStartLoop();
         }
@@ -142,21 +142,15 @@ public sealed partial class Batcher<TItem, TResult>
                 continue;
             }
 
-            // Read before the claim: after it, a later lap may overwrite the cells (none can while the claim word is
-            // closed, but the reads are cheap and the order is the loops').
-            var failed = new BatchItem<TItem, TResult>[published];
-            for (var i = 0; i < published; i++)
-            {
-                failed[i] = PublishedAt(ring, head + i)!;
-            }
-
+            // The claim word is closed, so no later lap can overwrite these cells after the claim.
             if (Interlocked.CompareExchange(ref _cut.Head, head + published, head) != head)
             {
                 continue;
             }
 
-            foreach (var item in failed)
+            for (var i = 0; i < published; i++)
             {
+                var item = PublishedAt(ring, head + i)!;
                 item.TrySetException(new ClosedException(
                     _name,
                     $"Batcher '{_name}' closed (ShutdownMode.FailPending) before this item was dispatched; it never will be."));
@@ -173,7 +167,7 @@ public sealed partial class Batcher<TItem, TResult>
     private void CheckDrainedLocked()
     {
         if (_closing
-            && ClaimedIndex == (Volatile.Read(ref _cut.Head) & SubmitState.IndexMask)
+            && ClaimedIndex == CutIndex
             && Volatile.Read(ref _submit.Loops) == 0
             && _drained.TrySetResult(true))
         {
@@ -304,12 +298,12 @@ public sealed partial class Batcher<TItem, TResult>
             // belongs to a submit that read the clock before this sweep, so its bound is at most a Timeout from now.
             var ring = _ring;
             var tail = ClaimedIndex;
-            for (var index = Volatile.Read(ref _cut.Head) & SubmitState.IndexMask; index < tail && !itemsDone; index++)
+            for (var index = CutIndex; index < tail && !itemsDone; index++)
             {
                 var item = PublishedAt(ring, index);
                 if (item is null)
                 {
-                    if ((Volatile.Read(ref _cut.Head) & SubmitState.IndexMask) > index)
+                    if (CutIndex > index)
                     {
                         continue;
                     }

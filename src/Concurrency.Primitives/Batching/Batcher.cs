@@ -230,7 +230,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     /// Items accepted and not yet handed to a dispatch: a snapshot, to compare with <see cref="BatcherOptions.Capacity"/>
     /// (health checks, dashboards). Callers still waiting for room are not counted.
     /// </summary>
-    public int Count => (int)Math.Max(0, ClaimedIndex - (Volatile.Read(ref _cut.Head) & SubmitState.IndexMask));
+    public int Count => (int)Math.Max(0, ClaimedIndex - CutIndex);
 
     /// <summary>
     /// Completes when the batcher has been closed (or disposed), every accepted item was dispatched or failed, and no
@@ -349,7 +349,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     /// </summary>
     private long RefreshLimit()
     {
-        var head = Volatile.Read(ref _cut.Head) & SubmitState.IndexMask;
+        var head = CutIndex;
         var limit = head + Math.Min(_capacity, Volatile.Read(ref _ringLength));
         Volatile.Write(ref _submit.Limit, limit);
         return limit;
@@ -423,20 +423,13 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     /// </summary>
     private void AfterPublish(long index, long deadline)
     {
-        if (Volatile.Read(ref _submit.Loops) < _maxConcurrentBatches)
+        if (Volatile.Read(ref _submit.Loops) < _maxConcurrentBatches && (_maxDelayTicks == 0 || index + 1 - CutIndex >= _maxBatchSize))
         {
-            if (_maxDelayTicks == 0 || index + 1 - (Volatile.Read(ref _cut.Head) & SubmitState.IndexMask) >= _maxBatchSize)
-            {
-                StartLoopWithCut();
-            }
-            else if (Volatile.Read(ref _delayDueAt) == long.MaxValue)
-            {
-                ArmDelayForHead(deadline - _timeoutTicks);
-            }
+            StartLoopWithCut();
         }
         else if (_maxDelayTicks != 0 && Volatile.Read(ref _delayDueAt) == long.MaxValue)
         {
-            ArmDelayForHead(deadline - _timeoutTicks);
+            ArmDelayForHead(deadline - _timeoutTicks); // the item's arrival
         }
 
         if (_timeoutTicks != NeverTicks && Volatile.Read(ref _sweepDueAt) == long.MaxValue)
@@ -507,7 +500,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
 
             var tail = Volatile.Read(ref _submit.Tail);
             if ((tail & SubmitState.Closing) != 0
-                || (tail & SubmitState.IndexMask) - (Volatile.Read(ref _cut.Head) & SubmitState.IndexMask) >= _capacity
+                || (tail & SubmitState.IndexMask) - CutIndex >= _capacity
                 || !TryGrowRingLocked())
             {
                 return false;
@@ -529,11 +522,11 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
             return false;
         }
 
-        var tail = SetFlag(ref _submit.Tail, SubmitState.Resizing);
-        var head = SetFlag(ref _cut.Head, SubmitState.Resizing);
+        SetFlag(ref _submit.Tail, SubmitState.Resizing);
+        SetFlag(ref _cut.Head, SubmitState.Resizing);
         var spinner = default(SpinWait);
-        tail = Volatile.Read(ref _submit.Tail) & SubmitState.IndexMask;
-        head = Volatile.Read(ref _cut.Head) & SubmitState.IndexMask;
+        var tail = ClaimedIndex;
+        var head = CutIndex;
         var items = new BatchItem<TItem, TResult>[tail - head];
         for (var index = head; index < tail; index++)
         {
@@ -559,7 +552,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         return true;
     }
 
-    private static long SetFlag(ref long word, long flag)
+    private static void SetFlag(ref long word, long flag)
     {
         var seen = Volatile.Read(ref word);
         while (true)
@@ -567,7 +560,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
             var witnessed = Interlocked.CompareExchange(ref word, seen | flag, seen);
             if (witnessed == seen)
             {
-                return seen;
+                return;
             }
 
             seen = witnessed;
@@ -604,15 +597,15 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     /// <summary>The next index to claim (the claim word without its flags).</summary>
     private long ClaimedIndex => Volatile.Read(ref _submit.Tail) & SubmitState.IndexMask;
 
+    /// <summary>The next index to cut (the cut word without its flag).</summary>
+    private long CutIndex => Volatile.Read(ref _cut.Head) & SubmitState.IndexMask;
+
     /// <summary>The exception for a submit after shutdown began: closed, or disposed.</summary>
     private InvalidOperationException ShutDown() => _disposed
         ? new ObjectDisposedException(nameof(Batcher<TItem, TResult>), $"Batcher '{_name}' has been disposed; it accepts no more items.")
         : new ClosedException(_name, $"Batcher '{_name}' is closed (or closing); it accepts no more items.");
 
     private long TicksOrNever(TimeSpan span) => span == Timeout.InfiniteTimeSpan ? NeverTicks : _clock.ToTicks(span);
-
-    /// <summary>The span until <paramref name="deadline"/>, or <see cref="Timeout.InfiniteTimeSpan"/> for a bound that never passes.</summary>
-    private TimeSpan RemainingOrInfinite(long deadline) => deadline - Now() >= NeverTicks / 2 ? Timeout.InfiniteTimeSpan : Remaining(deadline);
 
     /// <summary>The span until <paramref name="deadline"/>, at most what a timer accepts (a timer armed that far re-arms when it fires).</summary>
     private TimeSpan TimerDue(long deadline)
