@@ -29,14 +29,36 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
     public const int TimedOut = 3;
 
     private readonly Batcher<TItem, TResult> _owner;
+
+    /// <summary>The bit of <see cref="Live"/> set when the loop is done with the batch: later counts are stale.</summary>
+    public const long LiveClosed = 1L << 32;
+
+    /// <summary>The bits of <see cref="Live"/> that count the batch's callers still waiting.</summary>
+    public const long LiveCount = uint.MaxValue;
+
     private readonly Action _onDispatchCompleted;
 
-    public BatchCore(Batcher<TItem, TResult> owner, int capacity)
+    public BatchCore(Batcher<TItem, TResult> owner, int capacity, bool coalescing = false)
     {
         _owner = owner;
         Items = new BatchItem<TItem, TResult>[capacity];
         Uses = new int[capacity];
         _onDispatchCompleted = OnDispatchCompleted;
+        if (coalescing)
+        {
+            SlotAnswered = new int[capacity];
+            SlotFollowers = new int[capacity];
+            Followers = new BatchItem<TItem, TResult>[capacity];
+            FollowerUses = new int[capacity];
+            FollowerNext = new int[capacity];
+            var buckets = 4;
+            while (buckets < 2 * capacity)
+            {
+                buckets <<= 1;
+            }
+
+            Buckets = new int[buckets];
+        }
     }
 
     public enum Phase
@@ -74,6 +96,86 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
     public long ActiveDeadline = long.MaxValue;
 
     public CancellationTokenSource? Cancellation;
+
+    /// <summary>With coalescing: 1 once a slot has been answered (every caller of a slot gets the same answer); else <see langword="null"/>.</summary>
+    public int[]? SlotAnswered { get; }
+
+    /// <summary>With coalescing: each slot's first follower (an index into <see cref="Followers"/>), or -1.</summary>
+    public int[]? SlotFollowers { get; }
+
+    /// <summary>With coalescing: the callers that share a slot with an earlier caller of an equal item, in the order they were cut.</summary>
+    public BatchItem<TItem, TResult>[]? Followers { get; }
+
+    /// <summary>Each follower's use when the batch was cut (as <see cref="Uses"/> is for the slots' first callers).</summary>
+    public int[]? FollowerUses { get; }
+
+    /// <summary>The next follower of the same slot, or -1.</summary>
+    public int[]? FollowerNext { get; }
+
+    /// <summary>How many of <see cref="Followers"/> the batch holds.</summary>
+    public int FollowerCount;
+
+    /// <summary>The first follower of <paramref name="slot"/>, or -1 (always without coalescing).</summary>
+    public int FirstFollower(int slot) => SlotFollowers is { } first ? first[slot] : -1;
+
+    /// <summary>
+    /// Answers every caller of <paramref name="slot"/> with <paramref name="result"/>, unless the slot was answered
+    /// already (every caller of a slot gets the same answer). Returns whether a caller took it.
+    /// </summary>
+    public bool TrySetSlotResult(int slot, TResult result)
+    {
+        if (Interlocked.CompareExchange(ref SlotAnswered![slot], 1, 0) != 0)
+        {
+            return false;
+        }
+
+        var answered = Items[slot].TrySetResult(Uses[slot], result);
+        for (var k = SlotFollowers![slot]; k >= 0; k = FollowerNext![k])
+        {
+            answered |= Followers![k].TrySetResult(FollowerUses![k], result);
+        }
+
+        return answered;
+    }
+
+    /// <summary>Fails every caller of <paramref name="slot"/> with <paramref name="exception"/>, unless the slot was answered already.</summary>
+    public bool TrySetSlotException(int slot, Exception exception)
+    {
+        if (Interlocked.CompareExchange(ref SlotAnswered![slot], 1, 0) != 0)
+        {
+            return false;
+        }
+
+        var answered = Items[slot].TrySetException(Uses[slot], exception);
+        for (var k = SlotFollowers![slot]; k >= 0; k = FollowerNext![k])
+        {
+            answered |= Followers![k].TrySetException(FollowerUses![k], exception);
+        }
+
+        return answered;
+    }
+
+    /// <summary>With coalescing: the open-addressing table of slot indices (plus one) by hash, used while a batch is cut.</summary>
+    public int[]? Buckets { get; }
+
+    /// <summary>Whether slots may have more than one caller (coalescing is on): answers go through the slot.</summary>
+    public bool Coalescing => SlotAnswered is not null;
+
+    /// <summary>
+    /// Whether the batch's live callers are counted (<see cref="Live"/>): set at the cut when one of its callers can give
+    /// up on its own; the deadline sweep handles the others.
+    /// </summary>
+    public bool Tracked;
+
+    /// <summary>Counts batches cut by this loop; stamps <see cref="Live"/> and each tracked item (its <c>TrackedEpoch</c>).</summary>
+    public int Epoch;
+
+    /// <summary>
+    /// For a tracked batch: its epoch (bits 33 and up), <see cref="LiveClosed"/>, and how many of its callers still wait
+    /// (<see cref="LiveCount"/>). Whoever counts the last caller gone cancels the dispatch's token; the loop closes the
+    /// word when it finishes the batch, and then never reuses a token source that may be being cancelled.
+    /// </summary>
+    public long Live;
 
     public ValueTask PendingDispatch;
 

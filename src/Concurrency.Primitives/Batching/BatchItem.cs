@@ -77,6 +77,28 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// </summary>
     public long RingIndex = -1;
 
+    /// <summary>
+    /// The loop whose batch holds this item, written when the batch is cut, only for an item whose caller can give up on
+    /// its own (a cancellable token, or its own deadline timer): the caller's giving up is then counted against the
+    /// batch's live callers (see <see cref="Batcher{TItem, TResult}"/>'s abandoned dispatches). Cleared when such a use begins.
+    /// </summary>
+    public BatchCore<TItem, TResult>? Tracker;
+
+    /// <summary>The batch (the loop's epoch) <see cref="Tracker"/> refers to; written before it.</summary>
+    public int TrackedEpoch;
+
+    /// <summary>1 once this use's giving up has been counted against its batch (by its caller's side or by the cut).</summary>
+    public int GoneCounted;
+
+    /// <summary>Whether the caller of this use can give up on its own: a cancellable token, or its own deadline timer.</summary>
+    public bool CanGiveUp => _token.CanBeCanceled || _ownDeadline is not null;
+
+    /// <summary>With coalescing: the next caller sharing this item's slot (a chain from the slot's first item), and that caller's use.</summary>
+    public BatchItem<TItem, TResult>? CoalescedNext;
+
+    /// <summary>The use of this item its slot answers (with coalescing, for an item that follows the slot's first).</summary>
+    public int CoalescedUse;
+
     /// <summary>The next item in a free list (this thread's, or the owner's).</summary>
     public BatchItem<TItem, TResult>? NextFree
     {
@@ -123,6 +145,8 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         _owners = CallerOwns | BatcherOwns;
         if (token.CanBeCanceled)
         {
+            Tracker = null; // read by the cancellation callback (see OnCallerGone): never a previous use's
+
             // Registered before the item is visible to any dispatch, so the registration is always disposed
             // by the completion before the item can be recycled.
 #if NET8_0_OR_GREATER
@@ -137,6 +161,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     public void ArmOwnDeadline(TimeProvider time, TimeSpan remaining, TimeSpan bound)
     {
         _ownBound = bound;
+        Tracker = null;
         _ownDeadline = time.CreateTimer(DeadlineCallback, new OwnDeadline(this, Volatile.Read(ref _state)), remaining, System.Threading.Timeout.InfiniteTimeSpan);
     }
 
@@ -249,8 +274,17 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
 
         // The caller cannot have let go (its answer is not there yet), so the item is still in this use.
         AtomicBits.Set(ref _owners, SignallerOwns);
+        var owner = _owner;
         Detach();
         _core.SetException(exception);
+
+        // A caller that gives up while its batch is cut or dispatched counts against the batch's live callers (read after
+        // the claim's fence: the cut writes it, then fences, then looks at the claims; one of the two sees the other).
+        if (Volatile.Read(ref Tracker) is { } tracker)
+        {
+            owner?.OnCallerGone(tracker, this);
+        }
+
         ReleaseOwner(SignallerOwns);
         return true;
     }

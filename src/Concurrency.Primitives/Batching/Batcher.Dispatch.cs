@@ -133,6 +133,7 @@ public sealed partial class Batcher<TItem, TResult>
             // The claim's fence orders this read of the room-waiter flag after the parkers' (see SubmitSlow).
             var roomWaiters = Volatile.Read(ref _submit.RoomWaiters) != 0;
             var kept = 0;
+            var canGiveUp = false;
             for (var i = 0; i < published; i++)
             {
                 var item = items[i];
@@ -145,9 +146,16 @@ public sealed partial class Batcher<TItem, TResult>
                 else
                 {
                     item.Dispatched = true;
+                    canGiveUp |= item.CanGiveUp;
                     core.Uses[kept] = item.Use;
                     items[kept++] = item;
                 }
+            }
+
+            var callers = kept;
+            if (_comparer is not null)
+            {
+                kept = Coalesce(core, kept, ref callers);
             }
 
             for (var i = kept; i < published; i++)
@@ -173,6 +181,12 @@ public sealed partial class Batcher<TItem, TResult>
 
             core.DispatchStarted = now;
             core.Count = kept;
+            core.RentCancellation();
+            if (canGiveUp)
+            {
+                Track(core, callers);
+            }
+
             if (deadline < Volatile.Read(ref _sweepDueAt))
             {
                 lock (_lock)
@@ -191,10 +205,16 @@ public sealed partial class Batcher<TItem, TResult>
     /// </summary>
     private bool Dispatch(BatchCore<TItem, TResult> core)
     {
-        var token = core.RentCancellation().Token;
+        var token = core.Cancellation!.Token;
         core.State = BatchCore<TItem, TResult>.Phase.Dispatching;
         core.Version++;
         Volatile.Write(ref core.SweepPhase, BatchCore<TItem, TResult>.Dispatching);
+        if (core.Tracked && (Volatile.Read(ref core.Live) & BatchCore<TItem, TResult>.LiveCount) == 0)
+        {
+            FinishDispatch(core, fault: null, results: null, skipped: true); // every caller gave up since the cut: nobody to dispatch for
+            return true;
+        }
+
         if (_metrics.BatchSize.Enabled)
         {
             _metrics.BatchSize.Record(core.Count, _metricTag);
@@ -271,15 +291,38 @@ public sealed partial class Batcher<TItem, TResult>
     /// The post-dispatch sweep: every item the dispatch did not answer is answered here; then the batch leaves its
     /// dispatch phase (waiting out a deadline sweep that is looking at it) and its items are released.
     /// </summary>
-    private void FinishDispatch(BatchCore<TItem, TResult> core, Exception? fault, IReadOnlyList<TResult>? results)
+    private void FinishDispatch(BatchCore<TItem, TResult> core, Exception? fault, IReadOnlyList<TResult>? results, bool skipped = false)
     {
         var count = core.Count;
         var swept = 0;
-        if (fault is not null)
+
+        // A tracked batch's count of live callers is closed first: whoever counted the last one gone owns (and cancels)
+        // the token source, which is then never reused.
+        var abandoned = false;
+        if (core.Tracked)
+        {
+            var live = Volatile.Read(ref core.Live);
+            abandoned = (Interlocked.Exchange(ref core.Live, (live & ~BatchCore<TItem, TResult>.LiveCount) | BatchCore<TItem, TResult>.LiveClosed)
+                & BatchCore<TItem, TResult>.LiveCount) == 0;
+            core.Tracked = false;
+        }
+
+        if (skipped)
+        {
+            // Not dispatched: every caller had given up.
+        }
+        else if (fault is not null)
         {
             swept = FailUnanswered(core, fault, resultCount: null);
-            BatcherLog.DispatchFailed(_logger, _name, count, swept, fault);
-            CountDispatchFault();
+            if (abandoned && swept == 0 && fault is OperationCanceledException)
+            {
+                BatcherLog.AbandonedDispatchCancelled(_logger, _name, count);
+            }
+            else
+            {
+                BatcherLog.DispatchFailed(_logger, _name, count, swept, fault);
+                CountDispatchFault();
+            }
         }
         else if (_dispatchList is not null)
         {
@@ -289,6 +332,13 @@ public sealed partial class Batcher<TItem, TResult>
                 swept = FailUnanswered(core, fault: null, resultCount);
                 BatcherLog.ResultCountMismatch(_logger, _name, count, resultCount);
                 CountDispatchFault();
+            }
+            else if (core.Coalescing)
+            {
+                for (var i = 0; i < count; i++)
+                {
+                    core.TrySetSlotResult(i, results[i]);
+                }
             }
             else
             {
@@ -340,6 +390,11 @@ public sealed partial class Batcher<TItem, TResult>
             spinner.SpinOnce(); // Sweeping
         }
 
+        if (abandoned)
+        {
+            core.Cancellation = null; // its canceller's: cancelled (or being cancelled), and never reused
+        }
+
         core.State = BatchCore<TItem, TResult>.Phase.Pooled;
         core.Version++; // before the items go: a late call through a stale Batch is refused
         for (var i = 0; i < count; i++)
@@ -348,6 +403,13 @@ public sealed partial class Batcher<TItem, TResult>
             core.Items[i] = null!;
         }
 
+        for (var k = 0; k < core.FollowerCount; k++)
+        {
+            core.Followers![k].ReleaseByBatcher();
+            core.Followers[k] = null!;
+        }
+
+        core.FollowerCount = 0;
         core.Count = 0;
         Volatile.Write(ref core.ActiveDeadline, long.MaxValue);
         if (timedOut)
@@ -366,16 +428,210 @@ public sealed partial class Batcher<TItem, TResult>
         var swept = 0;
         for (var i = 0; i < count; i++)
         {
-            var item = core.Items[i];
-            if (!item.IsCompleted && item.TrySetException(core.Uses[i], fault is not null
-                ? new BatchDispatchException(fault, i, count)
-                : new BatchItemNotCompletedException(i, count, resultCount)))
+            if (core.Coalescing && Interlocked.CompareExchange(ref core.SlotAnswered![i], 1, 0) != 0)
             {
-                swept++;
+                continue; // the slot was answered: every caller of it has that answer (or gave up)
+            }
+
+            // Each caller of the slot gets its own exception.
+            swept += FailIfUnanswered(core.Items[i], core.Uses[i], i, count, fault, resultCount);
+            for (var k = core.FirstFollower(i); k >= 0; k = core.FollowerNext![k])
+            {
+                swept += FailIfUnanswered(core.Followers![k], core.FollowerUses![k], i, count, fault, resultCount);
             }
         }
 
         return swept;
+    }
+
+    private static int FailIfUnanswered(BatchItem<TItem, TResult> item, int use, int index, int count, Exception? fault, int? resultCount) =>
+        !item.IsCompleted && item.TrySetException(use, fault is not null
+            ? new BatchDispatchException(fault, index, count)
+            : new BatchItemNotCompletedException(index, count, resultCount))
+            ? 1
+            : 0;
+
+    /// <summary>
+    /// Groups the <paramref name="kept"/> items of a batch being cut by the coalescing comparer: the first caller of each
+    /// distinct item keeps a slot (in <c>Items</c>, in submit order), later callers of an equal item follow it. An item
+    /// the comparer throws on fails with that exception and is left out. Returns the number of slots; lowers
+    /// <paramref name="callers"/> by the items left out.
+    /// </summary>
+    private int Coalesce(BatchCore<TItem, TResult> core, int kept, ref int callers)
+    {
+        var comparer = _comparer!;
+        var items = core.Items;
+        var uses = core.Uses;
+        var buckets = core.Buckets!;
+        var mask = buckets.Length - 1;
+        Array.Clear(buckets, 0, buckets.Length);
+        var slots = 0;
+        var followers = 0;
+        for (var i = 0; i < kept; i++)
+        {
+            var item = items[i];
+            var use = uses[i];
+            var found = -1;
+            int bucket;
+            try
+            {
+                var value = item.Value;
+                var hash = value is null ? 0 : comparer.GetHashCode(value);
+                bucket = (hash ^ (hash >> 16)) & mask;
+                while (buckets[bucket] != 0)
+                {
+                    var slot = buckets[bucket] - 1;
+                    var other = items[slot].Value;
+                    if (value is null ? other is null : other is not null && comparer.Equals(other, value))
+                    {
+                        found = slot;
+                        break;
+                    }
+
+                    bucket = (bucket + 1) & mask;
+                }
+            }
+            catch (Exception exception)
+            {
+                item.TrySetException(use, exception);
+                item.ReleaseByBatcher();
+                callers--;
+                continue;
+            }
+
+            if (found >= 0)
+            {
+                // Followers of a slot are chained newest first; each keeps its own use.
+                core.Followers![followers] = item;
+                core.FollowerUses![followers] = use;
+                core.FollowerNext![followers] = core.SlotFollowers![found];
+                core.SlotFollowers[found] = followers++;
+                continue;
+            }
+
+            buckets[bucket] = slots + 1;
+            items[slots] = item;
+            uses[slots] = use;
+            core.SlotAnswered![slots] = 0;
+            core.SlotFollowers![slots] = -1;
+            slots++;
+        }
+
+        core.FollowerCount = followers;
+        if (followers > 0 && _metrics.Coalesced.Enabled)
+        {
+            _metrics.Coalesced.Add(followers, _metricTag);
+        }
+
+        return slots;
+    }
+
+    /// <summary>
+    /// Counts the live callers of the batch just cut into <paramref name="core"/>, one of which can give up on its own:
+    /// stamps the count word and every caller with a new epoch, then (after a fence) counts those that gave up before they
+    /// could see the stamp. Whoever counts the last caller gone cancels the dispatch's token (see <see cref="OnCallerGone"/>).
+    /// </summary>
+    private void Track(BatchCore<TItem, TResult> core, int callers)
+    {
+        var epoch = ++core.Epoch & int.MaxValue;
+        core.Tracked = true;
+        Volatile.Write(ref core.Live, ((long)epoch << 33) | (uint)callers);
+        for (var i = 0; i < core.Count; i++)
+        {
+            Stamp(core.Items[i], core, epoch);
+        }
+
+        for (var k = 0; k < core.FollowerCount; k++)
+        {
+            Stamp(core.Followers![k], core, epoch);
+        }
+
+        // A caller that gave up after the cut looked at it, and before it could see the stamp, is counted here.
+        Interlocked.MemoryBarrier();
+        for (var i = 0; i < core.Count; i++)
+        {
+            CountIfGone(core.Items[i], core);
+        }
+
+        for (var k = 0; k < core.FollowerCount; k++)
+        {
+            CountIfGone(core.Followers![k], core);
+        }
+
+        static void Stamp(BatchItem<TItem, TResult> item, BatchCore<TItem, TResult> core, int epoch)
+        {
+            item.GoneCounted = 0;
+            item.TrackedEpoch = epoch;
+            Volatile.Write(ref item.Tracker, core);
+        }
+
+        void CountIfGone(BatchItem<TItem, TResult> item, BatchCore<TItem, TResult> core)
+        {
+            if (item.IsCompleted && CountGone(core, item) is { } cancellation)
+            {
+                Abandon(cancellation); // nothing is registered on the token yet: the dispatch will not run
+            }
+        }
+    }
+
+    /// <summary>
+    /// Counts <paramref name="item"/>'s caller gone from <paramref name="core"/>'s batch (once per use, and only while that
+    /// batch is the loop's and not finished). Returns the dispatch's token source when this was its last caller.
+    /// </summary>
+    private static CancellationTokenSource? CountGone(BatchCore<TItem, TResult> core, BatchItem<TItem, TResult> item)
+    {
+        if (Interlocked.CompareExchange(ref item.GoneCounted, 1, 0) != 0)
+        {
+            return null;
+        }
+
+        var epoch = item.TrackedEpoch;
+        var live = Volatile.Read(ref core.Live);
+        while (true)
+        {
+            if ((int)((ulong)live >> 33) != epoch || (live & BatchCore<TItem, TResult>.LiveClosed) != 0 || (live & BatchCore<TItem, TResult>.LiveCount) == 0)
+            {
+                return null; // another batch's, or finished
+            }
+
+            // Read before the count: while the count word is this batch's and open, the source is this batch's.
+            var cancellation = core.Cancellation;
+            var seen = Interlocked.CompareExchange(ref core.Live, live - 1, live);
+            if (seen == live)
+            {
+                return (live & BatchCore<TItem, TResult>.LiveCount) == 1 ? cancellation : null;
+            }
+
+            live = seen;
+        }
+    }
+
+    /// <summary>A caller of a cut or running batch gave up on its own (its token, or its own deadline): counted; the last one cancels the dispatch.</summary>
+    internal void OnCallerGone(BatchCore<TItem, TResult> core, BatchItem<TItem, TResult> item)
+    {
+        if (CountGone(core, item) is { } cancellation)
+        {
+            Abandon(cancellation);
+        }
+    }
+
+    /// <summary>Every caller of a batch has given up: its dispatch's token is cancelled now, not at its timeout.</summary>
+    private void Abandon(CancellationTokenSource cancellation)
+    {
+        BatcherLog.DispatchAbandoned(_logger, _name);
+        if (_metrics.AbandonedDispatches.Enabled)
+        {
+            _metrics.AbandonedDispatches.Add(1, _metricTag);
+        }
+
+        try
+        {
+            cancellation.Cancel();
+        }
+        catch (AggregateException)
+        {
+            // Callbacks on the dispatch token are the dispatch's own; it reports through its task.
+        }
     }
 
     private void CountDispatchFault()
@@ -428,7 +684,7 @@ public sealed partial class Batcher<TItem, TResult>
                 var core = Volatile.Read(ref _cores[i]);
                 if (core is null)
                 {
-                    var created = new BatchCore<TItem, TResult>(this, _maxBatchSize) { Busy = 1 };
+                    var created = new BatchCore<TItem, TResult>(this, _maxBatchSize, _comparer is not null) { Busy = 1 };
                     if (Interlocked.CompareExchange(ref _cores[i], created, null) is null)
                     {
                         return created;

@@ -232,14 +232,18 @@ public sealed partial class Batcher<TItem, TResult>
     {
         var released = 0;
         List<(BatchCore<TItem, TResult> Core, CancellationTokenSource? Cancellation)>? timedOut = null;
+        List<CancellationTokenSource>? abandoned = null;
+        long now;
+        var next = long.MaxValue;
         lock (_lock)
         {
             // Unarmed first, then a full fence, then the look: a submit claims, then reads this field (see AfterPublish),
             // and a loop writes its batch's bound, then claims, then reads it (see TryCut): one of each pair sees the other.
             Volatile.Write(ref _sweepDueAt, long.MaxValue);
             Interlocked.MemoryBarrier();
-            var now = Now();
-            var next = long.MaxValue;
+            now = Now();
+
+            // Set when a running batch holds an item still within its bound: every queued item is younger, so within its own.
             var itemsDone = false;
 
             // Running dispatches first: their items were queued before every item still in the ring.
@@ -274,9 +278,10 @@ public sealed partial class Batcher<TItem, TResult>
                     (timedOut ??= new()).Add((core, core.Cancellation));
                     for (var i = 0; i < core.Count; i++)
                     {
-                        if (core.Items[i].TrySetException(core.Uses[i], new BatchTimeoutException(_dispatchTimeout, wasDispatched: true, dispatchTimedOut: true)))
+                        released += TimeOut(core.Items[i], core.Uses[i]);
+                        for (var k = core.FirstFollower(i); k >= 0; k = core.FollowerNext![k])
                         {
-                            released++;
+                            released += TimeOut(core.Followers![k], core.FollowerUses![k]);
                         }
                     }
 
@@ -284,11 +289,21 @@ public sealed partial class Batcher<TItem, TResult>
                 }
                 else
                 {
+                    // Each batch's items are in submit order, which is deadline order, so its walk stops at the first item
+                    // within its bound; a slot's followers came later than the slots after it, so they are all looked at.
                     next = Math.Min(next, bound);
-                    for (var i = 0; i < core.Count && !itemsDone; i++)
+                    var within = false;
+                    for (var i = 0; i < core.Count && !within; i++)
                     {
-                        itemsDone = ExpireIfDue(core.Items[i], now, ref next, ref released);
+                        within = Expire(core, core.Items[i]);
                     }
+
+                    for (var k = 0; k < core.FollowerCount; k++)
+                    {
+                        itemsDone |= Expire(core, core.Followers![k]);
+                    }
+
+                    itemsDone |= within;
                 }
 
                 Volatile.Write(ref core.SweepPhase, phase);
@@ -326,6 +341,14 @@ public sealed partial class Batcher<TItem, TResult>
             _metrics.Timeouts.Add(released, _metricTag);
         }
 
+        if (abandoned is not null)
+        {
+            foreach (var cancellation in abandoned)
+            {
+                Abandon(cancellation);
+            }
+        }
+
         if (timedOut is null)
         {
             return;
@@ -347,6 +370,23 @@ public sealed partial class Batcher<TItem, TResult>
             {
                 // Callbacks on the dispatch token are the dispatch's own; it reports through its task.
             }
+        }
+
+        int TimeOut(BatchItem<TItem, TResult> item, int use) =>
+            item.TrySetException(use, new BatchTimeoutException(_dispatchTimeout, wasDispatched: true, dispatchTimedOut: true)) ? 1 : 0;
+
+        // Expires a running batch's item if its bound passed (a caller gone: counted, if the batch counts its callers).
+        // Returns whether the item is still within its bound.
+        bool Expire(BatchCore<TItem, TResult> core, BatchItem<TItem, TResult> item)
+        {
+            var before = released;
+            var within = ExpireIfDue(item, now, ref next, ref released);
+            if (released != before && core.Tracked && CountGone(core, item) is { } cancellation)
+            {
+                (abandoned ??= new()).Add(cancellation);
+            }
+
+            return within;
         }
     }
 }

@@ -87,6 +87,9 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     private readonly BatcherMetrics _metrics;
     private readonly CoarseClock _clock;
     private readonly long _maxDelayTicks;
+
+    // Callers of equal items within one batch share a slot (BatcherOptions<TItem>.CoalescingComparer); null: no coalescing.
+    private readonly IEqualityComparer<TItem>? _comparer;
     // Items whose callers wait for room, in the order they came (see SubmitParked); guarded by _lock. Not admitted yet.
     private readonly Queue<BatchItem<TItem, TResult>> _parked = new();
 
@@ -204,6 +207,13 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         _dispatchTimeoutTicks = TicksOrNever(_dispatchTimeout);
         _metricTag = new KeyValuePair<string, object?>("batcher.name", _name);
         _metrics = BatcherMetrics.For(options.MeterFactory);
+        _comparer = options switch
+        {
+            BatcherOptions<TItem> typed => typed.CoalescingComparer,
+            _ when options.GetType() is { IsGenericType: true } type && type.GetGenericTypeDefinition() == typeof(BatcherOptions<>) =>
+                throw new ArgumentException($"The options are BatcherOptions<{type.GetGenericArguments()[0].Name}>, but this batcher's items are {typeof(TItem).Name}: pass BatcherOptions<{typeof(TItem).Name}>, or BatcherOptions.", nameof(options)),
+            _ => null,
+        };
         _cores = new BatchCore<TItem, TResult>?[_maxConcurrentBatches];
         _maxRingSize = RingSizeFor(_capacity);
         _ring = NewRing(RingSizeFor(Math.Min(_capacity, Math.Max(InitialRingSize, 4 * _maxBatchSize))));

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Concurrency.Primitives;
 
-/// <summary>Source-generated log messages of <see cref="Batcher{TItem, TResult}"/> (event ids 3001-3008).</summary>
+/// <summary>Source-generated log messages of <see cref="Batcher{TItem, TResult}"/> (event ids 3001-3010).</summary>
 internal static partial class BatcherLog
 {
     [LoggerMessage(EventId = 3001, Level = LogLevel.Error, Message = "Batcher {Batcher}: a dispatch of {Count} item(s) failed; {Swept} unanswered item(s) failed with it")]
@@ -29,4 +29,10 @@ internal static partial class BatcherLog
 
     [LoggerMessage(EventId = 3008, Level = LogLevel.Error, Message = "Batcher {Batcher}: disposing it, the shutdown did not finish in time; nothing was thrown to the disposer. Completion completes when the running dispatches return")]
     public static partial void DisposeTimedOut(ILogger logger, string batcher, Exception exception);
+
+    [LoggerMessage(EventId = 3009, Level = LogLevel.Debug, Message = "Batcher {Batcher}: every caller of a batch gave up before its dispatch finished; the dispatch's token was cancelled")]
+    public static partial void DispatchAbandoned(ILogger logger, string batcher);
+
+    [LoggerMessage(EventId = 3010, Level = LogLevel.Debug, Message = "Batcher {Batcher}: a dispatch of {Count} item(s) whose callers had all given up ended with its cancellation")]
+    public static partial void AbandonedDispatchCancelled(ILogger logger, string batcher, int count);
 }

@@ -23,6 +23,10 @@ internal sealed class BatcherMetrics
             "concurrency.primitives.batcher.timeouts", "{item}", "Callers released because their bound or their dispatch's timeout passed.");
         Orphans = meter.CreateCounter<long>(
             "concurrency.primitives.batcher.orphans_prevented", "{item}", "Items the post-dispatch sweep had to complete: forgotten by the handler or left by a fault. Each one is a waiter another batcher would have orphaned.");
+        Coalesced = meter.CreateCounter<long>(
+            "concurrency.primitives.batcher.coalesced", "{item}", "Callers that shared a slot with an earlier caller of an equal item in the same batch (coalescing).");
+        AbandonedDispatches = meter.CreateCounter<long>(
+            "concurrency.primitives.batcher.dispatch.abandoned", "{dispatch}", "Dispatches whose token was cancelled because every caller of the batch had given up.");
         StuckDispatches = meter.CreateCounter<long>(
             "concurrency.primitives.batcher.dispatch.stuck", "{dispatch}", "Dispatches that ran past their timeout and kept their slot.");
     }
@@ -43,6 +47,10 @@ internal sealed class BatcherMetrics
     public Counter<long> Orphans { get; }
 
     public Counter<long> StuckDispatches { get; }
+
+    public Counter<long> Coalesced { get; }
+
+    public Counter<long> AbandonedDispatches { get; }
 
     /// <summary>The instruments on <paramref name="meterFactory"/>'s meter (one set per meter), or <see cref="Default"/>.</summary>
     public static BatcherMetrics For(IMeterFactory? meterFactory) =>

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 
@@ -15,7 +16,8 @@ public enum BatcherShutdownMode
 }
 
 /// <summary>Settings for a <see cref="Batcher{TItem, TResult}"/>. Read and validated once, at construction.</summary>
-public sealed class BatcherOptions
+/// <remarks>Settings that depend on the item type live in <see cref="BatcherOptions{TItem}"/>, which a batcher takes in place of these.</remarks>
+public class BatcherOptions
 {
     /// <summary>A name for logs, metrics (<c>batcher.name</c>) and messages. Defaults to <c>"Batcher"</c>.</summary>
     public string? Name { get; set; }
@@ -78,4 +80,26 @@ public sealed class BatcherOptions
     /// Instruments are tagged <c>batcher.name</c> either way.
     /// </summary>
     public IMeterFactory? MeterFactory { get; set; }
+}
+
+/// <summary>
+/// Settings for a <see cref="Batcher{TItem, TResult}"/> that depend on its item type, beside every setting of
+/// <see cref="BatcherOptions"/>. Pass them where a batcher takes its options.
+/// </summary>
+/// <typeparam name="TItem">The batcher's item type.</typeparam>
+public sealed class BatcherOptions<TItem> : BatcherOptions
+{
+    /// <summary>
+    /// When set, callers of equal items (by this comparer) <i>within one batch</i> share one slot in the dispatch: the
+    /// dispatch sees the item once, and every caller of it receives the answer given to that slot, or the failure. A
+    /// caller that gives up leaves the slot to the others; a slot leaves the batch only when every caller of it has gone
+    /// before the batch is cut. Nothing is cached beyond the batch: an equal item submitted after its batch was cut goes
+    /// into a later batch and is dispatched again. Default <see langword="null"/>: no coalescing, each call is its own slot.
+    /// </summary>
+    /// <remarks>
+    /// The comparer runs on the dispatch loop when a batch is cut. If it throws, the item it was comparing fails with that
+    /// exception and the batch is cut without it. <see langword="null"/> items are equal to each other and to nothing else,
+    /// and are never passed to the comparer.
+    /// </remarks>
+    public IEqualityComparer<TItem>? CoalescingComparer { get; set; }
 }
