@@ -220,4 +220,66 @@ public sealed class BatcherFaultTests
         await tokenCancelled.Task.OrHang();
         await call.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>();
     }
+
+    [Fact]
+    public async Task ACallerInAnOlderRunningBatch_IsReleasedAtItsBound_ThoughAYoungerBatchOnAnotherLoopStillHasTime()
+    {
+        // Two loops. Batch B (items at t=1 s and t=5 s) runs on the second loop; batch C (t=6 s) is cut later by the
+        // first loop, which the sweep looks at first. B's first caller must be released at its own bound (t=11 s), not
+        // when B's dispatch runs out (t=15 s) because C's callers still have time.
+        var time = new ManualTimeProvider();
+        var holds = new Dictionary<int, TaskCompletionSource>
+        {
+            [1] = Bounded.NewGate(),
+            [10] = Bounded.NewGate(),
+            [20] = Bounded.NewGate(),
+        };
+        var entered = new Dictionary<int, TaskCompletionSource>
+        {
+            [1] = Bounded.NewGate(),
+            [10] = Bounded.NewGate(),
+            [20] = Bounded.NewGate(),
+        };
+        var batcher = new Batcher<int, int>(
+            async (batch, _) =>
+            {
+                entered[batch[0]].TrySetResult();
+                await holds[batch[0]].Task;
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch.TrySetResult(i, batch[i]);
+                }
+            },
+            new BatcherOptions
+            {
+                MaxBatchSize = 2,
+                MaxConcurrency = 2,
+                MaxDelay = TimeSpan.FromHours(1),
+                Timeout = TimeSpan.FromSeconds(10),
+                DispatchTimeout = TimeSpan.FromHours(1),
+                TimeProvider = time,
+            });
+
+        var a = new[] { batcher.SubmitAsync(1).AsTask(), batcher.SubmitAsync(2).AsTask() };
+        await entered[1].Task.OrHang();
+        time.Advance(TimeSpan.FromSeconds(1));
+        var b1 = batcher.SubmitAsync(10).AsTask();
+        time.Advance(TimeSpan.FromSeconds(4));
+        var b2 = batcher.SubmitAsync(11).AsTask();
+        await entered[10].Task.OrHang();
+        holds[1].SetResult();
+        await Task.WhenAll(a).OrHang();
+        time.Advance(TimeSpan.FromSeconds(1));
+        var c = new[] { batcher.SubmitAsync(20).AsTask(), batcher.SubmitAsync(21).AsTask() };
+        await entered[20].Task.OrHang();
+
+        time.Advance(TimeSpan.FromSeconds(5)); // t = 11 s: b1's bound (B's dispatch runs out at 15 s, and the clock stays here)
+
+        (await b1.Invoking(t => t.OrHang()).Should().ThrowAsync<BatchTimeoutException>()).Which.DispatchTimedOut.Should().BeFalse();
+        b2.IsCompleted.Should().BeFalse();
+        holds[10].SetResult();
+        holds[20].SetResult();
+        (await b2.OrHang()).Should().Be(11);
+        (await Task.WhenAll(c).OrHang()).Should().Equal(20, 21);
+    }
 }
