@@ -79,32 +79,6 @@ public class BatcherCallersBenchmarks
     [Benchmark(Description = "slot ring, no guarantees (floor)", OperationsPerInvoke = Items)]
     public Task<long> Floor() => RunAsync(static (self, item) => self._floor.SubmitAsync(item));
 
-    private async Task<long> RunAsync(Func<BatcherCallersBenchmarks, int, ValueTask<int>> submit)
-    {
-        var perCaller = Items / Callers;
-        for (var c = 0; c < _callers.Length; c++)
-        {
-            _callers[c] = CallerAsync(submit, c * perCaller, c == _callers.Length - 1 ? Items - (c * perCaller) : perCaller);
-        }
-
-        long sum = 0;
-        foreach (var caller in _callers)
-        {
-            sum += await caller;
-        }
-
-        return sum;
-    }
-
-    private async Task<long> CallerAsync(Func<BatcherCallersBenchmarks, int, ValueTask<int>> submit, int first, int count)
-    {
-        await Task.Yield(); // every caller runs on the pool, as request handlers do
-        long sum = 0;
-        for (var i = first; i < first + count; i++)
-        {
-            sum += await submit(this, i);
-        }
-
-        return sum;
-    }
+    private Task<long> RunAsync(Func<BatcherCallersBenchmarks, int, ValueTask<int>> submit) =>
+        BatcherCases.RunCallersAsync(this, submit, _callers, Items, static (caller, share) => caller * share);
 }

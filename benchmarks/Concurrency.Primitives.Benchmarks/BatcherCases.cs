@@ -63,4 +63,38 @@ internal static class BatcherCases
         capacity,
         batchSize,
         dispatches);
+
+    /// <summary>
+    /// Runs <paramref name="callers"/>.Length concurrent callers on the pool, each submitting its share of
+    /// <paramref name="items"/> keys one at a time and awaiting each answer before the next (the DataLoader shape).
+    /// Caller <c>c</c> asks for the keys from <paramref name="firstKey"/>(c, share) on.
+    /// </summary>
+    public static async Task<long> RunCallersAsync<TSelf>(TSelf self, Func<TSelf, int, ValueTask<int>> submit, Task<long>[] callers, int items, Func<int, int, int> firstKey)
+    {
+        var perCaller = items / callers.Length;
+        for (var c = 0; c < callers.Length; c++)
+        {
+            callers[c] = CallerAsync(self, submit, firstKey(c, perCaller), c == callers.Length - 1 ? items - (c * perCaller) : perCaller);
+        }
+
+        long sum = 0;
+        foreach (var caller in callers)
+        {
+            sum += await caller;
+        }
+
+        return sum;
+    }
+
+    private static async Task<long> CallerAsync<TSelf>(TSelf self, Func<TSelf, int, ValueTask<int>> submit, int first, int count)
+    {
+        await Task.Yield(); // every caller runs on the pool, as request handlers do
+        long sum = 0;
+        for (var i = first; i < first + count; i++)
+        {
+            sum += await submit(self, i);
+        }
+
+        return sum;
+    }
 }

@@ -79,14 +79,15 @@ public sealed class BatcherRingSystematicTests
     }
 
     /// <summary>
-    /// One loop, held in the first item's dispatch. Item 1's caller cancels and sees its cancellation before the loop is
-    /// let go, so the cut that takes item 1 comes after it: the dispatch must never see item 1. Item 2's caller cancels
-    /// while the loop is let go and cuts: either outcome is allowed, but exactly one, and a result only from the dispatch.
+    /// One loop, held in the first item's dispatch, batches of up to two. Item 1's caller cancels and sees its cancellation
+    /// before the loop is let go, so the cut that takes item 1 (with item 3, which is dispatched) comes after it: the
+    /// dispatch must never see item 1. Item 2's caller cancels while the loop is let go and cuts: either outcome is
+    /// allowed, but exactly one, and a result only from the dispatch.
     /// </summary>
     private static async Task CancellationRacingACutScenarioAsync()
     {
-        var seen = new int[3];
-        var answered = new int[3];
+        var seen = new int[4];
+        var answered = new int[4];
         var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var batcher = new Batcher<int, int>(
             async (batch, _) =>
@@ -109,12 +110,13 @@ public sealed class BatcherRingSystematicTests
                     }
                 }
             },
-            new BatcherOptions { MaxBatchSize = 1, MaxConcurrency = 1, MaxDelay = TimeSpan.Zero, TimeProvider = FrozenTimeProvider.Instance });
+            new BatcherOptions { MaxBatchSize = 2, MaxConcurrency = 1, MaxDelay = TimeSpan.Zero, TimeProvider = FrozenTimeProvider.Instance });
         using var first = new CancellationTokenSource();
         using var second = new CancellationTokenSource();
 
         var held = batcher.SubmitAsync(0).AsTask();
         var cancelledFirst = batcher.SubmitAsync(1, first.Token).AsTask();
+        var live = batcher.SubmitAsync(3).AsTask(); // cut with item 1: a batch that is dispatched, so item 1 must be left out of it
         var racing = batcher.SubmitAsync(2, second.Token).AsTask();
         await first.CancelAsync();
         var firstOutcome = await Outcome(cancelledFirst);
@@ -122,7 +124,7 @@ public sealed class BatcherRingSystematicTests
 
         var canceller = Task.Run(second.CancelAsync);
         var release = Task.Run(() => hold.SetResult());
-        var outcomes = await Task.WhenAll(Outcome(held), Outcome(racing));
+        var outcomes = await Task.WhenAll(Outcome(held), Outcome(racing), Outcome(live));
         await Task.WhenAll(canceller, release);
         await batcher.CloseAsync();
 
@@ -131,6 +133,7 @@ public sealed class BatcherRingSystematicTests
         Specification.Assert(outcomes[1] is 20 or -1, $"Item 2 received {outcomes[1]}.");
         Specification.Assert(outcomes[1] != 20 || answered[2] == 1, "Item 2 received a result the dispatch did not set.");
         Specification.Assert(answered[2] <= 1, $"Item 2 was answered {answered[2]} times.");
+        Specification.Assert(outcomes[2] == 30 && answered[3] == 1, $"Item 3 received {outcomes[2]}, answered {answered[3]} times.");
     }
 
     /// <summary>

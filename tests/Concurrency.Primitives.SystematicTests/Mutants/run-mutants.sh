@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Applies each mutant of the batcher's ring code in turn, runs the Coyote scenario that must catch it, and reverts it.
+# Applies each mutant of the batcher's ring, coalescing and abandonment code in turn, runs the Coyote scenario that must catch it, and reverts it.
 # Prints one line per mutant; exits non-zero if a mutant survives (its scenario found no bug) or src/ was not clean.
 # Usage, from the repository root: tests/Concurrency.Primitives.SystematicTests/Mutants/run-mutants.sh
+# Not here: keeping an abandoned batch's token source for the next batch. Its window (between the count that finds the
+# last caller gone and that caller's call to CancellationTokenSource.Cancel) holds no step Coyote can interleave (the
+# BCL is not rewritten), so no schedule shows it; the loop's close of the count word decides it (Batching/README.md).
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 declare -A scenario=(
@@ -9,6 +12,8 @@ declare -A scenario=(
   [2-cut-keeps-cancelled-items]=Ring_ACancellationRacingTheCut_LeavesTheItemOutIfItCameFirst
   [3-shutdown-leaves-the-claim-word-open]=Ring_SubmitsRacingShutdown_AreEachRefusedOrDrainedBeforeCompletion
   [4-sweep-touches-a-running-batch-without-taking-it]=Ring_ADispatchTimeoutRacingTheDispatchsAnswers_AnswersEachCallerOnce
+  [5-cut-misses-callers-gone-before-the-stamp]=Abandonment_ACallerGivingUpWhileItsBatchIsCut_IsCountedAndCancelsTheDispatch
+  [6-slot-answer-skips-followers]=Coalescing_CallersOfOneSlotRacingCancellationAndTheAnswer_AreEachCompletedOnceWithTheSlotsAnswer
 )
 git diff --quiet -- src || { echo "src/ has uncommitted changes; commit or stash them first"; exit 2; }
 survivors=0
