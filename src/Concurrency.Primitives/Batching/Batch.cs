@@ -10,10 +10,18 @@ namespace Concurrency.Primitives;
 /// <typeparam name="TItem">The item type.</typeparam>
 /// <typeparam name="TResult">The result type.</typeparam>
 /// <remarks>
+/// <para>
 /// Answer each item once with <see cref="TrySetResult"/> or <see cref="TrySetException"/>; the first answer wins and later
 /// ones return <see langword="false"/> (so does answering an item whose caller already gave up). Items left unanswered
 /// when the dispatch returns fail with <see cref="BatchItemNotCompletedException"/>; if the dispatch throws, they fail with
 /// <see cref="BatchDispatchException"/>. Answering from several threads at once is safe.
+/// </para>
+/// <para>
+/// With coalescing (<see cref="BatcherOptions{TItem}.CoalescingComparer"/>), each index is a <i>slot</i> that every caller
+/// of an equal item in the batch shares: it holds the first such caller's item, and answering it answers all of them (the
+/// first answer of the slot wins). <see cref="Count"/> is then the number of slots, which can be smaller than the number
+/// of callers in the batch.
+/// </para>
 /// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1815:Override equals and operator equals on value types", Justification = "A view valid during one dispatch call: comparing two of them means nothing, so it offers no equality.")]
 public readonly struct Batch<TItem, TResult>

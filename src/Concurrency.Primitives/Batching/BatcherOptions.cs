@@ -99,7 +99,8 @@ public sealed class BatcherOptions<TItem> : BatcherOptions
     /// <remarks>
     /// The comparer runs on the dispatch loop when a batch is cut. If it throws, the item it was comparing fails with that
     /// exception and the batch is cut without it. <see langword="null"/> items are equal to each other and to nothing else,
-    /// and are never passed to the comparer.
+    /// and are never passed to the comparer. <see cref="BatcherOptions.MaxBatchSize"/> counts callers, so a batch of
+    /// callers that share slots hands the dispatch fewer items.
     /// </remarks>
     public IEqualityComparer<TItem>? CoalescingComparer { get; set; }
 }
