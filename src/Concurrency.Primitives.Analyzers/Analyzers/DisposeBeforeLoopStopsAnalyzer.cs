@@ -68,7 +68,7 @@ public sealed class DisposeBeforeLoopStopsAnalyzer : ConcurrencyAnalyzer
             var properties = ImmutableDictionary<string, string?>.Empty.Add(AwaitPositionProperty, wait.Wait.Syntax.SpanStart.ToString(System.Globalization.CultureInfo.InvariantCulture));
             context.ReportDiagnostic(Diagnostic.Create(
                 Descriptors.DisposeBeforeLoopStops,
-                release.Syntax.GetLocation(),
+                (release.Parent is IConditionalAccessOperation conditional ? conditional.Syntax : release.Syntax).GetLocation(),
                 properties,
                 resource.Name,
                 Symbols.ReferencedSymbol(cancel.Instance)?.Name ?? "the token source",

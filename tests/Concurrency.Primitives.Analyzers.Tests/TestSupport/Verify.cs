@@ -24,7 +24,10 @@ public static class Verify<TAnalyzer>
         return test.RunAsync();
     }
 
-    /// <summary>Applies the fix (the code action with <paramref name="equivalenceKey"/>, or the only one) and checks the result compiles and is <paramref name="fixedSource"/>.</summary>
+    /// <summary>
+    /// Applies the fix (the code action with <paramref name="equivalenceKey"/>, or the only one) once per diagnostic
+    /// (<paramref name="iterations"/>) and, where the fix has one, as one fix-all; checks the result compiles and is <paramref name="fixedSource"/>.
+    /// </summary>
     public static Task CodeFixAsync<TCodeFix>(string source, string fixedSource, string? equivalenceKey = null, int iterations = 1)
         where TCodeFix : CodeFixProvider, new()
     {
@@ -34,7 +37,7 @@ public static class Verify<TAnalyzer>
             FixedCode = fixedSource,
             ReferenceAssemblies = ReferenceAssemblies.Net.Net80,
             CodeActionEquivalenceKey = equivalenceKey,
-            NumberOfFixAllIterations = iterations,
+            NumberOfFixAllIterations = 1,
             NumberOfIncrementalIterations = iterations,
         };
         test.TestState.Sources.Add(("Stubs.cs", Stubs.Source));
