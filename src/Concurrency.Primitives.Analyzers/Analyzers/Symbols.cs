@@ -40,7 +40,7 @@ internal static class Symbols
     public static bool IsCompletion(IInvocationOperation invocation)
         => CompletionMethods.Contains(invocation.TargetMethod.Name) && IsTaskCompletionSource(invocation.TargetMethod.ContainingType);
 
-    /// <summary>A TaskCompletionSource, or a type with a field or property that holds one (a tuple, an item record).</summary>
+    /// <summary>A TaskCompletionSource, or a type with a non-private field or property that holds one (a tuple, an item record).</summary>
     public static bool IsOrCarriesCompletionSource(ITypeSymbol? type)
     {
         if (type is null || IsTaskCompletionSource(type))
@@ -53,7 +53,9 @@ internal static class Symbols
             return false;
         }
 
-        return named.GetMembers().Any(member => !member.IsStatic && member switch
+        // A member the type keeps to itself (a service's own private signal) does not make it an item that carries a
+        // waiter: an item hands its completion source out to whoever answers it.
+        return named.GetMembers().Any(member => !member.IsStatic && member.DeclaredAccessibility != Accessibility.Private && member switch
         {
             IFieldSymbol field => IsTaskCompletionSource(field.Type),
             IPropertySymbol property => IsTaskCompletionSource(property.Type),

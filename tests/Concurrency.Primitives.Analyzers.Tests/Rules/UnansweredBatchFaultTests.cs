@@ -153,4 +153,29 @@ public sealed class UnansweredBatchFaultTests
             }
         }
         """);
+
+    [Fact]
+    public Task ALoopOverServicesThatKeepAPrivateSignal_IsSilent() => VerifyCP0006.AnalyzerAsync(Batcher + """
+            private readonly List<Partition> _partitions = new();
+
+            private async Task ProcessUpdatesAsync()
+            {
+                while (true)
+                {
+                    try
+                    {
+                        foreach (var partition in _partitions) await partition.UpdateAsync();
+                    }
+                    catch (Exception) { _faults++; }
+                }
+            }
+        }
+
+        class Partition
+        {
+            private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+            public Task UpdateAsync() => _drained.Task;
+        }
+        """);
 }
