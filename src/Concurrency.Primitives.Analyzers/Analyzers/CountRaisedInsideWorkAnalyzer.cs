@@ -227,6 +227,12 @@ public sealed class CountRaisedInsideWorkAnalyzer : ConcurrencyAnalyzer
                 return null;
             }
 
+            // A raise whose result is read (`if (Interlocked.Increment(ref n) == 1)`) is a gate or a ticket, not a WaitGroup's Add.
+            if (call.Parent is not IExpressionStatementOperation)
+            {
+                return null;
+            }
+
             var symbol = Symbols.ReferencedSymbol(call.Arguments[0].Value);
             return symbol is IFieldSymbol or ILocalSymbol ? new CounterInfo(symbol, "Interlocked." + method.Name, isInterlocked: true) : null;
         }
@@ -244,8 +250,9 @@ public sealed class CountRaisedInsideWorkAnalyzer : ConcurrencyAnalyzer
     }
 
     /// <summary>
-    /// Whether code outside the work waits on the counter: an Interlocked counter tested against a constant (directly,
-    /// or through the result of Interlocked/Volatile), a countdown event's Wait/WaitAsync/WaitHandle, any TaskTracker.
+    /// Whether some code waits on the counter: an Interlocked counter tested against a constant anywhere in its scope
+    /// (directly, or through the result of Interlocked/Volatile: the Done of a hand-rolled WaitGroup), a countdown
+    /// event's Wait/WaitAsync/WaitHandle, any TaskTracker.
     /// </summary>
     private static bool IsWaitedOn(CounterInfo counter, SemanticModel? model, SyntaxNode work, System.Threading.CancellationToken cancellationToken)
     {
@@ -264,7 +271,7 @@ public sealed class CountRaisedInsideWorkAnalyzer : ConcurrencyAnalyzer
         {
             foreach (var name in scope.DescendantNodes().OfType<IdentifierNameSyntax>())
             {
-                if (name.Identifier.ValueText != counter.Symbol.Name || work.Span.Contains(name.Span)
+                if (name.Identifier.ValueText != counter.Symbol.Name
                     || !SymbolEqualityComparer.Default.Equals(model.GetSymbolInfo(name, cancellationToken).Symbol?.OriginalDefinition, counter.Symbol.OriginalDefinition))
                 {
                     continue;

@@ -40,6 +40,39 @@ public sealed class CountRaisedInsideWorkTests
         """);
 
     [Fact]
+    public Task ACounterRaisedAndTestedInsideTheSameWork_IsReported() => VerifyCP0001.AnalyzerAsync(Usings + """
+        static class WaitGroup
+        {
+            private static int s_count;
+
+            public static async Task RunAsync()
+            {
+                var zero = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _ = Task.Run(() =>
+                {
+                    {|CP0001:Interlocked.Increment(ref s_count)|};
+                    if (Interlocked.Decrement(ref s_count) == 0) zero.TrySetResult();
+                });
+                await zero.Task;
+            }
+        }
+        """);
+
+    [Fact]
+    public Task AnIncrementWhoseResultIsRead_IsATicketNotACount_AndIsSilent() => VerifyCP0001.AnalyzerAsync(Usings + """
+        class C
+        {
+            private int _running;
+
+            public void M() => _ = Task.Run(() =>
+            {
+                if (Interlocked.Increment(ref _running) == 1) { }
+                Interlocked.Decrement(ref _running);
+            });
+        }
+        """);
+
+    [Fact]
     public Task ACapturedLocalCounter_TestedAgainstZero_IsReported() => VerifyCP0001.AnalyzerAsync(Usings + """
         class C
         {
