@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Threading;
 using System.Threading.Channels;
@@ -165,6 +166,17 @@ internal sealed class ReadmeSnippets
         var row = await batcher.SubmitAsync(key, ct);            // answered, failed or timed out — never left waiting
     }
 
+    public async Task CoalescingReplacement()
+    {
+        var loader = new Batcher<Key, Row>(LoadRowsAsync, new BatcherOptions<Key>
+        {
+            MaxBatchSize = 64,
+            MaxDelay = TimeSpan.FromMilliseconds(2),
+            CoalescingComparer = EqualityComparer<Key>.Default,   // equal keys in one batch: one slot, every caller answered
+        });
+        var row = await loader.SubmitAsync(key, ct);              // each caller's own token and bound still hold
+    }
+
     public async Task PumpOverview()
     {
         await using var pump = new PeerEventPump<PeerId, Message>(syncManager,       // IPeerEventConsumer<PeerId, Message>
@@ -217,6 +229,23 @@ internal sealed class ReadmeSnippets
     internal interface IDatabase
     {
         Task<IReadOnlyList<Row>> GetManyAsync(IReadOnlyList<Key> keys, CancellationToken cancellationToken);
+    }
+
+    /// <summary>The README's hand-rolled de-duplication layer, before coalescing.</summary>
+    internal sealed class HandRolledCoalescing
+    {
+        private readonly Batcher<Key, Row> _batcher = null!;
+
+        private readonly ConcurrentDictionary<Key, Task<Row>> _inFlight = new();
+
+        public Task<Row> GetAsync(Key key, CancellationToken ct) =>
+            _inFlight.GetOrAdd(key, k => LoadThenForgetAsync(k));   // the first caller's ct is the only one honoured,
+                                                                    // a faulted task is shared until someone removes it,
+        async Task<Row> LoadThenForgetAsync(Key key)                // and the entry outlives the batch it was meant for
+        {
+            try { return await _batcher.SubmitAsync(key); }
+            finally { _inFlight.TryRemove(key, out _); }
+        }
     }
 
     internal sealed class Key
