@@ -52,7 +52,7 @@ namespace Concurrency.Primitives;
 /// </para>
 /// </remarks>
 [DebuggerDisplay("{Name,nq}: {State}")]
-public sealed partial class LifecycleGate : IAsyncDisposable, IDisposable
+public sealed partial class LifecycleGate : IAsyncDisposable, IDisposable, ILifecycleMember
 {
     private static readonly Task<bool> NotThisCall = Task.FromResult(false);
 
@@ -80,6 +80,7 @@ public sealed partial class LifecycleGate : IAsyncDisposable, IDisposable
     private bool _closed;
     private bool _disposed;
     private bool _dispatching;
+    private LifecycleGroup? _group;
 
     /// <summary>Creates a gate for a component: what it starts, runs and stops. Pass them by name: <c>new LifecycleGate(start: …, run: …)</c>.</summary>
     /// <param name="start">
@@ -133,6 +134,10 @@ public sealed partial class LifecycleGate : IAsyncDisposable, IDisposable
 
     /// <summary>The gate's name, from <see cref="LifecycleGateOptions.Name"/>.</summary>
     public string Name => _name;
+
+    LifecycleGroup? ILifecycleMember.Group => Volatile.Read(ref _group);
+
+    bool ILifecycleMember.TryJoin(LifecycleGroup group) => Interlocked.CompareExchange(ref _group, group, null) is null;
 
     /// <summary>The current state.</summary>
     public LifecycleState State => (LifecycleState)Volatile.Read(ref _state);
