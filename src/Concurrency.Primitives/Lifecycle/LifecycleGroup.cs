@@ -330,25 +330,8 @@ public sealed partial class LifecycleGroup : IAsyncDisposable, IDisposable, ILif
         Raise(StateChanged, change);
     }
 
-    private void Raise<TArgs>(EventHandler<TArgs>? handlers, TArgs args)
-    {
-        if (handlers is null)
-        {
-            return;
-        }
-
-        foreach (var handler in handlers.GetInvocationList())
-        {
-            try
-            {
-                ((EventHandler<TArgs>)handler)(this, args);
-            }
-            catch (Exception exception)
-            {
-                LifecycleGroupLog.HandlerFailed(_logger, _name, exception);
-            }
-        }
-    }
+    private void Raise<TArgs>(EventHandler<TArgs>? handlers, TArgs args) =>
+        IsolatedHandlers.Raise(handlers, this, args, _logger, _name, LifecycleGroupLog.HandlerFailed);
 
     /// <summary>One gate of the group and its place in the dependency graph.</summary>
     [DebuggerDisplay("{Gate.Name,nq}: {Gate.State}")]
