@@ -174,16 +174,22 @@ public sealed partial class LifecycleGroup
         }
 
         // Observed on the pool, never inline: a start already complete must not re-enter the pass's lock from here.
-        _ = start.ContinueWith(
-            static (task, state) =>
-            {
-                var (group, pass, member) = ((LifecycleGroup, StartPass, Member))state!;
-                group.OnMemberStarted(pass, member, task.IsFaulted ? task.Exception!.InnerException! : task.IsCanceled ? new OperationCanceledException($"The start of gate '{member.Gate.Name}' was cancelled.") : null);
-            },
-            (this, pass, member),
-            CancellationToken.None,
-            TaskContinuationOptions.None,
-            TaskScheduler.Default);
+        _ = Task.Run(() => ObserveStartAsync(pass, member, start), CancellationToken.None);
+    }
+
+    private async Task ObserveStartAsync(StartPass pass, Member member, Task<bool> start)
+    {
+        Exception? failure = null;
+        try
+        {
+            await start.ConfigureAwait(false);
+        }
+        catch (Exception exception)
+        {
+            failure = exception;
+        }
+
+        OnMemberStarted(pass, member, failure);
     }
 
     private void OnMemberStarted(StartPass pass, Member member, Exception? failure)

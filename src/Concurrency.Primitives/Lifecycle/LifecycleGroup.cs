@@ -320,14 +320,22 @@ public sealed partial class LifecycleGroup : IAsyncDisposable, IDisposable, ILif
         {
             // The watcher ended the run with a gate's fault: stop everything. The stop throws that fault; it is logged by
             // the gate already and stays readable, so the background stop only observes it.
-            _ = _gate.StopAsync(CancellationToken.None).ContinueWith(
-                static stop => _ = stop.Exception,
-                CancellationToken.None,
-                TaskContinuationOptions.ExecuteSynchronously,
-                TaskScheduler.Default);
+            _ = StopQuietlyAsync();
         }
 
         Raise(StateChanged, change);
+    }
+
+    private async Task StopQuietlyAsync()
+    {
+        try
+        {
+            await _gate.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // The gate's fault, rethrown by the stop: logged when it happened (2012) and readable as the stop's result.
+        }
     }
 
     private void Raise<TArgs>(EventHandler<TArgs>? handlers, TArgs args) =>
