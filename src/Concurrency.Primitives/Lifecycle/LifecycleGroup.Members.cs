@@ -308,7 +308,7 @@ public sealed partial class LifecycleGroup
         }
         catch (TimeoutException) when (!pass.All.IsCompleted)
         {
-            throw pass.TimedOut(_name, _shutdownTimeout, _plan!);
+            throw StillStopping(_shutdownTimeout);
         }
 
         var failures = pass.Failures;
@@ -352,6 +352,19 @@ public sealed partial class LifecycleGroup
             pass.AddFailure(exception);
             return false;
         }
+    }
+
+    private LifecycleGroupStopTimeoutException StillStopping(TimeSpan timeout)
+    {
+        StopPass? pass;
+        lock (_lock)
+        {
+            pass = _stopPass;
+        }
+
+        return pass is not null && Volatile.Read(ref _plan) is { } plan
+            ? pass.TimedOut(_name, timeout, plan)
+            : new LifecycleGroupStopTimeoutException(_name, timeout, new Dictionary<string, string>(), Array.Empty<string>());
     }
 
     private List<string> DescribeStopping()

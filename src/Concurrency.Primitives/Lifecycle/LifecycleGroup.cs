@@ -241,6 +241,20 @@ public sealed partial class LifecycleGroup : IAsyncDisposable, IDisposable, ILif
         return _gate.CloseAsync(cancellationToken);
     }
 
+    /// <summary>Closes the group as <see cref="CloseAsync(CancellationToken)"/> does, waiting at most <paramref name="timeout"/> in all.</summary>
+    /// <param name="timeout">The bound on this wait; <see cref="Timeout.InfiniteTimeSpan"/> for none (the stop is still bounded by <see cref="LifecycleGroupOptions.ShutdownTimeout"/>).</param>
+    /// <param name="cancellationToken">Abandons only this caller's wait; the stop goes on.</param>
+    /// <returns>A task that completes when the group is closed and every gate stopped.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
+    /// <exception cref="LifecycleGroupStopTimeoutException">The close did not finish in time; it names the gates still stopping.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
+    public Task CloseAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        Guard.Timeout(timeout);
+        MarkClosed();
+        return CloseWithinAsync(timeout, cancellationToken);
+    }
+
     /// <summary>
     /// Closes the group without waiting: begins the stop, refuses every later start, and returns at once. Never throws;
     /// what the stop would throw is logged at Error. Prefer <see cref="DisposeAsync"/>.
@@ -324,6 +338,19 @@ public sealed partial class LifecycleGroup : IAsyncDisposable, IDisposable, ILif
         }
 
         Raise(StateChanged, change);
+    }
+
+    private async Task CloseWithinAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _gate.CloseAsync(timeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (LifecycleStopTimeoutException) when (State != LifecycleState.Stopped)
+        {
+            // The gate names its one step; the group names its gates.
+            throw StillStopping(timeout);
+        }
     }
 
     private async Task StopQuietlyAsync()

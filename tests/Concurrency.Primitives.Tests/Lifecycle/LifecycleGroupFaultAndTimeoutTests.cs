@@ -125,6 +125,30 @@ public sealed class LifecycleGroupFaultAndTimeoutTests
     }
 
     [Fact]
+    public async Task CloseAsyncWithATimeout_NamesTheGateStillStopping_AndRefusesLaterStarts()
+    {
+        var clock = new ManualTimeProvider();
+        var release = Bounded.NewGate();
+        var rpc = new ScriptedGate("rpc", _journal, new LifecycleGateOptions { ShutdownTimeout = Timeout.InfiniteTimeSpan }) { HoldStop = release.Task };
+        var group = new LifecycleGroup(new LifecycleGroupOptions { Name = "node", ShutdownTimeout = Timeout.InfiniteTimeSpan, TimeProvider = clock });
+        group.Add(Gate("db").Gate);
+        group.Add(rpc.Gate, "db");
+        await group.StartAsync().OrHang();
+
+        var close = group.CloseAsync(TimeSpan.FromSeconds(5));
+        await rpc.StopEntered.Task.OrHang();
+        await clock.WhenTimersArmed(1).OrHang();
+        clock.Advance(TimeSpan.FromSeconds(5));
+
+        var timeout = (await close.Awaiting(c => c.OrHang()).Should().ThrowAsync<LifecycleGroupStopTimeoutException>()).Which;
+        timeout.StillStopping.Should().ContainKey("rpc").WhoseValue.Should().Be("stop");
+        timeout.NotYetStopped.Should().Equal("db");
+        release.SetResult();
+        await group.Completion.OrHang();
+        await group.Awaiting(g => g.StartAsync()).Should().ThrowAsync<ClosedException>();
+    }
+
+    [Fact]
     public async Task AGateThatFailsToStop_LeavesItsDependenciesRunning_AndAStopAgainResumes()
     {
         var failure = new InvalidOperationException("flush failed");
