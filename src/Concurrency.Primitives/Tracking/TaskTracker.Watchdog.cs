@@ -83,7 +83,14 @@ public sealed partial class TaskTracker
 
         if (nextDue != long.MaxValue)
         {
-            _watchdog!.Change(_clock.Between(now, nextDue), Timeout.InfiniteTimeSpan);
+            try
+            {
+                _watchdog!.Change(_clock.Between(now, nextDue), Timeout.InfiniteTimeSpan);
+            }
+            catch (ObjectDisposedException)
+            {
+                // The tracker completed since the walk above (its last operations finished): nothing is left to watch.
+            }
         }
 
         if (due is not null)
@@ -109,18 +116,26 @@ public sealed partial class TaskTracker
         var parent = operation.ParentId is { } parentId
             ? string.Format(CultureInfo.InvariantCulture, "'{0}' #{1}", parentName ?? "(finished)", parentId)
             : "none";
-        TaskTrackerLog.LongRunning(
-            _logger,
-            _name,
-            operation.Name,
-            operation.Id,
-            operation.Age,
-            _longRunningThreshold,
-            parent,
-            operation.RegistrationStackTrace ?? "not captured (TaskTrackerOptions.CaptureRegistrationStackTraces)");
-        if (_metrics.LongRunning.Enabled)
+        try
         {
-            _metrics.LongRunning.Add(1, _metricTag);
+            TaskTrackerLog.LongRunning(
+                _logger,
+                _name,
+                operation.Name,
+                operation.Id,
+                operation.Age,
+                _longRunningThreshold,
+                parent,
+                operation.RegistrationStackTrace ?? "not captured (TaskTrackerOptions.CaptureRegistrationStackTraces)");
+            if (_metrics.LongRunning.Enabled)
+            {
+                _metrics.LongRunning.Add(1, _metricTag);
+            }
+        }
+        catch (Exception)
+        {
+            // A logger or a metric listener that throws must not end the process from a timer thread; the event below
+            // still reports the operation.
         }
 
         if (LongRunning is { } handlers)

@@ -156,6 +156,18 @@ public sealed class TaskTrackerWatchdogTests
     }
 
     [Fact]
+    public void AThrowingLogger_CannotEndTheProcessFromTheTimer_AndTheEventStillReports()
+    {
+        var tracker = new TaskTracker(new TaskTrackerOptions { LongRunningThreshold = Threshold, TimeProvider = _clock, Logger = new ThrowingLogger() });
+        tracker.LongRunning += (_, e) => _reports.Enqueue(e);
+        using var lease = tracker.Register("stuck");
+
+        _clock.Invoking(c => c.Advance(Threshold)).Should().NotThrow();
+
+        _reports.Should().ContainSingle().Which.Operation.Name.Should().Be("stuck");
+    }
+
+    [Fact]
     public async Task TheTimerIsDisposed_WhenTheTrackerCompletes()
     {
         var tracker = NewTracker();
@@ -210,5 +222,16 @@ public sealed class TaskTrackerWatchdogTests
         });
         tracker.LongRunning += (_, e) => _reports.Enqueue(e);
         return tracker;
+    }
+
+    private sealed class ThrowingLogger : Microsoft.Extensions.Logging.ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => logLevel >= Microsoft.Extensions.Logging.LogLevel.Warning;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            throw new InvalidOperationException("logger down");
     }
 }
