@@ -238,14 +238,22 @@ public sealed partial class LifecycleGate : IAsyncDisposable, IDisposable, ILife
     /// A stop step's exception, or the run's own fault once the teardown is done, is thrown as is. After a failed
     /// stop the gate is <see cref="LifecycleState.StopFailed"/>; call <c>StopAsync</c> again to resume.
     /// </remarks>
-    public Task<bool> StopAsync(CancellationToken cancellationToken = default)
+    public Task<bool> StopAsync(CancellationToken cancellationToken = default) => StopCoreAsync(onlyAfterFault: null, cancellationToken);
+
+    /// <summary>
+    /// Stops the gate only if it is still <see cref="LifecycleState.RunFaulted"/> with <paramref name="fault"/>: a stop asked
+    /// for by a handler of that transition, which may run after the gate has been stopped and started again.
+    /// </summary>
+    internal Task<bool> StopAfterFaultAsync(Exception fault) => StopCoreAsync(fault, CancellationToken.None);
+
+    private Task<bool> StopCoreAsync(Exception? onlyAfterFault, CancellationToken cancellationToken)
     {
         Cycle cycle;
         TaskCompletionSource<bool> signal;
         var drive = false;
         lock (_lock)
         {
-            if (_cycle is null)
+            if (_cycle is null || (onlyAfterFault is not null && (State != LifecycleState.RunFaulted || !ReferenceEquals(_fault, onlyAfterFault))))
             {
                 return NotThisCall;
             }

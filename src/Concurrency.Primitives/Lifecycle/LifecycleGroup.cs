@@ -110,8 +110,9 @@ public sealed partial class LifecycleGroup : IAsyncDisposable, IDisposable, ILif
     public event EventHandler<LifecycleStateChangedEventArgs>? StateChanged;
 
     /// <summary>
-    /// Raised when a gate faults while the group is starting or running, before the group acts on it. Handlers run one
-    /// at a time on their own work item, never under a lock; one that throws is logged and the others still run.
+    /// Raised when a gate faults while the group is starting or running, before the group acts on it. Handlers run on the
+    /// faulted gate's event work item (after its own <see cref="LifecycleGate.StateChanged"/> handlers), one at a time,
+    /// never under a lock; one that throws is logged and the others still run.
     /// </summary>
     public event EventHandler<LifecycleGateFaultedEventArgs>? GateFaulted;
 
@@ -330,11 +331,11 @@ public sealed partial class LifecycleGroup : IAsyncDisposable, IDisposable, ILif
     /// <summary>Raises the group's <see cref="StateChanged"/> for a transition of its gate, on that gate's event work item.</summary>
     private void OnOwnStateChanged(object? sender, LifecycleStateChangedEventArgs change)
     {
-        if (change.Current == LifecycleState.RunFaulted && _policy == LifecycleGroupFaultPolicy.StopGroup)
+        if (change.Current == LifecycleState.RunFaulted && _policy == LifecycleGroupFaultPolicy.StopGroup && change.Exception is { } fault)
         {
-            // The watcher ended the run with a gate's fault: stop everything. The stop throws that fault; it is logged by
-            // the gate already and stays readable, so the background stop only observes it.
-            _ = StopQuietlyAsync();
+            // The watcher ended the run with a gate's fault: stop everything — unless this event comes late, after the
+            // group was stopped and started again (events run on their own work item): then that fault is past.
+            _ = StopAfterFaultQuietlyAsync(fault);
         }
 
         Raise(StateChanged, change);
@@ -353,11 +354,11 @@ public sealed partial class LifecycleGroup : IAsyncDisposable, IDisposable, ILif
         }
     }
 
-    private async Task StopQuietlyAsync()
+    private async Task StopAfterFaultQuietlyAsync(Exception fault)
     {
         try
         {
-            await _gate.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await _gate.StopAfterFaultAsync(fault).ConfigureAwait(false);
         }
         catch (Exception)
         {

@@ -72,6 +72,50 @@ public sealed class LifecycleGroupFaultAndTimeoutTests
     }
 
     [Fact]
+    public async Task AFaultEventThatComesLate_DoesNotStopTheGroupsNextStart()
+    {
+        var group = new LifecycleGroup(new LifecycleGroupOptions { AllowRestart = true });
+        var release = Bounded.NewGate();
+        var db = new ScriptedGate("db", _journal, new LifecycleGateOptions { AllowRestart = true });
+        group.Add(db.Gate);
+        var events = Bounded.NewGate(); // holds the group's event work item: every later event of the group waits behind it
+        var secondStartSeen = Bounded.NewGate();
+        var starts = 0;
+        group.StateChanged += (_, e) =>
+        {
+            if (e.Current == LifecycleState.Running)
+            {
+#pragma warning disable VSTHRD002 // holding the event work item is the scenario
+                events.Task.Wait();
+#pragma warning restore VSTHRD002
+            }
+
+            if (e.Current == LifecycleState.Starting && ++starts == 2)
+            {
+                secondStartSeen.SetResult(); // raised after the first cycle's RunFaulted, whose handling came first
+            }
+        };
+        await group.StartAsync().OrHang();
+        db.FaultRun(new InvalidOperationException("first cycle's fault"));
+        while (group.State != LifecycleState.RunFaulted)
+        {
+            await Task.Yield(); // the group's RunFaulted event is queued behind the held handler
+        }
+
+        await group.Awaiting(g => g.StopAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>().WithMessage("first cycle's fault");
+        db.HoldStart = release.Task; // the next start stays in progress
+        db.StartEntered = Bounded.NewGate();
+        var restart = group.StartAsync();
+        await db.StartEntered.Task.OrHang();
+        events.SetResult(); // the first cycle's RunFaulted event now reaches the group, during the second start
+        await secondStartSeen.Task.OrHang();
+        release.SetResult();
+
+        (await restart.OrHang()).Should().BeTrue("the late fault event cancelled nothing");
+        (await group.StopAsync().OrHang()).Should().BeTrue("the late fault event stopped nothing: this call stops the group");
+    }
+
+    [Fact]
     public async Task FaultingHandler_IsLogged_AndTheOtherHandlersStillRun()
     {
         var logger = new RecordingLogger();

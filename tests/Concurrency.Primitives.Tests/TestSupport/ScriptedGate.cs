@@ -25,7 +25,7 @@ public sealed class ScriptedGate
     public LifecycleGate Gate { get; }
 
     /// <summary>Completes when the start delegate has begun.</summary>
-    public TaskCompletionSource StartEntered { get; } = Bounded.NewGate();
+    public TaskCompletionSource StartEntered { get; set; } = Bounded.NewGate();
 
     /// <summary>Completes when the stop delegate has begun.</summary>
     public TaskCompletionSource StopEntered { get; } = Bounded.NewGate();
