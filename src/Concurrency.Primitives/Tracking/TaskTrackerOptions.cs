@@ -55,7 +55,8 @@ public sealed class TaskTrackerOptions
     /// runs — logged at Warning with its name, age, parent and registration site (with
     /// <see cref="CaptureRegistrationStackTraces"/>), counted (<c>concurrency.primitives.tracker.long_running</c>) and raised
     /// as <see cref="TaskTracker.LongRunning"/>. Default <see langword="null"/>: off. One timer per tracker, on
-    /// <see cref="TimeProvider"/>, armed only while something is outstanding and not yet reported; nothing per registration.
+    /// <see cref="TimeProvider"/>: a registration that finds it idle arms it, and it goes idle again at the first firing that
+    /// finds nothing outstanding unreported. Nothing per registration.
     /// </summary>
     public TimeSpan? LongRunningThreshold { get; set; }
 
