@@ -23,6 +23,7 @@ public class TrackerRegisterDoneBenchmarks
     private Nito.AsyncEx.AsyncCountdownEvent _nito = null!;
     private DotNext.Threading.AsyncCountdownEvent _dotNext = null!;
     private TaskTracker _tracker = null!;
+    private TaskTracker _watched = null!;
 
     [ParamsSource(nameof(ThreadCounts))]
     public int Threads { get; set; }
@@ -38,6 +39,7 @@ public class TrackerRegisterDoneBenchmarks
         _nito = new Nito.AsyncEx.AsyncCountdownEvent(1);
         _dotNext = new DotNext.Threading.AsyncCountdownEvent(1);
         _tracker = new TaskTracker();
+        _watched = new TaskTracker(new TaskTrackerOptions { LongRunningThreshold = TimeSpan.FromMinutes(1) });
     }
 
     [GlobalCleanup]
@@ -81,6 +83,10 @@ public class TrackerRegisterDoneBenchmarks
     [Case(CaseKind.Ours)]
     [Benchmark(Description = "TaskTracker named lease", OperationsPerInvoke = Operations)]
     public void TrackerLease() => Run<LeaseOp>();
+
+    [Case(CaseKind.Ours)]
+    [Benchmark(Description = "TaskTracker named lease, watchdog on", OperationsPerInvoke = Operations)]
+    public void TrackerLeaseWatched() => Run<WatchedLeaseOp>();
 
     private void Run<TOperation>()
         where TOperation : struct, IOperation
@@ -161,6 +167,11 @@ public class TrackerRegisterDoneBenchmarks
     private struct LeaseOp : IOperation
     {
         public void Invoke(TrackerRegisterDoneBenchmarks b) => b._tracker.Register("lease").Dispose();
+    }
+
+    private struct WatchedLeaseOp : IOperation
+    {
+        public void Invoke(TrackerRegisterDoneBenchmarks b) => b._watched.Register("lease").Dispose();
     }
 }
 

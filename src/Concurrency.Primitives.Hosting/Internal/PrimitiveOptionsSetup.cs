@@ -132,6 +132,7 @@ internal sealed class PrimitiveOptionsValidator :
         CaptureRegistrationStackTraces = o.CaptureRegistrationStackTraces,
         ShutdownTimeout = o.ShutdownTimeout,
         MaxRecordedFailures = o.MaxRecordedFailures,
+        LongRunningThreshold = o.LongRunningThreshold,
     };
 
     internal static BatcherOptions Copy(BatcherOptions o) => new()

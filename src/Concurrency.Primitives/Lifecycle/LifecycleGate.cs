@@ -52,7 +52,7 @@ namespace Concurrency.Primitives;
 /// </para>
 /// </remarks>
 [DebuggerDisplay("{Name,nq}: {State}")]
-public sealed partial class LifecycleGate : IAsyncDisposable, IDisposable
+public sealed partial class LifecycleGate : IAsyncDisposable, IDisposable, ILifecycleMember
 {
     private static readonly Task<bool> NotThisCall = Task.FromResult(false);
 
@@ -80,6 +80,7 @@ public sealed partial class LifecycleGate : IAsyncDisposable, IDisposable
     private bool _closed;
     private bool _disposed;
     private bool _dispatching;
+    private LifecycleGroup? _group;
 
     /// <summary>Creates a gate for a component: what it starts, runs and stops. Pass them by name: <c>new LifecycleGate(start: …, run: …)</c>.</summary>
     /// <param name="start">
@@ -133,6 +134,10 @@ public sealed partial class LifecycleGate : IAsyncDisposable, IDisposable
 
     /// <summary>The gate's name, from <see cref="LifecycleGateOptions.Name"/>.</summary>
     public string Name => _name;
+
+    LifecycleGroup? ILifecycleMember.Group => Volatile.Read(ref _group);
+
+    bool ILifecycleMember.TryJoin(LifecycleGroup group) => Interlocked.CompareExchange(ref _group, group, null) is null;
 
     /// <summary>The current state.</summary>
     public LifecycleState State => (LifecycleState)Volatile.Read(ref _state);
@@ -233,14 +238,22 @@ public sealed partial class LifecycleGate : IAsyncDisposable, IDisposable
     /// A stop step's exception, or the run's own fault once the teardown is done, is thrown as is. After a failed
     /// stop the gate is <see cref="LifecycleState.StopFailed"/>; call <c>StopAsync</c> again to resume.
     /// </remarks>
-    public Task<bool> StopAsync(CancellationToken cancellationToken = default)
+    public Task<bool> StopAsync(CancellationToken cancellationToken = default) => StopCoreAsync(onlyAfterFault: null, cancellationToken);
+
+    /// <summary>
+    /// Stops the gate only if it is still <see cref="LifecycleState.RunFaulted"/> with <paramref name="fault"/>: a stop asked
+    /// for by a handler of that transition, which may run after the gate has been stopped and started again.
+    /// </summary>
+    internal Task<bool> StopAfterFaultAsync(Exception fault) => StopCoreAsync(fault, CancellationToken.None);
+
+    private Task<bool> StopCoreAsync(Exception? onlyAfterFault, CancellationToken cancellationToken)
     {
         Cycle cycle;
         TaskCompletionSource<bool> signal;
         var drive = false;
         lock (_lock)
         {
-            if (_cycle is null)
+            if (_cycle is null || (onlyAfterFault is not null && (State != LifecycleState.RunFaulted || !ReferenceEquals(_fault, onlyAfterFault))))
             {
                 return NotThisCall;
             }

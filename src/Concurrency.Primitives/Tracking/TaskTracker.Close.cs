@@ -152,9 +152,11 @@ public sealed partial class TaskTracker
             // Complete: no node will be taken again, so let later trackers reuse this one's.
             SweepReleasedLocked(out _); // complete: every release has been counted, so this only unlinks
             _hot.Pool.HandBack();
+            _watchdogArmed = true; // never armed again: nothing registers once complete
             failures = _failures is null ? null : new List<Exception>(_failures);
         }
 
+        _watchdog?.Dispose();
         if (failures is null ? _completion.TrySetResult(true) : _completion.TrySetException(failures))
         {
             TaskTrackerLog.Completed(_logger, _name, failures?.Count ?? 0);

@@ -192,6 +192,14 @@ public sealed partial class TaskTracker
         return result;
     }
 
+    /// <summary>
+    /// What the tracker holds now: the outstanding operations (as <see cref="GetOutstanding"/>) and the anonymous count.
+    /// Its <see cref="TaskTrackerSnapshot.ToString"/> writes the operations as a tree, each child under its parent.
+    /// </summary>
+    /// <returns>A copy, taken at once.</returns>
+    public TaskTrackerSnapshot Snapshot() =>
+        new(_name, GetOutstanding(), (int)(Volatile.Read(ref _hot.State) & AnonymousMask));
+
     internal TrackedLease RegisterChild(TrackedNode parent, long parentId, string? name)
     {
         var node = TryRegister(parent, parentId, TrackedOperationKind.Lease, name, null, null, out var rejection) ?? throw Rejected(rejection);
@@ -379,18 +387,7 @@ public sealed partial class TaskTracker
 
         if (WorkFailed is { } handlers)
         {
-            var args = new TrackedWorkFailedEventArgs(name, id, exception);
-            foreach (var handler in handlers.GetInvocationList())
-            {
-                try
-                {
-                    ((EventHandler<TrackedWorkFailedEventArgs>)handler)(this, args);
-                }
-                catch (Exception handlerFailure)
-                {
-                    TaskTrackerLog.HandlerFailed(_logger, _name, handlerFailure);
-                }
-            }
+            IsolatedHandlers.Raise(handlers, this, new TrackedWorkFailedEventArgs(name, id, exception), _logger, _name, TaskTrackerLog.HandlerFailed);
         }
 
         if (first && _cancelOnFirstFailure)

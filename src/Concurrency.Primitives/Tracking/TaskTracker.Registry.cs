@@ -34,6 +34,7 @@ public sealed partial class TaskTracker
         TrackedNode? node = null;
         var id = 0L;
         var next = 0L;
+        var armWatchdog = false;
         int acknowledged;
         lock (_registry)
         {
@@ -65,12 +66,23 @@ public sealed partial class TaskTracker
                 node.Kind = kind;
                 node.RegisteredTimestamp = timestamp;
                 node.StackTrace = stackTrace;
+                node.LongRunningReported = false;
                 node.Work = work;
                 node.WorkWithHandle = workWithHandle;
                 node.Next = _hot.Newest;
                 _hot.Newest = node;
                 _hot.LiveCount++;
+
+                // The watchdog's one timer is armed by the registration that finds it idle; while armed it is due no
+                // later than this registration's threshold (it was armed for an older one, or re-armed for the oldest).
+                armWatchdog = _watchdog is not null && !_watchdogArmed;
+                _watchdogArmed |= armWatchdog;
             }
+        }
+
+        if (armWatchdog)
+        {
+            _watchdog!.Change(_longRunningThreshold, Timeout.InfiniteTimeSpan);
         }
 
         if (node is null)

@@ -126,7 +126,8 @@ public sealed partial class TaskTracker : IAsyncDisposable, IDisposable
     /// <param name="options">Settings; <see langword="null"/> for the defaults.</param>
     /// <exception cref="ArgumentOutOfRangeException">
     /// <see cref="TaskTrackerOptions.MaxConcurrency"/> is less than 1, <see cref="TaskTrackerOptions.ShutdownTimeout"/> is
-    /// negative and not infinite, or <see cref="TaskTrackerOptions.MaxRecordedFailures"/> is negative.
+    /// negative and not infinite, <see cref="TaskTrackerOptions.MaxRecordedFailures"/> is negative, or
+    /// <see cref="TaskTrackerOptions.LongRunningThreshold"/> is not positive and finite.
     /// </exception>
     public TaskTracker(TaskTrackerOptions? options = null)
     {
@@ -142,6 +143,11 @@ public sealed partial class TaskTracker : IAsyncDisposable, IDisposable
         }
 
         _shutdownTimeout = Guard.Timeout(options.ShutdownTimeout, "TaskTrackerOptions.ShutdownTimeout");
+        if (options.LongRunningThreshold is { } threshold)
+        {
+            _longRunningThreshold = Guard.FinitePositive(threshold, "TaskTrackerOptions.LongRunningThreshold");
+        }
+
         _maxRecordedFailures = options.MaxRecordedFailures >= 0
             ? options.MaxRecordedFailures
             : throw new ArgumentOutOfRangeException(nameof(options), options.MaxRecordedFailures, "TaskTrackerOptions.MaxRecordedFailures must be zero or more.");
@@ -156,6 +162,12 @@ public sealed partial class TaskTracker : IAsyncDisposable, IDisposable
         _metrics = TaskTrackerMetrics.For(options.MeterFactory);
         _hot.SweepAt = MinSweepAt;
         _stoppingToken = _stopping.Token;
+        if (options.LongRunningThreshold is not null)
+        {
+            _longRunningTicks = _clock.ToTicks(_longRunningThreshold);
+            _watchdog = _time.CreateTimer(static tracker => ((TaskTracker)tracker!).OnWatchdog(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        }
+
         if (_logger.IsEnabled(LogLevel.Debug))
         {
             // The debug events report the count after each registration and release: with releases counted at once, the

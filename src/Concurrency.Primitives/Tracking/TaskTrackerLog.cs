@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Concurrency.Primitives;
 
-/// <summary>Source-generated log messages of <see cref="TaskTracker"/> (event ids 1001-1011).</summary>
+/// <summary>Source-generated log messages of <see cref="TaskTracker"/> (event ids 1001-1013).</summary>
 internal static partial class TaskTrackerLog
 {
     [LoggerMessage(EventId = 1001, Level = LogLevel.Debug, Message = "Tracker {Tracker}: registered {Kind} '{Operation}' #{Id}; {Count} outstanding right after it")]
@@ -38,4 +38,10 @@ internal static partial class TaskTrackerLog
 
     [LoggerMessage(EventId = 1011, Level = LogLevel.Error, Message = "Tracker {Tracker}: a WorkFailed handler threw; the tracker and the other handlers are unaffected")]
     public static partial void HandlerFailed(ILogger logger, string tracker, Exception exception);
+
+    [LoggerMessage(EventId = 1012, Level = LogLevel.Warning, Message = "Tracker {Tracker}: '{Operation}' #{Id} is still outstanding after {Age} (threshold {Threshold}); parent {Parent}; registered at {RegistrationSite}")]
+    public static partial void LongRunning(ILogger logger, string tracker, string operation, long id, TimeSpan age, TimeSpan threshold, string parent, string registrationSite);
+
+    [LoggerMessage(EventId = 1013, Level = LogLevel.Error, Message = "Tracker {Tracker}: a LongRunning handler threw; the tracker and the other handlers are unaffected")]
+    public static partial void LongRunningHandlerFailed(ILogger logger, string tracker, Exception exception);
 }

@@ -20,6 +20,8 @@ internal sealed class TaskTrackerMetrics
             "concurrency.primitives.tracker.started", "{operation}", "Work started by TaskTracker.Go, RunAsync or TryGo.");
         Faulted = meter.CreateCounter<long>(
             "concurrency.primitives.tracker.faulted", "{operation}", "Failures of work tracked by a TaskTracker.");
+        LongRunning = meter.CreateCounter<long>(
+            "concurrency.primitives.tracker.long_running", "{operation}", "Operations reported by a TaskTracker's watchdog: outstanding past LongRunningThreshold.");
     }
 
     /// <summary>The instruments on the library's static meter: used when no <see cref="IMeterFactory"/> is given.</summary>
@@ -30,6 +32,8 @@ internal sealed class TaskTrackerMetrics
     public Counter<long> Started { get; }
 
     public Counter<long> Faulted { get; }
+
+    public Counter<long> LongRunning { get; }
 
     /// <summary>The instruments on <paramref name="meterFactory"/>'s meter (one set per meter), or <see cref="Default"/>.</summary>
     public static TaskTrackerMetrics For(IMeterFactory? meterFactory) =>

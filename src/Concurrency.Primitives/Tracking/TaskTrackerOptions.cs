@@ -50,6 +50,16 @@ public sealed class TaskTrackerOptions
     /// </summary>
     public int MaxRecordedFailures { get; set; } = 100;
 
+    /// <summary>
+    /// The watchdog: an operation still outstanding this long after its registration is reported once, while it still
+    /// runs — logged at Warning with its name, age, parent and registration site (with
+    /// <see cref="CaptureRegistrationStackTraces"/>), counted (<c>concurrency.primitives.tracker.long_running</c>) and raised
+    /// as <see cref="TaskTracker.LongRunning"/>. Default <see langword="null"/>: off. One timer per tracker, on
+    /// <see cref="TimeProvider"/>: a registration that finds it idle arms it, and it goes idle again at the first firing that
+    /// finds nothing outstanding unreported. Nothing per registration.
+    /// </summary>
+    public TimeSpan? LongRunningThreshold { get; set; }
+
     /// <summary>Where the tracker logs. Defaults to a logger that discards everything.</summary>
     public ILogger? Logger { get; set; }
 

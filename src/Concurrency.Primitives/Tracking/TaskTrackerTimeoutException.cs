@@ -65,20 +65,8 @@ public sealed class TaskTrackerTimeoutException : ShutdownTimeoutException
             trackerName,
             timeout,
             outstanding.Count + unnamedCount);
-        text.Append(outstanding.Count > 0 ? ":" : ".");
-        for (var i = 0; i < outstanding.Count && i < MaxListed; i++)
-        {
-            text.AppendLine().Append("  ").Append(outstanding[i]);
-            if (outstanding[i].RegistrationStackTrace is { } stack)
-            {
-                text.AppendLine().Append("    registered at:").AppendLine().Append(stack);
-            }
-        }
-
-        if (outstanding.Count > MaxListed)
-        {
-            text.AppendLine().AppendFormat(CultureInfo.InvariantCulture, "  ... and {0} more (see Outstanding)", outstanding.Count - MaxListed);
-        }
+        text.Append(outstanding.Count > 0 ? " (each child under the operation that registered it):" : ".");
+        OperationTree.Append(text, outstanding, MaxListed, "  ");
 
         if (unnamedCount > 0)
         {

@@ -41,6 +41,9 @@ internal sealed class TrackedNode : PoolWorkItem
     public string? StackTrace;
     public volatile bool WaitingForSlot;
 
+    /// <summary>Whether the watchdog has reported this registration as long-running (once per registration).</summary>
+    public bool LongRunningReported;
+
     /// <summary>Whether this work took a concurrency slot (top-level work under a limit), to give back on completion.</summary>
     public bool HoldsSlot;
 

@@ -102,7 +102,7 @@ public sealed class ApiShapeTests
     [Fact]
     public void EveryPrimitive_HasOneShutdownContract()
     {
-        foreach (var type in new[] { typeof(TaskTracker), typeof(LifecycleGate), typeof(Batcher<int, int>), typeof(PeerEventPump<string, string>) })
+        foreach (var type in new[] { typeof(TaskTracker), typeof(LifecycleGate), typeof(LifecycleGroup), typeof(Batcher<int, int>), typeof(PeerEventPump<string, string>) })
         {
             type.Should().Implement<IAsyncDisposable>().And.Implement<IDisposable>();
             type.GetProperty("Name")!.PropertyType.Should().Be<string>(type.Name);
@@ -143,6 +143,18 @@ public sealed class ApiShapeTests
         tracker.Outstanding.Should().ContainSingle().Which.Name.Should().Be("flush");
         tracker.Message.Should().Contain("jobs").And.Contain("flush");
         tracker.Should().BeAssignableTo<ShutdownTimeoutException>();
+
+        var group = new LifecycleGroupStopTimeoutException("node", TimeSpan.FromSeconds(5), new Dictionary<string, string> { ["rpc"] = "stop" }, new[] { "db" });
+        (group.Name, group.Timeout, group.StillStopping["rpc"], group.NotYetStopped.Single()).Should().Be(("node", TimeSpan.FromSeconds(5), "stop", "db"));
+        group.Message.Should().Contain("'rpc' (waiting for 'stop')").And.Contain("'db'");
+        group.Should().BeAssignableTo<ShutdownTimeoutException>();
+
+        var cycle = new LifecycleDependencyException("node", new[] { "a", "b", "a" });
+        (cycle.GateName, cycle.MissingDependency).Should().Be(("a", null));
+        cycle.Message.Should().Contain("a → b → a");
+        var missing = new LifecycleDependencyException("node", "sync", "db");
+        (missing.GateName, missing.MissingDependency, missing.Cycle.Count).Should().Be(("sync", "db", 0));
+        missing.Should().BeAssignableTo<InvalidOperationException>();
 
         var shutdown = new ShutdownTimeoutException("pump", TimeSpan.FromSeconds(1), "'pump' did not close within 1 s.");
         (shutdown.Name, shutdown.Timeout).Should().Be(("pump", TimeSpan.FromSeconds(1)));

@@ -37,6 +37,10 @@ internal sealed class ReadmeSnippets
     private readonly Task _loop = Task.CompletedTask;
     private bool _started;
     private LifecycleGate _gate = null!;
+    private readonly LifecycleGate databaseGate = null!;
+    private readonly LifecycleGate replicationGate = null!;
+    private readonly LifecycleGate syncGate = null!;
+    private readonly LifecycleGate rpcGate = null!;
 
     public async Task TaskTrackerOverview()
     {
@@ -90,6 +94,29 @@ internal sealed class ReadmeSnippets
         await tracker.CloseAsync(TimeSpan.FromSeconds(30)); // returns only after merge finished
     }
 
+    public async Task WatchdogOverview()
+    {
+        var watched = new TaskTracker(new TaskTrackerOptions
+        {
+            Name = "node",
+            LongRunningThreshold = TimeSpan.FromMinutes(5), // reported once, while it still runs: log 1012, a metric, LongRunning
+            CaptureRegistrationStackTraces = true,          // optional: the report says where it was registered
+        });
+        watched.LongRunning += (_, e) => logger.LogWarning("{Operation} under {Parent}: {Age}", e.Operation.Name, e.ParentName, e.Operation.Age);
+        Console.WriteLine(watched.Snapshot()); // each child indented under the operation that registered it
+    }
+
+    public async Task HandRolledWatchdog()
+    {
+        using var timer = new Timer(_ => logger.LogWarning("build is slow"), null, TimeSpan.FromMinutes(5), Timeout.InfiniteTimeSpan);
+        await BuildAsync();
+    }
+
+    public async Task WatchedWork(TaskTracker watched)
+    {
+        await watched.Go(ct => BuildAsync(ct), "build"); // reported once at the threshold, with its name, age, parent and site
+    }
+
     public async Task GateOverview()
     {
         await using var gate = new LifecycleGate(
@@ -114,6 +141,38 @@ internal sealed class ReadmeSnippets
         teardown.Add(database);                       // then disposed, in reverse order of registration
         teardown.Add(replicationClient);
         await teardown.ExecuteAsync();
+    }
+
+    public async Task GroupOverview()
+    {
+        await using var node = new LifecycleGroup(new LifecycleGroupOptions
+        {
+            Name = "node",
+            ShutdownTimeout = TimeSpan.FromSeconds(30),        // the whole stop; each gate's own ShutdownTimeout still bounds its steps
+            OnGateFault = LifecycleGroupFaultPolicy.StopGroup, // a gate whose run faults stops the node (Isolate: report it, keep running)
+        });
+        node.Add(databaseGate);                                // gates are named by LifecycleGateOptions.Name
+        node.Add(replicationGate, "database");
+        node.Add(syncGate, "database", "replication");
+        node.Add(rpcGate, "sync");
+        node.GateFaulted += (_, e) => logger.LogError(e.Exception, "{Gate} faulted", e.GateName);
+
+        await node.StartAsync(ct); // database → replication → sync → rpc, each once what it needs is Running
+        await node.StopAsync();    // rpc → sync → replication → database, each once what needs it has stopped
+    }
+
+    public async Task HandRolledOrderedStart(LifecycleGate db, LifecycleGate replication, LifecycleGate sync)
+    {
+        await db.StartAsync(); await replication.StartAsync(); await sync.StartAsync();  // replication throws: db runs on
+        await sync.StopAsync(); await replication.StopAsync(); await db.StopAsync();     // during the start: stops what never started
+    }
+
+    public async Task GroupedStart(LifecycleGate db, LifecycleGate replication, LifecycleGate sync)
+    {
+        var group = new LifecycleGroup();
+        group.Add(db); group.Add(replication, "db"); group.Add(sync, "db", "replication");
+        await group.StartAsync(); // a failure stops what started, in reverse, and throws the gate's own exception
+        await group.StopAsync();  // a stop during the start cancels it and stops what it had started
     }
 
     public async Task HandRolledStartedFlag()
