@@ -231,11 +231,6 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
                 WakeRoomLocked();
             }
 
-            if (_quotaWaiting.Count > 0)
-            {
-                WakeAllPeerRoomLocked();
-            }
-
             if (!_accepting)
             {
                 Finish();
@@ -265,8 +260,9 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
         if (loop.CountsPerPeer)
         {
-            // A full fence between the count and the flag: the loop may take no other message of this handle, so a
-            // wake-up missed here would wait for the loop to go idle.
+            // A full fence between the count and the flag (the producer fences between the flag and the count): either
+            // the loop sees the flag or the producer sees the count, so a post waiting for this handle's quota is never
+            // left waiting while the loop serves other peers.
             Interlocked.Increment(ref handle.LoopTaken);
             if (Volatile.Read(ref handle.QuotaRoomWanted) != 0)
             {
@@ -350,6 +346,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
             foreach (var handle in new System.Collections.Generic.List<PeerHandle<TPeer, TMessage>>(_connected.Values))
             {
                 Volatile.Write(ref handle.ProducerState, Disconnected);
+                handle.Quota?.Waiters?.ReleaseAll();
             }
 
             _connected.Clear();
@@ -359,10 +356,6 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
             }
 
             _roomWaiters.ReleaseAll();
-            foreach (var waiting in _quotaWaiting)
-            {
-                waiting.Quota!.Waiters!.ReleaseAll();
-            }
 
             // Drop what is queued (nothing more can be: producers append under this lock), then queue the Removed events.
             // The discarded messages are taken, as far as the counts go, and go to the drop callback once the lock is released.

@@ -13,12 +13,11 @@ namespace Concurrency.Primitives;
 // per handle: producers count what a handle admitted (PeerQuota.Admitted, under _lock), the loop counts what it took of
 // that handle (PeerHandle.LoopTaken, without a lock), and a producer reads the loop's count again only when the quota
 // looks full. A handle's posts waiting for its quota wait in a line of their own, so that no other peer waits behind them.
+// Room in a quota appears only when the loop takes one of the handle's messages (it then wakes the handle's line: a
+// fenced count, then the flag, against the producer's fenced flag, then the count) or when a waiting post gives its
+// place up (ReleaseGrantsLocked wakes the line); Wait mode drops nothing.
 public sealed partial class PeerEventPump<TPeer, TMessage>
 {
-    // Handles with posts waiting for their quota, for the loop to wake when it goes idle (a wake-up it missed while it
-    // took that handle's messages cannot then be lost). Guarded by _lock; a handle leaves when its line is empty.
-    private readonly List<PeerHandle<TPeer, TMessage>> _quotaWaiting = new();
-
     /// <summary>Which bounds a post holds a place in.</summary>
     [Flags]
     private enum RoomGrants
@@ -67,12 +66,6 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
     private TaskCompletionSource<bool> AddPeerWaiterLocked(PeerHandle<TPeer, TMessage> handle, PeerQuota<TPeer, TMessage> quota)
     {
-        if (!quota.Listed)
-        {
-            quota.Listed = true;
-            _quotaWaiting.Add(handle);
-        }
-
         return (quota.Waiters ??= new RoomWaiters()).Add(handle);
     }
 
@@ -93,27 +86,6 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
         {
             Volatile.Write(ref handle.QuotaRoomWanted, 0);
         }
-    }
-
-    /// <summary>Wakes what room there is for every handle with waiting posts, and forgets the handles whose line is empty. Called under the lock.</summary>
-    private void WakeAllPeerRoomLocked()
-    {
-        var kept = 0;
-        foreach (var handle in _quotaWaiting)
-        {
-            var quota = handle.Quota!;
-            WakePeerRoomLocked(handle, quota);
-            if (!quota.Waiters!.IsEmpty)
-            {
-                _quotaWaiting[kept++] = handle;
-            }
-            else
-            {
-                quota.Listed = false;
-            }
-        }
-
-        _quotaWaiting.RemoveRange(kept, _quotaWaiting.Count - kept);
     }
 
     /// <summary>
@@ -252,9 +224,6 @@ internal sealed class PeerQuota<TPeer, TMessage>
 
     /// <summary>The handle's posts waiting for its quota (Wait mode), oldest first; created at the first wait.</summary>
     public RoomWaiters? Waiters;
-
-    /// <summary>Whether the handle is in the pump's list of handles with waiting posts.</summary>
-    public bool Listed;
 
     /// <summary>Where the handle's last message was queued (DropNewest).</summary>
     public QueuePosition<TPeer, TMessage> Newest;
