@@ -126,6 +126,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
                     break;
                 default:
+                    ReleaseGrantsLocked(handle, ref grants); // a place it holds in the pump's capacity is not kept by a refused post
                     return PeerPostResult.Full;
             }
         }
