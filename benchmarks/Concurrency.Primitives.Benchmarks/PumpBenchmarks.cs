@@ -12,16 +12,23 @@ namespace Concurrency.Primitives.Benchmarks;
 
 /// <summary>
 /// 200,000 messages from peers already added, posted round-robin by one producer and handled by one consumer that counts
-/// them; the run ends when the consumer has seen them all. Time and allocation are per event.
+/// them; the run ends when the consumer has seen them all. Time and allocation are per event. The pump runs three ways:
+/// without a per-peer quota; with a quota no peer reaches in a run (what counting per peer costs); and with a quota of 64
+/// that the producer keeps hitting, so that its posts wait for the loop (what waiting costs).
 /// </summary>
 [MemoryDiagnoser]
 public class PumpBenchmarks
 {
     private const int Events = 200_000;
+    private const int BindingQuota = 64;
 
     private CountingHandler _handler = null!;
     private PeerEventPump<int, int> _pump = null!;
     private PeerHandle<int, int>[] _handles = null!;
+    private PeerEventPump<int, int> _quotaPump = null!;
+    private PeerHandle<int, int>[] _quotaHandles = null!;
+    private PeerEventPump<int, int> _bindingQuotaPump = null!;
+    private PeerHandle<int, int>[] _bindingQuotaHandles = null!;
     private TwoChannelPeerLoop<int, int> _twoChannel = null!;
     private ActionBlock<(int Peer, int Message)> _actionBlock = null!;
     private Channel<(int Peer, int Message)> _channel = null!;
@@ -39,11 +46,19 @@ public class PumpBenchmarks
         _handler = new CountingHandler();
         _pump = new PeerEventPump<int, int>(_handler);
         _handles = new PeerHandle<int, int>[Peers];
+        _quotaPump = new PeerEventPump<int, int>(_handler, new PeerEventPumpOptions { PerPeerCapacity = (Events / Peers) + 1 });
+        _quotaHandles = new PeerHandle<int, int>[Peers];
+        _bindingQuotaPump = new PeerEventPump<int, int>(_handler, new PeerEventPumpOptions { PerPeerCapacity = BindingQuota });
+        _bindingQuotaHandles = new PeerHandle<int, int>[Peers];
         _twoChannel = new TwoChannelPeerLoop<int, int>(_handler);
         for (var i = 0; i < Peers; i++)
         {
             _handles[i] = _pump.Connect(i);
             _handles[i].MarkReady();
+            _quotaHandles[i] = _quotaPump.Connect(i);
+            _quotaHandles[i].MarkReady();
+            _bindingQuotaHandles[i] = _bindingQuotaPump.Connect(i);
+            _bindingQuotaHandles[i].MarkReady();
             _twoChannel.NewPeer(i);
         }
 
@@ -66,6 +81,8 @@ public class PumpBenchmarks
     public async Task Cleanup()
     {
         await _pump.DisposeAsync();
+        await _quotaPump.DisposeAsync();
+        await _bindingQuotaPump.DisposeAsync();
         await _twoChannel.DisposeAsync();
         _actionBlock.Complete();
         _channel.Writer.TryComplete();
@@ -114,10 +131,30 @@ public class PumpBenchmarks
 
     [Case(CaseKind.Ours)]
     [Benchmark(Description = "PeerEventPump", OperationsPerInvoke = Events)]
-    public Task Pump()
+    public Task Pump() => TryPostAll(_handles);
+
+    [Case(CaseKind.Ours)]
+    [Benchmark(Description = "PeerEventPump, per-peer quota not reached", OperationsPerInvoke = Events)]
+    public Task PumpWithQuota() => TryPostAll(_quotaHandles);
+
+    [Case(CaseKind.Ours)]
+    [Benchmark(Description = "PeerEventPump, per-peer quota 64, posts wait", OperationsPerInvoke = Events)]
+    public async Task PumpWithBindingQuota()
     {
         var done = _handler.Expect(Events);
-        var handles = _handles;
+        var handles = _bindingQuotaHandles;
+        for (var i = 0; i < Events; i++)
+        {
+            await handles[i % handles.Length].PostAsync(i);
+        }
+
+        await done;
+    }
+
+    /// <summary>Posts the run's messages round-robin over <paramref name="handles"/>, never waiting; completes when the consumer has seen them all.</summary>
+    private Task TryPostAll(PeerHandle<int, int>[] handles)
+    {
+        var done = _handler.Expect(Events);
         for (var i = 0; i < Events; i++)
         {
             handles[i % handles.Length].TryPost(i);

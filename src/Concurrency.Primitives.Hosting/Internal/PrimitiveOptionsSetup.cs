@@ -152,9 +152,11 @@ internal sealed class PrimitiveOptionsValidator :
     {
         Name = o.Name,
         Capacity = o.Capacity,
+        PerPeerCapacity = o.PerPeerCapacity,
         FullMode = o.FullMode,
         FaultPolicy = o.FaultPolicy,
         ShutdownTimeout = o.ShutdownTimeout,
+        HandlerStallThreshold = o.HandlerStallThreshold,
     };
 
     private sealed class NoConsumer : IPeerEventConsumer<int, int>

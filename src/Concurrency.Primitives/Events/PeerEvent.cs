@@ -71,11 +71,8 @@ internal sealed class PeerEventQueue<TPeer, TMessage>
     private PeerEventChunk<TPeer, TMessage>? _free;
     private PeerEventChunk<TPeer, TMessage>? _spare;
 
-    // Drop-oldest scan position: every message before it has been dropped or taken. Valid while its chunk's
-    // generation is unchanged.
-    private PeerEventChunk<TPeer, TMessage>? _scanChunk;
-    private int _scanIndex;
-    private int _scanGeneration;
+    // Drop-oldest scan position: every message before it has been dropped or taken.
+    private QueuePosition<TPeer, TMessage> _scan;
 
     public PeerEventQueue() => _tail = First = new PeerEventChunk<TPeer, TMessage>();
 
@@ -97,51 +94,29 @@ internal sealed class PeerEventQueue<TPeer, TMessage>
         Volatile.Write(ref chunk.Published.Value, count + 1);
     }
 
+    /// <summary>Appends an event and returns where it stands (a peer's newest message, for a drop of it). Producers only, under the pump's lock.</summary>
+    public QueuePosition<TPeer, TMessage> EnqueueAt(in PeerEvent<TPeer, TMessage> item)
+    {
+        Enqueue(in item);
+        return new QueuePosition<TPeer, TMessage>(_tail, _tail.Published.Value - 1);
+    }
+
     /// <summary>
     /// Drops the oldest message still waiting (of any peer) and returns its handle, or <see langword="null"/> if none is
     /// waiting. Producers only, under the pump's lock; the loop may be taking messages at the same time, and each slot
     /// goes to exactly one of the two (a compare-and-swap on its kind).
     /// </summary>
     /// <param name="readerChunk">The chunk the loop is reading (or has just left): no message waits before it.</param>
-    public PeerHandle<TPeer, TMessage>? DropOldestMessage(PeerEventChunk<TPeer, TMessage> readerChunk)
-    {
-        PeerEventChunk<TPeer, TMessage>? chunk;
-        int index;
-        if (_scanChunk is not null && _scanChunk.Generation == _scanGeneration)
-        {
-            chunk = _scanChunk;
-            index = _scanIndex;
-        }
-        else
-        {
-            chunk = readerChunk;
-            index = 0;
-        }
+    /// <param name="message">The dropped message, for the pump's message-dropped callback.</param>
+    public PeerHandle<TPeer, TMessage>? DropOldestMessage(PeerEventChunk<TPeer, TMessage> readerChunk, out TMessage message) =>
+        DropFirstMessage(null, ref _scan, readerChunk, out message);
 
-        for (; chunk is not null; chunk = chunk.Next, index = 0)
-        {
-            var count = chunk.Published.Value;
-            for (; index < count; index++)
-            {
-                ref var slot = ref chunk.Items[index];
-                if (Volatile.Read(ref slot.Kind) != (int)PeerEventKind.Message)
-                {
-                    continue;
-                }
-
-                var handle = slot.Handle; // read before the swap: once dropped, the loop may clear the slot
-                if (Interlocked.CompareExchange(ref slot.Kind, (int)PeerEventKind.Dropped, (int)PeerEventKind.Message) == (int)PeerEventKind.Message)
-                {
-                    slot.Message = default!;
-                    Remember(chunk, index + 1);
-                    return handle;
-                }
-            }
-        }
-
-        Remember(_tail, _tail.Published.Value);
-        return null;
-    }
+    /// <summary>
+    /// Drops the oldest message of <paramref name="handle"/> still waiting, as <see cref="DropOldestMessage"/> does for any
+    /// peer; <paramref name="scan"/> is the handle's own scan position (no message of it waits before it).
+    /// </summary>
+    public bool DropOldestMessageOf(PeerHandle<TPeer, TMessage> handle, ref QueuePosition<TPeer, TMessage> scan, PeerEventChunk<TPeer, TMessage> readerChunk, out TMessage message) =>
+        DropFirstMessage(handle, ref scan, readerChunk, out message) is not null;
 
     /// <summary>
     /// Drops the newest message still waiting (of any peer) and returns its handle, or <see langword="null"/> if none is
@@ -150,21 +125,84 @@ internal sealed class PeerEventQueue<TPeer, TMessage>
     /// end; only if it holds none (lifecycle events only) are the chunks before it walked.
     /// </summary>
     /// <param name="readerChunk">The chunk the loop is reading (or has just left): no message waits before it.</param>
-    public PeerHandle<TPeer, TMessage>? DropNewestMessage(PeerEventChunk<TPeer, TMessage> readerChunk)
+    /// <param name="message">The dropped message, for the pump's message-dropped callback.</param>
+    public PeerHandle<TPeer, TMessage>? DropNewestMessage(PeerEventChunk<TPeer, TMessage> readerChunk, out TMessage message)
     {
-        if (DropLastMessageIn(_tail, _tail.Published.Value) is { } dropped)
+        if (DropLastMessageIn(_tail, _tail.Published.Value, null, out message) is { } dropped)
         {
             return dropped;
         }
 
-        // The chunks are linked forwards only: find the last one before the tail that holds a waiting message.
+        var last = LastChunkWithMessage(readerChunk, null);
+        return last is null ? null : DropLastMessageIn(last, last.Published.Value, null, out message);
+    }
+
+    /// <summary>
+    /// Drops the newest message of <paramref name="handle"/> still waiting; <paramref name="newest"/> is where the handle's
+    /// last message was queued. Usually that message itself; if it was taken, so were all of the handle's messages before
+    /// it (one FIFO) and nothing is dropped; only if a drop of any peer's message took it are the chunks walked.
+    /// </summary>
+    public bool DropNewestMessageOf(PeerHandle<TPeer, TMessage> handle, QueuePosition<TPeer, TMessage> newest, PeerEventChunk<TPeer, TMessage> readerChunk, out TMessage message)
+    {
+        message = default!;
+        if (!newest.IsValid)
+        {
+            return false; // its chunk was reused: the loop has passed every message of the handle
+        }
+
+        ref var slot = ref newest.Chunk!.Items[newest.Index];
+        var kind = Volatile.Read(ref slot.Kind);
+        if (kind == (int)PeerEventKind.Message && ReferenceEquals(slot.Handle, handle) && TryDrop(ref slot, out message) is not null)
+        {
+            return true;
+        }
+
+        if (kind != (int)PeerEventKind.Dropped)
+        {
+            return false; // taken (or being taken): so is every earlier message of the handle
+        }
+
+        var last = LastChunkWithMessage(readerChunk, handle);
+        return last is not null && DropLastMessageIn(last, last.Published.Value, handle, out message) is not null;
+    }
+
+    /// <summary>
+    /// Drops the first waiting message (of <paramref name="handle"/>, or of any peer when it is <see langword="null"/>) at
+    /// or after <paramref name="scan"/>, and moves the scan past it.
+    /// </summary>
+    private PeerHandle<TPeer, TMessage>? DropFirstMessage(PeerHandle<TPeer, TMessage>? handle, ref QueuePosition<TPeer, TMessage> scan, PeerEventChunk<TPeer, TMessage> readerChunk, out TMessage message)
+    {
+        var (chunk, index) = scan.IsValid ? (scan.Chunk, scan.Index) : (readerChunk, 0);
+        for (; chunk is not null; chunk = chunk.Next, index = 0)
+        {
+            var count = chunk.Published.Value;
+            for (; index < count; index++)
+            {
+                ref var slot = ref chunk.Items[index];
+                if (IsMessageOf(ref slot, handle) && TryDrop(ref slot, out message) is { } dropped)
+                {
+                    scan = new QueuePosition<TPeer, TMessage>(chunk, index + 1);
+                    return dropped;
+                }
+            }
+        }
+
+        scan = new QueuePosition<TPeer, TMessage>(_tail, _tail.Published.Value);
+        message = default!;
+        return null;
+    }
+
+    /// <summary>The last chunk, from <paramref name="readerChunk"/> on, that holds a waiting message (of <paramref name="handle"/>, or of any peer).</summary>
+    private PeerEventChunk<TPeer, TMessage>? LastChunkWithMessage(PeerEventChunk<TPeer, TMessage> readerChunk, PeerHandle<TPeer, TMessage>? handle)
+    {
+        // The chunks are linked forwards only: walk them all.
         PeerEventChunk<TPeer, TMessage>? last = null;
-        for (var chunk = readerChunk; chunk is not null && !ReferenceEquals(chunk, _tail); chunk = chunk.Next)
+        for (var chunk = readerChunk; chunk is not null; chunk = chunk.Next)
         {
             var count = chunk.Published.Value;
             for (var index = 0; index < count; index++)
             {
-                if (Volatile.Read(ref chunk.Items[index].Kind) == (int)PeerEventKind.Message)
+                if (IsMessageOf(ref chunk.Items[index], handle))
                 {
                     last = chunk;
                     break;
@@ -172,39 +210,45 @@ internal sealed class PeerEventQueue<TPeer, TMessage>
             }
         }
 
-        return last is null ? null : DropLastMessageIn(last, last.Published.Value);
+        return last;
     }
 
-    private static PeerHandle<TPeer, TMessage>? DropLastMessageIn(PeerEventChunk<TPeer, TMessage> chunk, int count)
+    private static PeerHandle<TPeer, TMessage>? DropLastMessageIn(PeerEventChunk<TPeer, TMessage> chunk, int count, PeerHandle<TPeer, TMessage>? handle, out TMessage message)
     {
         for (var index = count - 1; index >= 0; index--)
         {
             ref var slot = ref chunk.Items[index];
-            if (Volatile.Read(ref slot.Kind) != (int)PeerEventKind.Message)
+            if (IsMessageOf(ref slot, handle) && TryDrop(ref slot, out message) is { } dropped)
             {
-                continue;
-            }
-
-            var handle = slot.Handle; // read before the swap: once dropped, the loop may clear the slot
-            if (Interlocked.CompareExchange(ref slot.Kind, (int)PeerEventKind.Dropped, (int)PeerEventKind.Message) == (int)PeerEventKind.Message)
-            {
-                slot.Message = default!;
-                return handle;
+                return dropped;
             }
         }
 
+        message = default!;
+        return null;
+    }
+
+    private static bool IsMessageOf(ref PeerEvent<TPeer, TMessage> slot, PeerHandle<TPeer, TMessage>? handle) =>
+        Volatile.Read(ref slot.Kind) == (int)PeerEventKind.Message && (handle is null || ReferenceEquals(slot.Handle, handle));
+
+    /// <summary>Claims a message slot for a drop, racing the loop's claim; returns its handle (and message) if the drop won.</summary>
+    private static PeerHandle<TPeer, TMessage>? TryDrop(ref PeerEvent<TPeer, TMessage> slot, out TMessage message)
+    {
+        // Read before the swap: once dropped, the loop may pass the slot; once taken, it clears it.
+        var handle = slot.Handle;
+        message = slot.Message;
+        if (Interlocked.CompareExchange(ref slot.Kind, (int)PeerEventKind.Dropped, (int)PeerEventKind.Message) == (int)PeerEventKind.Message)
+        {
+            slot.Message = default!; // released at once, not when the loop passes the slot
+            return handle;
+        }
+
+        message = default!;
         return null;
     }
 
     /// <summary>Takes back a chunk the loop has finished (every slot taken and cleared). The loop only.</summary>
     public void Return(PeerEventChunk<TPeer, TMessage> chunk) => FreeList.Push(ref _free, chunk);
-
-    private void Remember(PeerEventChunk<TPeer, TMessage> chunk, int index)
-    {
-        _scanChunk = chunk;
-        _scanIndex = index;
-        _scanGeneration = chunk.Generation;
-    }
 
     private PeerEventChunk<TPeer, TMessage> Grow(PeerEventChunk<TPeer, TMessage> full)
     {
@@ -231,6 +275,24 @@ internal sealed class PeerEventQueue<TPeer, TMessage>
         chunk.Generation++;
         return chunk;
     }
+}
+
+/// <summary>A remembered place in the queue; valid while its chunk has not been reused (its generation is unchanged).</summary>
+internal readonly struct QueuePosition<TPeer, TMessage>
+    where TPeer : notnull
+{
+    public readonly PeerEventChunk<TPeer, TMessage>? Chunk;
+    public readonly int Index;
+    private readonly int _generation;
+
+    public QueuePosition(PeerEventChunk<TPeer, TMessage> chunk, int index)
+    {
+        Chunk = chunk;
+        Index = index;
+        _generation = chunk.Generation;
+    }
+
+    public bool IsValid => Chunk is not null && Chunk.Generation == _generation;
 }
 
 /// <summary>The consumer side of <see cref="PeerEventQueue{TPeer, TMessage}"/>: held and used by the pump's loop alone.</summary>

@@ -148,7 +148,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
             if (current.Kind == (int)PeerEventKind.Message)
             {
-                OnMessageTaken(loop);
+                OnMessageTaken(loop, current.Handle);
             }
 
             ValueTask handled;
@@ -187,6 +187,11 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
     private void Observe(PumpLoop loop, ValueTask handled, in PeerEvent<TPeer, TMessage> current)
     {
+        if (loop.Watched)
+        {
+            Volatile.Write(ref loop.CallStartedAt, NoCall); // the call is over: nothing for the watchdog to report
+        }
+
         try
         {
             handled.GetAwaiter().GetResult(); // completed: consumes it, never blocks
@@ -235,8 +240,8 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
         }
     }
 
-    /// <summary>Counts a message the loop took, and wakes callers waiting for the room it made.</summary>
-    private void OnMessageTaken(PumpLoop loop)
+    /// <summary>Counts a message the loop took (for the pump and, with a quota, for its handle), and wakes callers waiting for the room it made.</summary>
+    private void OnMessageTaken(PumpLoop loop, PeerHandle<TPeer, TMessage> handle)
     {
         // Publish the count before reading the flag; a producer sets the flag before reading the count (see TryEnqueueMessageLocked).
         Volatile.Write(ref loop.Taken, loop.Taken + 1);
@@ -250,6 +255,21 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
             lock (_lock)
             {
                 WakeRoomLocked();
+            }
+        }
+
+        if (loop.CountsPerPeer)
+        {
+            // A full fence between the count and the flag (the producer fences between the flag and the count): either
+            // the loop sees the flag or the producer sees the count, so a post waiting for this handle's quota is never
+            // left waiting while the loop serves other peers.
+            Interlocked.Increment(ref handle.LoopTaken);
+            if (Volatile.Read(ref handle.QuotaRoomWanted) != 0)
+            {
+                lock (_lock)
+                {
+                    WakePeerRoomLocked(handle, handle.Quota!);
+                }
             }
         }
     }
@@ -284,13 +304,16 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
                 Debug.Assert(!handle.LoopLive, "Added is queued once per handle.");
                 LinkLive(handle);
                 CountEvent("added");
+                StampCall(loop, handle, PeerEventType.Added);
                 return handler.OnAddedAsync(handle.Peer, token);
             case PeerEventKind.Message when handle.LoopLive:
                 CountEvent("message");
+                StampCall(loop, handle, PeerEventType.Message);
                 return handler.OnMessageAsync(handle.Peer, next.Message, token);
             case PeerEventKind.Removed when handle.LoopLive:
                 UnlinkLive(handle);
                 CountEvent("removed");
+                StampCall(loop, handle, PeerEventType.Removed);
                 return handler.OnRemovedAsync(handle.Peer, token);
             default:
                 // A dropped message, or (after a fault) an event of a peer already removed: nothing to deliver.
@@ -315,13 +338,15 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
         // Fault the pump: refuse everything, drop what is queued, and queue a Removed for every peer the handler saw added.
         _fault = exception;
-        PeerEventPumpLog.Faulted(_logger, _name, _loop.LiveCount, exception);
+        var discarded = 0;
+        System.Collections.Generic.List<DroppedMessage>? reports = null;
         lock (_lock)
         {
             _accepting = false;
             foreach (var handle in new System.Collections.Generic.List<PeerHandle<TPeer, TMessage>>(_connected.Values))
             {
                 Volatile.Write(ref handle.ProducerState, Disconnected);
+                handle.Quota?.Waiters?.ReleaseAll();
             }
 
             _connected.Clear();
@@ -333,12 +358,17 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
             _roomWaiters.ReleaseAll();
 
             // Drop what is queued (nothing more can be: producers append under this lock), then queue the Removed events.
-            var discarded = 0;
+            // The discarded messages are taken, as far as the counts go, and go to the drop callback once the lock is released.
             while (_loop.Reader.TryTake(out var queued))
             {
-                discarded += queued.Kind == (int)PeerEventKind.Message ? 1 : 0;
+                if (queued.Kind == (int)PeerEventKind.Message)
+                {
+                    discarded++;
+                    (reports ??= new System.Collections.Generic.List<DroppedMessage>()).Add(new DroppedMessage(queued.Handle, queued.Message, DropReason.Fault));
+                }
             }
 
+            Volatile.Write(ref _loop.Taken, _loop.Taken + discarded);
             if (discarded > 0 && _metrics.Queued.Enabled)
             {
                 _metrics.Queued.Add(-discarded, _metricTag);
@@ -349,12 +379,23 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
                 _queue.Enqueue(new PeerEvent<TPeer, TMessage>(PeerEventKind.Removed, handle, default!));
             }
         }
+
+        PeerEventPumpLog.Faulted(_logger, _name, discarded, _loop.LiveCount, exception);
+        if (reports is not null)
+        {
+            // On the loop, before it delivers the Removed events and completes: every dropped message is reported before Completion.
+            foreach (var report in reports)
+            {
+                ReportDropped(in report);
+            }
+        }
     }
 
     /// <summary>Called under the lock when the loop is done for good.</summary>
     private void Finish()
     {
         Debug.Assert(_loop.Live.First is null, "Every added peer has been removed before the pump completes.");
+        StopWatchdogLocked();
         if (_fault is not null)
         {
             _completion.TrySetException(_fault);
@@ -427,6 +468,19 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
         /// <summary>Set by a producer that is about to wait for room; the loop then wakes waiters as it takes messages.</summary>
         public int RoomWanted;
+
+        /// <summary>With <see cref="PeerEventPumpOptions.PerPeerCapacity"/>: the loop counts each handle's messages it takes.</summary>
+        public readonly bool CountsPerPeer;
+
+        /// <summary>With <see cref="PeerEventPumpOptions.HandlerStallThreshold"/>: the loop stamps each consumer call for the watchdog.</summary>
+        public readonly bool Watched;
+        public readonly CoarseClock Clock;
+
+        // The consumer call in progress, for the watchdog (which reads them on its timer): written before the call, in this
+        // order, CallStartedAt last; CallStartedAt is NoCall between calls.
+        public PeerHandle<TPeer, TMessage>? CallHandle;
+        public int CallType;
+        public long CallStartedAt = NoCall;
         public IntrusiveList<PeerHandle<TPeer, TMessage>, PeerHandleLinks<TPeer, TMessage>> Live;
         public int LiveCount;
 
@@ -438,6 +492,9 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
             _onHandlerCompleted = pump.OnHandlerCompleted;
             Handler = pump._handler;
             Token = pump._abort.Token;
+            CountsPerPeer = pump._perPeerCapacity != int.MaxValue;
+            Watched = pump._stallThreshold is not null;
+            Clock = new CoarseClock(pump._time);
         }
 
         public IPeerEventConsumer<TPeer, TMessage> Handler { get; }

@@ -19,7 +19,8 @@ namespace Concurrency.Primitives;
 //  4. MarkReady twice and Disconnect twice are no-ops that return false; ready and disconnect racing are serialized by _lock.
 //  5. A throwing handler is logged and the loop goes on (or, by policy, the pump faults and still removes every added peer).
 //  6. Shutdown disconnects every handle (queuing Removed for ready ones), drains the queue, then completes.
-//  7/9. Capacity counts messages only: lifecycle events are never dropped nor refused for room. No priority lane.
+//  7/9. Capacity (and PerPeerCapacity, per handle) counts messages only: lifecycle events are never dropped nor refused
+//     for room. No priority lane. Every message dropped by a full mode or discarded by a fault goes to the drop callback once.
 //  8. Events are stored by value in one chunked queue: producers append under _lock, the loop takes without it (it
 //     takes _lock only when it has found the queue empty for a few hundred nanoseconds, to unschedule itself, or to
 //     wake callers waiting for room). A steady flow allocates nothing: finished chunks are reused.
@@ -35,6 +36,11 @@ namespace Concurrency.Primitives;
 /// <para>
 /// Each connection gets a <see cref="PeerHandle{TPeer, TMessage}"/> from <see cref="Connect"/>; that handle is the sole
 /// sender of the connection's events. Events from all peers are delivered in the order they were accepted.
+/// </para>
+/// <para>
+/// Messages may be bounded for the whole pump (<see cref="PeerEventPumpOptions.Capacity"/>) and per connection
+/// (<see cref="PeerEventPumpOptions.PerPeerCapacity"/>), so that a flooding peer waits or drops alone. A consumer call that
+/// runs too long is reported (<see cref="PeerEventPumpOptions.HandlerStallThreshold"/>, <see cref="HandlerStalled"/>).
 /// </para>
 /// <para>
 /// Shutdown (<see cref="CloseAsync(TimeSpan, CancellationToken)"/>, <see cref="DisposeAsync"/>) stops accepting, delivers what
@@ -56,7 +62,9 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
     // whatever object was allocated just before the pump (often the handler, which the loop writes on every event).
     private readonly IPeerEventConsumer<TPeer, TMessage> _handler;
     private readonly string _name;
+    private readonly Action<TPeer, TMessage>? _messageDropped;
     private readonly int _capacity;
+    private readonly int _perPeerCapacity;
     private readonly PeerEventPumpFullMode _fullMode;
     private readonly PeerEventPumpFaultPolicy _faultPolicy;
     private readonly TimeSpan _shutdownTimeout;
@@ -94,12 +102,54 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
     /// <exception cref="ArgumentNullException"><paramref name="consumer"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its range; the message names it.</exception>
     public PeerEventPump(IPeerEventConsumer<TPeer, TMessage> consumer, PeerEventPumpOptions? options = null)
+        : this(consumer, options, messageDropped: null)
+    {
+    }
+
+    /// <summary>Creates a pump and its loop, with a callback for every message it drops.</summary>
+    /// <param name="consumer">Receives every event, one at a time.</param>
+    /// <param name="options">Settings; <see langword="null"/> for the defaults.</param>
+    /// <param name="messageDropped">
+    /// Receives each message the pump accepted or was given and will never deliver, with its peer, exactly once: a
+    /// message dropped by <see cref="PeerEventPumpOptions.FullMode"/> (the one displaced under
+    /// <see cref="PeerEventPumpFullMode.DropOldest"/> or <see cref="PeerEventPumpFullMode.DropNewest"/>, the one posted
+    /// under <see cref="PeerEventPumpFullMode.DropWrite"/>, for <see cref="PeerEventPumpOptions.Capacity"/> and
+    /// <see cref="PeerEventPumpOptions.PerPeerCapacity"/> alike), and every message still queued when the consumer faults
+    /// the pump (<see cref="PeerEventPumpFaultPolicy.FaultPump"/>). Use it to return pooled buffers, as
+    /// <c>Channel.CreateBounded(options, itemDropped)</c> does. <see langword="null"/> for none.
+    /// </param>
+    /// <remarks>
+    /// <para>
+    /// A message the pump never took is not passed: a post refused as <see cref="PeerPostResult.Full"/>,
+    /// <see cref="PeerPostResult.NotReady"/>, <see cref="PeerPostResult.Disconnected"/> or <see cref="PeerPostResult.Closed"/>,
+    /// or a <c>PostAsync</c> cancelled while it waited, leaves the message with its caller. A disconnect or a shutdown
+    /// discards nothing: what was accepted is delivered before the peer's Removed.
+    /// </para>
+    /// <para>
+    /// The callback runs outside every lock of the pump, on the thread that dropped the message: the posting thread (before
+    /// its post returns), or the pump's loop for a fault (before <see cref="Completion"/> completes, so it must not wait
+    /// for the pump). It may be called from several threads at once. An exception it throws is logged (event 4008) and
+    /// counted (<c>concurrency.primitives.pump.callback_faults</c>), and reaches neither the poster nor the pump.
+    /// </para>
+    /// </remarks>
+    /// <exception cref="ArgumentNullException"><paramref name="consumer"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of its range; the message names it.</exception>
+    public PeerEventPump(IPeerEventConsumer<TPeer, TMessage> consumer, PeerEventPumpOptions? options, Action<TPeer, TMessage>? messageDropped)
     {
         _handler = Guard.NotNull(consumer);
         options ??= new PeerEventPumpOptions();
+        _messageDropped = messageDropped;
         _capacity = options.Capacity is { } capacity
             ? capacity >= 1 ? capacity : throw new ArgumentOutOfRangeException(nameof(options), capacity, "PeerEventPumpOptions.Capacity must be at least 1, or null for no bound.")
             : int.MaxValue;
+        _perPeerCapacity = options.PerPeerCapacity is { } quota
+            ? quota >= 1 ? quota : throw new ArgumentOutOfRangeException(nameof(options), quota, "PeerEventPumpOptions.PerPeerCapacity must be at least 1, or null for no quota.")
+            : int.MaxValue;
+        _stallThreshold = options.HandlerStallThreshold is { } threshold
+            ? threshold >= TimeSpan.FromMilliseconds(1) && threshold <= Guard.MaxTimeout
+                ? threshold
+                : throw new ArgumentOutOfRangeException(nameof(options), threshold, $"PeerEventPumpOptions.HandlerStallThreshold must be at least 1 ms and at most {Guard.MaxTimeout.TotalMilliseconds} ms, or null for no stall watchdog.")
+            : null;
         _fullMode = options.FullMode is PeerEventPumpFullMode.Wait or PeerEventPumpFullMode.DropNewest or PeerEventPumpFullMode.DropOldest or PeerEventPumpFullMode.DropWrite
             ? options.FullMode
             : throw new ArgumentOutOfRangeException(nameof(options), options.FullMode, "PeerEventPumpOptions.FullMode is not a defined value.");
@@ -113,6 +163,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
         _metricTag = new KeyValuePair<string, object?>("pump.name", _name);
         _metrics = PeerEventPumpMetrics.For(options.MeterFactory);
         _loop = new PumpLoop(this);
+        _watchdog = _stallThreshold is null ? null : _time.CreateTimer(static state => ((PeerEventPump<TPeer, TMessage>)state!).OnWatchdog(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>The pump's name, from <see cref="PeerEventPumpOptions.Name"/>.</summary>
@@ -171,6 +222,11 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
 
             schedule = _connected.TryGetValue(peer, out var previous) && DisconnectLocked(previous) && ScheduleLocked();
             handle = new PeerHandle<TPeer, TMessage>(this, peer, ++_generation);
+            if (_perPeerCapacity != int.MaxValue)
+            {
+                handle.Quota = new PeerQuota<TPeer, TMessage>();
+            }
+
             _connected[peer] = handle;
         }
 
@@ -227,190 +283,6 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
         return true;
     }
 
-    internal PeerPostResult Post(PeerHandle<TPeer, TMessage> handle, TMessage message)
-    {
-        PeerPostResult result;
-        PeerHandle<TPeer, TMessage>? dropped;
-        bool schedule;
-        lock (_lock)
-        {
-            result = TryEnqueueMessageLocked(handle, message, canWait: false, reserved: false, out _, out dropped) ?? PeerPostResult.Full;
-            schedule = result == PeerPostResult.Posted && ScheduleLocked();
-        }
-
-        AfterPost(schedule, dropped);
-        return result;
-    }
-
-    internal ValueTask<PeerPostResult> PostAsync(PeerHandle<TPeer, TMessage> handle, TMessage message, CancellationToken cancellationToken)
-    {
-        if (cancellationToken.IsCancellationRequested)
-        {
-            return new ValueTask<PeerPostResult>(Task.FromCanceled<PeerPostResult>(cancellationToken));
-        }
-
-        PeerPostResult result;
-        PeerHandle<TPeer, TMessage>? dropped;
-        bool schedule;
-        lock (_lock)
-        {
-            if (TryEnqueueMessageLocked(handle, message, canWait: true, reserved: false, out var room, out dropped) is not { } outcome)
-            {
-                return WaitForRoomThenPostAsync(handle, message, room!, cancellationToken);
-            }
-
-            result = outcome;
-            schedule = result == PeerPostResult.Posted && ScheduleLocked();
-        }
-
-        AfterPost(schedule, dropped);
-        return new ValueTask<PeerPostResult>(result);
-    }
-
-    /// <summary>After a post, outside the lock: starts the loop if it must, and reports a dropped message (the logger is user code).</summary>
-    private void AfterPost(bool schedule, PeerHandle<TPeer, TMessage>? dropped)
-    {
-        if (schedule)
-        {
-            _loop.Start();
-        }
-
-        if (dropped is not null)
-        {
-            CountDropped(dropped);
-        }
-    }
-
-    /// <summary>
-    /// Queues a message if the handle is ready. Returns what became of it, or <see langword="null"/> (with a waiter in
-    /// <paramref name="room"/>) when the caller may wait for room. <paramref name="reserved"/>: the caller was granted a
-    /// place while it waited, and posts into it. A message dropped to make room (or refused by DropWrite) is returned in
-    /// <paramref name="dropped"/>, to be reported after the lock is released.
-    /// </summary>
-    private PeerPostResult? TryEnqueueMessageLocked(PeerHandle<TPeer, TMessage> handle, TMessage message, bool canWait, bool reserved, out TaskCompletionSource<bool>? room, out PeerHandle<TPeer, TMessage>? dropped)
-    {
-        room = null;
-        dropped = null;
-        if (reserved)
-        {
-            _reserved--;
-        }
-
-        var refusal = !_accepting ? PeerPostResult.Closed
-            : handle.ProducerState == Connected ? PeerPostResult.NotReady
-            : handle.ProducerState == Disconnected ? PeerPostResult.Disconnected
-            : (PeerPostResult?)null;
-        if (refusal is { } refused)
-        {
-            if (reserved && _accepting)
-            {
-                WakeRoomLocked(); // the place it was granted goes to the next waiter
-            }
-
-            return refused;
-        }
-
-        if (!reserved && IsFullForNewPostsLocked())
-        {
-            switch (_fullMode)
-            {
-                case PeerEventPumpFullMode.DropWrite:
-                    dropped = handle;
-                    return PeerPostResult.Dropped;
-                case PeerEventPumpFullMode.DropOldest or PeerEventPumpFullMode.DropNewest:
-                    var readerChunk = Volatile.Read(ref _loop.Reader.Chunk);
-                    dropped = _fullMode == PeerEventPumpFullMode.DropOldest ? _queue.DropOldestMessage(readerChunk) : _queue.DropNewestMessage(readerChunk);
-                    if (dropped is not null)
-                    {
-                        _admitted--;
-                        if (_metrics.Queued.Enabled)
-                        {
-                            _metrics.Queued.Add(-1, _metricTag);
-                        }
-                    }
-
-                    break;
-                case PeerEventPumpFullMode.Wait when canWait:
-                    // Tell the loop that someone waits, then look again: a message it took meanwhile may have made room
-                    // (the loop reads the flag after publishing every message it takes).
-                    Interlocked.Exchange(ref _loop.RoomWanted, 1);
-                    if (IsFullForNewPostsLocked())
-                    {
-                        room = _roomWaiters.Add(handle);
-                        return null;
-                    }
-
-                    break;
-                default:
-                    return PeerPostResult.Full;
-            }
-        }
-
-        _queue.Enqueue(new PeerEvent<TPeer, TMessage>(PeerEventKind.Message, handle, message));
-        _admitted++;
-        if (_metrics.Queued.Enabled)
-        {
-            _metrics.Queued.Add(1, _metricTag);
-        }
-
-        return PeerPostResult.Posted;
-    }
-
-    /// <summary>
-    /// Whether a post that holds no reserved place finds the queue full: <see cref="PeerEventPumpOptions.Capacity"/> messages
-    /// wait or are reserved, or (Wait mode) callers are still in line for room, whom it must not overtake. Called under the lock.
-    /// </summary>
-    private bool IsFullForNewPostsLocked()
-    {
-        if (_fullMode == PeerEventPumpFullMode.Wait && !_roomWaiters.IsEmpty)
-        {
-            WakeRoomLocked(); // room there is goes to them first (and stale entries of waiters that left are dropped)
-            if (!_roomWaiters.IsEmpty)
-            {
-                return true;
-            }
-        }
-
-        return _admitted + _reserved - _takenSeen >= _capacity && IsFullLocked();
-    }
-
-    private async ValueTask<PeerPostResult> WaitForRoomThenPostAsync(PeerHandle<TPeer, TMessage> handle, TMessage message, TaskCompletionSource<bool> room, CancellationToken cancellationToken)
-    {
-        bool granted;
-        try
-        {
-            // True: a place is reserved for this post. False: the wait ended without one (the handle disconnected, or the
-            // pump shut down); the look below says which.
-            granted = await Signals.WaitAsync(room.Task, cancellationToken).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            // A waiter that gave up must not keep a place granted to it meanwhile: it goes to the next waiter.
-            if (!room.TrySetCanceled(cancellationToken))
-            {
-                lock (_lock)
-                {
-                    _reserved--;
-                    WakeRoomLocked();
-                }
-            }
-
-            throw;
-        }
-
-        PeerPostResult result;
-        bool schedule;
-        lock (_lock)
-        {
-            // A granted post never waits again; one released without a place is refused (disconnected or closed).
-            result = TryEnqueueMessageLocked(handle, message, canWait: false, reserved: granted, out _, out _) ?? PeerPostResult.Full;
-            schedule = result == PeerPostResult.Posted && ScheduleLocked();
-        }
-
-        AfterPost(schedule, null);
-        return result;
-    }
-
     /// <summary>Disconnects a handle; returns whether a Removed was queued. Called under the lock.</summary>
     private bool DisconnectLocked(PeerHandle<TPeer, TMessage> handle)
     {
@@ -427,6 +299,11 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
             _roomWaiters.Release(handle);
         }
 
+        if (handle.Quota?.Waiters is { IsEmpty: false } peerWaiters)
+        {
+            peerWaiters.ReleaseAll(); // the same for its posts waiting for its quota
+        }
+
         if (wasReady)
         {
             _ready.Remove(handle);
@@ -438,13 +315,6 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
         return wasReady;
     }
 
-    /// <summary>Whether <see cref="PeerEventPumpOptions.Capacity"/> messages wait (or are reserved), by the loop's latest count. Called under the lock.</summary>
-    private bool IsFullLocked()
-    {
-        _takenSeen = Volatile.Read(ref _loop.Taken);
-        return _admitted + _reserved - _takenSeen >= _capacity;
-    }
-
     /// <summary>Marks the loop scheduled; returns whether the caller must start it (after leaving the lock).</summary>
     private bool ScheduleLocked()
     {
@@ -454,19 +324,11 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
         }
 
         _scheduled = true;
+        if (_watchdog is not null && !_watchdogArmed)
+        {
+            ArmWatchdogLocked(_stallThreshold!.Value); // it looks while the loop is active, and sleeps when it finds it idle
+        }
+
         return true;
-    }
-
-    private void CountDropped(PeerHandle<TPeer, TMessage> handle)
-    {
-        if (_metrics.Dropped.Enabled)
-        {
-            _metrics.Dropped.Add(1, _metricTag);
-        }
-
-        if (_logger.IsEnabled(LogLevel.Warning))
-        {
-            PeerEventPumpLog.MessageDropped(_logger, _name, handle.Peer.ToString() ?? string.Empty, _fullMode);
-        }
     }
 }

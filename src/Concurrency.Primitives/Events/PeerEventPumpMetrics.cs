@@ -20,7 +20,11 @@ internal sealed class PeerEventPumpMetrics
         ConsumerFaults = meter.CreateCounter<long>(
             "concurrency.primitives.pump.consumer_faults", "{fault}", "Exceptions thrown by the consumer.");
         Dropped = meter.CreateCounter<long>(
-            "concurrency.primitives.pump.dropped", "{message}", "Messages dropped because the queue was full.");
+            "concurrency.primitives.pump.dropped", "{message}", "Messages dropped: by the full mode (the queue or the peer's quota was full), or discarded by a fault.");
+        HandlerStalls = meter.CreateCounter<long>(
+            "concurrency.primitives.pump.handler_stalls", "{call}", "Consumer calls that ran past the stall threshold, counted once each.");
+        CallbackFaults = meter.CreateCounter<long>(
+            "concurrency.primitives.pump.callback_faults", "{fault}", "Exceptions thrown by the message-dropped callback and by HandlerStalled listeners.");
     }
 
     /// <summary>The instruments on the library's static meter: used when no <see cref="IMeterFactory"/> is given.</summary>
@@ -34,7 +38,13 @@ internal sealed class PeerEventPumpMetrics
 
     public Counter<long> ConsumerFaults { get; }
 
+    /// <summary>Tagged <c>drop.reason</c>: <c>capacity</c>, <c>peer_capacity</c> or <c>fault</c>.</summary>
     public Counter<long> Dropped { get; }
+
+    public Counter<long> HandlerStalls { get; }
+
+    /// <summary>Tagged <c>callback</c>: <c>message_dropped</c> or <c>handler_stalled</c>.</summary>
+    public Counter<long> CallbackFaults { get; }
 
     /// <summary>The instruments on <paramref name="meterFactory"/>'s meter (one set per meter), or <see cref="Default"/>.</summary>
     public static PeerEventPumpMetrics For(IMeterFactory? meterFactory) =>

@@ -64,9 +64,18 @@ public sealed class PeerHandle<TPeer, TMessage> : IDisposable
     // Its place in the pump's list of ready handles (producer side, guarded by the pump's lock).
     internal ListLinks<PeerHandle<TPeer, TMessage>> ReadyLinks;
 
+    // The producer side of its quota (PerPeerCapacity), guarded by the pump's lock; null without one. In an object of its
+    // own: producers write it on every post, while the loop writes the fields below on every event of this handle.
+    internal PeerQuota<TPeer, TMessage>? Quota;
+
     // Consumer side, touched only by the pump's loop.
     internal bool LoopLive;
     internal ListLinks<PeerHandle<TPeer, TMessage>> LoopLinks;
+
+    // With a quota: this handle's messages the loop has taken (written by the loop, read by producers when the quota
+    // looks full), and the flag a producer raises before it waits for the quota (the loop then wakes it as it takes).
+    internal long LoopTaken;
+    internal int QuotaRoomWanted;
 
     /// <summary>The handshake is done: queues Added for the handler. Once only.</summary>
     /// <returns><see langword="true"/> if this call queued Added; <see langword="false"/> if already ready, disconnected, or the pump is shut down.</returns>

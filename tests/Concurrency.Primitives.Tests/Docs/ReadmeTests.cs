@@ -36,6 +36,20 @@ public sealed class ReadmeTests
     }
 
     [Fact]
+    public void EverySnippetOfTheEventsReadme_IsCompiled_VerbatimInEventsReadmeSnippets()
+    {
+        var readme = File.ReadAllText(Path.Combine(Root, "src", "Concurrency.Primitives", "Events", "README.md"));
+        var snippets = Normalize(File.ReadAllText(Path.Combine(Root, "tests", "Concurrency.Primitives.Tests", "Docs", "EventsReadmeSnippets.cs")));
+        var blocks = Regex.Matches(readme, "```csharp\\n(.*?)```", RegexOptions.Singleline).Select(m => m.Groups[1].Value).ToList();
+
+        blocks.Should().HaveCount(3);
+        foreach (var block in blocks)
+        {
+            snippets.Should().Contain(Normalize(block), "each snippet of Events/README.md must be compiled; copy it into Docs/EventsReadmeSnippets.cs");
+        }
+    }
+
+    [Fact]
     public void EveryLogEvent_IsListedInTheReadme_WithItsLevel()
     {
         var readme = File.ReadAllText(Path.Combine(Root, "README.md"));

@@ -1,4 +1,5 @@
 using System;
+using System.Threading;
 using System.Threading.Tasks;
 using Concurrency.Primitives.Tests.TestSupport;
 
@@ -29,6 +30,11 @@ public sealed class PeerEventPumpArgumentTests
         { o => o.FullMode = (PeerEventPumpFullMode)9, "FullMode" },
         { o => o.FaultPolicy = (PeerEventPumpFaultPolicy)9, "FaultPolicy" },
         { o => o.ShutdownTimeout = TimeSpan.FromSeconds(-1), "ShutdownTimeout" },
+        { o => o.PerPeerCapacity = 0, "PerPeerCapacity" },
+        { o => o.PerPeerCapacity = -1, "PerPeerCapacity" },
+        { o => o.HandlerStallThreshold = TimeSpan.Zero, "HandlerStallThreshold" },
+        { o => o.HandlerStallThreshold = TimeSpan.FromTicks(9_999), "HandlerStallThreshold" },
+        { o => o.HandlerStallThreshold = Timeout.InfiniteTimeSpan, "HandlerStallThreshold" },
     };
 
     [Theory]

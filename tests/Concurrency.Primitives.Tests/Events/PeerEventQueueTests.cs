@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using System.Threading.Tasks;
 using Concurrency.Primitives.Tests.TestSupport;
 
@@ -68,13 +69,14 @@ public sealed class PeerEventQueueTests
 
         for (var i = 0; i < Chunk; i++)
         {
-            queue.DropOldestMessage(reader.Chunk).Should().BeSameAs(handle);
+            queue.DropOldestMessage(reader.Chunk, out var message).Should().BeSameAs(handle);
+            message.Should().Be(i, "the dropped message is handed back, for the drop callback");
         }
 
         reader.TryTake(out var first).Should().BeTrue();
         first.Kind.Should().Be((int)PeerEventKind.Added);
         TakeAll(ref reader).Should().Equal(Range(Chunk, 50));
-        queue.DropOldestMessage(reader.Chunk).Should().BeNull("no message is waiting");
+        queue.DropOldestMessage(reader.Chunk, out _).Should().BeNull("no message is waiting");
     }
 
     [Fact]
@@ -94,7 +96,8 @@ public sealed class PeerEventQueueTests
         for (var i = 0; i < 12; i++)
         {
             // The newest messages first: 265 .. 256 in the second chunk (behind the third, which has none), then 255, 254.
-            queue.DropNewestMessage(reader.Chunk).Should().BeSameAs(handle);
+            queue.DropNewestMessage(reader.Chunk, out var message).Should().BeSameAs(handle);
+            message.Should().Be(Chunk + 9 - i);
         }
 
         var messages = new List<int>();
@@ -107,7 +110,7 @@ public sealed class PeerEventQueueTests
         }
 
         messages.Should().Equal(Range(0, Chunk - 2), "the newest messages were dropped; the older ones and every lifecycle event remain");
-        queue.DropNewestMessage(reader.Chunk).Should().BeNull("no message is waiting");
+        queue.DropNewestMessage(reader.Chunk, out _).Should().BeNull("no message is waiting");
     }
 
     [Fact]
@@ -122,7 +125,7 @@ public sealed class PeerEventQueueTests
             queue.Enqueue(Message(handle, i));
         }
 
-        queue.DropOldestMessage(reader.Chunk).Should().BeSameAs(handle);
+        queue.DropOldestMessage(reader.Chunk, out _).Should().BeSameAs(handle);
         TakeAll(ref reader).Should().HaveCount((Chunk * 2) - 1);
         for (var i = 0; i < Chunk * 2; i++)
         {
@@ -130,7 +133,7 @@ public sealed class PeerEventQueueTests
         }
 
         // The remembered spot (index 1 of a chunk that is now reused) must not be trusted: the oldest is 1,000.
-        queue.DropOldestMessage(reader.Chunk).Should().BeSameAs(handle);
+        queue.DropOldestMessage(reader.Chunk, out _).Should().BeSameAs(handle);
         reader.TryTake(out var next).Should().BeTrue();
         next.Message.Should().Be(1_001);
     }
@@ -152,7 +155,7 @@ public sealed class PeerEventQueueTests
             var dropper = Task.Run(async () =>
             {
                 await start.Task;
-                while (queue.DropOldestMessage(reader.Chunk) is not null)
+                while (queue.DropOldestMessage(reader.Chunk, out _) is not null)
                 {
                     dropped++;
                 }
@@ -177,11 +180,73 @@ public sealed class PeerEventQueueTests
         }
     }
 
+    [Fact]
+    public void DropOldestOfAHandle_DropsThatHandlesOldestMessages_NeverAnotherPeers()
+    {
+        var (queue, reader, p, q) = NewQueueOfTwoPeers();
+        for (var i = 0; i < Chunk; i++)
+        {
+            queue.Enqueue(Message(p, i));
+            queue.Enqueue(Message(q, 1_000 + i));
+        }
+
+        var scan = default(QueuePosition<string, int>);
+        for (var i = 0; i < 3; i++)
+        {
+            queue.DropOldestMessageOf(p, ref scan, reader.Chunk, out var message).Should().BeTrue();
+            message.Should().Be(i);
+        }
+
+        var taken = TakeAll(ref reader);
+        taken.Where(m => m >= 1_000).Should().Equal(Range(1_000, Chunk), "no message of the other peer is dropped");
+        taken.Where(m => m < 1_000).Should().Equal(Range(3, Chunk - 3));
+        queue.DropOldestMessageOf(p, ref scan, reader.Chunk, out _).Should().BeFalse("the loop took the rest");
+    }
+
+    [Fact]
+    public void DropNewestOfAHandle_DropsItsLastQueuedMessage_OrNothingOnceTheLoopHasTakenIt()
+    {
+        var (queue, reader, p, q) = NewQueueOfTwoPeers();
+        queue.EnqueueAt(Message(p, 1));
+        var newest = queue.EnqueueAt(Message(p, 2));
+        queue.Enqueue(Message(q, 3));
+
+        queue.DropNewestMessageOf(p, newest, reader.Chunk, out var message).Should().BeTrue();
+        message.Should().Be(2, "its own newest, not the other peer's message queued after it");
+        newest = queue.EnqueueAt(Message(p, 4));
+        TakeAll(ref reader).Should().Equal(1, 3, 4);
+
+        queue.DropNewestMessageOf(p, newest, reader.Chunk, out _).Should().BeFalse("the loop took its newest, and so every message before it");
+    }
+
+    [Fact]
+    public void DropNewestOfAHandle_WhenADropOfAnyPeersMessageTookItsNewest_DropsTheOneBefore()
+    {
+        var (queue, reader, p, q) = NewQueueOfTwoPeers();
+        queue.EnqueueAt(Message(p, 1));
+        queue.Enqueue(Message(q, 2));
+        var newest = queue.EnqueueAt(Message(p, 3));
+        queue.DropNewestMessage(reader.Chunk, out var any).Should().BeSameAs(p);
+        any.Should().Be(3);
+
+        queue.DropNewestMessageOf(p, newest, reader.Chunk, out var message).Should().BeTrue();
+
+        message.Should().Be(1);
+        TakeAll(ref reader).Should().Equal(2);
+    }
+
     private static (PeerEventQueue<string, int> Queue, PeerEventReader<string, int> Reader, PeerHandle<string, int> Handle) NewQueue(bool claim = false)
     {
         var queue = new PeerEventQueue<string, int>();
         var pump = new PeerEventPump<string, int>(new NoopHandler());
         return (queue, new PeerEventReader<string, int>(queue, claim), pump.Connect("p"));
+    }
+
+    private static (PeerEventQueue<string, int> Queue, PeerEventReader<string, int> Reader, PeerHandle<string, int> P, PeerHandle<string, int> Q) NewQueueOfTwoPeers()
+    {
+        var queue = new PeerEventQueue<string, int>();
+        var pump = new PeerEventPump<string, int>(new NoopHandler());
+        return (queue, new PeerEventReader<string, int>(queue, claim: true), pump.Connect("p"), pump.Connect("q"));
     }
 
     private static PeerEvent<string, int> Message(PeerHandle<string, int> handle, int value) => new(PeerEventKind.Message, handle, value);
