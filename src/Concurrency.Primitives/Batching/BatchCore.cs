@@ -124,7 +124,7 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
     /// </summary>
     public bool TrySetSlotResult(int slot, TResult result)
     {
-        if (Interlocked.CompareExchange(ref SlotAnswered![slot], 1, 0) != 0)
+        if (!TryClaimSlot(slot))
         {
             return false;
         }
@@ -138,10 +138,13 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
         return answered;
     }
 
+    /// <summary>With coalescing: takes the one answer of <paramref name="slot"/> (whoever answers it first: the dispatch, or the post-dispatch sweep).</summary>
+    public bool TryClaimSlot(int slot) => Interlocked.CompareExchange(ref SlotAnswered![slot], 1, 0) == 0;
+
     /// <summary>Fails every caller of <paramref name="slot"/> with <paramref name="exception"/>, unless the slot was answered already.</summary>
     public bool TrySetSlotException(int slot, Exception exception)
     {
-        if (Interlocked.CompareExchange(ref SlotAnswered![slot], 1, 0) != 0)
+        if (!TryClaimSlot(slot))
         {
             return false;
         }

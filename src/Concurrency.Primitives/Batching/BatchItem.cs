@@ -93,12 +93,6 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// <summary>Whether the caller of this use can give up on its own: a cancellable token, or its own deadline timer.</summary>
     public bool CanGiveUp => _token.CanBeCanceled || _ownDeadline is not null;
 
-    /// <summary>With coalescing: the next caller sharing this item's slot (a chain from the slot's first item), and that caller's use.</summary>
-    public BatchItem<TItem, TResult>? CoalescedNext;
-
-    /// <summary>The use of this item its slot answers (with coalescing, for an item that follows the slot's first).</summary>
-    public int CoalescedUse;
-
     /// <summary>The next item in a free list (this thread's, or the owner's).</summary>
     public BatchItem<TItem, TResult>? NextFree
     {

@@ -428,7 +428,7 @@ public sealed partial class Batcher<TItem, TResult>
         var swept = 0;
         for (var i = 0; i < count; i++)
         {
-            if (core.Coalescing && Interlocked.CompareExchange(ref core.SlotAnswered![i], 1, 0) != 0)
+            if (core.Coalescing && !core.TryClaimSlot(i))
             {
                 continue; // the slot was answered: every caller of it has that answer (or gave up)
             }
