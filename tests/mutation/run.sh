@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Mutation testing of src/Concurrency.Primitives with the unit tests (Stryker.NET, a local tool).
+#   tests/mutation/run.sh                  every folder, every mutator (tests/stryker-config.json)
+#   tests/mutation/run.sh Tracking Events  only these folders
+#   tests/mutation/run.sh --since          only the files changed since main
+# STRYKER_CONCURRENCY=n sets the test processes (default: the number of cores).
+# It mutates the committed code (HEAD), checked out in its own worktree (artifacts/mutation/worktree): Stryker writes
+# mutated assemblies into the test project's output, so it must not share it with your builds.
+# Reports: artifacts/mutation/<folder>/reports/mutation-report.{html,json,md}; summary: tests/mutation/score.py.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+dotnet tool restore > /dev/null
+concurrency="${STRYKER_CONCURRENCY:-$(nproc)}"
+worktree="$root/artifacts/mutation/worktree"
+if [[ -d "$worktree" ]]; then
+  git -C "$worktree" checkout --quiet --detach "$(git rev-parse HEAD)"
+else
+  mkdir -p "$root/artifacts/mutation"
+  git worktree add --quiet --detach "$worktree" HEAD
+fi
+echo "mutating $(git rev-parse --short HEAD)"
+cd "$worktree/tests/Concurrency.Primitives.Tests"
+if [[ "${1:-}" == "--since" ]]; then
+  exec dotnet dotnet-stryker --config-file ../stryker-config.json --concurrency "$concurrency" \
+    --since:main -O "$root/artifacts/mutation/since"
+fi
+folders=("$@")
+if [[ ${#folders[@]} -eq 0 ]]; then folders=(Tracking Lifecycle Batching Events Internal Shared); fi
+for folder in "${folders[@]}"; do
+  echo "== $folder"
+  dotnet dotnet-stryker --config-file ../stryker-config.json --concurrency "$concurrency" \
+    --mutate "**/$folder/*.cs" -O "$root/artifacts/mutation/$folder"
+done
