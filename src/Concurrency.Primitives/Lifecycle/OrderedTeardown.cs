@@ -244,6 +244,7 @@ public sealed class OrderedTeardown : IAsyncDisposable, IDisposable
             CancelRun();
             try
             {
+                // Stryker disable once Boolean : equivalent, ExecuteCoreAsync runs under Task.Run, where there is no context to capture
                 await Signals.WaitAsync(run, stepTimeout, _time, CancellationToken.None).ConfigureAwait(false);
             }
             catch (TimeoutException) when (!run.IsCompleted)
@@ -291,6 +292,7 @@ public sealed class OrderedTeardown : IAsyncDisposable, IDisposable
             var inFlight = _stepInFlight ??= InvokeStep(step.Step, deadline.Token);
             try
             {
+                // Stryker disable once Boolean : equivalent, ExecuteCoreAsync runs under Task.Run, where there is no context to capture
                 await Signals.WaitAsync(inFlight, stepTimeout, _time, CancellationToken.None).ConfigureAwait(false);
             }
             catch (TimeoutException) when (!inFlight.IsCompleted)
