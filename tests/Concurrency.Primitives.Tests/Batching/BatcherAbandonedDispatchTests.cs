@@ -48,6 +48,8 @@ public sealed class BatcherAbandonedDispatchTests
         await held.Returned.Task.OrHang(); // the dispatch honoured its token and threw OperationCanceledException
         await batcher.CloseAsync().OrHang();
         logger.Entries.Should().Contain(e => e.EventId == 3009);
+        logger.Entries.Should().ContainSingle(e => e.EventId == 3010, "the dispatch ended with the cancellation the batcher asked for")
+            .Which["Count"].Should().Be(2);
         logger.Entries.Should().NotContain(e => e.Level >= LogLevel.Warning, "a cancellation asked for by the batcher is not a failure");
     }
 
