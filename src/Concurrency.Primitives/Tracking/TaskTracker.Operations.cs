@@ -19,7 +19,6 @@ public sealed partial class TaskTracker
     // A registration writes only its own record and the list head: never a neighbour that a pool thread may hold.
     private readonly object _registry = new();
     private List<Exception>? _failures;
-    private int _failuresNotKept;
     private bool _anyFailure;
 
     /// <summary>
@@ -358,16 +357,10 @@ public sealed partial class TaskTracker
         {
             first = !_anyFailure;
             _anyFailure = true;
-            if (keep)
+            // Past MaxRecordedFailures a failure is not kept; it is still logged, counted and raised below.
+            if (keep && (_failures?.Count ?? 0) < _maxRecordedFailures)
             {
-                if ((_failures?.Count ?? 0) < _maxRecordedFailures)
-                {
-                    (_failures ??= new List<Exception>()).Add(exception);
-                }
-                else
-                {
-                    _failuresNotKept++;
-                }
+                (_failures ??= new List<Exception>()).Add(exception);
             }
         }
 
