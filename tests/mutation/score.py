@@ -5,7 +5,7 @@ Two scores per folder, timeouts counted as killed, ignored mutants (the mutate f
 equivalent mutants marked in the source with a `// Stryker disable once ... : reason` comment) and compile errors left out:
   all     every mutator (tests/stryker-config.json, mutation level Complete);
   polly   Polly's exclusions applied to the same run: no block or statement removals, nothing inside a logging call
-          (the *Log.* source-generated methods), a Debug.Assert or an exception's constructor arguments.
+          (the *Log.* source-generated methods), a Debug.Assert, a ConfigureAwait or an exception's constructor arguments.
 Usage: tests/mutation/score.py [--survivors] [report.json ...]   (default: every artifacts/mutation/*/reports/mutation-report.json)
 """
 import collections, glob, json, os, re, sys
@@ -13,7 +13,7 @@ import collections, glob, json, os, re, sys
 DETECTED = {"Killed", "Timeout"}
 UNDETECTED = {"Survived", "NoCoverage"}
 POLLY_MUTATORS = {"Block removal mutation", "Statement mutation"}
-POLLY_CALL = re.compile(r"\b\w+Log\.\w+\(|Debug\.Assert\(|new \w*Exception\(")
+POLLY_CALL = re.compile(r"\b\w+Log\.\w+\(|Debug\.Assert\(|new \w*Exception\(|\.ConfigureAwait\(")
 
 def polly_excluded(m, lines):
     if m["mutatorName"] in POLLY_MUTATORS:

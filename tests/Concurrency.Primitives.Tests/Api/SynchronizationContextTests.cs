@@ -107,6 +107,70 @@ public sealed class SynchronizationContextTests
         posted.Should().Be(0);
     }
 
+    /// <summary>
+    /// Each disposal here must really wait (the work it waits for is released from the pool after the call returned), so
+    /// its continuations run after an await: one that captured the blocked context would never run.
+    /// </summary>
+    [Fact]
+    public async Task Disposals_ThatMustWait_CompleteUnderABlockedContext()
+    {
+        var tracker = new TaskTracker();
+        var lease = tracker.Register("request");
+
+        var runGate = Bounded.NewGate();
+        var gate = new LifecycleGate(run: _ => runGate.Task, stop: _ => Task.CompletedTask);
+        await gate.StartAsync().OrHang();
+
+        var dispatchGate = Bounded.NewGate();
+        var dispatched = Bounded.NewGate();
+        var batcher = new Batcher<int, int>(
+            async (batch, _) =>
+            {
+                dispatched.TrySetResult();
+                await dispatchGate.Task;
+                batch.TrySetResult(0, batch[0]);
+            },
+            new BatcherOptions { MaxBatchSize = 1, MaxDelay = TimeSpan.Zero });
+        var submitted = batcher.SubmitAsync(1).AsTask();
+        await dispatched.Task.OrHang();
+
+        var handlerGate = Bounded.NewGate();
+        var handler = new RecordingPeerHandler<string>();
+        var pump = new PeerEventPump<string, string>(handler);
+        handler.Hold = handlerGate.Task;
+        pump.Connect("p").MarkReady();
+        await handler.FirstCallEntered.OrHang();
+
+        var teardown = new OrderedTeardown();
+        var stepGate = Bounded.NewGate();
+        teardown.Add(_ => stepGate.Task, "flush");
+
+        var posted = OnBlockedContext(() =>
+        {
+            var disposals = new[]
+            {
+                tracker.DisposeAsync().AsTask(),
+                gate.DisposeAsync().AsTask(),
+                batcher.DisposeAsync().AsTask(),
+                pump.DisposeAsync().AsTask(),
+                teardown.DisposeAsync().AsTask(),
+            };
+            disposals.Should().OnlyContain(d => !d.IsCompleted, "each waits for work released below");
+            _ = Task.Run(() =>
+            {
+                lease.Dispose();
+                runGate.SetResult();
+                dispatchGate.SetResult();
+                handlerGate.SetResult();
+                stepGate.SetResult();
+            });
+            return disposals;
+        });
+
+        posted.Should().Be(0);
+        (await submitted.OrHang()).Should().Be(1);
+    }
+
     private static Task Checked(Task<bool> task) => task;
 
     /// <summary>Completes when <paramref name="task"/> completes, whatever its outcome.</summary>
