@@ -4,19 +4,20 @@
 #   tests/mutation/run.sh Tracking Events  only these folders
 #   tests/mutation/run.sh --since          only the files changed since main
 # STRYKER_CONCURRENCY=n sets the test processes (default: the number of cores).
-# It mutates the committed code (HEAD), checked out in its own worktree (artifacts/mutation/worktree): Stryker writes
-# mutated assemblies into the test project's output, so it must not share it with your builds.
+# It mutates the committed code (HEAD), checked out in its own worktree outside the repository (MUTATION_WORKTREE,
+# by default $TMPDIR/concurrency-primitives-mutation): Stryker writes mutated assemblies into the test project's
+# output, so it must not share it with your builds; and a second copy of the projects inside the repository would
+# make BenchmarkDotNet's project lookup ambiguous.
 # Reports: artifacts/mutation/<folder>/reports/mutation-report.{html,json,md}; summary: tests/mutation/score.py.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 dotnet tool restore > /dev/null
 concurrency="${STRYKER_CONCURRENCY:-$(nproc)}"
-worktree="$root/artifacts/mutation/worktree"
+worktree="${MUTATION_WORKTREE:-${TMPDIR:-/tmp}/concurrency-primitives-mutation}"
 if [[ -d "$worktree" ]]; then
   git -C "$worktree" checkout --quiet --detach "$(git rev-parse HEAD)"
 else
-  mkdir -p "$root/artifacts/mutation"
   git worktree add --quiet --detach "$worktree" HEAD
 fi
 echo "mutating $(git rev-parse --short HEAD)"
