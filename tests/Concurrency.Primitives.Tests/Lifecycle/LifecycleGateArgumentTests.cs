@@ -61,6 +61,11 @@ public sealed class LifecycleGateArgumentTests
         nullStep.Should().BeOfType<ArgumentNullException>();
         captured!.Invoking(c => c.Own(new TrackedResource("late"))).Should().Throw<InvalidOperationException>().WithMessage("*only while it runs*");
         captured!.Invoking(c => c.OnStop(_ => Task.CompletedTask, "late")).Should().Throw<InvalidOperationException>();
+
+        // Bad input is named before the context's state is: a null is a null, whenever it is passed.
+        captured!.Invoking(c => c.OnStop(null!, "late")).Should().Throw<ArgumentNullException>().Which.ParamName.Should().Be("step");
+        captured!.Invoking(c => c.OnStop(_ => Task.CompletedTask, null!)).Should().Throw<ArgumentNullException>().Which.ParamName.Should().Be("name");
+        captured!.Invoking(c => c.Own<TrackedResource>(null!)).Should().Throw<ArgumentNullException>().Which.ParamName.Should().Be("resource");
     }
 
     [Fact]
