@@ -193,6 +193,45 @@ public sealed class LifecycleGroupFaultAndTimeoutTests
     }
 
     [Fact]
+    public async Task TwoGatesThatFailToStop_AreBothReported_InOneAggregateThatSaysHowToResume()
+    {
+        var first = new InvalidOperationException("flush failed");
+        var second = new InvalidOperationException("close failed");
+        var failing = true;
+        var group = new LifecycleGroup(new LifecycleGroupOptions { Name = "node" });
+        group.Add(new LifecycleGate(stop: _ => failing ? throw first : Task.CompletedTask, options: new LifecycleGateOptions { Name = "sync" }));
+        group.Add(new LifecycleGate(stop: _ => failing ? throw second : Task.CompletedTask, options: new LifecycleGateOptions { Name = "rpc" }));
+        await group.StartAsync().OrHang();
+
+        var aggregate = (await group.Awaiting(g => g.StopAsync().OrHang()).Should().ThrowAsync<AggregateException>()).Which;
+
+        aggregate.Message.Should().StartWith("Group 'node': 2 gates did not stop; the gates they depend on are left running. Stop the group again to resume.");
+        aggregate.InnerExceptions.Should().BeEquivalentTo(new[] { first, second });
+        failing = false;
+        (await group.StopAsync().OrHang()).Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task WhileGatesStop_TheGroupsPendingStep_NamesEachWithItsStep()
+    {
+        var release = Bounded.NewGate();
+        var entered = new[] { Bounded.NewGate(), Bounded.NewGate() };
+        var group = new LifecycleGroup(new LifecycleGroupOptions { Name = "node" });
+        group.Add(new LifecycleGate(stop: _ => { entered[0].TrySetResult(); return release.Task; }, options: new LifecycleGateOptions { Name = "sync" }));
+        group.Add(new LifecycleGate(stop: _ => { entered[1].TrySetResult(); return release.Task; }, options: new LifecycleGateOptions { Name = "rpc" }));
+        await group.StartAsync().OrHang();
+        group.PendingStopStep.Should().BeNull("the group is running");
+
+        var stop = group.StopAsync();
+        await Task.WhenAll(entered[0].Task, entered[1].Task).OrHang();
+
+        group.PendingStopStep!.Split(", ").Should().BeEquivalentTo("sync: stop", "rpc: stop");
+        release.SetResult();
+        (await stop.OrHang()).Should().BeTrue();
+        group.PendingStopStep.Should().BeNull();
+    }
+
+    [Fact]
     public async Task AGateThatFailsToStop_LeavesItsDependenciesRunning_AndAStopAgainResumes()
     {
         var failure = new InvalidOperationException("flush failed");
