@@ -110,6 +110,11 @@ public sealed partial class Batcher<TItem, TResult>
             BatcherLog.ShutdownTimedOut(_logger, _name, timeout, inFlight);
             throw new ShutdownTimeoutException(_name, timeout, $"Batcher '{_name}' still had {inFlight} dispatch(es) running after {timeout}; their callers are released by their own deadlines, and the batcher completes when the dispatches return.");
         }
+        catch (TimeoutException)
+        {
+            // The bound passed just as the drain ended (the signal never faults): the close finished, not timed out.
+            await _drained.Task.ConfigureAwait(false);
+        }
     }
 
     /// <summary>

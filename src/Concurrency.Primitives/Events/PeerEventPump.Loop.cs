@@ -92,6 +92,11 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
             CancelQuietly(_abort);
             throw new ShutdownTimeoutException(_name, timeout, $"Pump '{_name}' did not finish delivering its events within {timeout}; the consumer's token was cancelled. The pump completes when the consumer returns.");
         }
+        catch (TimeoutException raced) when (!ReferenceEquals(raced, _completion.Task.Exception?.InnerException))
+        {
+            // The bound passed just as the pump completed: the shutdown finished, so its own outcome, not the timeout.
+            await _completion.Task.ConfigureAwait(false);
+        }
     }
 
     private void BeginShutdown()
