@@ -80,11 +80,7 @@ public sealed class OrderedTeardownContractTests
         teardown.Add(new FailingAsyncResource());
         teardown.Add(new FailingAsyncResource(), "database");
 
-        await teardown.Awaiting(t => t.ExecuteAsync()).Should().ThrowAsync<InvalidOperationException>().OrHang();
-        (await logger.WaitFor(e => e.EventId == 2006).OrHang())["Step"].Should().Be("database");
-
-        await teardown.Awaiting(t => t.ExecuteAsync()).Should().ThrowAsync<InvalidOperationException>().OrHang();
-        logger.Entries.Should().Contain(e => e.EventId == 2006 && Equals(e["Step"], nameof(FailingAsyncResource)));
+        await ShouldReportTheFailedStepsAsync(teardown, logger, "database", nameof(FailingAsyncResource));
     }
 
     [Fact]
@@ -95,11 +91,7 @@ public sealed class OrderedTeardownContractTests
         teardown.Add(new FailingResource());
         teardown.Add(new FailingResource(), "socket");
 
-        await teardown.Awaiting(t => t.ExecuteAsync()).Should().ThrowAsync<InvalidOperationException>().OrHang();
-        (await logger.WaitFor(e => e.EventId == 2006).OrHang())["Step"].Should().Be("socket");
-
-        await teardown.Awaiting(t => t.ExecuteAsync()).Should().ThrowAsync<InvalidOperationException>().OrHang();
-        logger.Entries.Should().Contain(e => e.EventId == 2006 && Equals(e["Step"], nameof(FailingResource)));
+        await ShouldReportTheFailedStepsAsync(teardown, logger, "socket", nameof(FailingResource));
     }
 
     [Fact]
@@ -172,12 +164,7 @@ public sealed class OrderedTeardownContractTests
     {
         var clock = new ManualTimeProvider();
         var logger = new RecordingLogger();
-        var teardown = new OrderedTeardown(new OrderedTeardownOptions
-        {
-            ShutdownTimeout = StepTimeout,
-            TimeProvider = new FirstTimerLate(clock, TimeSpan.FromHours(1)),
-            Logger = logger,
-        });
+        var teardown = WithLateStepDeadline(clock, logger);
         var stepToken = Bounded.NewGate<CancellationToken>();
         teardown.Add(token => { stepToken.TrySetResult(token); return Task.Delay(Timeout.InfiniteTimeSpan, token); }, "flush");
 
@@ -199,12 +186,7 @@ public sealed class OrderedTeardownContractTests
     {
         var clock = new ManualTimeProvider();
         var logger = new RecordingLogger();
-        var teardown = new OrderedTeardown(new OrderedTeardownOptions
-        {
-            ShutdownTimeout = StepTimeout,
-            TimeProvider = new FirstTimerLate(clock, TimeSpan.FromHours(1)),
-            Logger = logger,
-        });
+        var teardown = WithLateStepDeadline(clock, logger);
         var registered = Bounded.NewGate();
         teardown.Add(
             token =>
@@ -273,6 +255,24 @@ public sealed class OrderedTeardownContractTests
         stepped.Should().BeTrue();
         logger.Entries.Should().ContainSingle(e => e.EventId == 2007).Which["Timeout"].Should().Be(StepTimeout);
     }
+
+    /// <summary>Runs the teardown twice (each resource fails its first disposal): the named one is reported first, then the unnamed one by its type.</summary>
+    private static async Task ShouldReportTheFailedStepsAsync(OrderedTeardown teardown, RecordingLogger logger, string givenName, string typeName)
+    {
+        await teardown.Awaiting(t => t.ExecuteAsync()).Should().ThrowAsync<InvalidOperationException>().OrHang();
+        (await logger.WaitFor(e => e.EventId == 2006).OrHang())["Step"].Should().Be(givenName);
+
+        await teardown.Awaiting(t => t.ExecuteAsync()).Should().ThrowAsync<InvalidOperationException>().OrHang();
+        logger.Entries.Should().Contain(e => e.EventId == 2006 && Equals(e["Step"], typeName));
+    }
+
+    /// <summary>A teardown whose steps' own deadlines fire an hour late: only the teardown's wait sees the timeout.</summary>
+    private static OrderedTeardown WithLateStepDeadline(ManualTimeProvider clock, RecordingLogger logger) => new(new OrderedTeardownOptions
+    {
+        ShutdownTimeout = StepTimeout,
+        TimeProvider = new FirstTimerLate(clock, TimeSpan.FromHours(1)),
+        Logger = logger,
+    });
 
     /// <summary>Fails its first disposal, so that a retried teardown moves on to the next step.</summary>
     private sealed class FailingAsyncResource : IAsyncDisposable
