@@ -82,21 +82,15 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
     private async Task WaitForCompletionAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
-        try
-        {
-            await Signals.WaitAsync(_completion.Task, timeout, _time, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException) when (!_completion.Task.IsCompleted)
+        if (!await Signals.WaitWithinAsync(_completion.Task, timeout, _time, cancellationToken).ConfigureAwait(false))
         {
             PeerEventPumpLog.ShutdownTimedOut(_logger, _name, timeout);
             CancelQuietly(_abort);
             throw new ShutdownTimeoutException(_name, timeout, $"Pump '{_name}' did not finish delivering its events within {timeout}; the consumer's token was cancelled. The pump completes when the consumer returns.");
         }
-        catch (TimeoutException raced) when (!ReferenceEquals(raced, _completion.Task.Exception?.InnerException))
-        {
-            // The bound passed just as the pump completed: the shutdown finished, so its own outcome, not the timeout.
-            await _completion.Task.ConfigureAwait(false);
-        }
+
+        // Finished (a bound that passed just as it did included): the shutdown's own outcome.
+        await _completion.Task.ConfigureAwait(false);
     }
 
     private void BeginShutdown()

@@ -34,6 +34,41 @@ internal static class Signals
 #endif
     }
 
+    /// <summary>
+    /// Waits for <paramref name="task"/> for at most <paramref name="timeout"/> (measured on <paramref name="timeProvider"/>):
+    /// <see langword="true"/> once the task has completed, whatever its outcome (the caller awaits it for that),
+    /// <see langword="false"/> when the bound passed with the task still running; throws
+    /// <see cref="OperationCanceledException"/> when the caller's token ends the wait first.
+    /// </summary>
+    /// <remarks>
+    /// The answer comes from the task, not from which exception the wait ended with: a bound that passes just as the task
+    /// completes answers <see langword="true"/> (the work finished), and a task that itself fails with a
+    /// <see cref="TimeoutException"/> is not mistaken for the wait's own. Sites that caught the wait's
+    /// <see cref="TimeoutException"/> with a filter on the task's state let a raw one escape in the first case.
+    /// </remarks>
+    public static async Task<bool> WaitWithinAsync(Task task, TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken)
+    {
+        if (task.IsCompleted)
+        {
+            return true;
+        }
+
+        try
+        {
+            await WaitAsync(task, timeout, timeProvider, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception) when (task.IsCompleted)
+        {
+            // The task's own outcome (or a bound that passed as it completed): the caller observes it by awaiting the task.
+        }
+        catch (TimeoutException)
+        {
+            return false; // the task is still running, so the exception is the wait's own
+        }
+
+        return true;
+    }
+
     /// <summary>Waits for <paramref name="task"/> until the caller's token is cancelled.</summary>
     public static Task<T> WaitAsync<T>(Task<T> task, CancellationToken cancellationToken)
     {

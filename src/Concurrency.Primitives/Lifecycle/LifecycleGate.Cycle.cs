@@ -175,28 +175,19 @@ public sealed partial class LifecycleGate
         var startWasInFlight = !cycle.Started.Task.IsCompleted;
         if (startWasInFlight)
         {
-            try
+            // Bounded like every stop step: a start that ignores its token must not hold the stop (or a dispose) forever.
+            if (!await Signals.WaitWithinAsync(cycle.Started.Task, _shutdownTimeout, _time, CancellationToken.None).ConfigureAwait(false)
+                && GiveUpWaitingForStart(cycle))
             {
-                // Bounded like every stop step: a start that ignores its token must not hold the stop (or a dispose) forever.
-                await Signals.WaitAsync(cycle.Started.Task, _shutdownTimeout, _time, CancellationToken.None).ConfigureAwait(false);
+                LifecycleGateLog.StepTimedOut(_logger, "start", _shutdownTimeout);
+                signal.TrySetException(new LifecycleStopTimeoutException(_name, "start", _shutdownTimeout, runAbandoned: false));
+                _ = signal.Task.Exception; // observed: thrown to the stop callers and logged
+                return;
             }
-            catch (TimeoutException) when (!cycle.Started.Task.IsCompleted)
-            {
-                if (GiveUpWaitingForStart(cycle))
-                {
-                    LifecycleGateLog.StepTimedOut(_logger, "start", _shutdownTimeout);
-                    signal.TrySetException(new LifecycleStopTimeoutException(_name, "start", _shutdownTimeout, runAbandoned: false));
-                    _ = signal.Task.Exception; // observed: thrown to the stop callers and logged
-                    return;
-                }
 
-                // The start's outcome was decided just as the bound passed; its signal follows at once.
-                await AwaitQuietly(cycle.Started.Task).ConfigureAwait(false);
-            }
-            catch (Exception)
-            {
-                // The start failed, or was cancelled by this stop: FailStartAsync released what it acquired, or says it could not.
-            }
+            // Done, or its outcome was decided just as the bound passed (its signal follows at once). A start that failed,
+            // or was cancelled by this stop, released what it acquired in FailStartAsync, or says it could not.
+            await AwaitQuietly(cycle.Started.Task).ConfigureAwait(false);
         }
 
         Exception? releaseFailure = null;

@@ -362,15 +362,13 @@ public sealed partial class LifecycleGate : IAsyncDisposable, IDisposable, ILife
 
     private async Task WaitForCloseAsync(Task<bool> stop, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        try
-        {
-            await Signals.WaitAsync(stop, timeout, _time, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException) when (!stop.IsCompleted)
+        if (!await Signals.WaitWithinAsync(stop, timeout, _time, cancellationToken).ConfigureAwait(false))
         {
             var step = Volatile.Read(ref _cycle)?.Teardown.PendingStep ?? "start";
             throw new LifecycleStopTimeoutException(_name, step, timeout, runAbandoned: false);
         }
+
+        await stop.ConfigureAwait(false);
     }
 
     private async Task<bool> StartSlowAsync(CancellationToken cancellationToken)

@@ -306,14 +306,12 @@ public sealed partial class LifecycleGroup
             pass = _stopPass;
         }
 
-        try
-        {
-            await Signals.WaitAsync(pass.All, _shutdownTimeout, _time, CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (TimeoutException) when (!pass.All.IsCompleted)
+        if (!await Signals.WaitWithinAsync(pass.All, _shutdownTimeout, _time, CancellationToken.None).ConfigureAwait(false))
         {
             throw StillStopping(_shutdownTimeout);
         }
+
+        await pass.All.ConfigureAwait(false);
 
         var failures = pass.Failures;
         if (failures.Count == 1)

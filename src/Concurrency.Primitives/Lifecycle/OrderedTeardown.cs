@@ -242,12 +242,8 @@ public sealed class OrderedTeardown : IAsyncDisposable, IDisposable
             var endedOnItsOwn = run.IsCompleted && !_runCancellation!.IsCancellationRequested;
             _currentStep = RunStep; // before the cancellation, so whoever it wakes reads what the teardown waits for
             CancelRun();
-            try
-            {
-                // Stryker disable once Boolean : equivalent, ExecuteCoreAsync runs under Task.Run, where there is no context to capture
-                await Signals.WaitAsync(run, stepTimeout, _time, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (TimeoutException) when (!run.IsCompleted)
+            // Stryker disable once Boolean : equivalent, ExecuteCoreAsync runs under Task.Run, where there is no context to capture
+            if (!await Signals.WaitWithinAsync(run, stepTimeout, _time, CancellationToken.None).ConfigureAwait(false))
             {
                 if (!_abandonRunOnTimeout)
                 {
@@ -259,13 +255,21 @@ public sealed class OrderedTeardown : IAsyncDisposable, IDisposable
                 LifecycleGateLog.RunAbandoned(_logger, stepTimeout);
                 _runAbandoned = new LifecycleStopTimeoutException(_name, RunStep, stepTimeout, runAbandoned: true);
             }
-            catch (OperationCanceledException) when (!endedOnItsOwn)
+            else
             {
-                // The run honoured its token.
-            }
-            catch (Exception fault)
-            {
-                _runFault = ExceptionDispatchInfo.Capture(fault);
+                try
+                {
+                    // Stryker disable once Boolean : equivalent, the run has completed: the await does not suspend
+                    await run.ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!endedOnItsOwn)
+                {
+                    // The run honoured its token.
+                }
+                catch (Exception fault)
+                {
+                    _runFault = ExceptionDispatchInfo.Capture(fault);
+                }
             }
 
             _runSettled = true;
@@ -290,18 +294,20 @@ public sealed class OrderedTeardown : IAsyncDisposable, IDisposable
             _currentStep = step.Name;
             using var deadline = Signals.CancelAfter(_time, stepTimeout);
             var inFlight = _stepInFlight ??= InvokeStep(step.Step, deadline.Token);
-            try
-            {
-                // Stryker disable once Boolean : equivalent, ExecuteCoreAsync runs under Task.Run, where there is no context to capture
-                await Signals.WaitAsync(inFlight, stepTimeout, _time, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (TimeoutException) when (!inFlight.IsCompleted)
+            // Stryker disable once Boolean : equivalent, ExecuteCoreAsync runs under Task.Run, where there is no context to capture
+            if (!await Signals.WaitWithinAsync(inFlight, stepTimeout, _time, CancellationToken.None).ConfigureAwait(false))
             {
                 // Tell the step its time is up (its own deadline may not have fired yet).
                 _currentStep = null;
                 CancelQuietly(deadline);
                 LifecycleGateLog.StepTimedOut(_logger, step.Name, stepTimeout);
                 throw new LifecycleStopTimeoutException(_name, step.Name, stepTimeout, runAbandoned: false);
+            }
+
+            try
+            {
+                // Stryker disable once Boolean : equivalent, the step has completed: the await does not suspend
+                await inFlight.ConfigureAwait(false);
             }
             catch (Exception failure)
             {

@@ -115,6 +115,35 @@ public sealed class InternalHelperTests
     }
 
     [Fact]
+    public async Task Signals_WaitWithinAsync_SaysWhetherTheTaskFinished_NeverTakingTheTasksOwnTimeoutForTheBound()
+    {
+        var time = new ManualTimeProvider();
+        var bound = TimeSpan.FromSeconds(1);
+
+        // Finished, whatever its outcome (a TimeoutException of its own included): the caller awaits it for that.
+        (await Signals.WaitWithinAsync(Task.FromException(new TimeoutException("its own")), bound, time, CancellationToken.None)).Should().BeTrue();
+        var failing = Bounded.NewGate();
+        var waitingForFailure = Signals.WaitWithinAsync(failing.Task, bound, time, CancellationToken.None);
+        failing.SetException(new TimeoutException("its own, inside the bound"));
+        (await waitingForFailure.OrHang()).Should().BeTrue("the task's own TimeoutException is its outcome, not the bound passing");
+
+        // Still running when the bound passes: false, and the task runs on.
+        var running = Bounded.NewGate();
+        var bounded = Signals.WaitWithinAsync(running.Task, bound, time, CancellationToken.None);
+        time.Advance(bound - Tick);
+        bounded.IsCompleted.Should().BeFalse();
+        time.Advance(Tick);
+        (await bounded.OrHang()).Should().BeFalse();
+        running.Task.IsCompleted.Should().BeFalse();
+
+        // The caller's token ends the wait with OperationCanceledException.
+        using var cancellation = new CancellationTokenSource();
+        var cancellable = Signals.WaitWithinAsync(running.Task, Timeout.InfiniteTimeSpan, time, cancellation.Token);
+        await cancellation.CancelAsync();
+        await cancellable.Invoking(c => c.OrHang()).Should().ThrowAsync<OperationCanceledException>();
+    }
+
+    [Fact]
     public void Signals_CancelAfter_CancelsOnTheGivenClock_AndNeverForAnInfiniteDelay()
     {
         var time = new ManualTimeProvider();
