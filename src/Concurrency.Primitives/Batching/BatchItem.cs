@@ -37,14 +37,20 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     private static readonly int CacheSlot = ThreadSlots.Register();
 
     private Batcher<TItem, TResult>? _owner;
-    private BatchItem<TItem, TResult>? _nextFree;
+
+    // One field, two roles that never overlap: while the item is pooled, the next item in a free list (NextFree); while
+    // it is in use, from Rent (which clears it) until its last owner lets go, the loop whose batch holds it (Tracker). A
+    // reader of Tracker always holds the item (the cut, as its batcher; a caller giving up, as its signaller), so the
+    // item cannot be pooled under it. Sharing it keeps the item at the size it had before abandoned dispatches were
+    // tracked: every item is touched by three threads (submitter, loop, awaiter), and at batch size 1 the item's bytes
+    // are the cost.
+    private object? _link;
     private ManualResetValueTaskSourceCore<TResult> _core;
     private int _state;
     private int _owners;
     private CancellationToken _token;
     private CancellationTokenRegistration _registration;
     private ITimer? _ownDeadline;
-    private TimeSpan _ownBound;
 
     // Under the systematic tests, continuations run inline from the completing thread, each on a task it starts: the
     // thread pool's own queue (where RunContinuationsAsynchronously puts them) is outside the Coyote scheduler's control.
@@ -80,9 +86,13 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// <summary>
     /// The loop whose batch holds this item, written when the batch is cut, only for an item whose caller can give up on
     /// its own (a cancellable token, or its own deadline timer): the caller's giving up is then counted against the
-    /// batch's live callers (see <see cref="Batcher{TItem, TResult}"/>'s abandoned dispatches). Cleared when such a use begins.
+    /// batch's live callers (see <see cref="Batcher{TItem, TResult}"/>'s abandoned dispatches). <see langword="null"/>
+    /// when a use begins (<see cref="Rent"/> clears the field it shares with <see cref="NextFree"/>).
     /// </summary>
-    public BatchCore<TItem, TResult>? Tracker;
+    public BatchCore<TItem, TResult>? Tracker => Volatile.Read(ref _link) as BatchCore<TItem, TResult>;
+
+    /// <summary>Records the loop whose batch holds this item (see <see cref="Tracker"/>); after the epoch.</summary>
+    public void TrackIn(BatchCore<TItem, TResult> core) => Volatile.Write(ref _link, core);
 
     /// <summary>The batch (the loop's epoch) <see cref="Tracker"/> refers to; written before it.</summary>
     public int TrackedEpoch;
@@ -96,8 +106,8 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// <summary>The next item in a free list (this thread's, or the owner's).</summary>
     public BatchItem<TItem, TResult>? NextFree
     {
-        get => _nextFree;
-        set => _nextFree = value;
+        get => (BatchItem<TItem, TResult>?)_link;
+        set => _link = value;
     }
 
     /// <summary>
@@ -110,13 +120,13 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         var item = cache.Head;
         if (item is not null)
         {
-            cache.Head = item._nextFree;
+            cache.Head = item.NextFree;
             cache.Count = cache.Head is null ? 0 : Math.Max(cache.Count - 1, 0);
         }
         else if ((item = cache.TakeSpill() ?? FreeList.TakeAll(ref returned)) is not null)
         {
             // The rest of the chain becomes this thread's cache; counted as full, so releases spill meanwhile.
-            cache.Head = item._nextFree;
+            cache.Head = item.NextFree;
             cache.Count = cache.Head is null ? 0 : MaxThreadCache;
         }
         else
@@ -124,7 +134,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
             item = new BatchItem<TItem, TResult>();
         }
 
-        item._nextFree = null;
+        item._link = null; // no longer NextFree; not yet Tracker
         item._owner = owner;
         return item;
     }
@@ -139,8 +149,6 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         _owners = CallerOwns | BatcherOwns;
         if (token.CanBeCanceled)
         {
-            Tracker = null; // read by the cancellation callback (see OnCallerGone): never a previous use's
-
             // Registered before the item is visible to any dispatch, so the registration is always disposed
             // by the completion before the item can be recycled.
 #if NET8_0_OR_GREATER
@@ -154,9 +162,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// <summary>Gives a slow-path item (it waited for room) its own timer for what is left of its bound.</summary>
     public void ArmOwnDeadline(TimeProvider time, TimeSpan remaining, TimeSpan bound)
     {
-        _ownBound = bound;
-        Tracker = null;
-        _ownDeadline = time.CreateTimer(DeadlineCallback, new OwnDeadline(this, Volatile.Read(ref _state)), remaining, System.Threading.Timeout.InfiniteTimeSpan);
+        _ownDeadline = time.CreateTimer(DeadlineCallback, new OwnDeadline(this, Volatile.Read(ref _state), bound), remaining, System.Threading.Timeout.InfiniteTimeSpan);
     }
 
     public bool TrySetResult(TResult result) => TrySetResult(Volatile.Read(ref _state), result);
@@ -237,7 +243,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     private void OnCallerCancelled() => TryFailOffPath(Volatile.Read(ref _state), new OperationCanceledException("The caller cancelled its wait for this batched item.", _token));
 
     /// <summary>The own-deadline timer's callback, for the use it was armed for: a late fire finds a later use and does nothing.</summary>
-    private void OnOwnDeadline(int use)
+    private void OnOwnDeadline(int use, TimeSpan bound)
     {
         if (Volatile.Read(ref _state) != use)
         {
@@ -245,7 +251,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         }
 
         var owner = _owner;
-        if (TryFailOffPath(use, new BatchTimeoutException(_ownBound, Volatile.Read(ref Dispatched), dispatchTimedOut: false)))
+        if (TryFailOffPath(use, new BatchTimeoutException(bound, Volatile.Read(ref Dispatched), dispatchTimedOut: false)))
         {
             owner?.CountTimeout();
         }
@@ -274,7 +280,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
 
         // A caller that gives up while its batch is cut or dispatched counts against the batch's live callers (read after
         // the claim's fence: the cut writes it, then fences, then looks at the claims; one of the two sees the other).
-        if (Volatile.Read(ref Tracker) is { } tracker)
+        if (Tracker is { } tracker)
         {
             owner?.OnCallerGone(tracker, this);
         }
@@ -312,7 +318,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         var cache = ThreadCache.Current();
         if (cache.Count < MaxThreadCache)
         {
-            _nextFree = cache.Head;
+            _link = cache.Head;
             cache.Head = this;
             cache.Count++;
         }
@@ -322,16 +328,19 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         }
     }
 
-    /// <summary>What an own-deadline timer fires for: the item and the use it was armed for.</summary>
     /// <summary>A continuation started as a task (the systematic tests' scheduling; see the constructor).</summary>
     private sealed class ScheduledContinuation(Action<object?> continuation, object? state)
     {
         public void Start() => _ = Task.Factory.StartNew(continuation, state, CancellationToken.None, TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
     }
 
-    private sealed class OwnDeadline(BatchItem<TItem, TResult> item, int use)
+    /// <summary>
+    /// What an own-deadline timer fires for: the item, the use it was armed for, and the caller's bound (for its
+    /// exception; kept here, not on every item, since only items that waited for room have such a timer).
+    /// </summary>
+    private sealed class OwnDeadline(BatchItem<TItem, TResult> item, int use, TimeSpan bound)
     {
-        public void Fire() => item.OnOwnDeadline(use);
+        public void Fire() => item.OnOwnDeadline(use, bound);
     }
 
     /// <summary>
@@ -351,7 +360,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         /// <summary>Keeps a released item in the spill chain; hands the chain to <paramref name="owner"/> when it is full.</summary>
         public void Spill(BatchItem<TItem, TResult> item, Batcher<TItem, TResult> owner)
         {
-            item._nextFree = _spill;
+            item._link = _spill;
             _spill = item;
             _spillLast ??= item;
             if (++_spilled == MaxThreadCache)

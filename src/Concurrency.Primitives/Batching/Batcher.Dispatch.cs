@@ -562,7 +562,7 @@ public sealed partial class Batcher<TItem, TResult>
         {
             item.GoneCounted = 0;
             item.TrackedEpoch = epoch;
-            Volatile.Write(ref item.Tracker, core);
+            item.TrackIn(core);
         }
 
         void CountIfGone(BatchItem<TItem, TResult> item, BatchCore<TItem, TResult> core)
