@@ -171,6 +171,68 @@ public sealed class SynchronizationContextTests
         (await submitted.OrHang()).Should().Be(1);
     }
 
+    /// <summary>
+    /// A start delegate may leave a context on the pool thread it runs on (WinForms installs one on a thread that creates
+    /// a control) and return before its work is done: the gate's continuation after the start must not be posted to it.
+    /// </summary>
+    [Fact]
+    public async Task AStartThatLeavesAContextOnItsThread_DoesNotCaptureTheGatesContinuationAfterTheStart()
+    {
+        var context = new BlockedContext();
+        var entered = Bounded.NewGate();
+        var held = Bounded.NewGate();
+        var gate = new LifecycleGate(start: (_, _) =>
+        {
+            SynchronizationContext.SetSynchronizationContext(context);
+            entered.SetResult(); // its continuation is queued: by the time it runs, the gate is awaiting the held start
+            return held.Task;
+        });
+
+        var started = gate.StartAsync();
+        await entered.Task.OrHang();
+        held.SetResult();
+
+        (await started.OrHang()).Should().BeTrue("the gate finished its start on the pool, not on the context the start left behind");
+        context.Posts.Should().Be(0);
+    }
+
+    /// <summary>
+    /// The same context left by a start that completes at once: the gate then observes its run from that thread, and a
+    /// run that faults later must still be observed (the gate reports <see cref="LifecycleState.RunFaulted"/>).
+    /// </summary>
+    [Fact]
+    public async Task AStartThatLeavesAContextOnItsThread_DoesNotCaptureTheRunsObservation()
+    {
+        var context = new BlockedContext();
+        var failRun = Bounded.NewGate();
+        var faulted = Bounded.NewGate();
+        var gate = new LifecycleGate(
+            start: (_, _) =>
+            {
+                SynchronizationContext.SetSynchronizationContext(context);
+                return Task.CompletedTask;
+            },
+            run: async _ =>
+            {
+                await failRun.Task.ConfigureAwait(false);
+                throw new InvalidOperationException("the run failed");
+            });
+        gate.StateChanged += (_, change) =>
+        {
+            if (change.Current == LifecycleState.RunFaulted)
+            {
+                faulted.TrySetResult();
+            }
+        };
+
+        (await gate.StartAsync().OrHang()).Should().BeTrue();
+        failRun.SetResult();
+
+        await faulted.Task.OrHang();
+        gate.Fault.Should().BeOfType<InvalidOperationException>();
+        context.Posts.Should().Be(0);
+    }
+
     private static Task Checked(Task<bool> task) => task;
 
     /// <summary>Completes when <paramref name="task"/> completes, whatever its outcome.</summary>
