@@ -126,6 +126,52 @@ public sealed class ExceptionContractTests
         FluentActions.Invoking(() => new TaskTrackerTimeoutException("node", TimeSpan.Zero, null!, 0)).Should().Throw<ArgumentNullException>();
     }
 
+    [Fact]
+    public void AStepTimeout_NamesTheStepAndSaysHowToResume_OrThatTheRunWasAbandoned()
+    {
+        var step = new LifecycleStopTimeoutException("db", "flush", TimeSpan.FromSeconds(2), runAbandoned: false);
+        var abandoned = new LifecycleStopTimeoutException("db", "run", TimeSpan.FromSeconds(2), runAbandoned: true);
+
+        step.Message.Should().Be("'db': teardown step 'flush' did not finish within 00:00:02. Nothing after it has been disposed; stop again to resume at this step.");
+        step.Step.Should().Be("flush");
+        step.RunAbandoned.Should().BeFalse();
+        abandoned.Message.Should().Be("'db': the run did not return within 00:00:02 after its token was cancelled; it was abandoned (AbandonRunOnTimeout) and the remaining steps ran while it may still be running.");
+        abandoned.Step.Should().Be("run");
+        abandoned.RunAbandoned.Should().BeTrue();
+        new LifecycleStopTimeoutException("db", null!, TimeSpan.Zero, runAbandoned: false).Step.Should().BeEmpty();
+    }
+
+    [Fact]
+    public void AGroupStopTimeout_ListsEachGateStillStoppingWithItsStep_AndOnlyThenTheGatesNotYetStopped()
+    {
+        var stillStopping = new Dictionary<string, string> { ["rpc"] = "run" };
+
+        var alone = new LifecycleGroupStopTimeoutException("node", TimeSpan.FromSeconds(5), stillStopping, Array.Empty<string>());
+        var behind = new LifecycleGroupStopTimeoutException("node", TimeSpan.FromSeconds(5), stillStopping, new[] { "db", "cache" });
+
+        alone.Message.Should().Be("Group 'node': the stop did not finish within 00:00:05; 1 gate(s) still stopping: 'rpc' (waiting for 'run'). Stop the group again to resume.");
+        behind.Message.Should().Be("Group 'node': the stop did not finish within 00:00:05; 1 gate(s) still stopping: 'rpc' (waiting for 'run'). Not stopped yet, because a gate that depends on them is still stopping: 'db', 'cache'. Stop the group again to resume.");
+        behind.StillStopping.Should().BeSameAs(stillStopping);
+        behind.NotYetStopped.Should().Equal("db", "cache");
+    }
+
+    [Fact]
+    public void ADependencyFault_NamesTheGate_TheMissingDependencyOrTheCycle()
+    {
+        var missing = new LifecycleDependencyException("node", "rpc", "db");
+        var cycle = new LifecycleDependencyException("node", new[] { "a", "b", "a" });
+        var empty = new LifecycleDependencyException("node", Array.Empty<string>());
+
+        missing.Message.Should().Be("Group 'node': gate 'rpc' depends on 'db', which is not in the group. Add a gate named 'db' to the group, or remove the dependency.");
+        missing.GateName.Should().Be("rpc");
+        missing.MissingDependency.Should().Be("db");
+        new LifecycleDependencyException("node", null!, "db").GateName.Should().BeEmpty();
+        cycle.Message.Should().Be("Group 'node': gates depend on each other in a cycle: a → b → a (each depends on the next), so none of them can start first. Remove one of these dependencies.");
+        cycle.GateName.Should().Be("a");
+        cycle.Cycle.Should().Equal("a", "b", "a");
+        empty.GateName.Should().BeEmpty();
+    }
+
     private static Type TypeNamed(string name) => typeof(TaskTracker).Assembly.GetExportedTypes().Single(t => t.Name == name);
 
     private static void ShouldHaveEmptyProperties(Exception exception)

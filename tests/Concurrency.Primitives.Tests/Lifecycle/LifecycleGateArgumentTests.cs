@@ -39,6 +39,21 @@ public sealed class LifecycleGateArgumentTests
     }
 
     [Fact]
+    public async Task AClosedOrDisposedGate_RefusesAStart_NamingItselfAndWhatToDo()
+    {
+        var closed = new LifecycleGate();
+        var disposed = new LifecycleGate(options: new LifecycleGateOptions { Name = "db" });
+        await closed.CloseAsync().OrHang();
+        await disposed.DisposeAsync().OrHang();
+
+        (await closed.Awaiting(g => g.StartAsync()).Should().ThrowAsync<ClosedException>())
+            .WithMessage("Gate 'LifecycleGate' has been closed; it cannot start again. Create a new gate.")
+            .Which.Name.Should().Be("LifecycleGate");
+        (await disposed.Awaiting(g => g.StartAsync()).Should().ThrowAsync<ObjectDisposedException>())
+            .WithMessage("Gate 'db' has been disposed; it cannot start again.*");
+    }
+
+    [Fact]
     public async Task Context_RejectsNullResourcesAndSteps_AndUseAfterTheStartReturned()
     {
         // A type that is not disposable at all no longer compiles (Own takes IAsyncDisposable, or IDisposable through

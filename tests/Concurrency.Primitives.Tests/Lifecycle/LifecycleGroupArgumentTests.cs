@@ -78,6 +78,23 @@ public sealed class LifecycleGroupArgumentTests
     }
 
     [Fact]
+    public async Task AGroupThatStartedOrWasClosed_RefusesNewGates_SayingWhichAndWhatToDo_UnderItsDefaultName()
+    {
+        var started = new LifecycleGroup();
+        var closed = new LifecycleGroup();
+        started.Invoking(g => g.Add((LifecycleGroup)null!)).Should().Throw<ArgumentNullException>().Which.ParamName.Should().Be("group");
+
+        await started.StartAsync().OrHang();
+        await closed.CloseAsync().OrHang();
+
+        started.Invoking(g => g.Add(Gate("late"))).Should().Throw<InvalidOperationException>()
+            .WithMessage("Group 'LifecycleGroup' has started; its gates and dependencies cannot change. Add every gate before the first StartAsync.");
+        closed.Invoking(g => g.Add(Gate("late"))).Should().Throw<InvalidOperationException>()
+            .WithMessage("Group 'LifecycleGroup' has been closed; its gates and dependencies cannot change. Add every gate before the first StartAsync.");
+        closed.GateNames.Should().BeEmpty();
+    }
+
+    [Fact]
     public void Options_AreValidated()
     {
         FluentActions.Invoking(() => new LifecycleGroup(new LifecycleGroupOptions { ShutdownTimeout = TimeSpan.FromSeconds(-2) }))
