@@ -56,8 +56,75 @@ public sealed class TaskTrackerContractTests
         first.Dispose();
         var reused = tracker.Register("c"); // may sit on the node the first one gave back
         (reused == first).Should().BeFalse("a new registration is a new operation, even on a reused node");
-        reused.Dispose();
+        reused.Dispose(); // the newest registration: its node is pooled at once, and the next registration takes it
+        var again = tracker.Register("d");
+        (again == reused).Should().BeFalse("a stale handle never equals the registration that reuses its node");
+        again.Dispose();
         second.Dispose();
+    }
+
+    [Fact]
+    public async Task AHandlesClosingToken_IsItsTrackers_AndADefaultHandlesIsNone()
+    {
+        var tracker = new TaskTracker();
+        var lease = tracker.Register("request");
+        var handle = Bounded.NewGate<TrackedOperation>();
+        var release = Bounded.NewGate();
+        _ = tracker.Go((operation, _) => { handle.SetResult(operation); return release.Task; }, "work");
+        var operation = await handle.Task.OrHang();
+
+        lease.ClosingToken.Should().Be(tracker.ClosingToken);
+        operation.ClosingToken.Should().Be(tracker.ClosingToken);
+        lease.ClosingToken.CanBeCanceled.Should().BeTrue();
+        default(TrackedLease).ClosingToken.Should().Be(CancellationToken.None);
+        default(TrackedOperation).ClosingToken.Should().Be(CancellationToken.None);
+
+        var closing = tracker.CloseAsync();
+        operation.ClosingToken.IsCancellationRequested.Should().BeTrue("the close asks running work to finish through the handle's token");
+        lease.Dispose();
+        release.SetResult();
+        await closing.OrHang();
+    }
+
+    [Fact]
+    public async Task WorkThatThrowsCancellationBeforeReturningItsTask_IsCancelled_NotAFailure()
+    {
+        var tracker = new TaskTracker(new TaskTrackerOptions { Name = "jobs" });
+
+        var run = tracker.RunAsync(_ => throw new OperationCanceledException("not now"), "early");
+        _ = tracker.Go(_ => throw new OperationCanceledException("not now"), "early too");
+
+        await run.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).OrHang();
+        run.IsCanceled.Should().BeTrue("as from an async delegate, a cancellation thrown before the task came back is a cancelled task");
+        await tracker.CloseAsync().OrHang();
+        tracker.Completion.IsCompletedSuccessfully.Should().BeTrue("a cancelled operation is not a failure of the tracker");
+        tracker.Count.Should().Be(0);
+    }
+
+    /// <summary>What a debugger shows for a tracker (its <see cref="System.Diagnostics.DebuggerDisplayAttribute"/>, evaluated as a debugger does).</summary>
+    [Fact]
+    public async Task TheDebuggerView_SaysTheNameTheCountAndWhetherItIsClosingOrCompleted()
+    {
+        var tracker = new TaskTracker(new TaskTrackerOptions { Name = "jobs" });
+        var first = tracker.Register("a");
+        var second = tracker.Register("b");
+
+        DebuggerView(tracker).Should().Be("jobs: Count <= 2");
+        second.Dispose();
+        var closing = tracker.CloseAsync();
+        DebuggerView(tracker).Should().Be("jobs: Count <= 1, closing");
+        first.Dispose();
+        await closing.OrHang();
+        DebuggerView(tracker).Should().Be("jobs: Count <= 0, completed");
+    }
+
+    private static string DebuggerView(TaskTracker tracker)
+    {
+        var display = typeof(TaskTracker).GetCustomAttributes(typeof(System.Diagnostics.DebuggerDisplayAttribute), inherit: false)
+            .Cast<System.Diagnostics.DebuggerDisplayAttribute>().Single();
+        display.Value.Should().Be("{DebuggerDisplay,nq}");
+        var property = typeof(TaskTracker).GetProperty("DebuggerDisplay", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!;
+        return (string)property.GetValue(tracker)!;
     }
 
     [Fact]
