@@ -87,6 +87,28 @@ public sealed class TaskTrackerContractTests
     }
 
     [Fact]
+    public async Task AChildStartedWithGo_ThatFails_FaultsTheTrackersCompletion()
+    {
+        var tracker = new TaskTracker();
+        var failure = new InvalidOperationException("the child failed");
+        var childDone = Bounded.NewGate();
+
+        _ = tracker.Go((operation, _) =>
+        {
+            operation.Go(_ =>
+            {
+                childDone.SetResult();
+                return Task.FromException(failure);
+            }, "child");
+            return childDone.Task;
+        }, "parent");
+
+        (await tracker.Awaiting(t => t.CloseAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>())
+            .Which.Should().BeSameAs(failure, "nobody else observes a child started with Go: the tracker keeps its failure");
+        tracker.Completion.Exception!.InnerExceptions.Should().Equal(failure);
+    }
+
+    [Fact]
     public async Task WorkThatThrowsCancellationBeforeReturningItsTask_IsCancelled_NotAFailure()
     {
         var tracker = new TaskTracker(new TaskTrackerOptions { Name = "jobs" });

@@ -115,6 +115,62 @@ public sealed class TaskTrackerLimitTests
     }
 
     [Fact]
+    public async Task WorkThatGotItsSlot_IsNoLongerReportedAsWaitingForOne()
+    {
+        var tracker = new TaskTracker(new TaskTrackerOptions { MaxConcurrency = 1 });
+        var releaseFirst = Bounded.NewGate();
+        var releaseSecond = Bounded.NewGate();
+        await tracker.Go(_ => releaseFirst.Task, "first");
+        var second = tracker.Go(_ => releaseSecond.Task, "second");
+        tracker.GetOutstanding().Single(o => o.Name == "second").IsWaitingForSlot.Should().BeTrue();
+
+        releaseFirst.SetResult();
+        await second.OrHang(); // started: it holds the slot now
+
+        var running = tracker.GetOutstanding().Single(o => o.Name == "second");
+        running.IsWaitingForSlot.Should().BeFalse("it runs");
+        running.ToString().Should().Contain("(work, ");
+        releaseSecond.SetResult();
+        await tracker.CloseAsync().OrHang();
+    }
+
+    [Fact]
+    public async Task WorkOnAReusedRecord_StartsClean_NotWaitingForASlot()
+    {
+        var tracker = new TaskTracker();
+        tracker.Register("lease").Dispose(); // the newest record: pooled at once, and the next registration takes it
+        var release = Bounded.NewGate();
+
+        _ = tracker.Go(_ => release.Task, "work");
+
+        tracker.GetOutstanding().Single().IsWaitingForSlot.Should().BeFalse("a tracker without MaxConcurrency has no slots to wait for");
+        release.SetResult();
+        await tracker.CloseAsync().OrHang();
+    }
+
+    [Fact]
+    public async Task ChildTryGo_NeedsNoSlot_EvenWhenItsParentHoldsTheOnlyOne()
+    {
+        var tracker = new TaskTracker(new TaskTrackerOptions { MaxConcurrency = 1 });
+        var childRan = Bounded.NewGate();
+        var accepted = Bounded.NewGate<bool>();
+
+        await tracker.Go((operation, _) =>
+        {
+            accepted.SetResult(operation.TryGo(_ =>
+            {
+                childRan.SetResult();
+                return Task.CompletedTask;
+            }, "child"));
+            return childRan.Task;
+        }, "parent");
+
+        (await accepted.Task.OrHang()).Should().BeTrue("children are not limited by MaxConcurrency (a parent waiting for one would deadlock)");
+        await childRan.Task.OrHang();
+        await tracker.CloseAsync().OrHang();
+    }
+
+    [Fact]
     public async Task AtMostTheLimitRuns_AtOnce()
     {
         const int limit = 3;
