@@ -1,0 +1,440 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Diagnostics.Metrics;
+using System.Reflection;
+using System.Runtime.ExceptionServices;
+using System.Threading;
+using System.Threading.Tasks;
+using System.Threading.Tasks.Sources;
+using Concurrency.Primitives.Tests.TestSupport;
+
+namespace Concurrency.Primitives.Tests.Batching;
+
+/// <summary>
+/// Invariant 10 of src/Concurrency.Primitives/Batching/README.md, the pooled per-item wait: a thread keeps the items it
+/// released, hands the overflow back to their batcher in chains, and takes those back when its own run out, so no item
+/// is lost; and an item carries nothing of one use into the next (no token registration, no early release by its
+/// caller), and honours the context its caller awaited in. Each test runs on a thread of its own, whose item cache
+/// starts empty.
+/// </summary>
+public sealed class BatchItemPoolingTests
+{
+    /// <summary>
+    /// Guards the pool's three tiers (the thread's cache of 256, its spill chain, the batcher's returned chains): 600
+    /// items released on one thread are all rented again, and no new one is made.
+    /// </summary>
+    [Fact]
+    public void ItemsReleasedPastAThreadsCache_GoBackToTheirBatcher_AndAreAllRentedAgain()
+    {
+        OnFreshThread(() =>
+        {
+            const int count = 600; // past the thread's cache (256) and one full chain handed back to the batcher (256)
+            var owner = NewOwner();
+            BatchItem<int, int>? returned = null;
+            var first = new BatchItem<int, int>[count];
+            for (var i = 0; i < count; i++)
+            {
+                first[i] = RentInUse(owner, ref returned, i);
+            }
+
+            first.Should().OnlyHaveUniqueItems("a fresh thread has no cached items: each one is new");
+            foreach (var item in first)
+            {
+                Finish(item);
+            }
+
+            returned = TakeReturned(owner); // what the batcher's next submit takes over when its thread's items run out
+            returned.Should().NotBeNull("the thread handed its overflow back to the batcher");
+            var again = new BatchItem<int, int>[count];
+            for (var i = 0; i < count; i++)
+            {
+                again[i] = RentInUse(owner, ref returned, i);
+            }
+
+            again.Should().OnlyHaveUniqueItems().And.BeSubsetOf(first, "every released item was kept for reuse: none was lost, none made anew");
+        });
+    }
+
+    /// <summary>
+    /// Guards the release of an item's token registration with its answer (result or failure): once the item serves its
+    /// next caller, cancelling its earlier caller's token must not touch it.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void TheTokenOfAnItemsEarlierUse_CannotFailItsNextCaller(bool firstUseFailed)
+    {
+        OnFreshThread(() =>
+        {
+            var owner = NewOwner();
+            BatchItem<int, int>? returned = null;
+            using var earlier = new CancellationTokenSource();
+            var item = RentInUse(owner, ref returned, 1, earlier.Token);
+            var version = item.Version;
+            if (firstUseFailed)
+            {
+                item.TrySetException(new InvalidOperationException("first use")).Should().BeTrue();
+                FluentActions.Invoking(() => ReadAnswer(item, version)).Should().Throw<InvalidOperationException>().WithMessage("first use");
+            }
+            else
+            {
+                item.TrySetResult(10).Should().BeTrue();
+                ReadAnswer(item, version).Should().Be(10);
+            }
+
+            item.ReleaseByBatcher();
+            var next = RentInUse(owner, ref returned, 2);
+            next.Should().BeSameAs(item);
+
+            earlier.Cancel(); // the first caller's token, cancelled after its answer, while the item serves the next caller
+
+            next.IsCompleted.Should().BeFalse("the first use's registration went with its answer");
+            next.TrySetResult(20).Should().BeTrue();
+            ReadAnswer(next, next.Version).Should().Be(20);
+        });
+    }
+
+    /// <summary>
+    /// Guards the off-path answer's hold (a caller's token fails the item from outside both owners): the canceller lets
+    /// go once the failure is signalled, so the item is recycled when its caller and its batcher have let go too.
+    /// </summary>
+    [Fact]
+    public void AnItemFailedByItsCallersToken_IsRecycled_OnceItsCallerAndItsBatcherLetGo()
+    {
+        OnFreshThread(() =>
+        {
+            var owner = NewOwner();
+            BatchItem<int, int>? returned = null;
+            using var cancel = new CancellationTokenSource();
+            var item = RentInUse(owner, ref returned, 1, cancel.Token);
+            var version = item.Version;
+
+            cancel.Cancel(); // the callback answers the item on this thread, holding it while it signals
+            FluentActions.Invoking(() => ReadAnswer(item, version)).Should().Throw<OperationCanceledException>();
+            item.ReleaseByBatcher();
+
+            BatchItem<int, int>.Rent(owner, ref returned).Should().BeSameAs(item, "its caller, its batcher and its canceller have all let go");
+        });
+    }
+
+    /// <summary>
+    /// Guards the cut's release of an item whose caller gave up before it (invariant 10): the cut lets go of it, so once
+    /// its caller has read its cancellation the item serves the next submit on that thread, which then allocates nothing.
+    /// Everything runs on one thread: the cancellation, the caller's read, and the cut (the submit that fills the batch makes it).
+    /// </summary>
+    [Fact]
+    public async Task ACallerWhoGaveUpBeforeTheCut_LeavesItsItemToTheNextSubmit_WhichAllocatesNothing()
+    {
+        using var meters = new PrivateMeterFactory(); // instruments nobody listens to: recording them allocates nothing
+        var batcher = new Batcher<int, int>(
+            (Batch<int, int> batch, CancellationToken _) =>
+            {
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch.TrySetResult(i, batch[i]);
+                }
+
+                return default;
+            },
+            new BatcherOptions { MaxBatchSize = 2, MaxDelay = TimeSpan.FromHours(1), Timeout = Timeout.InfiniteTimeSpan, DispatchTimeout = Timeout.InfiniteTimeSpan, MeterFactory = meters });
+        Task<int>? kept = null;
+        Task<int>? next = null;
+        var allocated = -1L;
+
+        OnFreshThread(() =>
+        {
+            using var cancel = new CancellationTokenSource();
+            var gone = batcher.SubmitAsync(1, cancel.Token);
+            cancel.Cancel();                                       // the caller gives up, here
+            gone.AsTask().IsCanceled.Should().BeTrue();            // and reads its cancellation, here
+            kept = batcher.SubmitAsync(2).AsTask();                // fills the batch: cut here, leaving item 1 out
+
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            var third = batcher.SubmitAsync(3);
+            allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            next = third.AsTask();
+        });
+
+        allocated.Should().Be(0, "item 1's pooled item, let go by its caller, its canceller and the cut, serves the next submit");
+        (await kept!.OrHang()).Should().Be(2);
+        await batcher.CloseAsync().OrHang();
+        (await next!.OrHang()).Should().Be(3);
+    }
+
+    /// <summary>
+    /// Guards the shutdown's release of the items it fails (invariant 10): a FailPending close lets go of the queued
+    /// items it fails and of the callers still waiting for room, so once those callers have read their failures their
+    /// items serve later submits on that thread (here to another batcher of the same types), which allocate nothing.
+    /// </summary>
+    [Fact]
+    public async Task ItemsAFailPendingCloseFails_AreLetGo_AndServeTheNextSubmitsOnThatThread()
+    {
+        using var meters = new PrivateMeterFactory(); // instruments nobody listens to: recording them allocates nothing
+        var entered = Bounded.NewGate();
+        var release = Bounded.NewGate();
+        var closing = new Batcher<int, int>(
+            async (batch, _) =>
+            {
+                entered.TrySetResult();
+                await release.Task;
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch.TrySetResult(i, batch[i]);
+                }
+            },
+            NoBounds(meters, size: 2, capacity: 2, BatcherShutdownMode.FailPending));
+        var other = new Batcher<int, int>((Batch<int, int> _, CancellationToken _) => default, NoBounds(meters, size: 10, capacity: 10));
+        var running = new[] { closing.SubmitAsync(1).AsTask(), closing.SubmitAsync(2).AsTask() }; // dispatched, and held
+        await entered.Task.OrHang();
+        var warm = other.SubmitAsync(0).AsTask();                                               // arms the other batcher's MaxDelay timer, once
+        Task? close = null;
+        Task<int>[]? next = null;
+        var allocated = -1L;
+
+        OnFreshThread(() =>
+        {
+            var third = closing.SubmitAsync(3);                            // fill the queue
+            var fourth = closing.SubmitAsync(4);
+            var waiting = closing.SubmitAsync(5);                          // waits for room
+            close = closing.CloseAsync();                                  // fails items 3 and 4 and the waiter, here
+            third.AsTask().Exception!.InnerException.Should().BeOfType<ClosedException>(); // each caller reads its failure, here
+            fourth.AsTask().Exception!.InnerException.Should().BeOfType<ClosedException>();
+            waiting.AsTask().Exception!.InnerException.Should().BeOfType<ClosedException>();
+
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            var sixth = other.SubmitAsync(6);
+            var seventh = other.SubmitAsync(7);
+            var eighth = other.SubmitAsync(8);
+            allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            next = new[] { sixth.AsTask(), seventh.AsTask(), eighth.AsTask() };
+        });
+
+        allocated.Should().Be(0, "the three items the close failed, let go by it and by their callers, serve the next three submits");
+        release.SetResult();
+        (await Task.WhenAll(running).OrHang()).Should().Equal(1, 2);
+        await close!.OrHang();
+        await other.CloseAsync().OrHang();
+        await Task.WhenAll(next!.Append(warm)).Invoking(t => t.OrHang()).Should().ThrowAsync<BatchItemNotCompletedException>("the other batcher's dispatch answers nothing");
+    }
+
+    /// <summary>
+    /// Guards the release of a dispatched batch's items when its dispatch is finished (invariant 10), a coalesced slot's
+    /// follower included: the batcher lets go of every caller's item, so the thread that then reads the answers gets
+    /// the items back for its next submits (here to another batcher of the same types), which allocate nothing.
+    /// </summary>
+    [Fact]
+    public async Task ItemsOfAFinishedDispatch_AreLetGo_AndServeTheNextSubmitsOfTheThreadThatReadTheirAnswers()
+    {
+        using var meters = new PrivateMeterFactory(); // instruments nobody listens to: recording them allocates nothing
+        var options = NoBounds(meters, size: 2, capacity: 2);
+        var dispatching = new Batcher<int, int>(
+            (IReadOnlyList<int> items, CancellationToken _) => new ValueTask<IReadOnlyList<int>>(items.Select(item => item * 10).ToArray()),
+            new BatcherOptions<int>
+            {
+                MaxBatchSize = options.MaxBatchSize,
+                MaxDelay = options.MaxDelay,
+                Timeout = options.Timeout,
+                DispatchTimeout = options.DispatchTimeout,
+                MeterFactory = meters,
+                CoalescingComparer = EqualityComparer<int>.Default,
+            });
+        var other = new Batcher<int, int>((Batch<int, int> _, CancellationToken _) => default, NoBounds(meters, size: 10, capacity: 10));
+        var warm = other.SubmitAsync(0).AsTask(); // arms the other batcher's MaxDelay timer, once
+        var submitted = Bounded.NewGate();
+        var finished = Bounded.NewGate();
+        using var drained = new ManualResetEventSlim();
+        Task<int>[]? answered = null;
+        Task<int>[]? next = null;
+        var allocated = -1L;
+
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                var first = dispatching.SubmitAsync(7);  // the slot's caller
+                var second = dispatching.SubmitAsync(7); // its follower: the batch is full, cut here, dispatched on the pool
+                submitted.TrySetResult();
+                drained.Wait(Bounded.HangLimit).Should().BeTrue();
+                answered = new[] { first.AsTask(), second.AsTask() }; // completed: each caller reads its answer, here, after the batcher let go
+                answered.Should().OnlyContain(task => task.IsCompletedSuccessfully);
+
+                var before = GC.GetAllocatedBytesForCurrentThread();
+                var third = other.SubmitAsync(8);
+                var fourth = other.SubmitAsync(9);
+                allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+                next = new[] { third.AsTask(), fourth.AsTask() };
+                finished.TrySetResult();
+            }
+            catch (Exception exception)
+            {
+                finished.TrySetException(exception);
+            }
+        });
+        thread.Start();
+        await submitted.Task.OrHang();
+        await dispatching.CloseAsync().OrHang(); // the batch's dispatch has been finished, and its items let go by the batcher
+        drained.Set();
+        await finished.Task.OrHang();
+
+        (await Task.WhenAll(answered!).OrHang()).Should().Equal(70, 70);
+        allocated.Should().Be(0, "the two items of the finished batch, let go by the batcher and then by their callers, serve the next two submits");
+        await other.CloseAsync().OrHang();
+        await Task.WhenAll(next!.Append(warm)).Invoking(t => t.OrHang()).Should().ThrowAsync<BatchItemNotCompletedException>("the other batcher's dispatch answers nothing");
+    }
+
+    /// <summary>Guards GetResult before the answer: it throws, and the caller keeps its hold, so the item is not recycled under it.</summary>
+    [Fact]
+    public void AResultReadBeforeTheAnswer_Throws_AndTheCallerKeepsItsHoldOnTheItem()
+    {
+        OnFreshThread(() =>
+        {
+            var owner = NewOwner();
+            BatchItem<int, int>? returned = null;
+            var item = RentInUse(owner, ref returned, 1);
+            var version = item.Version;
+
+            FluentActions.Invoking(() => ReadAnswer(item, version)).Should().Throw<InvalidOperationException>();
+            item.TrySetResult(10).Should().BeTrue();
+            item.ReleaseByBatcher();
+
+            BatchItem<int, int>.Rent(owner, ref returned).Should().NotBeSameAs(item, "its caller has not read its answer yet");
+            ReadAnswer(item, version).Should().Be(10);
+        });
+    }
+
+    /// <summary>
+    /// Guards the continuation path outside the systematic tests: a caller that awaits under a SynchronizationContext
+    /// (a UI thread, a legacy request context) resumes through that context, not on the thread pool.
+    /// </summary>
+    [Fact]
+    public void AnAwaitUnderASynchronizationContext_ResumesThroughThatContext()
+    {
+        OnFreshThread(() =>
+        {
+            var owner = NewOwner();
+            BatchItem<int, int>? returned = null;
+            var item = RentInUse(owner, ref returned, 1);
+            var version = item.Version;
+            var context = new InlineContext();
+            var ranOn = -1;
+
+            var previous = SynchronizationContext.Current;
+            SynchronizationContext.SetSynchronizationContext(context);
+            try
+            {
+                ((IValueTaskSource<int>)item).OnCompleted(_ => ranOn = Environment.CurrentManagedThreadId, null, version, ValueTaskSourceOnCompletedFlags.UseSchedulingContext);
+            }
+            finally
+            {
+                SynchronizationContext.SetSynchronizationContext(previous);
+            }
+
+            item.TrySetResult(10).Should().BeTrue();
+
+            context.Posts.Should().Be(1);
+            ranOn.Should().Be(Environment.CurrentManagedThreadId, "the context ran the continuation (inline, on this thread), as an await under it expects");
+            ReadAnswer(item, version).Should().Be(10);
+        });
+    }
+
+    /// <summary>Options without bounds or timers beyond one MaxDelay timer (an hour), on instruments of a private meter.</summary>
+    private static BatcherOptions NoBounds(IMeterFactory meters, int size, int capacity, BatcherShutdownMode mode = BatcherShutdownMode.Drain) => new()
+    {
+        MaxBatchSize = size,
+        Capacity = capacity,
+        MaxConcurrency = 1,
+        MaxDelay = TimeSpan.FromHours(1),
+        Timeout = Timeout.InfiniteTimeSpan,
+        DispatchTimeout = Timeout.InfiniteTimeSpan,
+        ShutdownMode = mode,
+        MeterFactory = meters,
+    };
+
+    private static Batcher<int, int> NewOwner() => new((Batch<int, int> _, CancellationToken _) => default);
+
+    /// <summary>Rents an item (from this thread's cache first, as a submit does) and starts its next use.</summary>
+    private static BatchItem<int, int> RentInUse(Batcher<int, int> owner, ref BatchItem<int, int>? returned, int value, CancellationToken token = default)
+    {
+        var item = BatchItem<int, int>.Rent(owner, ref returned);
+        item.Initialize(value, deadline: 0, token);
+        return item;
+    }
+
+    /// <summary>One use, start to end: answered, read by its caller, let go by the batcher (the last owner recycles it).</summary>
+    private static void Finish(BatchItem<int, int> item)
+    {
+        var version = item.Version;
+        item.TrySetResult(item.Value).Should().BeTrue();
+        ReadAnswer(item, version).Should().Be(item.Value);
+        item.ReleaseByBatcher();
+    }
+
+    /// <summary>What an await does once the answer is in: the caller reads it (it never blocks; it throws if there is none).</summary>
+    private static int ReadAnswer(IValueTaskSource<int> source, short version) => source.GetResult(version);
+
+    /// <summary>Takes the chain of items the thread handed back to <paramref name="owner"/>, as the batcher's Rent does.</summary>
+    private static BatchItem<int, int>? TakeReturned(Batcher<int, int> owner)
+    {
+        var field = typeof(Batcher<int, int>).GetField("_returned", BindingFlags.Instance | BindingFlags.NonPublic)!;
+        var chain = (BatchItem<int, int>?)field.GetValue(owner);
+        field.SetValue(owner, null);
+        return chain;
+    }
+
+    /// <summary>Runs <paramref name="body"/> on a new thread (whose item cache is empty), and rethrows what it threw.</summary>
+    private static void OnFreshThread(Action body)
+    {
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                body();
+            }
+            catch (Exception exception)
+            {
+                failure = exception;
+            }
+        });
+        thread.Start();
+        thread.Join(Bounded.HangLimit).Should().BeTrue("the body never blocks");
+        if (failure is not null)
+        {
+            ExceptionDispatchInfo.Capture(failure).Throw();
+        }
+    }
+
+    /// <summary>A meter factory of its own: its meters' instruments are seen by no listener of the library's static meter.</summary>
+    private sealed class PrivateMeterFactory : IMeterFactory
+    {
+        private readonly List<Meter> _meters = new();
+
+        public Meter Create(MeterOptions options)
+        {
+            var meter = new Meter(options.Name, options.Version, options.Tags, this);
+            _meters.Add(meter);
+            return meter;
+        }
+
+        public void Dispose()
+        {
+            foreach (var meter in _meters)
+            {
+                meter.Dispose();
+            }
+        }
+    }
+
+    /// <summary>A context that runs what is posted to it at once, on the posting thread, and counts the posts.</summary>
+    private sealed class InlineContext : SynchronizationContext
+    {
+        public int Posts { get; private set; }
+
+        public override void Post(SendOrPostCallback d, object? state)
+        {
+            Posts++;
+            d(state);
+        }
+    }
+}
