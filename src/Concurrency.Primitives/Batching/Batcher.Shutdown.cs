@@ -229,7 +229,7 @@ public sealed partial class Batcher<TItem, TResult>
     private void SweepDeadlines()
     {
         var released = 0;
-        List<(BatchCore<TItem, TResult> Core, CancellationTokenSource? Cancellation)>? timedOut = null;
+        List<(BatchCore<TItem, TResult> Core, CancellationTokenSource? Cancellation, bool DispatchTimedOut)>? timedOut = null;
         List<CancellationTokenSource>? abandoned = null;
         long now;
         var next = long.MaxValue;
@@ -272,14 +272,17 @@ public sealed partial class Batcher<TItem, TResult>
                 var phase = BatchCore<TItem, TResult>.Dispatching;
                 if (bound <= now)
                 {
-                    // Take the token source: it is cancelled outside the lock and never reused.
-                    (timedOut ??= new()).Add((core, core.Cancellation));
+                    // The bound is the dispatch's own timeout or its last caller's deadline, whichever comes first: each
+                    // caller is told which of the two passed. Take the token source: it is cancelled outside the lock and
+                    // never reused.
+                    var dispatchTimedOut = _dispatchTimeoutTicks != NeverTicks && now - core.DispatchStarted >= _dispatchTimeoutTicks;
+                    (timedOut ??= new()).Add((core, core.Cancellation, dispatchTimedOut));
                     for (var i = 0; i < core.Count; i++)
                     {
-                        released += TimeOut(core.Items[i], core.Uses[i]);
+                        released += TimeOut(core.Items[i], core.Uses[i], dispatchTimedOut);
                         for (var k = core.FirstFollower(i); k >= 0; k = core.FollowerNext![k])
                         {
-                            released += TimeOut(core.Followers![k], core.FollowerUses![k]);
+                            released += TimeOut(core.Followers![k], core.FollowerUses![k], dispatchTimedOut);
                         }
                     }
 
@@ -352,8 +355,20 @@ public sealed partial class Batcher<TItem, TResult>
             return;
         }
 
-        foreach (var (core, cancellation) in timedOut)
+        foreach (var (core, cancellation, dispatchTimedOut) in timedOut)
         {
+            if (!dispatchTimedOut)
+            {
+                // Its last caller's bound passed, not the dispatch's own timeout: every caller has gone, so the dispatch
+                // is abandoned (as when its callers give up on their own), not stuck.
+                if (cancellation is not null)
+                {
+                    Abandon(cancellation);
+                }
+
+                continue;
+            }
+
             BatcherLog.DispatchTimedOut(_logger, _name, core.Count, _dispatchTimeout);
             if (_metrics.StuckDispatches.Enabled)
             {
@@ -370,8 +385,10 @@ public sealed partial class Batcher<TItem, TResult>
             }
         }
 
-        int TimeOut(BatchItem<TItem, TResult> item, int use) =>
-            item.TrySetException(use, new BatchTimeoutException(_dispatchTimeout, wasDispatched: true, dispatchTimedOut: true)) ? 1 : 0;
+        int TimeOut(BatchItem<TItem, TResult> item, int use, bool dispatchTimedOut) =>
+            item.TrySetException(use, dispatchTimedOut
+                ? new BatchTimeoutException(_dispatchTimeout, wasDispatched: true, dispatchTimedOut: true)
+                : new BatchTimeoutException(_timeout, wasDispatched: true, dispatchTimedOut: false)) ? 1 : 0;
 
         // Expires a running batch's item if its bound passed (a caller gone: counted, if the batch counts its callers).
         // Returns whether the item is still within its bound.

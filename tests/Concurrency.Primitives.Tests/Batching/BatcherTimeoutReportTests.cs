@@ -1,0 +1,48 @@
+using System;
+using System.Threading;
+using System.Threading.Tasks;
+using Concurrency.Primitives.Tests.TestSupport;
+
+namespace Concurrency.Primitives.Tests.Batching;
+
+/// <summary>
+/// A running dispatch's bound is its own DispatchTimeout or its last caller's Timeout, whichever passes first; the sweep
+/// tells each caller which one it was. When the callers' bound passed first, each is told its own bound passed
+/// (<see cref="BatchTimeoutException.DispatchTimedOut"/> false, <see cref="BatchTimeoutException.Timeout"/> the caller's
+/// Timeout), and the dispatch, which nobody waits for any more, has its token cancelled as an abandoned one.
+/// </summary>
+public sealed class BatcherTimeoutReportTests
+{
+    [Theory]
+    [InlineData(-1)]  // DispatchTimeout infinite
+    [InlineData(600)] // DispatchTimeout 10 min, far longer than the caller's 10 s
+    public async Task ACallerReleasedAtItsOwnBound_IsNotToldItsDispatchRanPastDispatchTimeout(int dispatchTimeoutSeconds)
+    {
+        var time = new ManualTimeProvider();
+        var entered = Bounded.NewGate<CancellationToken>();
+        var batcher = new Batcher<int, int>(
+            (Batch<int, int> _, CancellationToken token) =>
+            {
+                entered.TrySetResult(token);
+                return new ValueTask(Bounded.NewGate().Task.WaitAsync(token));
+            },
+            new BatcherOptions
+            {
+                MaxBatchSize = 1,
+                MaxDelay = TimeSpan.Zero,
+                Timeout = TimeSpan.FromSeconds(10),
+                DispatchTimeout = dispatchTimeoutSeconds < 0 ? Timeout.InfiniteTimeSpan : TimeSpan.FromSeconds(dispatchTimeoutSeconds),
+                TimeProvider = time,
+            });
+
+        var call = batcher.SubmitAsync(1).AsTask();
+        await entered.Task.OrHang();
+        time.Advance(TimeSpan.FromSeconds(10)); // the caller's bound; the dispatch's own timeout is far away (or none)
+
+        var timeout = (await call.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>()).Which;
+        timeout.Timeout.Should().Be(TimeSpan.FromSeconds(10), "the bound that passed is the caller's Timeout");
+        timeout.DispatchTimedOut.Should().BeFalse("the dispatch did not run past its DispatchTimeout; its caller's own bound passed");
+        timeout.WasDispatched.Should().BeTrue();
+        (await entered.Task).IsCancellationRequested.Should().BeTrue("every caller has gone: the dispatch is abandoned");
+    }
+}
