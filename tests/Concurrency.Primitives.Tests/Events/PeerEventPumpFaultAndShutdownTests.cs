@@ -147,7 +147,34 @@ public sealed class PeerEventPumpFaultAndShutdownTests
         var timeout = (await close.Invoking(d => d.OrHang()).Should().ThrowAsync<ShutdownTimeoutException>()).Which;
         timeout.Name.Should().Be("sync");
         timeout.Timeout.Should().Be(TimeSpan.FromSeconds(5));
+        timeout.Message.Should().Be("Pump 'sync' did not finish delivering its events within 00:00:05; the consumer's token was cancelled. The pump completes when the consumer returns.");
         await tokenCancelled.Task.OrHang();
+    }
+
+    [Fact]
+    public async Task AnUnnamedPump_IsCalledPeerEventPump_AndSaysWhyItRefusesAConnection()
+    {
+        var closed = new PeerEventPump<string, string>(new RecordingPeerHandler<string>());
+        await closed.CloseAsync().OrHang();
+
+        closed.Invoking(p => p.Connect("late")).Should().Throw<ClosedException>()
+            .WithMessage("Pump 'PeerEventPump' is closed (or closing); it accepts no more connections.")
+            .Which.Name.Should().Be("PeerEventPump");
+    }
+
+    [Fact]
+    public async Task AHandle_DescribesItsPeerItsGenerationAndItsState()
+    {
+        var pump = new PeerEventPump<string, string>(new RecordingPeerHandler<string>());
+
+        var first = pump.Connect("peer-7");
+        first.ToString().Should().Be("peer-7 (generation 1, Connected)");
+        first.MarkReady();
+        first.ToString().Should().Be("peer-7 (generation 1, Ready)");
+        var second = pump.Connect("peer-7"); // the same identity again: a new generation, the old handle disconnected
+        second.ToString().Should().Be("peer-7 (generation 2, Connected)");
+        first.ToString().Should().Be("peer-7 (generation 1, Disconnected)");
+        await pump.DisposeAsync();
     }
 
     [Fact]
