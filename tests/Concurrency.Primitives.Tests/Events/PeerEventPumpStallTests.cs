@@ -55,6 +55,16 @@ public sealed class PeerEventPumpStallTests
         setup.Stalls[1].Elapsed.Should().Be(Threshold);
         message.Done.SetResult();
         setup.Metrics.Sum("handler_stalls").Should().Be(2);
+
+        peer.Disconnect();
+        var removed = await setup.Consumer.NextCallAsync();
+        removed.What.Should().Be("removed");
+        setup.Time.Advance(Threshold);
+        setup.Stalls.Should().HaveCount(3, "a Removed call that stalls is watched like the others");
+        setup.Stalls[2].EventType.Should().Be(PeerEventType.Removed);
+        removed.Done.SetResult();
+        setup.Metrics.Sum("handler_stalls", "event.kind", "message").Should().Be(1);
+        setup.Metrics.Sum("handler_stalls", "event.kind", "removed").Should().Be(1);
     }
 
     [Fact]
