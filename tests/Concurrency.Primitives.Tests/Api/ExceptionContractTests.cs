@@ -151,6 +151,8 @@ public sealed class ExceptionContractTests
 
         alone.Message.Should().Be("Group 'node': the stop did not finish within 00:00:05; 1 gate(s) still stopping: 'rpc' (waiting for 'run'). Stop the group again to resume.");
         behind.Message.Should().Be("Group 'node': the stop did not finish within 00:00:05; 1 gate(s) still stopping: 'rpc' (waiting for 'run'). Not stopped yet, because a gate that depends on them is still stopping: 'db', 'cache'. Stop the group again to resume.");
+        new LifecycleGroupStopTimeoutException("node", TimeSpan.FromSeconds(5), new Dictionary<string, string> { ["rpc"] = "run", ["sync"] = "flush" }, Array.Empty<string>())
+            .Message.Should().Contain("2 gate(s) still stopping: 'rpc' (waiting for 'run'), 'sync' (waiting for 'flush').");
         behind.StillStopping.Should().BeSameAs(stillStopping);
         behind.NotYetStopped.Should().Equal("db", "cache");
     }
