@@ -85,6 +85,13 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
     /// <summary><see cref="Idle"/>, <see cref="Dispatching"/>, <see cref="Sweeping"/> or <see cref="TimedOut"/>: who may touch the items.</summary>
     public int SweepPhase;
 
+    /// <summary>
+    /// 1 when the deadline sweep released every caller of the running batch at their own bound (before its
+    /// DispatchTimeout) and cancelled its token as abandoned; written before that cancellation, cleared by the loop once
+    /// the sweep is done with the batch. A dispatch that then ends with its cancellation is not a failure.
+    /// </summary>
+    public int AbandonedBySweep;
+
     /// <summary>1 while a loop owns this core.</summary>
     public int Busy;
 

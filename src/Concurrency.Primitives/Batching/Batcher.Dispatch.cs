@@ -307,6 +307,10 @@ public sealed partial class Batcher<TItem, TResult>
             core.Tracked = false;
         }
 
+        // Released by the sweep at its callers' own bounds: a cancellation it then ends with is that abandonment's (the
+        // flag is written before the token is cancelled, so a dispatch that saw the cancellation is seen with it).
+        abandoned |= Volatile.Read(ref core.AbandonedBySweep) != 0;
+
         if (skipped)
         {
             // Not dispatched: every caller had given up.
@@ -383,6 +387,7 @@ public sealed partial class Batcher<TItem, TResult>
             {
                 timedOut = true;
                 core.Cancellation = null; // the sweep's now: it was cancelled, and is never reused
+                core.AbandonedBySweep = 0; // the sweep is done with this batch: the next one starts clear
                 Volatile.Write(ref core.SweepPhase, BatchCore<TItem, TResult>.Idle);
                 break;
             }

@@ -277,6 +277,11 @@ public sealed partial class Batcher<TItem, TResult>
                     // never reused.
                     var dispatchTimedOut = _dispatchTimeoutTicks != NeverTicks && now - core.DispatchStarted >= _dispatchTimeoutTicks;
                     (timedOut ??= new()).Add((core, core.Cancellation, dispatchTimedOut));
+                    if (!dispatchTimedOut)
+                    {
+                        Volatile.Write(ref core.AbandonedBySweep, 1); // before the token is cancelled (outside the lock)
+                    }
+
                     for (var i = 0; i < core.Count; i++)
                     {
                         released += TimeOut(core.Items[i], core.Uses[i], dispatchTimedOut);

@@ -19,6 +19,7 @@ public sealed class BatcherTimeoutReportTests
     public async Task ACallerReleasedAtItsOwnBound_IsNotToldItsDispatchRanPastDispatchTimeout(int dispatchTimeoutSeconds)
     {
         var time = new ManualTimeProvider();
+        var log = new RecordingLogger();
         var entered = Bounded.NewGate<CancellationToken>();
         var batcher = new Batcher<int, int>(
             (Batch<int, int> _, CancellationToken token) =>
@@ -33,6 +34,7 @@ public sealed class BatcherTimeoutReportTests
                 Timeout = TimeSpan.FromSeconds(10),
                 DispatchTimeout = dispatchTimeoutSeconds < 0 ? Timeout.InfiniteTimeSpan : TimeSpan.FromSeconds(dispatchTimeoutSeconds),
                 TimeProvider = time,
+                Logger = log,
             });
 
         var call = batcher.SubmitAsync(1).AsTask();
@@ -44,5 +46,8 @@ public sealed class BatcherTimeoutReportTests
         timeout.DispatchTimedOut.Should().BeFalse("the dispatch did not run past its DispatchTimeout; its caller's own bound passed");
         timeout.WasDispatched.Should().BeTrue();
         (await entered.Task).IsCancellationRequested.Should().BeTrue("every caller has gone: the dispatch is abandoned");
+        await batcher.CloseAsync().OrHang(); // the dispatch has ended with its cancellation
+        log.Entries.Should().Contain(e => e.EventId == 3010, "an abandoned dispatch that ends with its cancellation says so");
+        log.Entries.Should().NotContain(e => e.EventId == 3001 || e.EventId == 3004, "it neither failed nor ran past its own timeout");
     }
 }
