@@ -307,10 +307,6 @@ public sealed partial class Batcher<TItem, TResult>
             core.Tracked = false;
         }
 
-        // Released by the sweep at its callers' own bounds: a cancellation it then ends with is that abandonment's (the
-        // flag is written before the token is cancelled, so a dispatch that saw the cancellation is seen with it).
-        abandoned |= Volatile.Read(ref core.AbandonedBySweep) != 0;
-
         if (skipped)
         {
             // Not dispatched: every caller had given up.
@@ -318,7 +314,9 @@ public sealed partial class Batcher<TItem, TResult>
         else if (fault is not null)
         {
             swept = FailUnanswered(core, fault, resultCount: null);
-            if (abandoned && swept == 0 && fault is OperationCanceledException)
+            // A batch the sweep released at its callers' own bounds is abandoned too: its flag is written before the token
+            // is cancelled, so a dispatch that ended with that cancellation is seen with it (read only here, off the hot path).
+            if ((abandoned || Volatile.Read(ref core.AbandonedBySweep) != 0) && swept == 0 && fault is OperationCanceledException)
             {
                 BatcherLog.AbandonedDispatchCancelled(_logger, _name, count);
             }

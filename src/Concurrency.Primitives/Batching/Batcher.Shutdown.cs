@@ -229,7 +229,7 @@ public sealed partial class Batcher<TItem, TResult>
     private void SweepDeadlines()
     {
         var released = 0;
-        List<(BatchCore<TItem, TResult> Core, CancellationTokenSource? Cancellation, bool DispatchTimedOut)>? timedOut = null;
+        List<(BatchCore<TItem, TResult> Core, CancellationTokenSource? Cancellation)>? timedOut = null;
         List<CancellationTokenSource>? abandoned = null;
         long now;
         var next = long.MaxValue;
@@ -274,12 +274,19 @@ public sealed partial class Batcher<TItem, TResult>
                 {
                     // The bound is the dispatch's own timeout or its last caller's deadline, whichever comes first: each
                     // caller is told which of the two passed. Take the token source: it is cancelled outside the lock and
-                    // never reused.
+                    // never reused. A dispatch whose callers' bound passed has no caller left: it is abandoned, not stuck.
                     var dispatchTimedOut = _dispatchTimeoutTicks != NeverTicks && now - core.DispatchStarted >= _dispatchTimeoutTicks;
-                    (timedOut ??= new()).Add((core, core.Cancellation, dispatchTimedOut));
-                    if (!dispatchTimedOut)
+                    if (dispatchTimedOut)
+                    {
+                        (timedOut ??= new()).Add((core, core.Cancellation));
+                    }
+                    else
                     {
                         Volatile.Write(ref core.AbandonedBySweep, 1); // before the token is cancelled (outside the lock)
+                        if (core.Cancellation is { } cancellation)
+                        {
+                            (abandoned ??= new()).Add(cancellation);
+                        }
                     }
 
                     for (var i = 0; i < core.Count; i++)
@@ -360,20 +367,8 @@ public sealed partial class Batcher<TItem, TResult>
             return;
         }
 
-        foreach (var (core, cancellation, dispatchTimedOut) in timedOut)
+        foreach (var (core, cancellation) in timedOut)
         {
-            if (!dispatchTimedOut)
-            {
-                // Its last caller's bound passed, not the dispatch's own timeout: every caller has gone, so the dispatch
-                // is abandoned (as when its callers give up on their own), not stuck.
-                if (cancellation is not null)
-                {
-                    Abandon(cancellation);
-                }
-
-                continue;
-            }
-
             BatcherLog.DispatchTimedOut(_logger, _name, core.Count, _dispatchTimeout);
             if (_metrics.StuckDispatches.Enabled)
             {
