@@ -4,6 +4,7 @@ using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using Concurrency.Primitives.Tests.TestSupport;
+using static Concurrency.Primitives.Tests.TestSupport.BatcherHandlers;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Logging;
 
@@ -123,8 +124,6 @@ public sealed class BatcherCoalescingEdgeTests
         two.Cancel();
     }
 
-    private static long[] Values(MetricCollector<long> collector, string batcher) =>
-        collector.GetMeasurementSnapshot().Where(m => (string?)m.Tags["batcher.name"] == batcher).Select(m => m.Value).ToArray();
 
     /// <summary>Compares ints, and runs an action at its first hash: a hook into the moment a batch is cut.</summary>
     private sealed class HookedComparer(Action onFirstHash) : IEqualityComparer<int>

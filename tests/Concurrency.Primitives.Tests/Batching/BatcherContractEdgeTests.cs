@@ -5,6 +5,7 @@ using System.Threading;
 using System.Threading.Channels;
 using System.Threading.Tasks;
 using Concurrency.Primitives.Tests.TestSupport;
+using static Concurrency.Primitives.Tests.TestSupport.BatcherHandlers;
 
 namespace Concurrency.Primitives.Tests.Batching;
 
@@ -253,5 +254,4 @@ public sealed class BatcherContractEdgeTests
         cancelled.CancellationToken.Should().Be(cancel.Token);
     }
 
-    private static ValueTask<IReadOnlyList<int>> Echo(IReadOnlyList<int> items, CancellationToken token) => new(items.ToArray());
 }

@@ -5,6 +5,7 @@ using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using Concurrency.Primitives.Tests.TestSupport;
+using static Concurrency.Primitives.Tests.TestSupport.BatcherHandlers;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 
 namespace Concurrency.Primitives.Tests.Batching;
@@ -84,7 +85,7 @@ public sealed class BatcherMetricsTests
         (await call.OrHang()).Should().Be(1);
         await batcher.CloseAsync().OrHang(); // the drain ends after the loop has finished the batch (and recorded it)
 
-        durations.GetMeasurementSnapshot().Where(m => IsFor(m.Tags, name)).Select(m => m.Value).Should().Equal(2.0);
+        Values(durations, name).Should().Equal(2.0);
     }
 
     /// <summary>
@@ -431,12 +432,5 @@ public sealed class BatcherMetricsTests
     private static MetricCollector<long> Collect(string instrument) =>
         new(meterScope: null, ConcurrencyPrimitivesTelemetry.MeterName, "concurrency.primitives.batcher." + instrument);
 
-    // The static meter is shared by every batcher of the test run: this batcher's measurements only, in order.
-    private static long[] Values(MetricCollector<long> collector, string batcher) =>
-        collector.GetMeasurementSnapshot().Where(m => IsFor(m.Tags, batcher)).Select(m => m.Value).ToArray();
 
-    private static bool IsFor(IReadOnlyDictionary<string, object?> tags, string batcher) =>
-        tags.TryGetValue("batcher.name", out var value) && (string?)value == batcher;
-
-    private static ValueTask<IReadOnlyList<int>> Echo(IReadOnlyList<int> items, CancellationToken token) => new(items.ToArray());
 }

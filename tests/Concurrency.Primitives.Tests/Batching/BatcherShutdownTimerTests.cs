@@ -4,6 +4,7 @@ using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using Concurrency.Primitives.Tests.TestSupport;
+using static Concurrency.Primitives.Tests.TestSupport.BatcherHandlers;
 
 namespace Concurrency.Primitives.Tests.Batching;
 
@@ -165,5 +166,4 @@ public sealed class BatcherShutdownTimerTests
         batcher.DebuggerDisplay.Should().Be("0 admitted, 0 queued, 0 dispatching, shutting down");
     }
 
-    private static ValueTask<IReadOnlyList<int>> Echo(IReadOnlyList<int> items, CancellationToken token) => new(items.ToArray());
 }

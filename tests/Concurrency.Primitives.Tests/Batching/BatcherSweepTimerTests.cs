@@ -4,6 +4,7 @@ using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using Concurrency.Primitives.Tests.TestSupport;
+using static Concurrency.Primitives.Tests.TestSupport.BatcherHandlers;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 
 namespace Concurrency.Primitives.Tests.Batching;
@@ -282,5 +283,4 @@ public sealed class BatcherSweepTimerTests
             return new ValueTask(Bounded.NewGate().Task.WaitAsync(token));
         };
 
-    private static ValueTask<IReadOnlyList<int>> Echo(IReadOnlyList<int> items, CancellationToken token) => new(items.ToArray());
 }
