@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """Summarises Stryker's JSON reports under artifacts/mutation/ per source folder.
 
-Two scores per folder, timeouts counted as killed, ignored mutants (the mutate filter, Stryker's own filters, and the
-equivalent mutants marked in the source with a `// Stryker disable once ... : reason` comment) and compile errors left out:
+Two scores per folder, timeouts counted as killed, ignored mutants (the mutate filter, Stryker's own filters) and
+compile errors left out:
   all     every mutator (tests/stryker-config.json, mutation level Complete);
   polly   Polly's exclusions applied to the same run: no block or statement removals, nothing inside a logging call
           (the *Log.* source-generated methods), a Debug.Assert, a ConfigureAwait or an exception's constructor arguments.
+Each is given twice: as Stryker counted it, and with the equivalent mutants of tests/mutation/equivalents.tsv left out
+(each justified there and in tests/MUTATION.md). An entry names its mutant by file, mutator, the source line before it,
+the mutated line and the replacement (not by line number, so it survives edits elsewhere in the file). The script warns
+about an entry that matches a mutant Stryker killed (then it was not equivalent, or the test is flaky) and, for a
+report that covers the entry's file, about an entry that matches nothing (stale: the code changed).
 Usage: tests/mutation/score.py [--survivors] [report.json ...]   (default: every artifacts/mutation/*/reports/mutation-report.json)
 """
 import collections, glob, json, os, re, sys
@@ -27,18 +32,43 @@ def polly_excluded(m, lines):
             return True
     return bool(POLLY_CALL.match(text.strip()))
 
+def norm(text):
+    return re.sub(r"\s+", " ", text).strip()
+
+def load_equivalents():
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "equivalents.tsv")
+    entries = {}
+    for number, raw in enumerate(open(path, encoding="utf-8"), 1):
+        if not raw.strip() or raw.startswith("#"):
+            continue
+        cells = raw.rstrip("\n").split("\t")
+        if len(cells) != 6:
+            sys.exit(f"{path}:{number}: expected 6 tab-separated cells (file, mutator, line before, line, replacement, reason)")
+        entries[tuple(cells[:5])] = [cells[5], number, 0]
+    return entries
+
+def key_of(relative, m, lines):
+    line = m["location"]["start"]["line"]
+    before = next((norm(x) for x in reversed(lines[:line - 1]) if norm(x)), "")
+    return (relative, m["mutatorName"], before, norm(lines[line - 1]), norm(m.get("replacement") or ""))
+
 def main(argv):
     show = "--survivors" in argv
     paths = [a for a in argv if not a.startswith("--")] or sorted(glob.glob("artifacts/mutation/*/reports/mutation-report.json"))
     rows = collections.OrderedDict()
     survivors = []
     seen = set()
+    equivalents = load_equivalents()
+    covered = set()
+    killed_equivalents = []
     for path in paths:
         report = json.load(open(path))
         for file, data in report["files"].items():
             lines = data["source"].split("\n")
             relative = file.replace("\\", "/").split("src/Concurrency.Primitives/")[-1]
             folder = relative.split("/")[0] if "/" in relative else "."
+            if any(m["status"] in DETECTED | UNDETECTED for m in data["mutants"]):
+                covered.add(relative)  # mutated in this run (a report lists every file; the others' mutants are all ignored)
             for m in data["mutants"]:
                 if m["status"] not in DETECTED | UNDETECTED:
                     continue
@@ -48,18 +78,36 @@ def main(argv):
                 seen.add(key)
                 row = rows.setdefault(folder, collections.Counter())
                 hit = m["status"] in DETECTED
+                polly = not polly_excluded(m, lines)
                 row["all_detected" if hit else "all_undetected"] += 1
-                if not polly_excluded(m, lines):
+                if polly:
                     row["polly_detected" if hit else "polly_undetected"] += 1
+                entry = equivalents.get(key_of(relative, m, lines))
+                if entry is not None:
+                    entry[2] += 1
+                    if hit:
+                        killed_equivalents.append(f"{relative}:{m['location']['start']['line']} [{m['mutatorName']}] (equivalents.tsv:{entry[1]})")
+                    else:
+                        row["all_equivalent"] += 1
+                        row["polly_equivalent"] += 1 if polly else 0
+                        continue
                 if not hit:
                     line = m["location"]["start"]["line"]
                     survivors.append((relative, line, m["status"], m["mutatorName"], lines[line - 1].strip(), (m.get("replacement") or "").replace("\n", " ")))
     def score(d, u):
         return f"{100.0 * d / (d + u):6.2f} %" if d + u else "   n/a"
-    print(f"{'folder':12} {'all: detected/total':>20} {'score':>9}   {'polly: detected/total':>22} {'score':>9}")
+    print(f"{'folder':12} {'all: detected/total':>20} {'score':>9}   {'polly: detected/total':>22} {'score':>9}   "
+          f"{'equivalent':>10}  {'all, without them':>24}  {'polly, without them':>24}")
     for folder, row in rows.items():
         ad, au, pd, pu = row["all_detected"], row["all_undetected"], row["polly_detected"], row["polly_undetected"]
-        print(f"{folder:12} {ad:>9}/{ad + au:<10} {score(ad, au)}   {pd:>11}/{pd + pu:<10} {score(pd, pu)}")
+        ae, pe = row["all_equivalent"], row["polly_equivalent"]
+        print(f"{folder:12} {ad:>9}/{ad + au:<10} {score(ad, au)}   {pd:>11}/{pd + pu:<10} {score(pd, pu)}   {ae:>10}  "
+              f"{ad:>6}/{ad + au - ae:<6} {score(ad, au - ae)}  {pd:>6}/{pd + pu - pe:<6} {score(pd, pu - pe)}")
+    for line in killed_equivalents:
+        print(f"warning: listed as equivalent but killed: {line}")
+    for key, (reason, number, matches) in equivalents.items():
+        if matches == 0 and key[0] in covered:
+            print(f"warning: equivalents.tsv:{number} matches no mutant (stale?): {key[0]} [{key[1]}] {key[3][:80]}")
     if show:
         for s in sorted(survivors):
             print(f"{s[0]}:{s[1]} {s[2]} [{s[3]}] {s[4][:100]}  =>  {s[5][:80]}")

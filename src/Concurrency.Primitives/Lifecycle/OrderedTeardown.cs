@@ -242,7 +242,6 @@ public sealed class OrderedTeardown : IAsyncDisposable, IDisposable
             var endedOnItsOwn = run.IsCompleted && !_runCancellation!.IsCancellationRequested;
             _currentStep = RunStep; // before the cancellation, so whoever it wakes reads what the teardown waits for
             CancelRun();
-            // Stryker disable once Boolean : equivalent, ExecuteCoreAsync runs under Task.Run, where there is no context to capture
             if (!await Signals.WaitWithinAsync(run, stepTimeout, _time, CancellationToken.None).ConfigureAwait(false))
             {
                 if (!_abandonRunOnTimeout)
@@ -259,7 +258,6 @@ public sealed class OrderedTeardown : IAsyncDisposable, IDisposable
             {
                 try
                 {
-                    // Stryker disable once Boolean : equivalent, the run has completed: the await does not suspend
                     await run.ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (!endedOnItsOwn)
@@ -294,7 +292,6 @@ public sealed class OrderedTeardown : IAsyncDisposable, IDisposable
             _currentStep = step.Name;
             using var deadline = Signals.CancelAfter(_time, stepTimeout);
             var inFlight = _stepInFlight ??= InvokeStep(step.Step, deadline.Token);
-            // Stryker disable once Boolean : equivalent, ExecuteCoreAsync runs under Task.Run, where there is no context to capture
             if (!await Signals.WaitWithinAsync(inFlight, stepTimeout, _time, CancellationToken.None).ConfigureAwait(false))
             {
                 // Tell the step its time is up (its own deadline may not have fired yet).
@@ -306,7 +303,6 @@ public sealed class OrderedTeardown : IAsyncDisposable, IDisposable
 
             try
             {
-                // Stryker disable once Boolean : equivalent, the step has completed: the await does not suspend
                 await inFlight.ConfigureAwait(false);
             }
             catch (Exception failure)
