@@ -8,7 +8,8 @@ compile errors left out:
           (the *Log.* source-generated methods), a Debug.Assert, a ConfigureAwait or an exception's constructor arguments.
 Each is given twice: as Stryker counted it, and with the equivalent mutants of tests/mutation/equivalents.tsv left out
 (each justified there and in tests/MUTATION.md). An entry names its mutant by file, mutator, the source line before it,
-the mutated line and the replacement (not by line number, so it survives edits elsewhere in the file). The script warns
+the mutated line and the replacement, and its ordinal among the file's mutants alike in all of these (not by line
+number, so it survives edits elsewhere in the file; tests/mutation/equivalents.py writes the rows). The script warns
 about an entry that matches a mutant Stryker killed (then it was not equivalent, or the test is flaky) and, for a
 report that covers the entry's file, about an entry that matches nothing (stale: the code changed).
 Usage: tests/mutation/score.py [--survivors] [report.json ...]   (default: every artifacts/mutation/*/reports/mutation-report.json)
@@ -42,15 +43,25 @@ def load_equivalents():
         if not raw.strip() or raw.startswith("#"):
             continue
         cells = raw.rstrip("\n").split("\t")
-        if len(cells) != 6:
-            sys.exit(f"{path}:{number}: expected 6 tab-separated cells (file, mutator, line before, line, replacement, reason)")
-        entries[tuple(cells[:5])] = [cells[5], number, 0]
+        if len(cells) != 7:
+            sys.exit(f"{path}:{number}: expected 7 tab-separated cells (file, mutator, lines before, line, replacement, ordinal, reason)")
+        entries[tuple(cells[:6])] = [cells[6], number, 0]
     return entries
 
-def key_of(relative, m, lines):
-    line = m["location"]["start"]["line"]
-    before = next((norm(x) for x in reversed(lines[:line - 1]) if norm(x)), "")
-    return (relative, m["mutatorName"], before, norm(lines[line - 1]), norm(m.get("replacement") or ""))
+def keys_of(relative, mutants, lines):
+    """Each mutant's key: file, mutator, the two non-blank lines before its line, its line, the replacement, and its
+    ordinal among the file's mutants that share the rest of the key (in source order), whitespace collapsed."""
+    def base(m):
+        line = m["location"]["start"]["line"]
+        before = [norm(x) for x in lines[:line - 1] if norm(x)][-2:]
+        return (relative, m["mutatorName"], " \u23ce ".join(before), norm(lines[line - 1]), norm(m.get("replacement") or ""))
+    seen = collections.Counter()
+    keys = {}
+    for m in sorted(mutants, key=lambda m: (m["location"]["start"]["line"], m["location"]["start"]["column"], m["id"])):
+        b = base(m)
+        seen[b] += 1
+        keys[m["id"]] = b + (str(seen[b]),)
+    return keys
 
 def main(argv):
     show = "--survivors" in argv
@@ -69,6 +80,7 @@ def main(argv):
             folder = relative.split("/")[0] if "/" in relative else "."
             if any(m["status"] in DETECTED | UNDETECTED for m in data["mutants"]):
                 covered.add(relative)  # mutated in this run (a report lists every file; the others' mutants are all ignored)
+            keys = keys_of(relative, data["mutants"], lines)
             for m in data["mutants"]:
                 if m["status"] not in DETECTED | UNDETECTED:
                     continue
@@ -82,7 +94,7 @@ def main(argv):
                 row["all_detected" if hit else "all_undetected"] += 1
                 if polly:
                     row["polly_detected" if hit else "polly_undetected"] += 1
-                entry = equivalents.get(key_of(relative, m, lines))
+                entry = equivalents.get(keys[m["id"]])
                 if entry is not None:
                     entry[2] += 1
                     if hit:
