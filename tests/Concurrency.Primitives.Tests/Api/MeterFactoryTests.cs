@@ -3,6 +3,7 @@ using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Diagnostics.Metrics;
 using System.Linq;
+using System.Reflection;
 using System.Threading.Tasks;
 using Concurrency.Primitives.Tests.TestSupport;
 
@@ -67,6 +68,9 @@ public sealed class MeterFactoryTests
         seen.Should().OnlyContain(m => ReferenceEquals(m.Meter, mine.Created.Single()), "every measurement goes to the factory's meter");
         other.Created.Should().BeEmpty("a factory no primitive was given creates no meter");
         mine.Created.Single().Name.Should().Be(ConcurrencyPrimitivesTelemetry.MeterName);
+        mine.Created.Single().Version.Should().Be(
+            typeof(TaskTracker).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()!.InformationalVersion,
+            "the factory's meter carries the library's version, as the static meter does");
     }
 
     [Fact]
