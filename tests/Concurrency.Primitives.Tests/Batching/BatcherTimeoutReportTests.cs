@@ -50,4 +50,43 @@ public sealed class BatcherTimeoutReportTests
         log.Entries.Should().Contain(e => e.EventId == 3010, "an abandoned dispatch that ends with its cancellation says so");
         log.Entries.Should().NotContain(e => e.EventId == 3001 || e.EventId == 3004, "it neither failed nor ran past its own timeout");
     }
+
+    /// <summary>
+    /// Two dispatches whose callers' bound passes at the same instant are both abandoned by the one sweep that finds
+    /// them: each has its token cancelled, not only the last one the sweep looked at.
+    /// </summary>
+    [Fact]
+    public async Task TwoDispatchesWhoseCallersBoundPassesInOneSweep_AreBothAbandoned()
+    {
+        var time = new ManualTimeProvider();
+        var first = Bounded.NewGate<CancellationToken>();
+        var second = Bounded.NewGate<CancellationToken>();
+        var batcher = new Batcher<int, int>(
+            (Batch<int, int> batch, CancellationToken token) =>
+            {
+                (batch[0] == 1 ? first : second).TrySetResult(token);
+                return new ValueTask(Bounded.NewGate().Task.WaitAsync(token));
+            },
+            new BatcherOptions
+            {
+                MaxBatchSize = 1,
+                MaxConcurrency = 2,
+                MaxDelay = TimeSpan.Zero,
+                Timeout = TimeSpan.FromSeconds(10),
+                DispatchTimeout = Timeout.InfiniteTimeSpan,
+                TimeProvider = time,
+            });
+
+        var calls = new[] { batcher.SubmitAsync(1).AsTask(), batcher.SubmitAsync(2).AsTask() }; // the same instant: the same bound
+        var tokens = new[] { await first.Task.OrHang(), await second.Task.OrHang() };
+        time.Advance(TimeSpan.FromSeconds(10)); // one sweep finds both dispatches past their callers' bound
+
+        foreach (var call in calls)
+        {
+            (await call.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>()).Which.DispatchTimedOut.Should().BeFalse();
+        }
+
+        tokens.Should().OnlyContain(token => token.IsCancellationRequested, "nobody waits for either dispatch any more");
+        await batcher.CloseAsync().OrHang();
+    }
 }
