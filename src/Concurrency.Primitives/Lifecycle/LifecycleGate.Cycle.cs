@@ -123,6 +123,11 @@ public sealed partial class LifecycleGate
             else
             {
                 Transition(LifecycleState.StartFailed, failure);
+                if (_closed)
+                {
+                    // Closed during this start: nothing will run any more, as when a StartFailed gate is closed (MarkClosed).
+                    _whenStopped.TrySetResult(true);
+                }
             }
         }
 
