@@ -10,8 +10,8 @@ Each is given twice: as Stryker counted it, and with the equivalent mutants of t
 (each justified there and in tests/MUTATION.md). An entry names its mutant by file, mutator, the source line before it,
 the mutated line and the replacement, and its ordinal among the file's mutants alike in all of these (not by line
 number, so it survives edits elsewhere in the file; tests/mutation/equivalents.py writes the rows). The script warns
-about an entry that matches a mutant Stryker killed (then it was not equivalent, or the test is flaky) and, for a
-report that covers the entry's file, about an entry that matches nothing (stale: the code changed).
+about an entry that matches a mutant Stryker killed (then it was not equivalent, or the killing test is flaky: a
+timeout of a listed mutant is taken for the machine's load and left out like the others) and, for a report that covers the entry's file, about an entry that matches nothing (stale: the code changed).
 Usage: tests/mutation/score.py [--survivors] [report.json ...]   (default: every artifacts/mutation/*/reports/mutation-report.json)
 """
 import collections, glob, json, os, re, sys
@@ -96,13 +96,18 @@ def main(argv):
                     row["polly_detected" if hit else "polly_undetected"] += 1
                 entry = equivalents.get(keys[m["id"]])
                 if entry is not None:
+                    # Left out whatever its status: a timeout of an equivalent mutant is the machine's load, not a kill.
                     entry[2] += 1
-                    if hit:
+                    if m["status"] == "Killed":
                         killed_equivalents.append(f"{relative}:{m['location']['start']['line']} [{m['mutatorName']}] (equivalents.tsv:{entry[1]})")
-                    else:
-                        row["all_equivalent"] += 1
-                        row["polly_equivalent"] += 1 if polly else 0
-                        continue
+                    row["all_equivalent"] += 1
+                    row["all_detected" if hit else "all_undetected"] -= 1
+                    row["eq_detected" if hit else "eq_undetected"] += 1
+                    if polly:
+                        row["polly_equivalent"] += 1
+                        row["polly_detected" if hit else "polly_undetected"] -= 1
+                        row["eq_polly_detected" if hit else "eq_polly_undetected"] += 1
+                    continue
                 if not hit:
                     line = m["location"]["start"]["line"]
                     survivors.append((relative, line, m["status"], m["mutatorName"], lines[line - 1].strip(), (m.get("replacement") or "").replace("\n", " ")))
@@ -113,8 +118,10 @@ def main(argv):
     for folder, row in rows.items():
         ad, au, pd, pu = row["all_detected"], row["all_undetected"], row["polly_detected"], row["polly_undetected"]
         ae, pe = row["all_equivalent"], row["polly_equivalent"]
-        print(f"{folder:12} {ad:>9}/{ad + au:<10} {score(ad, au)}   {pd:>11}/{pd + pu:<10} {score(pd, pu)}   {ae:>10}  "
-              f"{ad:>6}/{ad + au - ae:<6} {score(ad, au - ae)}  {pd:>6}/{pd + pu - pe:<6} {score(pd, pu - pe)}")
+        sd, su = row["all_detected"] + row["eq_detected"], row["all_undetected"] + row["eq_undetected"]
+        qd, qu = row["polly_detected"] + row["eq_polly_detected"], row["polly_undetected"] + row["eq_polly_undetected"]
+        print(f"{folder:12} {sd:>9}/{sd + su:<10} {score(sd, su)}   {qd:>11}/{qd + qu:<10} {score(qd, qu)}   {ae:>10}  "
+              f"{ad:>6}/{ad + au:<6} {score(ad, au)}  {pd:>6}/{pd + pu:<6} {score(pd, pu)}")
     for line in killed_equivalents:
         print(f"warning: listed as equivalent but killed: {line}")
     for key, (reason, number, matches) in equivalents.items():
