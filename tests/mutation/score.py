@@ -7,7 +7,7 @@ compile errors left out:
   polly   Polly's exclusions applied to the same run: no block or statement removals, nothing inside a logging call
           (the *Log.* source-generated methods), a Debug.Assert, a ConfigureAwait or an exception's constructor arguments.
 Each is given twice: as Stryker counted it, and with the equivalent mutants of tests/mutation/equivalents.tsv left out
-(each justified there and in tests/MUTATION.md). An entry names its mutant by file, mutator, the source line before it,
+(each justified there and in tests/MUTATION.md). An entry names its mutant by file, mutator, the two source lines before it,
 the mutated line and the replacement, and its ordinal among the file's mutants alike in all of these (not by line
 number, so it survives edits elsewhere in the file; tests/mutation/equivalents.py writes the rows). The script warns
 about an entry that matches a mutant Stryker killed (then it was not equivalent, or the killing test is flaky: a
