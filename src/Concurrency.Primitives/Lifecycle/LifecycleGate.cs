@@ -181,7 +181,7 @@ public sealed partial class LifecycleGate : IAsyncDisposable, IDisposable, ILife
         }
     }
 
-    /// <summary>Completes when the gate reaches <see cref="LifecycleState.Stopped"/>, or is closed without ever having started.</summary>
+    /// <summary>Completes when the gate reaches <see cref="LifecycleState.Stopped"/>, or is closed without running: never started, or its last start failed (before or after the close).</summary>
     public Task WhenStopped
     {
         get
