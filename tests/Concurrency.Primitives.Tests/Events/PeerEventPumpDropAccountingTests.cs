@@ -41,6 +41,23 @@ public sealed class PeerEventPumpDropAccountingTests
     }
 
     [Fact]
+    public async Task AFaultThatDiscardsNothing_MovesTheQueuedGaugeOnlyForWhatWasPostedAndTaken()
+    {
+        var name = "clean-fault-" + Guid.NewGuid().ToString("N");
+        using var metrics = new PumpMetricRecorder(name);
+        var handler = new RecordingPeerHandler<string>();
+        handler.ThrowOn.Add("poison");
+        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { Name = name, FaultPolicy = PeerEventPumpFaultPolicy.FaultPump });
+        var peer = pump.Connect("p");
+        peer.MarkReady();
+
+        peer.TryPost("poison").Should().BeTrue(); // the only message: nothing is left to discard when it faults the pump
+
+        await pump.Completion.Invoking(t => t.OrHang()).Should().ThrowAsync<InvalidOperationException>();
+        metrics.Values("queued").Should().Equal(new long[] { 1, -1 }, "one message posted, then taken; the fault discarded none");
+    }
+
+    [Fact]
     public async Task PeerQuota_DropOldest_DisplacedMessagesLeaveCount_AndFreeThePeersQuota()
     {
         var name = "peer-displacing-" + Guid.NewGuid().ToString("N");

@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using Concurrency.Primitives.Tests.TestSupport;
@@ -161,6 +163,74 @@ public sealed class PeerEventPumpRoomGrantTests
         (await m3.OrHang()).Should().Be(PeerPostResult.Posted);
         await pump.DisposeAsync();
         handler.HistoryOf("p").Should().Equal("added", "m1", "m2", "m3", "removed");
+    }
+
+    [Fact]
+    public async Task Wait_PostsWaitingForTheirPeersQuota_WhileItsEarlierPostsHoldPlacesForThePump_GetInOneAtATime_InOrder()
+    {
+        var consumer = new SteppingConsumer();
+        var pump = new PeerEventPump<string, string>(consumer, new PeerEventPumpOptions { Capacity = 1, PerPeerCapacity = 2 });
+        var a = pump.Connect("a");
+        a.MarkReady();
+        var addedA = await consumer.NextCallAsync();
+        var b = pump.Connect("b");
+        b.MarkReady();
+        b.TryPost("b1").Should().BeTrue(); // the pump is full
+        var posts = new[] { "a1", "a2", "a3", "a4" }.Select(m => a.PostAsync(m).AsTask()).ToArray(); // a1, a2 wait for the pump holding a's two places; a3, a4 wait in a's line
+        addedA.Done.SetResult();
+        (await consumer.NextCallAsync()).Done.SetResult(); // b's Added
+        var history = new List<string>();
+
+        for (var i = 0; i < 5; i++)
+        {
+            var call = await consumer.NextCallAsync();
+            history.Add(call.What);
+            call.Done.SetResult();
+        }
+
+        history.Should().Equal("b1", "a1", "a2", "a3", "a4");
+        foreach (var post in posts)
+        {
+            (await post.OrHang()).Should().Be(PeerPostResult.Posted);
+        }
+
+        await CloseAsync(pump, consumer, livePeers: 2);
+    }
+
+    [Fact]
+    public async Task Wait_ACancelledWait_ThrowsOperationCanceledException_WithTheCallersToken()
+    {
+        var hold = Bounded.NewGate();
+        var handler = new RecordingPeerHandler<string> { Hold = hold.Task };
+        var pump = new PeerEventPump<string, string>(handler, new PeerEventPumpOptions { Capacity = 2, PerPeerCapacity = 1 });
+        var a = pump.Connect("a");
+        a.MarkReady();
+        await handler.FirstCallEntered.OrHang();
+        var b = pump.Connect("b");
+        b.MarkReady();
+        a.TryPost("a1").Should().BeTrue(); // a is at its quota
+        b.TryPost("b1").Should().BeTrue(); // the pump is full
+        var c = pump.Connect("c");
+        c.MarkReady();
+        using var cancel = new CancellationTokenSource();
+        var forTheQuota = a.PostAsync("a2", cancel.Token).AsTask();
+        var forThePump = c.PostAsync("c1", cancel.Token).AsTask(); // c is under its quota
+        forTheQuota.IsCompleted.Should().BeFalse();
+        forThePump.IsCompleted.Should().BeFalse();
+
+        await cancel.CancelAsync();
+
+        foreach (var wait in new[] { forTheQuota, forThePump })
+        {
+            var thrown = await Record.ExceptionAsync(() => wait.OrHang());
+            thrown.Should().BeAssignableTo<OperationCanceledException>("not wrapped in another exception").Which.CancellationToken.Should().Be(cancel.Token);
+        }
+
+        hold.SetResult();
+        await pump.DisposeAsync();
+        handler.HistoryOf("a").Should().Equal("added", "a1", "removed");
+        handler.HistoryOf("b").Should().Equal("added", "b1", "removed");
+        handler.HistoryOf("c").Should().Equal("added", "removed");
     }
 
     [Fact]

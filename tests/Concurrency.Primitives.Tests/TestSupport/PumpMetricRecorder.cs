@@ -50,5 +50,14 @@ public sealed class PumpMetricRecorder : IDisposable
         }
     }
 
+    /// <summary>The values of <paramref name="instrument"/>'s measurements (short name), in the order they were recorded.</summary>
+    public IReadOnlyList<long> Values(string instrument)
+    {
+        lock (_seen)
+        {
+            return _seen.Where(m => m.Instrument == "concurrency.primitives.pump." + instrument).Select(m => m.Value).ToList();
+        }
+    }
+
     public void Dispose() => _listener.Dispose();
 }
