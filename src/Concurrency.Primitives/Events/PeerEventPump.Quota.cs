@@ -48,7 +48,9 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
     {
         if (_fullMode == PeerEventPumpFullMode.Wait && quota.Waiters is { IsEmpty: false } waiters)
         {
-            WakePeerRoomLocked(handle, quota); // room there is goes to the handle's earlier posts first
+            // Room there is goes to the handle's earlier posts first. The flag stays up: a post about to wait raised it before
+            // this look, and the loop, which may take one of the handle's messages meanwhile, must still see it.
+            WakePeerRoomLocked(handle, quota, lowerFlag: false);
             if (!waiters.IsEmpty)
             {
                 return true;
@@ -71,9 +73,9 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
 
     /// <summary>
     /// Grants the free places of <paramref name="handle"/>'s quota to its waiting posts, oldest first; lowers the handle's
-    /// flag once none waits. Called under the lock.
+    /// flag once none waits (unless <paramref name="lowerFlag"/> is <see langword="false"/>). Called under the lock.
     /// </summary>
-    private void WakePeerRoomLocked(PeerHandle<TPeer, TMessage> handle, PeerQuota<TPeer, TMessage> quota)
+    private void WakePeerRoomLocked(PeerHandle<TPeer, TMessage> handle, PeerQuota<TPeer, TMessage> quota, bool lowerFlag = true)
     {
         quota.TakenSeen = Volatile.Read(ref handle.LoopTaken);
         var room = _perPeerCapacity - (quota.Admitted + quota.Reserved - quota.TakenSeen);
@@ -82,7 +84,7 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
             quota.Reserved += waiters.Wake(room > int.MaxValue ? int.MaxValue : (int)room);
         }
 
-        if (quota.Waiters is null || quota.Waiters.IsEmpty)
+        if (lowerFlag && (quota.Waiters is null || quota.Waiters.IsEmpty))
         {
             Volatile.Write(ref handle.QuotaRoomWanted, 0);
         }
