@@ -37,6 +37,7 @@ public sealed class BatcherTimeoutReportTests
                 Logger = log,
             });
 
+        time.Advance(TimeSpan.FromDays(1)); // timestamps far from zero: the dispatch's age is a difference of two of them
         var call = batcher.SubmitAsync(1).AsTask();
         await entered.Task.OrHang();
         time.Advance(TimeSpan.FromSeconds(10)); // the caller's bound; the dispatch's own timeout is far away (or none)
