@@ -183,6 +183,52 @@ public sealed class BatcherContractEdgeTests
     }
 
     /// <summary>
+    /// Guards the batch form's asynchronous path: a dispatch that returns a pending value task backed by a pooled source
+    /// (not a Task) is awaited, never read before it completes; reading it early would throw, and the batch would be
+    /// logged as a failed dispatch though it answered every item.
+    /// </summary>
+    [Fact]
+    public async Task ADispatchReturningAPendingPooledValueTask_IsAwaited_NotReadBeforeItCompletes()
+    {
+        var log = new RecordingLogger();
+        var source = new PooledSource();
+        var entered = Bounded.NewGate();
+        var batcher = new Batcher<int, int>(
+            (batch, _) =>
+            {
+                batch.TrySetResult(0, batch[0] * 10);
+                entered.TrySetResult();
+                return new ValueTask(source, source.Version); // pending until the test completes it
+            },
+            new BatcherOptions { MaxBatchSize = 1, MaxDelay = TimeSpan.Zero, Logger = log });
+
+        var call = batcher.SubmitAsync(1).AsTask();
+        await entered.Task.OrHang();
+        source.Complete();
+
+        (await call.OrHang()).Should().Be(10);
+        await batcher.CloseAsync().OrHang(); // the dispatch has finished
+        log.Entries.Should().NotContain(e => e.EventId == 3001, "the dispatch did not fail: it was read only once it had completed");
+    }
+
+    /// <summary>A value task source of the kind pooled operations use: reading it before it completes throws.</summary>
+    private sealed class PooledSource : System.Threading.Tasks.Sources.IValueTaskSource
+    {
+        private System.Threading.Tasks.Sources.ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
+
+        public short Version => _core.Version;
+
+        public void Complete() => _core.SetResult(true);
+
+        public void GetResult(short token) => _core.GetResult(token);
+
+        public System.Threading.Tasks.Sources.ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, System.Threading.Tasks.Sources.ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
+    }
+
+    /// <summary>
     /// Guards room at the cut (invariant 6): a caller waiting for room is admitted by the cut that makes it — while the
     /// next batch is being dispatched — not only when the loop next runs out of work.
     /// </summary>
