@@ -122,18 +122,4 @@ public sealed class ContextLeftByUserCodeTests
 
         public ValueTask OnRemovedAsync(string peer, CancellationToken cancellationToken) => default;
     }
-
-    /// <summary>Counts what is posted to it and runs it on the pool (so that a capture shows in the count, not as a hang).</summary>
-    private sealed class CountingContext : SynchronizationContext
-    {
-        private int _posts;
-
-        public int Posts => Volatile.Read(ref _posts);
-
-        public override void Post(SendOrPostCallback d, object? state)
-        {
-            Interlocked.Increment(ref _posts);
-            ThreadPool.QueueUserWorkItem(_ => d(state));
-        }
-    }
 }

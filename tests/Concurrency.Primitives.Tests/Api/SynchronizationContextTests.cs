@@ -13,15 +13,13 @@ namespace Concurrency.Primitives.Tests.Api;
 /// </summary>
 public sealed class SynchronizationContextTests
 {
-    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
-
     [Fact]
     public void LifecycleGate_StartStopCloseAndDispose_CompleteUnderABlockedContext()
     {
         var gate = new LifecycleGate(start: (_, _) => Task.CompletedTask, run: token => Task.Delay(Timeout.Infinite, token), options: new LifecycleGateOptions { AllowRestart = true });
         var other = new LifecycleGate(start: (_, _) => Task.CompletedTask);
 
-        var posted = OnBlockedContext(() => new Task[]
+        var posted = BlockedContext.BlockOn(() => new Task[]
         {
             Checked(gate.StartAsync()),
             Checked(gate.StopAsync()),
@@ -42,7 +40,7 @@ public sealed class SynchronizationContextTests
         var disposed = new OrderedTeardown();
         disposed.Add(new TrackedResource("client"));
 
-        var posted = OnBlockedContext(() => new[] { teardown.ExecuteAsync(), disposed.DisposeAsync().AsTask() });
+        var posted = BlockedContext.BlockOn(() => new[] { teardown.ExecuteAsync(), disposed.DisposeAsync().AsTask() });
 
         posted.Should().Be(0);
     }
@@ -53,7 +51,7 @@ public sealed class SynchronizationContextTests
         var tracker = new TaskTracker(new TaskTrackerOptions { MaxConcurrency = 1 });
         var disposed = new TaskTracker();
 
-        var posted = OnBlockedContext(() => new[]
+        var posted = BlockedContext.BlockOn(() => new[]
         {
             tracker.Go(_ => Task.CompletedTask),
             tracker.RunAsync(_ => Task.CompletedTask),
@@ -73,7 +71,7 @@ public sealed class SynchronizationContextTests
             new BatcherOptions { MaxBatchSize = 1, MaxDelay = TimeSpan.Zero, Capacity = 1 });
         var disposed = new Batcher<int, int>((items, _) => new ValueTask<IReadOnlyList<int>>(items));
 
-        var posted = OnBlockedContext(() => new Task[]
+        var posted = BlockedContext.BlockOn(() => new Task[]
         {
             batcher.SubmitAsync(1).AsTask(),
             batcher.SubmitAsync(2).AsTask(),
@@ -91,7 +89,7 @@ public sealed class SynchronizationContextTests
         var pump = new PeerEventPump<string, string>(new RecordingPeerHandler<string>(), new PeerEventPumpOptions { Capacity = 1 });
         var disposed = new PeerEventPump<string, string>(new RecordingPeerHandler<string>());
 
-        var posted = OnBlockedContext(() =>
+        var posted = BlockedContext.BlockOn(() =>
         {
             var peer = pump.Connect("p");
             peer.MarkReady();
@@ -145,7 +143,7 @@ public sealed class SynchronizationContextTests
         var stepGate = Bounded.NewGate();
         teardown.Add(_ => stepGate.Task, "flush");
 
-        var posted = OnBlockedContext(() =>
+        var posted = BlockedContext.BlockOn(() =>
         {
             var disposals = new[]
             {
@@ -237,39 +235,4 @@ public sealed class SynchronizationContextTests
 
     /// <summary>Completes when <paramref name="task"/> completes, whatever its outcome.</summary>
     private static Task Ended(Task task) => task.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-
-    /// <summary>Starts the calls on a thread whose context never runs posted work, blocks on each, and returns how many posts it got.</summary>
-    private static int OnBlockedContext(Func<IReadOnlyList<Task>> calls)
-    {
-        var context = new BlockedContext();
-        var previous = SynchronizationContext.Current;
-        SynchronizationContext.SetSynchronizationContext(context);
-        try
-        {
-            foreach (var call in calls())
-            {
-#pragma warning disable VSTHRD002 // a synchronous wait on the blocked context is the point of the test
-                call.Wait(Bound).Should().BeTrue("a call blocked on by its caller's context must complete without that context");
-#pragma warning restore VSTHRD002
-            }
-        }
-        finally
-        {
-            SynchronizationContext.SetSynchronizationContext(previous);
-        }
-
-        return context.Posts;
-    }
-
-    /// <summary>A context like a UI thread's that is blocked: it accepts posted work and never runs it.</summary>
-    private sealed class BlockedContext : SynchronizationContext
-    {
-        private int _posts;
-
-        public int Posts => Volatile.Read(ref _posts);
-
-        public override void Post(SendOrPostCallback d, object? state) => Interlocked.Increment(ref _posts);
-
-        public override void Send(SendOrPostCallback d, object? state) => throw new InvalidOperationException("The context is blocked.");
-    }
 }

@@ -13,8 +13,6 @@ namespace Concurrency.Primitives.Tests.Lifecycle;
 /// </summary>
 public sealed class LifecycleSynchronizationContextTests
 {
-    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
-
     [Fact]
     public async Task AStartThatWaitsForAStopInFlight_CompletesUnderABlockedContext()
     {
@@ -32,7 +30,7 @@ public sealed class LifecycleSynchronizationContextTests
         var stop = gate.StopAsync();
         await stopEntered.Task.OrHang();
 
-        var posted = OnBlockedContext(() =>
+        var posted = BlockedContext.BlockOn(() =>
         {
             var start = gate.StartAsync();
             start.IsCompleted.Should().BeFalse("it waits for the stop, released below");
@@ -60,7 +58,7 @@ public sealed class LifecycleSynchronizationContextTests
             options: new LifecycleGateOptions { Name = "db" }));
         await group.StartAsync().OrHang();
 
-        var posted = OnBlockedContext(() =>
+        var posted = BlockedContext.BlockOn(() =>
         {
             var close = group.CloseAsync(TimeSpan.FromMinutes(5));
             close.IsCompleted.Should().BeFalse("it waits for the gate's stop, released below");
@@ -106,54 +104,5 @@ public sealed class LifecycleSynchronizationContextTests
         (await stop.OrHang()).Should().BeTrue();
         (await start.OrHang()).Should().BeTrue("the start ignored its token and succeeded");
         context.Posts.Should().Be(0, "the stop went on without the context left on its thread");
-    }
-
-    /// <summary>Starts the calls on a thread whose context never runs posted work, blocks on each, and returns how many posts it got.</summary>
-    private static int OnBlockedContext(Func<IReadOnlyList<Task>> calls)
-    {
-        var context = new BlockedContext();
-        var previous = SynchronizationContext.Current;
-        SynchronizationContext.SetSynchronizationContext(context);
-        try
-        {
-            foreach (var call in calls())
-            {
-#pragma warning disable VSTHRD002 // a synchronous wait on the blocked context is the point of the test
-                call.Wait(Bound).Should().BeTrue("a call blocked on by its caller's context must complete without that context");
-#pragma warning restore VSTHRD002
-            }
-        }
-        finally
-        {
-            SynchronizationContext.SetSynchronizationContext(previous);
-        }
-
-        return context.Posts;
-    }
-
-    /// <summary>A context like a UI thread's that is blocked: it accepts posted work and never runs it.</summary>
-    private sealed class BlockedContext : SynchronizationContext
-    {
-        private int _posts;
-
-        public int Posts => Volatile.Read(ref _posts);
-
-        public override void Post(SendOrPostCallback d, object? state) => Interlocked.Increment(ref _posts);
-
-        public override void Send(SendOrPostCallback d, object? state) => throw new InvalidOperationException("The context is blocked.");
-    }
-
-    /// <summary>A context that counts what is posted to it and runs it on the thread pool.</summary>
-    private sealed class CountingContext : SynchronizationContext
-    {
-        private int _posts;
-
-        public int Posts => Volatile.Read(ref _posts);
-
-        public override void Post(SendOrPostCallback d, object? state)
-        {
-            Interlocked.Increment(ref _posts);
-            ThreadPool.QueueUserWorkItem(_ => d(state));
-        }
     }
 }
