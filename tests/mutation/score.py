@@ -100,13 +100,9 @@ def main(argv):
                     entry[2] += 1
                     if m["status"] == "Killed":
                         killed_equivalents.append(f"{relative}:{m['location']['start']['line']} [{m['mutatorName']}] (equivalents.tsv:{entry[1]})")
-                    row["all_equivalent"] += 1
-                    row["all_detected" if hit else "all_undetected"] -= 1
-                    row["eq_detected" if hit else "eq_undetected"] += 1
+                    row["all_eq_detected" if hit else "all_eq_undetected"] += 1
                     if polly:
-                        row["polly_equivalent"] += 1
-                        row["polly_detected" if hit else "polly_undetected"] -= 1
-                        row["eq_polly_detected" if hit else "eq_polly_undetected"] += 1
+                        row["polly_eq_detected" if hit else "polly_eq_undetected"] += 1
                     continue
                 if not hit:
                     line = m["location"]["start"]["line"]
@@ -116,11 +112,12 @@ def main(argv):
     print(f"{'folder':12} {'all: detected/total':>20} {'score':>9}   {'polly: detected/total':>22} {'score':>9}   "
           f"{'equivalent':>10}  {'all, without them':>24}  {'polly, without them':>24}")
     for folder, row in rows.items():
-        ad, au, pd, pu = row["all_detected"], row["all_undetected"], row["polly_detected"], row["polly_undetected"]
-        ae, pe = row["all_equivalent"], row["polly_equivalent"]
-        sd, su = row["all_detected"] + row["eq_detected"], row["all_undetected"] + row["eq_undetected"]
-        qd, qu = row["polly_detected"] + row["eq_polly_detected"], row["polly_undetected"] + row["eq_polly_undetected"]
-        print(f"{folder:12} {sd:>9}/{sd + su:<10} {score(sd, su)}   {qd:>11}/{qd + qu:<10} {score(qd, qu)}   {ae:>10}  "
+        # Stryker's counts, and the same without the equivalents
+        sd, su, qd, qu = (row[k] for k in ("all_detected", "all_undetected", "polly_detected", "polly_undetected"))
+        ad, au = sd - row["all_eq_detected"], su - row["all_eq_undetected"]
+        pd, pu = qd - row["polly_eq_detected"], qu - row["polly_eq_undetected"]
+        equivalent = row["all_eq_detected"] + row["all_eq_undetected"]
+        print(f"{folder:12} {sd:>9}/{sd + su:<10} {score(sd, su)}   {qd:>11}/{qd + qu:<10} {score(qd, qu)}   {equivalent:>10}  "
               f"{ad:>6}/{ad + au:<6} {score(ad, au)}  {pd:>6}/{pd + pu:<6} {score(pd, pu)}")
     for line in killed_equivalents:
         print(f"warning: listed as equivalent but killed: {line}")
