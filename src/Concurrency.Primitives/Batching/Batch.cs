@@ -69,7 +69,7 @@ public readonly struct Batch<TItem, TResult>
     public bool TrySetResult(int index, TResult result)
     {
         var core = CoreAt(index);
-        return core.Coalescing ? core.TrySetSlotResult(index, result) : core.Items[index].TrySetResult(core.Uses[index], result);
+        return core.Coalescing ? core.TrySetSlotResult(index, result) : core.Items[index].TrySetResult(core.Uses[index], result, releaseBatcher: true);
     }
 
     /// <summary>Fails the item at <paramref name="index"/> with <paramref name="exception"/>.</summary>
@@ -83,7 +83,7 @@ public readonly struct Batch<TItem, TResult>
     {
         Internal.Guard.NotNull(exception);
         var core = CoreAt(index);
-        return core.Coalescing ? core.TrySetSlotException(index, exception) : core.Items[index].TrySetException(core.Uses[index], exception);
+        return core.Coalescing ? core.TrySetSlotException(index, exception) : core.Items[index].TrySetException(core.Uses[index], exception, releaseBatcher: true);
     }
 
     private static int Volatile(BatchCore<TItem, TResult> core) => System.Threading.Volatile.Read(ref core.Version);

@@ -43,6 +43,7 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
         _owner = owner;
         Items = new BatchItem<TItem, TResult>[capacity];
         Uses = new int[capacity];
+        Values = new TItem[capacity];
         _onDispatchCompleted = OnDispatchCompleted;
         if (coalescing)
         {
@@ -73,6 +74,13 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
 
     /// <summary>Each item's use (<see cref="BatchItem{TItem, TResult}.Use"/>) when the batch was cut: the dispatch answers that use only.</summary>
     public int[] Uses { get; }
+
+    /// <summary>
+    /// The items' values, copied when the batch is cut: what the dispatch reads. An item the dispatch has answered may be
+    /// read by its caller, recycled and serving another caller while the dispatch still runs (a dispatch that streams
+    /// answers while a bulk call reads its items), so the dispatch never reads the items themselves.
+    /// </summary>
+    public TItem[] Values { get; }
 
     public int Count;
 
@@ -136,10 +144,10 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
             return false;
         }
 
-        var answered = Items[slot].TrySetResult(Uses[slot], result);
+        var answered = Items[slot].TrySetResult(Uses[slot], result, releaseBatcher: true);
         for (var k = SlotFollowers![slot]; k >= 0; k = FollowerNext![k])
         {
-            answered |= Followers![k].TrySetResult(FollowerUses![k], result);
+            answered |= Followers![k].TrySetResult(FollowerUses![k], result, releaseBatcher: true);
         }
 
         return answered;
@@ -156,10 +164,10 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
             return false;
         }
 
-        var answered = Items[slot].TrySetException(Uses[slot], exception);
+        var answered = Items[slot].TrySetException(Uses[slot], exception, releaseBatcher: true);
         for (var k = SlotFollowers![slot]; k >= 0; k = FollowerNext![k])
         {
-            answered |= Followers![k].TrySetException(FollowerUses![k], exception);
+            answered |= Followers![k].TrySetException(FollowerUses![k], exception, releaseBatcher: true);
         }
 
         return answered;
@@ -209,7 +217,7 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
                 throw new ArgumentOutOfRangeException(nameof(index), index, $"The batch holds {Count} item(s).");
             }
 
-            return Items[index].Value;
+            return Values[index];
         }
     }
 

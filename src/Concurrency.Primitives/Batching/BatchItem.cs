@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.ExceptionServices;
 using System.Threading;
 using System.Threading.Tasks;
 using System.Threading.Tasks.Sources;
@@ -7,26 +8,40 @@ using Concurrency.Primitives.Internal;
 namespace Concurrency.Primitives;
 
 /// <summary>
-/// One submitted item and its caller's wait: a pooled <see cref="IValueTaskSource{TResult}"/>. It completes exactly
-/// once (a compare-and-swap decides between the dispatch, the caller's token, the deadline and the sweep), and
-/// goes back to its batcher's pool only when both of its owners, the caller (after reading its result) and the
-/// batcher (after the batch is done with it), have let go. The core's version guards a recycled item against a
-/// stale <see cref="ValueTask{TResult}"/>.
+/// One submitted item and its caller's wait: a pooled <see cref="IValueTaskSource{TResult}"/> with a completion core of
+/// its own. It completes exactly once (a compare-and-swap of its state word decides between the dispatch, the caller's
+/// token, the deadline and the sweep), and goes back to its batcher's pool only when its owners, the caller (after
+/// reading its result) and the batcher (once its batch is done with it), have let go. The version guards a recycled
+/// item against a stale <see cref="ValueTask{TResult}"/>.
 /// </summary>
+/// <remarks>
+/// The core publishes an answer with one compare-and-swap of its continuation field, and the caller sees the answer
+/// only after that swap (<see cref="IValueTaskSource{TResult}.GetStatus"/> reports pending until then): so the thread
+/// that answers holds nothing once it has published. That lets a dispatch's answer let go of the batcher's ownership in
+/// its claim (see <see cref="TrySetResult(int, TResult, bool)"/>): the drain then does two atomic operations per item,
+/// the claim and the publish, and the caller that reads the answer last recycles the item without one.
+/// </remarks>
 internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFreeListNode<BatchItem<TItem, TResult>>
 {
-    // _state: bit 0 is set once this use of the item is answered; the bits above count its uses, so that a claim made
-    // for one use (a deadline timer's, whose callback may already be running when the timer is disposed) fails on a
-    // later one.
+    // _state, one word per use of the item: bit 0 is set once this use is answered (claimed); bits 1-3 say who still holds
+    // the item (the last to let go recycles it; bits, not a count, so that a second release by the same owner changes
+    // nothing); the bits above count the item's uses, so that a claim made for one use (a deadline timer's, whose callback
+    // may already be running when the timer is disposed; a dispatch's answer through a stale batch) fails on a later one.
     private const int CompletedBit = 1;
-    private const int NextUse = 2;
+    private const int CallerOwns = 2;
+    private const int BatcherOwns = 4;
+    private const int SignallerOwns = 8;
+    private const int OwnerBits = CallerOwns | BatcherOwns | SignallerOwns;
+    private const int NextUse = 16;
+    private const int UseBits = ~(CompletedBit | OwnerBits);
     private const int MaxThreadCache = 256;
 
-    // _owners: who still holds the item in its current use; the last to let go recycles it. Bits, not a count, so that a
-    // second release by the same owner (a ValueTask consumed twice) changes nothing.
-    private const int CallerOwns = 1;
-    private const int BatcherOwns = 2;
-    private const int SignallerOwns = 4;
+    // Under the systematic tests, continuations run inline from the completing thread, each on a task it starts: the
+    // thread pool's own queue is outside the Coyote scheduler's control.
+    private static bool RunContinuationsAsynchronously => !PoolWorkItem.UseTaskScheduling;
+
+    // What the continuation field holds once the answer is published before anyone awaited it.
+    private static readonly Action<object?> Published = static _ => throw new InvalidOperationException("A batched item's completion marker was invoked.");
 
     private static readonly Action<object?> CancelCallback = static state => ((BatchItem<TItem, TResult>)state!).OnCallerCancelled();
     private static readonly TimerCallback DeadlineCallback = static state => ((OwnDeadline)state!).Fire();
@@ -45,16 +60,26 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     // tracked: every item is touched by three threads (submitter, loop, awaiter), and at batch size 1 the item's bytes
     // are the cost.
     private object? _link;
-    private ManualResetValueTaskSourceCore<TResult> _core;
     private int _state;
-    private int _owners;
     private CancellationToken _token;
     private CancellationTokenRegistration _registration;
     private ITimer? _ownDeadline;
 
-    // Under the systematic tests, continuations run inline from the completing thread, each on a task it starts: the
-    // thread pool's own queue (where RunContinuationsAsynchronously puts them) is outside the Coyote scheduler's control.
-    private BatchItem() => _core.RunContinuationsAsynchronously = !PoolWorkItem.UseTaskScheduling;
+    // The completion core. _continuation is null until either the caller awaits (its continuation) or the answer is
+    // published (Published); whoever comes second runs the continuation. _completed, _result and _error are written before
+    // that publishing swap, and read only after it.
+    private Action<object?>? _continuation;
+    private object? _continuationState;
+    private ExecutionContext? _executionContext;
+    private object? _scheduler;
+    private ExceptionDispatchInfo? _error;
+    private TResult _result = default!;
+    private short _version;
+    private bool _completed;
+
+    private BatchItem()
+    {
+    }
 
     public TItem Value = default!;
 
@@ -69,10 +94,13 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
 
     public bool IsCompleted => (Volatile.Read(ref _state) & CompletedBit) != 0;
 
-    /// <summary>Which use of the item this is (its pending state): an answer given for one use fails on a later one.</summary>
-    public int Use => Volatile.Read(ref _state) & ~CompletedBit;
+    /// <summary>Which use of the item this is: an answer given for one use fails on a later one.</summary>
+    public int Use => Volatile.Read(ref _state) & UseBits;
 
-    public short Version => _core.Version;
+    /// <summary>Whether the item is in <paramref name="use"/> and that use is not answered yet (one read of the state word).</summary>
+    public bool IsPendingIn(int use) => (Volatile.Read(ref _state) & (UseBits | CompletedBit)) == use;
+
+    public short Version => _version;
 
     /// <summary>When the item was accepted (a timestamp of the owner's clock): its batch's MaxDelay counts from here.</summary>
     public long Arrival;
@@ -145,8 +173,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         Deadline = deadline;
         Dispatched = false;
         _token = token;
-        _state = (_state & ~CompletedBit) + NextUse;
-        _owners = CallerOwns | BatcherOwns;
+        _state = ((_state & UseBits) + NextUse) | CallerOwns | BatcherOwns;
         if (token.CanBeCanceled)
         {
             // Registered before the item is visible to any dispatch, so the registration is always disposed
@@ -162,90 +189,249 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// <summary>Gives a slow-path item (it waited for room) its own timer for what is left of its bound.</summary>
     public void ArmOwnDeadline(TimeProvider time, TimeSpan remaining, TimeSpan bound)
     {
-        _ownDeadline = time.CreateTimer(DeadlineCallback, new OwnDeadline(this, Volatile.Read(ref _state), bound), remaining, System.Threading.Timeout.InfiniteTimeSpan);
+        _ownDeadline = time.CreateTimer(DeadlineCallback, new OwnDeadline(this, Use, bound), remaining, System.Threading.Timeout.InfiniteTimeSpan);
     }
 
-    public bool TrySetResult(TResult result) => TrySetResult(Volatile.Read(ref _state), result);
+    public bool TrySetResult(TResult result) => TrySetResult(Use, result);
 
-    /// <summary>Answers the item if it is still in <paramref name="use"/> and unanswered (the first answer wins).</summary>
-    public bool TrySetResult(int use, TResult result)
+    /// <summary>
+    /// Answers the item if it is still in <paramref name="use"/> and unanswered (the first answer wins). With
+    /// <paramref name="releaseBatcher"/>, the claim also lets go of the batcher's ownership: for the dispatch's answers,
+    /// whose batch then skips the item when it finishes (see <see cref="ReleaseByBatcher(int)"/>).
+    /// </summary>
+    public bool TrySetResult(int use, TResult result, bool releaseBatcher = false)
     {
-        if (!TryClaim(use))
+        if (!TryClaim(use, releaseBatcher ? BatcherOwns : 0))
         {
             return false;
         }
 
         Detach();
-        _core.SetResult(result);
+        _result = result;
+        Publish();
         return true;
     }
 
     /// <summary>Fails the item's current use (the first answer wins). For the dispatch and for the batcher under its lock.</summary>
-    public bool TrySetException(Exception exception) => TrySetException(Volatile.Read(ref _state), exception);
+    public bool TrySetException(Exception exception) => TrySetException(Use, exception);
 
-    /// <summary>Fails the item if it is still in <paramref name="use"/> and unanswered (the first answer wins).</summary>
-    public bool TrySetException(int use, Exception exception)
+    /// <summary>Fails the item if it is still in <paramref name="use"/> and unanswered (the first answer wins); see <see cref="TrySetResult(int, TResult, bool)"/>.</summary>
+    public bool TrySetException(int use, Exception exception, bool releaseBatcher = false)
     {
-        if (!TryClaim(use))
+        if (!TryClaim(use, releaseBatcher ? BatcherOwns : 0))
         {
             return false;
         }
 
         Detach();
-        _core.SetException(exception);
+        _error = ExceptionDispatchInfo.Capture(exception);
+        Publish();
         return true;
     }
 
-    /// <summary>Claims the answer for the use whose pending state is <paramref name="use"/> (the first claim wins).</summary>
-    private bool TryClaim(int use) =>
-        (use & CompletedBit) == 0 && Interlocked.CompareExchange(ref _state, use | CompletedBit, use) == use;
+    /// <summary>
+    /// Claims the answer for <paramref name="use"/> (the first claim wins), letting go of the owners in
+    /// <paramref name="releasing"/> in the same step. Until the answer is published, no owner can let go on its own (the
+    /// caller reads nothing before it; the batcher and a signaller let go only after an answer), so the bits are stable.
+    /// </summary>
+    private bool TryClaim(int use, int releasing)
+    {
+        var state = Volatile.Read(ref _state);
+        while ((state & (UseBits | CompletedBit)) == use)
+        {
+            var seen = Interlocked.CompareExchange(ref _state, (state | CompletedBit) & ~releasing, state);
+            if (seen == state)
+            {
+                return true;
+            }
 
-    /// <summary>The batcher lets go of the item (its batch is done with it, or it never entered one).</summary>
-    public void ReleaseByBatcher() => ReleaseOwner(BatcherOwns);
+            state = seen;
+        }
+
+        return false;
+    }
+
+    /// <summary>The batcher lets go of the item it still holds (an item that never entered a batch, or was answered under its lock).</summary>
+    public void ReleaseByBatcher() => ReleaseByBatcher(Use);
+
+    /// <summary>
+    /// The batcher lets go of the item's <paramref name="use"/> if it still holds it: a dispatch's answer let go already,
+    /// and the item may then be recycled and serving another caller (a later use), which this leaves alone.
+    /// </summary>
+    public void ReleaseByBatcher(int use)
+    {
+        var state = Volatile.Read(ref _state);
+        while ((state & UseBits) == use && (state & BatcherOwns) != 0)
+        {
+            if ((state & OwnerBits) == BatcherOwns)
+            {
+                Recycle(state); // every other owner has let go (each with a full fence): nobody else touches it
+                return;
+            }
+
+            var seen = Interlocked.CompareExchange(ref _state, state & ~BatcherOwns, state);
+            if (seen == state)
+            {
+                return;
+            }
+
+            state = seen;
+        }
+    }
 
     TResult IValueTaskSource<TResult>.GetResult(short token)
     {
         // Only the consuming call lets go. A stale token, a read before the answer, or a second read of the same answer
         // (a ValueTask consumed twice) throws and leaves the item alone: it may already be serving another caller.
-        if (_core.GetStatus(token) == ValueTaskSourceStatus.Pending) // a stale token throws here
+        ValidateToken(token);
+        if (!IsPublished)
         {
-            return _core.GetResult(token); // throws InvalidOperationException
+            throw new InvalidOperationException("This batched item's result is not available yet: await the ValueTask returned by SubmitAsync instead of reading its result before it completes.");
         }
 
-        if ((Volatile.Read(ref _owners) & CallerOwns) == 0)
+        var state = Volatile.Read(ref _state);
+        if ((state & CallerOwns) == 0)
         {
             throw new InvalidOperationException("This batched item's result has already been read: a ValueTask returned by SubmitAsync may be awaited only once.");
         }
 
-        try
-        {
-            return _core.GetResult(token);
-        }
-        finally
-        {
-            ReleaseOwner(CallerOwns);
-        }
+        var error = _error;
+        var result = _result;
+        ReleaseOwner(CallerOwns);
+        error?.Throw();
+        return result;
     }
 
-    ValueTaskSourceStatus IValueTaskSource<TResult>.GetStatus(short token) => _core.GetStatus(token);
+    ValueTaskSourceStatus IValueTaskSource<TResult>.GetStatus(short token)
+    {
+        ValidateToken(token);
+        return !IsPublished ? ValueTaskSourceStatus.Pending
+            : _error is null ? ValueTaskSourceStatus.Succeeded
+            : _error.SourceException is OperationCanceledException ? ValueTaskSourceStatus.Canceled
+            : ValueTaskSourceStatus.Faulted;
+    }
 
     void IValueTaskSource<TResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
     {
+        Guard.NotNull(continuation);
+        ValidateToken(token);
         if (PoolWorkItem.UseTaskScheduling)
         {
-            _core.OnCompleted(static box => ((ScheduledContinuation)box!).Start(), new ScheduledContinuation(continuation, state), token, flags);
+            state = new ScheduledContinuation(continuation, state);
+            continuation = static box => ((ScheduledContinuation)box!).Start();
+        }
+
+        if ((flags & ValueTaskSourceOnCompletedFlags.FlowExecutionContext) != 0)
+        {
+            _executionContext = ExecutionContext.Capture();
+        }
+
+        if ((flags & ValueTaskSourceOnCompletedFlags.UseSchedulingContext) != 0)
+        {
+            if (SynchronizationContext.Current is { } context && context.GetType() != typeof(SynchronizationContext))
+            {
+                _scheduler = context;
+            }
+            else if (TaskScheduler.Current != TaskScheduler.Default)
+            {
+                _scheduler = TaskScheduler.Current;
+            }
+        }
+
+        // The state first, then the swap: a publish that sees the continuation finds its state.
+        var previous = Volatile.Read(ref _continuation);
+        if (previous is null)
+        {
+            _continuationState = state;
+            previous = Interlocked.CompareExchange(ref _continuation, continuation, null);
+        }
+
+        if (previous is null)
+        {
             return;
         }
 
-        _core.OnCompleted(continuation, state, token, flags);
+        if (!ReferenceEquals(previous, Published))
+        {
+            throw new InvalidOperationException("This batched item is already awaited: a ValueTask returned by SubmitAsync may be awaited only once.");
+        }
+
+        // Answered already: the continuation never runs on the awaiting thread's stack.
+        Schedule(continuation, state, forceAsync: true);
     }
 
-    private void OnCallerCancelled() => TryFailOffPath(Volatile.Read(ref _state), new OperationCanceledException("The caller cancelled its wait for this batched item.", _token));
+    /// <summary>Whether the answer is published (the publishing swap has happened; before it the caller sees it pending).</summary>
+    private bool IsPublished => Volatile.Read(ref _continuation) is not null && _completed;
+
+    private void ValidateToken(short token)
+    {
+        if (token != _version)
+        {
+            throw new InvalidOperationException("This ValueTask's batched item has already been read and reused: a ValueTask returned by SubmitAsync may be awaited only once.");
+        }
+    }
+
+    /// <summary>
+    /// Publishes the answer written just before: one swap of the continuation field. After it this thread touches the item
+    /// only if a continuation was there (its caller then waits for it, and cannot let go meanwhile).
+    /// </summary>
+    private void Publish()
+    {
+        _completed = true;
+        var continuation = Volatile.Read(ref _continuation);
+        if (continuation is null && (continuation = Interlocked.CompareExchange(ref _continuation, Published, null)) is null)
+        {
+            return;
+        }
+
+        Schedule(continuation, _continuationState, forceAsync: false);
+    }
+
+    /// <summary>Runs the caller's continuation as it asked: in its captured context or scheduler, off this thread unless the systematic tests run.</summary>
+    private void Schedule(Action<object?> continuation, object? state, bool forceAsync)
+    {
+        var executionContext = _executionContext;
+        var scheduler = _scheduler;
+        if (executionContext is null && scheduler is null)
+        {
+            if (forceAsync || RunContinuationsAsynchronously)
+            {
+#if NET8_0_OR_GREATER
+                ThreadPool.UnsafeQueueUserWorkItem(continuation, state, preferLocal: true);
+#else
+                _ = Task.Factory.StartNew(continuation, state, CancellationToken.None, TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
+#endif
+            }
+            else
+            {
+                continuation(state);
+            }
+
+            return;
+        }
+
+        // The rare paths (a flowed execution context, a synchronization context or a scheduler) allocate, as the runtime's own core does.
+        var work = new ContextContinuation(continuation, state, scheduler);
+        if (executionContext is null)
+        {
+            work.Run(forceAsync || RunContinuationsAsynchronously);
+        }
+        else if (forceAsync || RunContinuationsAsynchronously)
+        {
+            _ = Task.Factory.StartNew(static box => ((ContextContinuation)box!).RunIn(), work.With(executionContext), CancellationToken.None, TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
+        }
+        else
+        {
+            work.With(executionContext).RunIn();
+        }
+    }
+
+    private void OnCallerCancelled() => TryFailOffPath(Use, new OperationCanceledException("The caller cancelled its wait for this batched item.", _token));
 
     /// <summary>The own-deadline timer's callback, for the use it was armed for: a late fire finds a later use and does nothing.</summary>
     private void OnOwnDeadline(int use, TimeSpan bound)
     {
-        if (Volatile.Read(ref _state) != use)
+        if (!IsPendingIn(use))
         {
             return; // answered, or already recycled into a later use
         }
@@ -267,16 +453,17 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// </summary>
     private bool TryFailOffPath(int use, Exception exception)
     {
-        if (!TryClaim(use))
+        if (!TryClaim(use, releasing: 0))
         {
             return false;
         }
 
         // The caller cannot have let go (its answer is not there yet), so the item is still in this use.
-        AtomicBits.Set(ref _owners, SignallerOwns);
+        AtomicBits.Set(ref _state, SignallerOwns);
         var owner = _owner;
         Detach();
-        _core.SetException(exception);
+        _error = ExceptionDispatchInfo.Capture(exception);
+        Publish();
 
         // A caller that gives up while its batch is cut or dispatched counts against the batch's live callers (read after
         // the claim's fence: the cut writes it, then fences, then looks at the claims; one of the two sees the other).
@@ -291,6 +478,11 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
 
     private void Detach()
     {
+        if (!_token.CanBeCanceled && _ownDeadline is null)
+        {
+            return; // nothing registered (the usual case): no writes to the item's lines
+        }
+
         // Waits for a cancellation callback running on another thread (it lost the race and returns at once).
         _registration.Dispose();
         _registration = default;
@@ -303,14 +495,40 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         // The caller and the batcher (and, while an off-path answer is signalled, its signaller: see TryFailOffPath) let
         // go once each; whoever is last recycles. Reading only its own bit means every other owner has let go (each
         // release was a full fence, so none of them touches the item any more): the last one needs no atomic operation.
-        if (Volatile.Read(ref _owners) != releasing && AtomicBits.Clear(ref _owners, releasing) != releasing)
+        var state = Volatile.Read(ref _state);
+        while ((state & OwnerBits) != releasing)
         {
-            return; // others still hold it (or this owner had already let go)
+            if ((state & releasing) == 0)
+            {
+                return; // this owner had already let go
+            }
+
+            var seen = Interlocked.CompareExchange(ref _state, state & ~releasing, state);
+            if (seen == state)
+            {
+                return; // others still hold it
+            }
+
+            state = seen;
         }
 
+        Recycle(state);
+    }
+
+    /// <summary>Resets the item (its last owner letting go: the use stays answered, so a late claim for it fails) and pools it.</summary>
+    private void Recycle(int state)
+    {
+        _state = state & (UseBits | CompletedBit);
         Value = default!;
         _token = default;
-        _core.Reset();
+        _version++;
+        _completed = false;
+        _result = default!;
+        _error = null;
+        _executionContext = null;
+        _scheduler = null;
+        _continuationState = null;
+        _continuation = null;
 
         // A pooled item keeps no batcher alive (thread caches outlive the batchers whose items they hold).
         var owner = _owner!;
@@ -326,6 +544,51 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         {
             cache.Spill(this, owner);
         }
+    }
+
+    /// <summary>A continuation with a captured synchronization context or scheduler, or execution context (the rare paths).</summary>
+    private sealed class ContextContinuation(Action<object?> continuation, object? state, object? scheduler)
+    {
+        private static readonly ContextCallback RunCallback = static box => ((ContextContinuation)box!).Run(async: false);
+        private static readonly SendOrPostCallback PostCallback = static box => ((ContextContinuation)box!).Invoke();
+        private ExecutionContext? _executionContext;
+
+        public ContextContinuation With(ExecutionContext executionContext)
+        {
+            _executionContext = executionContext;
+            return this;
+        }
+
+        /// <summary>Runs in the captured execution context (then in the scheduler, if one was captured too).</summary>
+        public void RunIn() => ExecutionContext.Run(_executionContext!, RunCallback, this);
+
+        public void Run(bool async)
+        {
+            switch (scheduler)
+            {
+                case SynchronizationContext context:
+#pragma warning disable VSTHRD001 // the caller's own context, captured by its await: posting to it is what resuming there means
+                    context.Post(PostCallback, this);
+#pragma warning restore VSTHRD001
+                    break;
+                case TaskScheduler taskScheduler:
+                    _ = Task.Factory.StartNew(continuation, state, CancellationToken.None, TaskCreationOptions.DenyChildAttach, taskScheduler);
+                    break;
+                default:
+                    if (async)
+                    {
+                        _ = Task.Factory.StartNew(continuation, state, CancellationToken.None, TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
+                    }
+                    else
+                    {
+                        continuation(state);
+                    }
+
+                    break;
+            }
+        }
+
+        private void Invoke() => continuation(state);
     }
 
     /// <summary>A continuation started as a task (the systematic tests' scheduling; see the constructor).</summary>

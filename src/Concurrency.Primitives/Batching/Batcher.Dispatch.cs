@@ -148,6 +148,7 @@ public sealed partial class Batcher<TItem, TResult>
                     item.Dispatched = true;
                     canGiveUp |= item.CanGiveUp;
                     core.Uses[kept] = item.Use;
+                    core.Values[kept] = item.Value;
                     items[kept++] = item;
                 }
             }
@@ -346,7 +347,7 @@ public sealed partial class Batcher<TItem, TResult>
             {
                 for (var i = 0; i < count; i++)
                 {
-                    core.Items[i].TrySetResult(core.Uses[i], results[i]);
+                    core.Items[i].TrySetResult(core.Uses[i], results[i], releaseBatcher: true);
                 }
             }
         }
@@ -402,14 +403,21 @@ public sealed partial class Batcher<TItem, TResult>
         core.Version++; // before the items go: a late call through a stale Batch is refused
         for (var i = 0; i < count; i++)
         {
-            core.Items[i].ReleaseByBatcher();
+            core.Items[i].ReleaseByBatcher(core.Uses[i]); // a dispatch's answer let go already
             core.Items[i] = null!;
         }
 
         for (var k = 0; k < core.FollowerCount; k++)
         {
-            core.Followers![k].ReleaseByBatcher();
+            core.Followers![k].ReleaseByBatcher(core.FollowerUses![k]);
             core.Followers[k] = null!;
+        }
+
+#if NET8_0_OR_GREATER
+        if (System.Runtime.CompilerServices.RuntimeHelpers.IsReferenceOrContainsReferences<TItem>())
+#endif
+        {
+            Array.Clear(core.Values, 0, count);
         }
 
         core.FollowerCount = 0;
@@ -450,7 +458,7 @@ public sealed partial class Batcher<TItem, TResult>
     private static int FailIfUnanswered(BatchItem<TItem, TResult> item, int use, int index, int count, Exception? fault, int? resultCount) =>
         !item.IsCompleted && item.TrySetException(use, fault is not null
             ? new BatchDispatchException(fault, index, count)
-            : new BatchItemNotCompletedException(index, count, resultCount))
+            : new BatchItemNotCompletedException(index, count, resultCount), releaseBatcher: true)
             ? 1
             : 0;
 
@@ -478,13 +486,13 @@ public sealed partial class Batcher<TItem, TResult>
             int bucket;
             try
             {
-                var value = item.Value;
+                var value = core.Values[i];
                 var hash = value is null ? 0 : comparer.GetHashCode(value);
                 bucket = (hash ^ (hash >> 16)) & mask;
                 while (buckets[bucket] != 0)
                 {
                     var slot = buckets[bucket] - 1;
-                    var other = items[slot].Value;
+                    var other = core.Values[slot];
                     if (value is null ? other is null : other is not null && comparer.Equals(other, value))
                     {
                         found = slot;
@@ -515,6 +523,7 @@ public sealed partial class Batcher<TItem, TResult>
             buckets[bucket] = slots + 1;
             items[slots] = item;
             uses[slots] = use;
+            core.Values[slots] = core.Values[i];
             core.SlotAnswered![slots] = 0;
             core.SlotFollowers![slots] = -1;
             slots++;

@@ -181,24 +181,31 @@ public sealed partial class Batcher<TItem, TResult>
 
     /// <summary>
     /// Releases <paramref name="item"/> (read from a cell or a batch) if its bound has passed; returns <see langword="true"/>
-    /// at the first item still within it. Its use is read first: an item recycled meanwhile is not answered.
+    /// at the first item still within it. Only its <paramref name="use"/> is answered, and only while the item is in it: a
+    /// running batch's item may have been answered by its dispatch, read, recycled and serving a later caller (whose
+    /// deadline says nothing about this batch), and a queued item read from a cell may have been cut and recycled too.
     /// </summary>
-    private bool ExpireIfDue(BatchItem<TItem, TResult> item, long now, ref long next, ref int released)
+    private bool ExpireIfDue(BatchItem<TItem, TResult> item, int use, long now, ref long next, ref int released)
     {
-        var use = item.Use;
-        if (item.IsCompleted || item.HasOwnDeadline)
+        if (!item.IsPendingIn(use) || item.HasOwnDeadline)
         {
             return false;
         }
 
         var deadline = item.Deadline;
+        var dispatched = item.Dispatched;
+        if (!item.IsPendingIn(use))
+        {
+            return false; // answered meanwhile: what was read may be a later use's
+        }
+
         if (deadline > now)
         {
             next = Math.Min(next, deadline);
             return true;
         }
 
-        if (item.TrySetException(use, new BatchTimeoutException(_timeout, item.Dispatched, dispatchTimedOut: false)))
+        if (item.TrySetException(use, new BatchTimeoutException(_timeout, dispatched, dispatchTimedOut: false)))
         {
             released++;
         }
@@ -308,12 +315,12 @@ public sealed partial class Batcher<TItem, TResult>
                     var within = false;
                     for (var i = 0; i < core.Count && !within; i++)
                     {
-                        within = Expire(core, core.Items[i]);
+                        within = Expire(core, core.Items[i], core.Uses[i]);
                     }
 
                     for (var k = 0; k < core.FollowerCount; k++)
                     {
-                        itemsDone |= Expire(core, core.Followers![k]);
+                        itemsDone |= Expire(core, core.Followers![k], core.FollowerUses![k]);
                     }
 
                     itemsDone |= within;
@@ -340,7 +347,7 @@ public sealed partial class Batcher<TItem, TResult>
                     break;
                 }
 
-                itemsDone = ExpireIfDue(item, now, ref next, ref released);
+                itemsDone = ExpireIfDue(item, item.Use, now, ref next, ref released);
             }
 
             if (next != long.MaxValue)
@@ -392,10 +399,10 @@ public sealed partial class Batcher<TItem, TResult>
 
         // Expires a running batch's item if its bound passed (a caller gone: counted, if the batch counts its callers).
         // Returns whether the item is still within its bound.
-        bool Expire(BatchCore<TItem, TResult> core, BatchItem<TItem, TResult> item)
+        bool Expire(BatchCore<TItem, TResult> core, BatchItem<TItem, TResult> item, int use)
         {
             var before = released;
-            var within = ExpireIfDue(item, now, ref next, ref released);
+            var within = ExpireIfDue(item, use, now, ref next, ref released);
             if (released != before && core.Tracked && CountGone(core, item) is { } cancellation)
             {
                 (abandoned ??= new()).Add(cancellation);
