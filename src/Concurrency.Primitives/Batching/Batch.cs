@@ -58,7 +58,7 @@ public readonly struct Batch<TItem, TResult>
     /// <returns>The item.</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is out of range.</exception>
     /// <exception cref="InvalidOperationException">The dispatch has returned, or this is a default value.</exception>
-    public TItem this[int index] => Core[index];
+    public TItem this[int index] => CoreAt(index).Values[index];
 
     /// <summary>Answers the item at <paramref name="index"/> with its result.</summary>
     /// <param name="index">The position, from 0 to <see cref="Count"/> - 1.</param>

@@ -97,6 +97,12 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// <summary>Which use of the item this is: an answer given for one use fails on a later one.</summary>
     public int Use => Volatile.Read(ref _state) & UseBits;
 
+    /// <summary>This use's number if it is not answered yet, else <see cref="Answered"/> (one read of the state word).</summary>
+    public int PendingUse => Volatile.Read(ref _state) is var state && (state & CompletedBit) == 0 ? state & UseBits : Answered;
+
+    /// <summary>What <see cref="PendingUse"/> returns for an answered item: odd, which no use number is.</summary>
+    public const int Answered = CompletedBit;
+
     /// <summary>Whether the item is in <paramref name="use"/> and that use is not answered yet (one read of the state word).</summary>
     public bool IsPendingIn(int use) => (Volatile.Read(ref _state) & (UseBits | CompletedBit)) == use;
 

@@ -139,18 +139,23 @@ public sealed partial class Batcher<TItem, TResult>
                 var item = items[i];
 
                 // Leave out items whose callers already gave up (cancelled or timed out before dispatch).
-                if (item.IsCompleted)
+                var use = item.PendingUse;
+                if (use == BatchItem<TItem, TResult>.Answered)
                 {
                     item.ReleaseByBatcher();
+                    continue;
                 }
-                else
+
+                item.Dispatched = true;
+                canGiveUp |= item.CanGiveUp;
+                core.Uses[kept] = use;
+                core.Values[kept] = item.Value;
+                if (kept != i)
                 {
-                    item.Dispatched = true;
-                    canGiveUp |= item.CanGiveUp;
-                    core.Uses[kept] = item.Use;
-                    core.Values[kept] = item.Value;
-                    items[kept++] = item;
+                    items[kept] = item;
                 }
+
+                kept++;
             }
 
             var callers = kept;
@@ -437,6 +442,22 @@ public sealed partial class Batcher<TItem, TResult>
     {
         var count = core.Count;
         var swept = 0;
+        if (!core.Coalescing)
+        {
+            // One read per item where the dispatch answered everything (the usual case).
+            var items = core.Items;
+            var uses = core.Uses;
+            for (var i = 0; i < count; i++)
+            {
+                if (items[i].IsPendingIn(uses[i]))
+                {
+                    swept += FailIfUnanswered(items[i], uses[i], i, count, fault, resultCount);
+                }
+            }
+
+            return swept;
+        }
+
         for (var i = 0; i < count; i++)
         {
             if (core.Coalescing && !core.TryClaimSlot(i))
