@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Applies each mutant of the batcher's ring, coalescing and abandonment code in turn, runs the Coyote scenario that must catch it, and reverts it.
+# Applies each mutant of the batcher's ring, coalescing, abandonment and item-reuse code in turn, runs the Coyote scenario that must catch it, and reverts it.
 # Prints one line per mutant; exits non-zero if a mutant survives (its scenario found no bug) or src/ was not clean.
 # Usage, from the repository root: tests/Concurrency.Primitives.SystematicTests/Mutants/run-mutants.sh
 # Not here: keeping an abandoned batch's token source for the next batch. Its window (between the count that finds the
@@ -14,6 +14,8 @@ declare -A scenario=(
   [4-sweep-touches-a-running-batch-without-taking-it]=Ring_ADispatchTimeoutRacingTheDispatchsAnswers_AnswersEachCallerOnce
   [5-cut-misses-callers-gone-before-the-stamp]=Abandonment_ACallerGivingUpWhileItsBatchIsCut_IsCountedAndCancelsTheDispatch
   [6-slot-answer-skips-followers]=Coalescing_CallersOfOneSlotRacingCancellationAndTheAnswer_AreEachCompletedOnceWithTheSlotsAnswer
+  [7-dispatch-reads-a-reused-item]=Reuse_CallersResubmittingWhileTheirBatchRuns_GetTheirOwnAnswersAndTheDispatchItsOwnValues
+  [8-publish-without-the-swap]=Reuse_CallersResubmittingWhileTheirBatchRuns_GetTheirOwnAnswersAndTheDispatchItsOwnValues
 )
 git diff --quiet -- src || { echo "src/ has uncommitted changes; commit or stash them first"; exit 2; }
 survivors=0
