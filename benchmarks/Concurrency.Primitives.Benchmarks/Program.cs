@@ -17,8 +17,8 @@ namespace Concurrency.Primitives.Benchmarks;
 /// <c>quick</c>: one representative configuration per class with a short job, each case in its own process, then the
 /// summary (ours, hand-rolled, best alternative, floor, ratios, allocation, verdict against the targets) and an SVG
 /// chart per class. <c>full</c>: the same over every configuration. <c>report &lt;dir&gt;</c>: the summary and charts
-/// again from a saved run's JSON reports, without running anything. <c>smoke</c>: every benchmark once, in process, to
-/// prove they run (CI). Anything else is passed to BenchmarkDotNet (for example <c>--filter '*'</c> with the default job).
+/// again from a saved run's JSON reports, without running anything. <c>phases</c>: the batcher's time per item by phase
+/// (see <see cref="BatcherPhases"/>). <c>smoke</c>: every benchmark once, in process, to prove they run (CI). Anything else is passed to BenchmarkDotNet (for example <c>--filter '*'</c> with the default job).
 /// </summary>
 public static class Program
 {
@@ -59,6 +59,13 @@ public static class Program
             rest = rest.Where(a => a != "--png").ToArray();
             Report(rest[0], rest.Length > 1 ? rest[1] : Path.Combine(Artifacts, "comparison"), heading: null, png);
             return 0;
+        }
+
+        if (mode == "phases")
+        {
+#pragma warning disable VSTHRD002 // a console program's entry point: nothing else runs on this thread
+            return BatcherPhases.RunAsync(rest).GetAwaiter().GetResult();
+#pragma warning restore VSTHRD002
         }
 
         if (mode == "smoke")
