@@ -258,32 +258,13 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     }
 
     /// <summary>The batcher lets go of the item it still holds (an item that never entered a batch, or was answered under its lock).</summary>
-    public void ReleaseByBatcher() => ReleaseByBatcher(Use);
+    public void ReleaseByBatcher() => Release(BatcherOwns, Use);
 
     /// <summary>
     /// The batcher lets go of the item's <paramref name="use"/> if it still holds it: a dispatch's answer let go already,
     /// and the item may then be recycled and serving another caller (a later use), which this leaves alone.
     /// </summary>
-    public void ReleaseByBatcher(int use)
-    {
-        var state = Volatile.Read(ref _state);
-        while ((state & UseBits) == use && (state & BatcherOwns) != 0)
-        {
-            if ((state & OwnerBits) == BatcherOwns)
-            {
-                Recycle(state); // every other owner has let go (each with a full fence): nobody else touches it
-                return;
-            }
-
-            var seen = Interlocked.CompareExchange(ref _state, state & ~BatcherOwns, state);
-            if (seen == state)
-            {
-                return;
-            }
-
-            state = seen;
-        }
-    }
+    public void ReleaseByBatcher(int use) => Release(BatcherOwns, use);
 
     TResult IValueTaskSource<TResult>.GetResult(short token)
     {
@@ -303,7 +284,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
 
         var error = _error;
         var result = _result;
-        ReleaseOwner(CallerOwns);
+        Release(CallerOwns, state & UseBits); // the caller holds the item: its use cannot change under it
         error?.Throw();
         return result;
     }
@@ -478,7 +459,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
             owner?.OnCallerGone(tracker, this);
         }
 
-        ReleaseOwner(SignallerOwns);
+        Release(SignallerOwns, use);
         return true;
     }
 
@@ -496,17 +477,22 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         _ownDeadline = null;
     }
 
-    private void ReleaseOwner(int releasing)
+    /// <summary>
+    /// The owner <paramref name="releasing"/> lets go of the item's <paramref name="use"/>, if it still holds it in that
+    /// use (a second release by the same owner, or one for a use the item has left, changes nothing). The caller and the
+    /// batcher (and, while an off-path answer is signalled, its signaller: see TryFailOffPath) let go once each; whoever is
+    /// last recycles. Seeing only its own bit means every other owner has let go (each release was a full fence, so none
+    /// of them touches the item any more): the last one needs no atomic operation.
+    /// </summary>
+    private void Release(int releasing, int use)
     {
-        // The caller and the batcher (and, while an off-path answer is signalled, its signaller: see TryFailOffPath) let
-        // go once each; whoever is last recycles. Reading only its own bit means every other owner has let go (each
-        // release was a full fence, so none of them touches the item any more): the last one needs no atomic operation.
         var state = Volatile.Read(ref _state);
-        while ((state & OwnerBits) != releasing)
+        while ((state & UseBits) == use && (state & releasing) != 0)
         {
-            if ((state & releasing) == 0)
+            if ((state & OwnerBits) == releasing)
             {
-                return; // this owner had already let go
+                Recycle(state);
+                return;
             }
 
             var seen = Interlocked.CompareExchange(ref _state, state & ~releasing, state);
@@ -517,8 +503,6 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
 
             state = seen;
         }
-
-        Recycle(state);
     }
 
     /// <summary>Resets the item (its last owner letting go: the use stays answered, so a late claim for it fails) and pools it.</summary>
@@ -597,7 +581,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         private void Invoke() => continuation(state);
     }
 
-    /// <summary>A continuation started as a task (the systematic tests' scheduling; see the constructor).</summary>
+    /// <summary>A continuation started as a task (the systematic tests' scheduling; see RunContinuationsAsynchronously).</summary>
     private sealed class ScheduledContinuation(Action<object?> continuation, object? state)
     {
         public void Start() => _ = Task.Factory.StartNew(continuation, state, CancellationToken.None, TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);

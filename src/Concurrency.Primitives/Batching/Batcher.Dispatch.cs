@@ -442,22 +442,6 @@ public sealed partial class Batcher<TItem, TResult>
     {
         var count = core.Count;
         var swept = 0;
-        if (!core.Coalescing)
-        {
-            // One read per item where the dispatch answered everything (the usual case).
-            var items = core.Items;
-            var uses = core.Uses;
-            for (var i = 0; i < count; i++)
-            {
-                if (items[i].IsPendingIn(uses[i]))
-                {
-                    swept += FailIfUnanswered(items[i], uses[i], i, count, fault, resultCount);
-                }
-            }
-
-            return swept;
-        }
-
         for (var i = 0; i < count; i++)
         {
             if (core.Coalescing && !core.TryClaimSlot(i))
@@ -477,7 +461,7 @@ public sealed partial class Batcher<TItem, TResult>
     }
 
     private static int FailIfUnanswered(BatchItem<TItem, TResult> item, int use, int index, int count, Exception? fault, int? resultCount) =>
-        !item.IsCompleted && item.TrySetException(use, fault is not null
+        item.IsPendingIn(use) && item.TrySetException(use, fault is not null
             ? new BatchDispatchException(fault, index, count)
             : new BatchItemNotCompletedException(index, count, resultCount), releaseBatcher: true)
             ? 1
