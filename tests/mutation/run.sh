@@ -9,6 +9,7 @@
 # output, so it must not share it with your builds; and a second copy of the projects inside the repository would
 # make BenchmarkDotNet's project lookup ambiguous.
 # Reports: artifacts/mutation/<folder>/reports/mutation-report.{html,json,md}; summary: tests/mutation/score.py.
+# Then tests/mutation/coyote.py <folder> runs the Coyote scenarios against the mutants the unit tests left alive.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -30,6 +31,24 @@ folders=("$@")
 if [[ ${#folders[@]} -eq 0 ]]; then folders=(Tracking Lifecycle Batching Events Internal Shared); fi
 for folder in "${folders[@]}"; do
   echo "== $folder"
+  # Keeps the library with every mutant of the run compiled in, for tests/mutation/coyote.py (the Coyote tests' pass):
+  # Stryker writes it into the test project's output for the run and puts the original back at the end.
+  mkdir -p "$root/artifacts/mutation/$folder"
+  rm -f "$root/artifacts/mutation/$folder/Concurrency.Primitives.mutated.dll"
+  mutated="bin/Debug/net10.0/Concurrency.Primitives.dll"
+  started="$(mktemp)"
+  (
+    while sleep 5; do
+      if [[ "$mutated" -nt "$started" ]] && grep -qa MutantControl "$mutated" 2>/dev/null; then
+        sleep 5 # written once, before the first test runs
+        cp "$mutated" "$root/artifacts/mutation/$folder/Concurrency.Primitives.mutated.dll"
+        break
+      fi
+    done
+  ) &
+  keeper=$!
   dotnet dotnet-stryker --config-file ../stryker-config.json --concurrency "$concurrency" \
     --mutate "**/$folder/*.cs" -O "$root/artifacts/mutation/$folder"
+  kill "$keeper" 2>/dev/null || true
+  rm -f "$started"
 done

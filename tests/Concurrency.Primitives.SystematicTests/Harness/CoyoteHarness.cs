@@ -22,6 +22,13 @@ public static class CoyoteHarness
     private static uint? ReplaySeed =>
         uint.TryParse(Environment.GetEnvironmentVariable("CONCURRENCY_PRIMITIVES_SEED"), out var seed) ? seed : null;
 
+    /// <summary>
+    /// CONCURRENCY_PRIMITIVES_COYOTE_ITERATIONS=n explores at most n schedules per test: the mutation pass
+    /// (tests/mutation/coyote.py) runs every scenario once per mutant and takes a shorter look. It never raises a count.
+    /// </summary>
+    private static uint? IterationCap =>
+        uint.TryParse(Environment.GetEnvironmentVariable("CONCURRENCY_PRIMITIVES_COYOTE_ITERATIONS"), out var cap) && cap > 0 ? cap : null;
+
     public static TestReport Explore(ITestOutputHelper output, string name, uint iterations, Func<Task> test, bool interleaveAtomics = true)
     {
         RewritingEngine.IsAssemblyRewritten(typeof(TaskTracker).Assembly).Should().BeTrue(
@@ -30,8 +37,14 @@ public static class CoyoteHarness
             "the test assembly must be rewritten by 'coyote rewrite' (the build does it)");
 
         var seed = ReplaySeed ?? (Soak ? (uint)Random.Shared.Next() : 20261122u);
+        var count = Soak ? iterations * 100 : iterations;
+        if (IterationCap is { } cap && cap < count)
+        {
+            count = cap;
+        }
+
         var configuration = Configuration.Create()
-            .WithTestingIterations(Soak ? iterations * 100 : iterations)
+            .WithTestingIterations(count)
             .WithRandomGeneratorSeed(seed)
             .WithAtomicOperationRaceCheckingEnabled(interleaveAtomics)
             .WithMaxSchedulingSteps(5_000)

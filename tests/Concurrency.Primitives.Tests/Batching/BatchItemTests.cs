@@ -4,12 +4,16 @@ using System.Reflection;
 using System.Threading;
 using System.Threading.Tasks;
 using System.Threading.Tasks.Sources;
+using Concurrency.Primitives.Tests.TestSupport;
 
 namespace Concurrency.Primitives.Tests.Batching;
 
 /// <summary>The pooled per-item wait: invariant 1 of src/Concurrency.Primitives/Batching/README.md across the item's reuse.</summary>
 public sealed class BatchItemTests
 {
+    [ThreadStatic]
+    private static bool t_registering;
+
     [Fact]
     public async Task ADeadlineTimerThatFiresLate_CannotAnswerTheItemsNextUse()
     {
@@ -160,6 +164,111 @@ public sealed class BatchItemTests
         next.IsCompleted.Should().BeFalse();
         next.TrySetResult(20).Should().BeTrue();
         (await current).Should().Be(20);
+    }
+
+    [Fact]
+    public async Task EveryCallThroughAStaleToken_ThrowsTheReusedMessage_AndLeavesTheItemsNextUseAlone()
+    {
+        // A ValueTask kept after its answer was read carries the token of a use that is over. Reading it, asking its
+        // status or awaiting it must say so (not "not available yet": that would send the caller to await it again), and
+        // must not touch the use the item now serves.
+        var owner = NewOwner();
+        BatchItem<int, int>? returned = null;
+        var item = RentInUse(owner, ref returned, 1);
+        var source = (IValueTaskSource<int>)item;
+        var stale = item.Version;
+        item.TrySetResult(10).Should().BeTrue();
+        ReadAnswer(item, stale).Should().Be(10);
+        item.ReleaseByBatcher();
+
+        var next = RentInUse(owner, ref returned, 2);
+        next.Should().BeSameAs(item);
+        next.Version.Should().NotBe(stale, "each use of the item has its own token");
+        var current = new ValueTask<int>(next, next.Version);
+
+        FluentActions.Invoking(() => source.GetResult(stale)).Should().Throw<InvalidOperationException>().WithMessage("*already been read and reused*");
+        FluentActions.Invoking(() => source.GetStatus(stale)).Should().Throw<InvalidOperationException>().WithMessage("*already been read and reused*");
+        var ran = false;
+        FluentActions.Invoking(() => source.OnCompleted(_ => ran = true, null, stale, ValueTaskSourceOnCompletedFlags.None))
+            .Should().Throw<InvalidOperationException>().WithMessage("*already been read and reused*");
+
+        current.IsCompleted.Should().BeFalse("the stale calls left the new use pending");
+        next.TrySetResult(20).Should().BeTrue();
+        (await current).Should().Be(20);
+        ran.Should().BeFalse("a continuation refused for a stale token is never run");
+    }
+
+    [Fact]
+    public void AResultReadBeforeTheAnswer_Throws_TellingTheCallerToAwait()
+    {
+        var owner = NewOwner();
+        BatchItem<int, int>? returned = null;
+        var item = RentInUse(owner, ref returned, 1);
+        FluentActions.Invoking(() => ReadAnswer(item, item.Version)).Should().Throw<InvalidOperationException>().WithMessage("*not available yet*await*");
+
+        item.TrySetResult(10).Should().BeTrue();
+        ReadAnswer(item, item.Version).Should().Be(10, "the early read took nothing: the answer is still there for the caller");
+    }
+
+    [Fact]
+    public void ANullContinuation_IsRefusedWithArgumentNullException()
+    {
+        var owner = NewOwner();
+        BatchItem<int, int>? returned = null;
+        var item = RentInUse(owner, ref returned, 1);
+        var source = (IValueTaskSource<int>)item;
+        FluentActions.Invoking(() => source.OnCompleted(null!, null, item.Version, ValueTaskSourceOnCompletedFlags.None))
+            .Should().Throw<ArgumentNullException>().WithParameterName("continuation");
+    }
+
+    [Fact]
+    public async Task ASecondAwaitOfAPendingItem_IsRefused_AndTheFirstStillGetsTheAnswer()
+    {
+        var owner = NewOwner();
+        BatchItem<int, int>? returned = null;
+        var item = RentInUse(owner, ref returned, 1);
+        var source = (IValueTaskSource<int>)item;
+        var version = item.Version;
+        var first = Bounded.NewGate();
+        var second = false;
+
+        source.OnCompleted(_ => first.TrySetResult(), null, version, ValueTaskSourceOnCompletedFlags.None);
+        FluentActions.Invoking(() => source.OnCompleted(_ => second = true, null, version, ValueTaskSourceOnCompletedFlags.None))
+            .Should().Throw<InvalidOperationException>().WithMessage("*already awaited*");
+
+        item.TrySetResult(10).Should().BeTrue();
+        await first.Task.OrHang();
+        ReadAnswer(item, version).Should().Be(10);
+        second.Should().BeFalse("the refused continuation was never registered");
+    }
+
+    [Fact]
+    public async Task AnAwaitRegisteredAfterTheAnswer_RunsItsContinuation_NeverOnTheRegisteringThread()
+    {
+        // Between a caller's look at the status (pending) and its registration, the answer can land: the registration then
+        // finds the item published and must schedule the continuation, on the pool, not run it on the caller's stack.
+        var owner = NewOwner();
+        BatchItem<int, int>? returned = null;
+        var item = RentInUse(owner, ref returned, 1);
+        var source = (IValueTaskSource<int>)item;
+        var version = item.Version;
+        source.GetStatus(version).Should().Be(ValueTaskSourceStatus.Pending);
+        item.TrySetResult(10).Should().BeTrue();
+        source.GetStatus(version).Should().Be(ValueTaskSourceStatus.Succeeded);
+
+        var ran = Bounded.NewGate<bool>();
+        t_registering = true; // seen as true only by code running on this thread inside the registration
+        try
+        {
+            source.OnCompleted(_ => ran.TrySetResult(t_registering), null, version, ValueTaskSourceOnCompletedFlags.None);
+        }
+        finally
+        {
+            t_registering = false;
+        }
+
+        (await ran.Task.OrHang()).Should().BeFalse("the continuation ran after the registration returned, not inside it");
+        ReadAnswer(item, version).Should().Be(10);
     }
 
     private static Batcher<int, int> NewOwner() => new((Batch<int, int> _, CancellationToken _) => default);

@@ -1,0 +1,110 @@
+using System;
+using System.Reflection;
+using System.Threading;
+using System.Threading.Tasks;
+using Concurrency.Primitives.Tests.TestSupport;
+
+namespace Concurrency.Primitives.Tests.Batching;
+
+/// <summary>
+/// A dispatch loop that finds nothing due lets go of its slot and its batch core, then looks once more. What it must get
+/// right there: a batch that filled while it looked is cut (no submit starts a loop while this one still holds its slot),
+/// and the core it left is taken again by one starting loop only (two loops on one core would cut two batches into the
+/// same slots, and the running dispatch would lose its callers to the later cut).
+/// </summary>
+public sealed class BatcherLoopExitTests
+{
+    /// <summary>
+    /// Guards the loop's last look (IsCutDue): a batch that becomes full while the loop decides that the partial batch
+    /// it saw is not due yet is cut by that loop as it leaves, not left to the MaxDelay timer. The submit that fills it
+    /// starts no loop, because the deciding loop still holds the only slot.
+    /// </summary>
+    [Fact]
+    public async Task ABatchThatFillsWhileTheLoopDecidesItIsNotDue_IsCutAsTheLoopLeaves_NotLeftToTheTimer()
+    {
+        var clock = new HeldClock();
+        var holdFirst = Bounded.NewGate();
+        var firstEntered = Bounded.NewGate();
+        var batcher = new Batcher<int, int>(
+            async (Batch<int, int> batch, CancellationToken _) =>
+            {
+                if (batch[0] == 1)
+                {
+                    firstEntered.TrySetResult();
+                    await holdFirst.Task.ConfigureAwait(false);
+                }
+
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch.TrySetResult(i, batch[i] * 10);
+                }
+            },
+            new BatcherOptions { MaxBatchSize = 2, MaxConcurrency = 1, MaxDelay = TimeSpan.FromSeconds(5), TimeProvider = clock });
+
+        var first = batcher.SubmitAsync(1);  // t = 0: the MaxDelay timer is armed for t = 5 s
+        var second = batcher.SubmitAsync(2); // full: cut, and its dispatch held
+        await firstEntered.Task.OrHang();
+        var third = batcher.SubmitAsync(3);  // a partial batch; the only loop is busy
+
+        // The loop, once the held dispatch returns, looks at [3]: not full, and its MaxDelay has not passed. Hold it at that
+        // clock read, fill the batch meanwhile, then let it decide (on what it read: not due) and leave.
+        var look = clock.HoldNextTimestamp();
+        holdFirst.TrySetResult();
+        (await first.OrHang()).Should().Be(10);
+        (await second.OrHang()).Should().Be(20);
+        await look.Entered.OrHang();
+        var fourth = batcher.SubmitAsync(4);
+        look.Release();
+
+        // The clock never moves: only the leaving loop's last look can dispatch [3, 4] now.
+        (await third.OrHang()).Should().Be(30, "the batch was full when the loop left, so the loop cut it");
+        (await fourth.OrHang()).Should().Be(40);
+        await batcher.CloseAsync().OrHang();
+    }
+
+    [Fact]
+    public async Task ACoreLeftByAnIdleLoop_IsTakenByOneLoopOnly_SoTwoConcurrentBatchesEachAnswerTheirOwnCallers()
+    {
+        var holdFirst = Bounded.NewGate();
+        var heldEntered = Bounded.NewGate();
+        var batcher = new Batcher<int, int>(
+            async (Batch<int, int> batch, CancellationToken _) =>
+            {
+                if (batch[0] == 2)
+                {
+                    heldEntered.TrySetResult();
+                    await holdFirst.Task.ConfigureAwait(false);
+                }
+
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch.TrySetResult(i, batch[i] * 10);
+                }
+            },
+            new BatcherOptions { MaxBatchSize = 1, MaxConcurrency = 2, MaxDelay = TimeSpan.Zero, TimeProvider = new ManualTimeProvider() });
+
+        // One batch through one loop, which then finds nothing to do and lets go of its slot and its core.
+        (await batcher.SubmitAsync(1).OrHang()).Should().Be(10);
+        SpinWait.SpinUntil(() => RunningLoops(batcher) == 0, Bounded.HangLimit).Should().BeTrue("the only loop found no batch due and left");
+
+        // The next loop takes that core back (its dispatch is held); a second loop, started while the first runs, must
+        // take a core of its own.
+        var held = batcher.SubmitAsync(2);
+        await heldEntered.Task.OrHang();
+        var second = batcher.SubmitAsync(3);
+        (await second.OrHang()).Should().Be(30, "the second batch ran beside the held one, in a core of its own");
+
+        holdFirst.TrySetResult();
+        (await held.OrHang()).Should().Be(20, "the held dispatch kept its batch: no later cut went into its core");
+        await batcher.CloseAsync().OrHang();
+    }
+
+    private static readonly FieldInfo SubmitField = typeof(Batcher<int, int>).GetField("_submit", BindingFlags.Instance | BindingFlags.NonPublic)!;
+
+    /// <summary>The batcher's count of dispatch loops holding a slot (its submit-side state word): a loop that let go is no longer counted.</summary>
+    private static int RunningLoops(Batcher<int, int> batcher)
+    {
+        var state = SubmitField.GetValue(batcher)!;
+        return (int)state.GetType().GetField("Loops")!.GetValue(state)!;
+    }
+}
