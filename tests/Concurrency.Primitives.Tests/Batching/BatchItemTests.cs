@@ -271,6 +271,32 @@ public sealed class BatchItemTests
         ReadAnswer(item, version).Should().Be(10);
     }
 
+    [Fact]
+    public async Task ARecycledItemAwaitedBeforeItsAnswer_StaysPendingUntilTheAnswer()
+    {
+        // A caller that registers its continuation and then asks the status (an awaiter's IsCompleted, say) must see its
+        // own use pending: the previous use's completion is cleared when the item is recycled.
+        var owner = NewOwner();
+        BatchItem<int, int>? returned = null;
+        var item = RentInUse(owner, ref returned, 1);
+        item.TrySetResult(10).Should().BeTrue();
+        ReadAnswer(item, item.Version).Should().Be(10);
+        item.ReleaseByBatcher();
+
+        var next = RentInUse(owner, ref returned, 2);
+        next.Should().BeSameAs(item);
+        var source = (IValueTaskSource<int>)next;
+        var version = next.Version;
+        var ran = Bounded.NewGate();
+        source.OnCompleted(_ => ran.TrySetResult(), null, version, ValueTaskSourceOnCompletedFlags.None);
+        source.GetStatus(version).Should().Be(ValueTaskSourceStatus.Pending, "this use has no answer yet");
+
+        next.TrySetResult(20).Should().BeTrue();
+        await ran.Task.OrHang();
+        source.GetStatus(version).Should().Be(ValueTaskSourceStatus.Succeeded);
+        ReadAnswer(next, version).Should().Be(20);
+    }
+
     private static Batcher<int, int> NewOwner() => new((Batch<int, int> _, CancellationToken _) => default);
 
     /// <summary>Rents an item (from this thread's cache first, as a submit does) and starts its next use.</summary>
