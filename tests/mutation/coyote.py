@@ -12,7 +12,8 @@ turn while the folder's Coyote scenarios run (the hand-rolled baselines' tests a
 bug whatever the library does).
 
 A scenario that fails with the mutant on kills it. A run that does not finish within the time limit counts as a
-timeout (killed, as Stryker counts a hang). Before the mutants, the same copy runs with no mutant on and must pass.
+timeout (killed, as Stryker counts a hang); one that leaves no results (the test host crashed) is reported as an error
+and not counted. Before the mutants, the same copy runs with no mutant on and must pass.
 
 Writes artifacts/mutation/<folder>/coyote.tsv (one row per mutant: id, file:line, mutator, outcome, the failing tests)
 and artifacts/mutation/<folder>/reports/mutation-report.coyote.json: Stryker's report with the mutants killed here
@@ -65,6 +66,14 @@ def run_tests(workdir, filter_, env_extra, limit, results):
     return ("Killed" if failed else "Survived"), failed
 
 
+def coyote_tool():
+    """The coyote tool the Coyote project's build uses: the version Directory.Packages.props pins, from the NuGet cache."""
+    props = open(os.path.join(ROOT, "Directory.Packages.props"), encoding="utf-8").read()
+    version = re.search(r'Include="Microsoft\.Coyote\.Tool"\s+Version="([^"]+)"', props).group(1)
+    packages = os.environ.get("NUGET_PACKAGES") or os.path.join(os.path.expanduser("~"), ".nuget", "packages")
+    return os.path.join(packages, "microsoft.coyote.tool", version, "tools", "net8.0", "coyote.dll")
+
+
 def prepare(folder, mutated):
     """Builds the Coyote tests, copies their output and puts the mutated library, rewritten, in place of the real one."""
     subprocess.run(["dotnet", "build", PROJECT, "-c", "Debug", "-v", "q", "-nologo"], check=True, stdout=subprocess.DEVNULL)
@@ -78,7 +87,7 @@ def prepare(folder, mutated):
         os.remove(pdb)  # the real library's symbols: they do not match the mutated one
     with open(os.path.join(workdir, "rewrite.library.json"), "w") as f:
         json.dump({"AssembliesPath": ".", "Assemblies": ["Concurrency.Primitives.dll"]}, f)
-    tool = os.path.join(os.path.expanduser("~"), ".nuget", "packages", "microsoft.coyote.tool", "1.7.11", "tools", "net8.0", "coyote.dll")
+    tool = coyote_tool()
     subprocess.run(["dotnet", tool, "rewrite", os.path.join(workdir, "rewrite.library.json")], check=True, stdout=subprocess.DEVNULL,
                    env=dict(os.environ, DOTNET_ROLL_FORWARD="Major", COYOTE_CLI_TELEMETRY_OPTOUT="1"))
     return workdir

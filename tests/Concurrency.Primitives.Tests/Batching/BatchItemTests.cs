@@ -172,17 +172,9 @@ public sealed class BatchItemTests
         // A ValueTask kept after its answer was read carries the token of a use that is over. Reading it, asking its
         // status or awaiting it must say so (not "not available yet": that would send the caller to await it again), and
         // must not touch the use the item now serves.
-        var owner = NewOwner();
         BatchItem<int, int>? returned = null;
-        var item = RentInUse(owner, ref returned, 1);
-        var source = (IValueTaskSource<int>)item;
-        var stale = item.Version;
-        item.TrySetResult(10).Should().BeTrue();
-        ReadAnswer(item, stale).Should().Be(10);
-        item.ReleaseByBatcher();
-
-        var next = RentInUse(owner, ref returned, 2);
-        next.Should().BeSameAs(item);
+        var (next, stale) = RentSecondUse(NewOwner(), ref returned);
+        var source = (IValueTaskSource<int>)next;
         next.Version.Should().NotBe(stale, "each use of the item has its own token");
         var current = new ValueTask<int>(next, next.Version);
 
@@ -276,15 +268,8 @@ public sealed class BatchItemTests
     {
         // A caller that registers its continuation and then asks the status (an awaiter's IsCompleted, say) must see its
         // own use pending: the previous use's completion is cleared when the item is recycled.
-        var owner = NewOwner();
         BatchItem<int, int>? returned = null;
-        var item = RentInUse(owner, ref returned, 1);
-        item.TrySetResult(10).Should().BeTrue();
-        ReadAnswer(item, item.Version).Should().Be(10);
-        item.ReleaseByBatcher();
-
-        var next = RentInUse(owner, ref returned, 2);
-        next.Should().BeSameAs(item);
+        var (next, _) = RentSecondUse(NewOwner(), ref returned);
         var source = (IValueTaskSource<int>)next;
         var version = next.Version;
         var ran = Bounded.NewGate();
@@ -305,6 +290,23 @@ public sealed class BatchItemTests
         var item = BatchItem<int, int>.Rent(owner, ref returned);
         item.Initialize(value, deadline: 0, token);
         return item;
+    }
+
+    /// <summary>
+    /// Takes an item through one use (answered 10, read by its caller, let go by the batcher, so recycled into this
+    /// thread's cache) and rents it again for a second use (value 2). Returns the item in that use and the first use's token.
+    /// </summary>
+    private static (BatchItem<int, int> Next, short Stale) RentSecondUse(Batcher<int, int> owner, ref BatchItem<int, int>? returned)
+    {
+        var item = RentInUse(owner, ref returned, 1);
+        var stale = item.Version;
+        item.TrySetResult(10).Should().BeTrue();
+        ReadAnswer(item, stale).Should().Be(10);
+        item.ReleaseByBatcher();
+
+        var next = RentInUse(owner, ref returned, 2);
+        next.Should().BeSameAs(item, "the recycled item is the first this thread rents again");
+        return (next, stale);
     }
 
     /// <summary>What an await does once the answer is in: the caller reads it (it never blocks; it throws if there is none).</summary>

@@ -25,21 +25,8 @@ public sealed class BatcherLoopExitTests
         var clock = new HeldClock();
         var holdFirst = Bounded.NewGate();
         var firstEntered = Bounded.NewGate();
-        var batcher = new Batcher<int, int>(
-            async (Batch<int, int> batch, CancellationToken _) =>
-            {
-                if (batch[0] == 1)
-                {
-                    firstEntered.TrySetResult();
-                    await holdFirst.Task.ConfigureAwait(false);
-                }
-
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    batch.TrySetResult(i, batch[i] * 10);
-                }
-            },
-            new BatcherOptions { MaxBatchSize = 2, MaxConcurrency = 1, MaxDelay = TimeSpan.FromSeconds(5), TimeProvider = clock });
+        var batcher = HoldingBatcher(
+            heldKey: 1, firstEntered, holdFirst.Task, new BatcherOptions { MaxBatchSize = 2, MaxConcurrency = 1, MaxDelay = TimeSpan.FromSeconds(5), TimeProvider = clock });
 
         var first = batcher.SubmitAsync(1);  // t = 0: the MaxDelay timer is armed for t = 5 s
         var second = batcher.SubmitAsync(2); // full: cut, and its dispatch held
@@ -67,21 +54,8 @@ public sealed class BatcherLoopExitTests
     {
         var holdFirst = Bounded.NewGate();
         var heldEntered = Bounded.NewGate();
-        var batcher = new Batcher<int, int>(
-            async (Batch<int, int> batch, CancellationToken _) =>
-            {
-                if (batch[0] == 2)
-                {
-                    heldEntered.TrySetResult();
-                    await holdFirst.Task.ConfigureAwait(false);
-                }
-
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    batch.TrySetResult(i, batch[i] * 10);
-                }
-            },
-            new BatcherOptions { MaxBatchSize = 1, MaxConcurrency = 2, MaxDelay = TimeSpan.Zero, TimeProvider = new ManualTimeProvider() });
+        var batcher = HoldingBatcher(
+            heldKey: 2, heldEntered, holdFirst.Task, new BatcherOptions { MaxBatchSize = 1, MaxConcurrency = 2, MaxDelay = TimeSpan.Zero, TimeProvider = new ManualTimeProvider() });
 
         // One batch through one loop, which then finds nothing to do and lets go of its slot and its core.
         (await batcher.SubmitAsync(1).OrHang()).Should().Be(10);
@@ -101,10 +75,28 @@ public sealed class BatcherLoopExitTests
 
     private static readonly FieldInfo SubmitField = typeof(Batcher<int, int>).GetField("_submit", BindingFlags.Instance | BindingFlags.NonPublic)!;
 
+    private static readonly FieldInfo LoopsField = SubmitField.FieldType.GetField("Loops")!;
+
+    /// <summary>
+    /// A batcher whose dispatch answers each key with key × 10, except that the batch whose first key is
+    /// <paramref name="heldKey"/> first signals <paramref name="entered"/> and waits for <paramref name="hold"/>.
+    /// </summary>
+    private static Batcher<int, int> HoldingBatcher(int heldKey, TaskCompletionSource entered, Task hold, BatcherOptions options) => new(
+        async (Batch<int, int> batch, CancellationToken _) =>
+        {
+            if (batch[0] == heldKey)
+            {
+                entered.TrySetResult();
+                await hold.ConfigureAwait(false);
+            }
+
+            for (var i = 0; i < batch.Count; i++)
+            {
+                batch.TrySetResult(i, batch[i] * 10);
+            }
+        },
+        options);
+
     /// <summary>The batcher's count of dispatch loops holding a slot (its submit-side state word): a loop that let go is no longer counted.</summary>
-    private static int RunningLoops(Batcher<int, int> batcher)
-    {
-        var state = SubmitField.GetValue(batcher)!;
-        return (int)state.GetType().GetField("Loops")!.GetValue(state)!;
-    }
+    private static int RunningLoops(Batcher<int, int> batcher) => (int)LoopsField.GetValue(SubmitField.GetValue(batcher))!;
 }
