@@ -69,10 +69,22 @@ public sealed class LifecycleGateHandlerAndBoundTests
         });
         gate = new LifecycleGate(start: (_, _) => Task.CompletedTask, options: new LifecycleGateOptions { Logger = logger });
 
+        // Transitions are logged off the caller's thread, each before its StateChanged handlers run: once a handler has
+        // seen Stopped, every transition of the cycle has been logged.
+        var stoppedRaised = Bounded.NewGate();
+        gate.StateChanged += (_, e) =>
+        {
+            if (e.Current == LifecycleState.Stopped)
+            {
+                stoppedRaised.TrySetResult();
+            }
+        };
+
         await gate.StartAsync().OrHang();
         await gate.StopAsync().OrHang();
+        await stoppedRaised.Task.OrHang();
 
-        logger.Calls.Should().BeGreaterThan(0);
+        logger.Calls.Should().BeGreaterThanOrEqualTo(4, "each of the cycle's four transitions is logged");
         logger.Failures.Should().Be(0);
     }
 
