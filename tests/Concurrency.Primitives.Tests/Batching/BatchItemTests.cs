@@ -264,6 +264,62 @@ public sealed class BatchItemTests
     }
 
     [Fact]
+    public async Task AnAwaitWithNoContextToResumeIn_ResumesAsAPoolWorkItem_NotInsideAStartedTask()
+    {
+        // The common await (UseSchedulingContext, on the pool: no synchronization context, the default scheduler) captures
+        // nothing, and the answer queues the continuation as a pool work item: no task or wrapper is allocated for it. On
+        // net8.0 and later that work item is no task, so Task.CurrentId is null inside it.
+        var owner = NewOwner();
+        BatchItem<int, int>? returned = null;
+        var item = RentInUse(owner, ref returned, 1);
+        var source = (IValueTaskSource<int>)item;
+        var version = item.Version;
+        var resumed = Bounded.NewGate<int?>();
+
+        await Task.Run(() => source.OnCompleted(_ => resumed.TrySetResult(Task.CurrentId), null, version, ValueTaskSourceOnCompletedFlags.UseSchedulingContext)).OrHang();
+        item.TrySetResult(10).Should().BeTrue();
+
+        (await resumed.Task.OrHang()).Should().BeNull("the continuation ran as a plain pool work item, not wrapped in a task");
+        ReadAnswer(item, version).Should().Be(10);
+    }
+
+    [Fact]
+    public async Task AnAwaitThatFlowsItsExecutionContext_ResumesInIt_OffTheAnsweringThread()
+    {
+        // OnCompleted with FlowExecutionContext (an awaiter's OnCompleted rather than UnsafeOnCompleted): the continuation
+        // runs in the registering caller's execution context, not the answering thread's, and never on that thread.
+        var owner = NewOwner();
+        BatchItem<int, int>? returned = null;
+        var item = RentInUse(owner, ref returned, 1);
+        var source = (IValueTaskSource<int>)item;
+        var version = item.Version;
+        var flowed = new AsyncLocal<string?>();
+        var resumed = Bounded.NewGate<(string? Value, bool OnAnsweringThread)>();
+
+        await Task.Run(() =>
+        {
+            flowed.Value = "caller";
+            source.OnCompleted(_ => resumed.TrySetResult((flowed.Value, t_registering)), null, version, ValueTaskSourceOnCompletedFlags.FlowExecutionContext);
+        }).OrHang();
+        flowed.Value = "answerer";
+        t_registering = true; // seen as true only by code running on this thread inside the answer
+        try
+        {
+            item.TrySetResult(10).Should().BeTrue();
+        }
+        finally
+        {
+            t_registering = false;
+            flowed.Value = null;
+        }
+
+        var (value, onAnsweringThread) = await resumed.Task.OrHang();
+        value.Should().Be("caller", "the continuation runs in the execution context captured when it was registered");
+        onAnsweringThread.Should().BeFalse("the answer queues the continuation; it never runs it on the answering thread");
+        ReadAnswer(item, version).Should().Be(10);
+    }
+
+    [Fact]
     public async Task ARecycledItemAwaitedBeforeItsAnswer_StaysPendingUntilTheAnswer()
     {
         // A caller that registers its continuation and then asks the status (an awaiter's IsCompleted, say) must see its

@@ -165,6 +165,53 @@ public sealed class BatcherAbandonedDispatchTests
         tokens[1].IsCancellationRequested.Should().BeFalse("the next batch gets a token of its own");
     }
 
+    [Fact]
+    public async Task TwoRunningBatchesLeftWithoutCallersByOneSweep_BothHaveTheirDispatchTokensCancelled()
+    {
+        // One sweep leaves two running batches without a caller, each its own way: the first batch's bound passes (all its
+        // callers time out together), and in the second the one caller left times out while its bound (the cancelled
+        // caller's later deadline) has not. Each dispatch works for nobody now: both tokens are cancelled.
+        var time = new ManualTimeProvider();
+        var tokens = new System.Collections.Concurrent.ConcurrentDictionary<int, CancellationToken>();
+        var secondEntered = Bounded.NewGate();
+        var options = Options(time, size: 2);
+        options.MaxConcurrency = 2;
+        var batcher = new Batcher<int, int>(
+            async (batch, token) =>
+            {
+                tokens[batch[0]] = token;
+                if (batch[0] == 3)
+                {
+                    secondEntered.TrySetResult();
+                }
+
+                await Bounded.NewGate().Task.WaitAsync(token); // answers nobody: only its token ends it
+            },
+            options);
+        using var leaving = new CancellationTokenSource();
+
+        var firstBatch = new[] { batcher.SubmitAsync(1).AsTask(), batcher.SubmitAsync(2).AsTask() }; // full: cut at once
+        var expiring = batcher.SubmitAsync(3).AsTask();
+        time.Advance(TimeSpan.FromMinutes(1));
+        var cancelled = batcher.SubmitAsync(4, leaving.Token).AsTask(); // fills the second batch; its deadline is a minute later
+        await secondEntered.Task.OrHang();
+        await leaving.CancelAsync();
+        await cancelled.Invoking(c => c.OrHang()).Should().ThrowAsync<OperationCanceledException>();
+        tokens[3].IsCancellationRequested.Should().BeFalse("the second batch's first caller still waits");
+
+        time.Advance(options.Timeout - TimeSpan.FromMinutes(1)); // the first three callers' bound: one sweep
+
+        foreach (var call in firstBatch.Append(expiring))
+        {
+            await call.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>();
+        }
+
+        tokens.Should().HaveCount(2);
+        tokens[1].IsCancellationRequested.Should().BeTrue("the first batch's bound passed: no caller is left");
+        tokens[3].IsCancellationRequested.Should().BeTrue("the second batch's last caller timed out: no caller is left");
+        await batcher.CloseAsync().OrHang();
+    }
+
     /// <summary>A dispatch that waits for its release or its token, and records what it answered.</summary>
     private sealed class HeldDispatch
     {

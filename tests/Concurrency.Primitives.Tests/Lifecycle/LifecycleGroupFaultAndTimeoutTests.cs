@@ -86,7 +86,7 @@ public sealed class LifecycleGroupFaultAndTimeoutTests
             if (e.Current == LifecycleState.Running)
             {
 #pragma warning disable VSTHRD002 // holding the event work item is the scenario
-                events.Task.Wait();
+                events.Task.Wait(Bounded.HangLimit);
 #pragma warning restore VSTHRD002
             }
 
@@ -97,10 +97,8 @@ public sealed class LifecycleGroupFaultAndTimeoutTests
         };
         await group.StartAsync().OrHang();
         db.FaultRun(new InvalidOperationException("first cycle's fault"));
-        while (group.State != LifecycleState.RunFaulted)
-        {
-            await Task.Yield(); // the group's RunFaulted event is queued behind the held handler
-        }
+        // The group's RunFaulted event is queued behind the held handler: only its state shows the fault.
+        await Bounded.Until(() => group.State == LifecycleState.RunFaulted, "the group's RunFaulted state");
 
         await group.Awaiting(g => g.StopAsync().OrHang()).Should().ThrowAsync<InvalidOperationException>().WithMessage("first cycle's fault");
         db.HoldStart = release.Task; // the next start stays in progress
