@@ -1,4 +1,5 @@
 using System;
+using System.Reflection;
 using System.Threading;
 using System.Threading.Tasks;
 using Concurrency.Primitives.Tests.TestSupport;
@@ -53,6 +54,19 @@ public sealed class TaskTrackerArgumentTests
     }
 
     [Fact]
+    public void Register_PastTheMaximumOfNamedRegistrations_ThrowsAndTheCountIsUnchanged()
+    {
+        // 2^30 - 1 live named registrations do not fit in a test's memory: the state word is given that count directly.
+        var tracker = new TaskTracker();
+        SetOperationCount(tracker, (1 << 30) - 1);
+
+        tracker.Invoking(t => t.Register("one too many")).Should().Throw<InvalidOperationException>().WithMessage("*would exceed*");
+
+        tracker.Count.Should().Be((1 << 30) - 1);
+        tracker.GetOutstanding().Should().BeEmpty("the refused registration left nothing behind");
+    }
+
+    [Fact]
     public void CloseAsync_WithANegativeTimeout_Throws_AndDoesNotBeginClosing()
     {
         var tracker = new TaskTracker();
@@ -94,5 +108,14 @@ public sealed class TaskTrackerArgumentTests
         tracker.TryGo(_ => Task.CompletedTask).Should().BeFalse("the limit is still 1");
         release.SetResult();
         await tracker.CloseAsync().OrHang();
+    }
+
+    /// <summary>Sets the count of named registrations in the tracker's state word (the operation count's bits, from bit 30).</summary>
+    private static void SetOperationCount(TaskTracker tracker, long count)
+    {
+        var hotField = typeof(TaskTracker).GetField("_hot", BindingFlags.NonPublic | BindingFlags.Instance)!;
+        var hot = hotField.GetValue(tracker)!;
+        hot.GetType().GetField("State")!.SetValue(hot, count << 30);
+        hotField.SetValue(tracker, hot);
     }
 }

@@ -37,6 +37,20 @@ public sealed class TaskTrackerContractTests
     }
 
     [Fact]
+    public void HandlesOfTwoTrackers_AreNeverEqual_EvenOnOneRecordWithOneId()
+    {
+        // Records go back to a reservoir every tracker shares, and each tracker counts its ids from 1: one record can carry
+        // the same id in two trackers, one after the other. Which tracker takes which record depends on every other tracker
+        // in the process, so the two handles are made directly on one record.
+        var node = new TrackedNode();
+        var first = new TaskTracker();
+        var second = new TaskTracker();
+
+        (new TrackedLease(first, node, 1) == new TrackedLease(second, node, 1)).Should().BeFalse("a stale handle of one tracker never stands for another's registration");
+        (new TrackedLease(first, node, 1) == new TrackedLease(first, node, 1)).Should().BeTrue();
+    }
+
+    [Fact]
     public void Leases_AreEqualOnlyToThemselves_AndTheDefaultOnlyToTheDefault()
     {
         var tracker = new TaskTracker();
