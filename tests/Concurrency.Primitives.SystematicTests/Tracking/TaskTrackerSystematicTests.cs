@@ -45,6 +45,105 @@ public sealed class TaskTrackerSystematicTests
         report.ShouldHoldEverywhere();
     }
 
+    /// <summary>A reader that holds the registry lock and sweeps released records: each one acknowledges releases too.</summary>
+    public enum Sweeper
+    {
+        Count,
+        Snapshot,
+    }
+
+    /// <summary>
+    /// Once a close waits, a finishing work's releaser takes itself off the count, unless a sweep (by <paramref name="sweeper"/>)
+    /// wins its record between the releaser's two steps (marking the record, then claiming its acknowledgement): then the
+    /// sweeper holds the last release and must complete the close. Two works finish, so that one can finish whole while a
+    /// sweep holds the lock: a snapshot must never list a record released that way.
+    /// </summary>
+    [Theory]
+    [InlineData(Sweeper.Count)]
+    [InlineData(Sweeper.Snapshot)]
+    public void TaskTracker_ASweepThatTakesTheLastRelease_CompletesTheCloseWaitingForIt(Sweeper sweeper)
+    {
+        var report = CoyoteHarness.Explore(_output, $"TaskTracker, a sweep by {sweeper} racing the releases a close waits for", Iterations, () => SweepRacingReleasesAsync(sweeper));
+
+        report.ShouldHoldEverywhere();
+    }
+
+    private static async Task SweepRacingReleasesAsync(Sweeper sweeper)
+    {
+        var tracker = new TaskTracker();
+        var first = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var second = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await tracker.Go(_ => first.Task, "first");
+        await tracker.Go(_ => second.Task, "second");
+        var close = tracker.CloseAsync(); // from here on, releases take themselves off the count
+
+        var releases = Task.Run(() =>
+        {
+            first.SetResult(true);
+            second.SetResult(true);
+        });
+        var sweep = Task.Run(() =>
+        {
+            for (var round = 0; round < 2; round++)
+            {
+                if (sweeper == Sweeper.Count)
+                {
+                    Specification.Assert(tracker.Count is >= 0 and <= 2, "The count left the range of what was registered.");
+                    continue;
+                }
+
+                foreach (var operation in tracker.GetOutstanding())
+                {
+                    Specification.Assert(
+                        operation.Id > 0 && operation.Name is "first" or "second",
+                        $"A snapshot listed a released record: #{operation.Id} '{operation.Name}'.");
+                }
+            }
+        });
+
+        await Task.WhenAll(releases, sweep);
+        await close; // a sweep that took the last release and did not settle the count leaves this waiting: a deadlock
+        Specification.Assert(tracker.IsCompleted && tracker.Count == 0, "The close returned before the tracker completed.");
+    }
+
+    /// <summary>
+    /// A registration refused while the tracker closes still sweeps when the registry has doubled, and may win the last
+    /// work's release from its releaser (between marking the record and claiming its acknowledgement): then the refused
+    /// registration holds the release that takes the count to zero, and must complete the close.
+    /// </summary>
+    [Fact]
+    public void TaskTracker_ARefusedRegistrationThatTakesTheLastRelease_CompletesTheCloseWaitingForIt()
+    {
+        var report = CoyoteHarness.Explore(_output, "TaskTracker, a refused registration's sweep racing the last release", Iterations, RefusedRegistrationRacingTheLastReleaseAsync);
+
+        report.ShouldHoldEverywhere();
+    }
+
+    private static async Task RefusedRegistrationRacingTheLastReleaseAsync()
+    {
+        var tracker = new TaskTracker();
+        var finish = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var parent = tracker.Register("parent");
+        var close = tracker.CloseAsync(); // from here on, releases take themselves off the count
+
+        // While closing, only children of a live registration are accepted. Three children fill the registry up to its
+        // sweep threshold; the leases are then released, staying linked behind the newest record (the work).
+        var first = parent.Register("filler 1");
+        var second = parent.Register("filler 2");
+        parent.Go(_ => finish.Task, "last");
+        first.Dispose();
+        second.Dispose();
+        parent.Dispose();
+        // (Not Count here: it sweeps, and the refused registration would find nothing left to sweep.)
+        Specification.Assert(tracker.RegistryLength == 4, "The registry must hold four records for the refused registration to sweep.");
+
+        var release = Task.Run(() => finish.SetResult(true));
+        var refused = Task.Run(() => Specification.Assert(!tracker.TryGo(_ => Task.CompletedTask), "A top-level registration was accepted while closing."));
+        await Task.WhenAll(release, refused);
+        await close; // a refused registration that took the last release and did not settle the count leaves this waiting
+        Specification.Assert(tracker.IsCompleted && tracker.Count == 0, "The close returned before the tracker completed.");
+    }
+
     private static async Task HandRolledSeedScenarioAsync()
     {
         var wg = new InterlockedWaitGroup();
