@@ -29,7 +29,11 @@ public static class CoyoteHarness
     private static uint? IterationCap =>
         uint.TryParse(Environment.GetEnvironmentVariable("CONCURRENCY_PRIMITIVES_COYOTE_ITERATIONS"), out var cap) && cap > 0 ? cap : null;
 
-    public static TestReport Explore(ITestOutputHelper output, string name, uint iterations, Func<Task> test, bool interleaveAtomics = true)
+    /// <param name="interleaveVolatiles">
+    /// Also interleave at every <c>Volatile.Read</c>/<c>Write</c> (many more scheduling points): for a scenario aimed at a
+    /// window between two volatile accesses with no atomic operation or lock between them.
+    /// </param>
+    public static TestReport Explore(ITestOutputHelper output, string name, uint iterations, Func<Task> test, bool interleaveAtomics = true, bool interleaveVolatiles = false)
     {
         RewritingEngine.IsAssemblyRewritten(typeof(TaskTracker).Assembly).Should().BeTrue(
             "the library must be rewritten by 'coyote rewrite' (the build does it), or Coyote reports false deadlocks");
@@ -51,6 +55,11 @@ public static class CoyoteHarness
             .WithDeadlockTimeout(5_000)
             .WithConsoleLoggingEnabled(false)
             .WithTelemetryEnabled(false);
+
+        if (interleaveVolatiles)
+        {
+            configuration = configuration.WithVolatileOperationRaceCheckingEnabled(true);
+        }
 
         using var engine = TestingEngine.Create(configuration, test);
         engine.Run();

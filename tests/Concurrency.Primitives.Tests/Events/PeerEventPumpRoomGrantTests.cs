@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Reflection;
 using System.Threading;
 using System.Threading.Tasks;
 using Concurrency.Primitives.Tests.TestSupport;
@@ -278,6 +279,196 @@ public sealed class PeerEventPumpRoomGrantTests
     }
 
     /// <summary>Closes a pump whose stepping consumer has no call pending, letting through the Removed of each of <paramref name="livePeers"/>.</summary>
+    [Fact]
+    public async Task Wait_APostArrivingAsTheLoopTakesAMessage_DoesNotOvertakeThePostAlreadyWaitingForThatRoom()
+    {
+        var consumer = new SteppingConsumer();
+        var pump = new PeerEventPump<string, string>(consumer, new PeerEventPumpOptions { Capacity = 1 });
+        var peer = pump.Connect("p");
+        peer.MarkReady();
+        var added = await consumer.NextCallAsync();
+        peer.TryPost("m1").Should().BeTrue();
+        var m2 = peer.PostAsync("m2").AsTask(); // waits for the room the loop's take of m1 makes
+        m2.IsCompleted.Should().BeFalse();
+
+        // m3 comes between the loop's count of m1 and its wake of m2: the room is m2's, and m3 must not take it.
+        var (m3Posted, m3Result) = await InTheLoopsWakeWindowAsync(pump, added, () => (peer.TryPost("m3", out var result), result));
+
+        m3Posted.Should().BeFalse("m2 was waiting for the room m1's take made: a post arriving meanwhile must not overtake it");
+        m3Result.Should().Be(PeerPostResult.Full);
+        (await m2.OrHang()).Should().Be(PeerPostResult.Posted);
+        var m1Call = await consumer.NextCallAsync();
+        m1Call.What.Should().Be("m1");
+        m1Call.Done.SetResult();
+        var m2Call = await consumer.NextCallAsync();
+        m2Call.What.Should().Be("m2", "the peer's messages are delivered in the order their posts were accepted");
+        m2Call.Done.SetResult();
+        await CloseAsync(pump, consumer, livePeers: 1);
+    }
+
+    [Fact]
+    public async Task Wait_APostArrivingAsTheLoopTakesAMessage_IsNotHeldBackByAWaiterThatLeft()
+    {
+        var consumer = new SteppingConsumer();
+        var pump = new PeerEventPump<string, string>(consumer, new PeerEventPumpOptions { Capacity = 1 });
+        var peer = pump.Connect("p");
+        peer.MarkReady();
+        var added = await consumer.NextCallAsync();
+        peer.TryPost("m1").Should().BeTrue();
+        using var cancel = new CancellationTokenSource();
+        var m2 = peer.PostAsync("m2", cancel.Token).AsTask();
+        await cancel.CancelAsync();
+        await m2.Invoking(t => t.OrHang()).Should().ThrowAsync<OperationCanceledException>(); // its entry in the line is stale now
+
+        // m3 comes between the loop's count of m1 and its wake of the line: the line holds only the entry of a post that
+        // left, so the room m1's take made is m3's.
+        var (m3Posted, m3Result) = await InTheLoopsWakeWindowAsync(pump, added, () => (peer.TryPost("m3", out var result), result));
+
+        m3Posted.Should().BeTrue("no post waits for the room m1's take made: the cancelled one left the line");
+        m3Result.Should().Be(PeerPostResult.Posted);
+        var m1Call = await consumer.NextCallAsync();
+        m1Call.What.Should().Be("m1");
+        m1Call.Done.SetResult();
+        var m3Call = await consumer.NextCallAsync();
+        m3Call.What.Should().Be("m3");
+        m3Call.Done.SetResult();
+        await CloseAsync(pump, consumer, livePeers: 1);
+    }
+
+    [Fact]
+    public async Task Wait_APostCancelledAsItsPeerDisconnects_GivesBackNoPlace_SoThePumpHoldsNoMoreThanItsCapacity()
+    {
+        var consumer = new SteppingConsumer();
+        var pump = new PeerEventPump<string, string>(consumer, new PeerEventPumpOptions { Capacity = 1 });
+        var a = pump.Connect("a");
+        a.MarkReady();
+        var addedA = await consumer.NextCallAsync();
+        var b = pump.Connect("b");
+        b.MarkReady();
+        a.TryPost("a1").Should().BeTrue(); // the queue is full
+        using var cancel = new CancellationTokenSource();
+        var a2 = a.PostAsync("a2", cancel.Token).AsTask();
+
+        // a2's wait is cancelled, and before its catch looks at the wait, the disconnect ends that wait without a place.
+        await WhileACancelledPostWaitsForThePumpsLockAsync(pump, cancel, () => a.Disconnect().Should().BeTrue());
+
+        await a2.Invoking(t => t.OrHang()).Should().ThrowAsync<OperationCanceledException>();
+        b.TryPost("b1", out var result).Should().BeFalse("a1 still fills the queue: the cancelled post held no place, so it gave none back");
+        result.Should().Be(PeerPostResult.Full);
+        addedA.Done.SetResult();
+        foreach (var expected in new[] { "added", "a1", "removed" })
+        {
+            var call = await consumer.NextCallAsync();
+            call.What.Should().Be(expected);
+            call.Done.SetResult();
+        }
+
+        await CloseAsync(pump, consumer, livePeers: 1);
+    }
+
+    [Fact]
+    public async Task Wait_APostCancelledAsTheRoomIsGrantedToIt_GivesThePlaceBack()
+    {
+        var consumer = new SteppingConsumer();
+        var pump = new PeerEventPump<string, string>(consumer, new PeerEventPumpOptions { Capacity = 1 });
+        var a = pump.Connect("a");
+        a.MarkReady();
+        var addedA = await consumer.NextCallAsync();
+        a.TryPost("a1").Should().BeTrue(); // the queue is full
+        var b = pump.Connect("b");
+        b.MarkReady();
+        using var cancel = new CancellationTokenSource();
+        var a2 = a.PostAsync("a2", cancel.Token).AsTask();
+        var (loop, taken) = LoopCount(pump);
+
+        // a2's wait is cancelled, and before its catch looks at the wait, the room the loop's take of a1 made is granted to
+        // it (by b1's look at the line, b1 then finding the queue full).
+        await WhileACancelledPostWaitsForThePumpsLockAsync(pump, cancel, () =>
+        {
+            addedA.Done.SetResult(); // the loop goes on, on a pool thread: it takes a1 and counts it, then waits for the lock
+            SpinWait.SpinUntil(() => (long)taken.GetValue(loop)! == 1, Bounded.HangLimit).Should().BeTrue("the loop takes a1");
+            b.TryPost("b1", out var full).Should().BeFalse();
+            full.Should().Be(PeerPostResult.Full, "the room went to a2, first in line");
+        });
+
+        await a2.Invoking(t => t.OrHang()).Should().ThrowAsync<OperationCanceledException>();
+        var a1 = await consumer.NextCallAsync();
+        a1.What.Should().Be("a1");
+        b.TryPost("b2", out var result).Should().BeTrue("a2 gave back the place granted to it as it was cancelled: a1's room is free");
+        result.Should().Be(PeerPostResult.Posted);
+        a1.Done.SetResult();
+        foreach (var expected in new[] { "added", "b2" })
+        {
+            var call = await consumer.NextCallAsync();
+            call.What.Should().Be(expected);
+            call.Done.SetResult();
+        }
+
+        await CloseAsync(pump, consumer, livePeers: 2);
+    }
+
+    /// <summary>
+    /// Cancels <paramref name="cancel"/> on a thread of its own while the test holds the pump's lock: the cancelled post
+    /// goes on inline on that thread up to its catch, which takes the lock, and waits there while <paramref name="meanwhile"/>
+    /// runs (under the lock, re-entered by the test's own calls).
+    /// </summary>
+    private static async Task WhileACancelledPostWaitsForThePumpsLockAsync(PeerEventPump<string, string> pump, CancellationTokenSource cancel, Action meanwhile)
+    {
+        var pumpLock = PumpLock(pump);
+        await Task.Factory.StartNew(
+            () =>
+            {
+                var canceller = new Thread(() => cancel.Cancel()) { IsBackground = true };
+                lock (pumpLock)
+                {
+                    canceller.Start();
+                    SpinWait.SpinUntil(() => (canceller.ThreadState & ThreadState.WaitSleepJoin) != 0, Bounded.HangLimit)
+                        .Should().BeTrue("the cancelled post's catch waits for the pump's lock");
+                    meanwhile();
+                }
+
+                canceller.Join(Bounded.HangLimit).Should().BeTrue("the cancelled post's catch takes the lock once the test lets go of it");
+            },
+            CancellationToken.None,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default).OrHang();
+    }
+
+    private static object PumpLock(PeerEventPump<string, string> pump) =>
+        typeof(PeerEventPump<string, string>).GetField("_lock", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(pump)!;
+
+    private static (object Loop, FieldInfo Taken) LoopCount(PeerEventPump<string, string> pump)
+    {
+        var loop = typeof(PeerEventPump<string, string>).GetField("_loop", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(pump)!;
+        return (loop, loop.GetType().GetField("Taken")!);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="post"/> in the window between the loop's count of the message it takes next and its wake of the
+    /// posts waiting for the room that take made (under the pump's lock, right after): the test holds the pump's lock,
+    /// lets the loop go on from <paramref name="held"/>, sees it publish the count, and posts, still holding the lock
+    /// (a post takes it too, re-entering), so the loop's wake waits until the post has returned.
+    /// </summary>
+    private static async Task<T> InTheLoopsWakeWindowAsync<T>(PeerEventPump<string, string> pump, (string What, TaskCompletionSource Done) held, Func<T> post)
+    {
+        var pumpLock = PumpLock(pump);
+        var (loop, taken) = LoopCount(pump);
+        var before = (long)taken.GetValue(loop)!;
+        return await Task.Factory.StartNew(
+            () =>
+            {
+                lock (pumpLock)
+                {
+                    held.Done.SetResult(); // the loop goes on, on a pool thread: it takes the next message and counts it
+                    SpinWait.SpinUntil(() => (long)taken.GetValue(loop)! > before, Bounded.HangLimit).Should().BeTrue("the loop takes the message queued next");
+                    return post();
+                }
+            },
+            CancellationToken.None,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default).OrHang();
+    }
+
     private static async Task CloseAsync(PeerEventPump<string, string> pump, SteppingConsumer consumer, int livePeers)
     {
         var close = pump.CloseAsync(Timeout.InfiniteTimeSpan);
