@@ -19,9 +19,11 @@ Writes artifacts/mutation/<folder>/coyote.tsv (one row per mutant: id, file:line
 and artifacts/mutation/<folder>/reports/mutation-report.coyote.json: Stryker's report with the mutants killed here
 marked Killed, so that tests/mutation/score.py gives the score of the unit tests and the Coyote tests together.
 
-Usage: tests/mutation/coyote.py FOLDER [--iterations N] [--polly] [--limit SECONDS] [--only ID,ID]
+Usage: tests/mutation/coyote.py FOLDER [--iterations N] [--polly] [--volatiles] [--limit SECONDS] [--only ID,ID]
   --iterations N   schedules per scenario and mutant (default 100; CI runs 1,000 per scenario)
   --polly          only the mutants in Polly's view (see score.py)
+  --volatiles      every scenario also interleaves at each volatile read and write (CI does so only where a scenario
+                   asks): a finer look at windows between two volatile accesses, with more steps per schedule
 """
 import argparse, json, os, re, shutil, subprocess, sys, time, xml.etree.ElementTree as ET
 
@@ -100,6 +102,7 @@ def main():
     parser.add_argument("--polly", action="store_true")
     parser.add_argument("--limit", type=int, default=600)
     parser.add_argument("--only", default="")
+    parser.add_argument("--volatiles", action="store_true")
     args = parser.parse_args()
     base = os.path.join(ROOT, "artifacts", "mutation", args.folder)
     report_path = os.path.join(base, "reports", "mutation-report.json")
@@ -131,6 +134,8 @@ def main():
     filter_ = FILTERS.get(args.folder, "FullyQualifiedName~SystematicTests") + "&FullyQualifiedName!~HandRolled"
     common = {"STRYKER_MUTANT_ID_CONTROL_VAR": "CONCURRENCY_PRIMITIVES_MUTANT",
               "CONCURRENCY_PRIMITIVES_COYOTE_ITERATIONS": str(args.iterations)}
+    if args.volatiles:
+        common["CONCURRENCY_PRIMITIVES_COYOTE_VOLATILES"] = "1"
     started = time.time()
     outcome, failed = run_tests(workdir, filter_, dict(common, CONCURRENCY_PRIMITIVES_MUTANT="-1"), args.limit, results)
     if outcome != "Survived":

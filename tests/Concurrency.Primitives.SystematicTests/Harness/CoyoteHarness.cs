@@ -29,6 +29,12 @@ public static class CoyoteHarness
     private static uint? IterationCap =>
         uint.TryParse(Environment.GetEnvironmentVariable("CONCURRENCY_PRIMITIVES_COYOTE_ITERATIONS"), out var cap) && cap > 0 ? cap : null;
 
+    /// <summary>
+    /// CONCURRENCY_PRIMITIVES_COYOTE_VOLATILES=1 interleaves at every volatile access in every scenario: the mutation pass
+    /// (tests/mutation/coyote.py --volatiles) takes that finer look at the race-only mutants; CI keeps each scenario's own setting.
+    /// </summary>
+    private static bool VolatilesEverywhere => Environment.GetEnvironmentVariable("CONCURRENCY_PRIMITIVES_COYOTE_VOLATILES") == "1";
+
     /// <param name="interleaveVolatiles">
     /// Also interleave at every <c>Volatile.Read</c>/<c>Write</c> (many more scheduling points): for a scenario aimed at a
     /// window between two volatile accesses with no atomic operation or lock between them.
@@ -56,7 +62,7 @@ public static class CoyoteHarness
             .WithConsoleLoggingEnabled(false)
             .WithTelemetryEnabled(false);
 
-        if (interleaveVolatiles)
+        if (interleaveVolatiles || VolatilesEverywhere)
         {
             configuration = configuration.WithVolatileOperationRaceCheckingEnabled(true);
         }

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Globalization;
 using System.Linq;
 using System.Reflection;
 using System.Threading;
@@ -336,6 +337,38 @@ public sealed class PeerEventPumpRoomGrantTests
     }
 
     [Fact]
+    public async Task Wait_APeersPostArrivingAsTheLoopTakesThatPeersMessage_IsNotHeldBackByAWaiterThatLeftThePeersLine()
+    {
+        var consumer = new SteppingConsumer();
+        var pump = new PeerEventPump<string, string>(consumer, new PeerEventPumpOptions { PerPeerCapacity = 1 });
+        var peer = pump.Connect("p");
+        peer.MarkReady();
+        var added = await consumer.NextCallAsync();
+        peer.TryPost("m1").Should().BeTrue(); // the peer's quota is full
+        using var cancel = new CancellationTokenSource();
+        var m2 = peer.PostAsync("m2", cancel.Token).AsTask();
+        await cancel.CancelAsync();
+        await m2.Invoking(t => t.OrHang()).Should().ThrowAsync<OperationCanceledException>(); // its entry in the peer's line is stale now
+        var loopTaken = typeof(PeerHandle<string, string>).GetField("LoopTaken", BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance)!;
+
+        // m3 comes between the loop's count of the peer's m1 and its wake of the peer's line: the line holds only the entry
+        // of a post that left, so the place m1's take made in the peer's quota is m3's.
+        var (m3Posted, m3Result) = await InTheLoopsWakeWindowAsync(
+            pump, added, () => Convert.ToInt64(loopTaken.GetValue(peer), CultureInfo.InvariantCulture), () => (peer.TryPost("m3", out var result), result));
+
+        m3Posted.Should().BeTrue("no post of the peer waits for the place m1's take made: the cancelled one left the line");
+        m3Result.Should().Be(PeerPostResult.Posted);
+        foreach (var expected in new[] { "m1", "m3" })
+        {
+            var call = await consumer.NextCallAsync();
+            call.What.Should().Be(expected);
+            call.Done.SetResult();
+        }
+
+        await CloseAsync(pump, consumer, livePeers: 1);
+    }
+
+    [Fact]
     public async Task Wait_APostCancelledAsItsPeerDisconnects_GivesBackNoPlace_SoThePumpHoldsNoMoreThanItsCapacity()
     {
         var consumer = new SteppingConsumer();
@@ -449,18 +482,24 @@ public sealed class PeerEventPumpRoomGrantTests
     /// lets the loop go on from <paramref name="held"/>, sees it publish the count, and posts, still holding the lock
     /// (a post takes it too, re-entering), so the loop's wake waits until the post has returned.
     /// </summary>
-    private static async Task<T> InTheLoopsWakeWindowAsync<T>(PeerEventPump<string, string> pump, (string What, TaskCompletionSource Done) held, Func<T> post)
+    private static Task<T> InTheLoopsWakeWindowAsync<T>(PeerEventPump<string, string> pump, (string What, TaskCompletionSource Done) held, Func<T> post)
+    {
+        var (loop, taken) = LoopCount(pump);
+        return InTheLoopsWakeWindowAsync(pump, held, () => (long)taken.GetValue(loop)!, post);
+    }
+
+    /// <summary>As above, with the count the loop publishes before the wake: <paramref name="count"/> (the pump's, or a peer's for its quota).</summary>
+    private static async Task<T> InTheLoopsWakeWindowAsync<T>(PeerEventPump<string, string> pump, (string What, TaskCompletionSource Done) held, Func<long> count, Func<T> post)
     {
         var pumpLock = PumpLock(pump);
-        var (loop, taken) = LoopCount(pump);
-        var before = (long)taken.GetValue(loop)!;
+        var before = count();
         return await Task.Factory.StartNew(
             () =>
             {
                 lock (pumpLock)
                 {
                     held.Done.SetResult(); // the loop goes on, on a pool thread: it takes the next message and counts it
-                    SpinWait.SpinUntil(() => (long)taken.GetValue(loop)! > before, Bounded.HangLimit).Should().BeTrue("the loop takes the message queued next");
+                    SpinWait.SpinUntil(() => count() > before, Bounded.HangLimit).Should().BeTrue("the loop takes the message queued next");
                     return post();
                 }
             },
