@@ -44,6 +44,25 @@ public sealed class PeerEventPumpRoomGiveBackSystematicTests
         report.ShouldHoldEverywhere();
     }
 
+    /// <summary>
+    /// The same race, explored by priorities: a place given back after the loop has gone idle (its idle look found no room,
+    /// the cancelled post still holding the grant) must wake the post waiting behind, or nothing ever will. Random
+    /// schedules rarely hold the cancelled post's catch back over the loop's whole delivery and idle look; a change of
+    /// priorities does.
+    /// </summary>
+    [Fact]
+    public void Wait_APlaceGivenBackAfterTheLoopWentIdle_WakesThePostWaitingBehind()
+    {
+        var report = CoyoteHarness.Explore(
+            _output,
+            "PeerEventPump, capacity 1, Wait, a post cancelled as the loop grants it the room (prioritization strategy)",
+            Iterations,
+            () => ScenarioAsync(Racer.TheLoopsGrant),
+            priorityChanges: 2);
+
+        report.ShouldHoldEverywhere();
+    }
+
     private static async Task ScenarioAsync(Racer racer)
     {
         var consumer = new ProbeHolder(new PeerHistoryChecker());

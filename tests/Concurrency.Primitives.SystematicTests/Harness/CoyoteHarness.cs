@@ -39,7 +39,11 @@ public static class CoyoteHarness
     /// Also interleave at every <c>Volatile.Read</c>/<c>Write</c> (many more scheduling points): for a scenario aimed at a
     /// window between two volatile accesses with no atomic operation or lock between them.
     /// </param>
-    public static TestReport Explore(ITestOutputHelper output, string name, uint iterations, Func<Task> test, bool interleaveAtomics = true, bool interleaveVolatiles = false)
+    /// <param name="priorityChanges">
+    /// Explores with Coyote's prioritization (PCT) strategy, changing the tasks' priorities at most this many times per
+    /// schedule, instead of the default random one: for a bug that needs one task held back over a long run of another's steps.
+    /// </param>
+    public static TestReport Explore(ITestOutputHelper output, string name, uint iterations, Func<Task> test, bool interleaveAtomics = true, bool interleaveVolatiles = false, uint? priorityChanges = null)
     {
         RewritingEngine.IsAssemblyRewritten(typeof(TaskTracker).Assembly).Should().BeTrue(
             "the library must be rewritten by 'coyote rewrite' (the build does it), or Coyote reports false deadlocks");
@@ -61,6 +65,11 @@ public static class CoyoteHarness
             .WithDeadlockTimeout(5_000)
             .WithConsoleLoggingEnabled(false)
             .WithTelemetryEnabled(false);
+
+        if (priorityChanges is { } changes)
+        {
+            configuration = configuration.WithPrioritizationStrategy(isFair: false, priorityChangeBound: changes);
+        }
 
         if (interleaveVolatiles || VolatilesEverywhere)
         {
