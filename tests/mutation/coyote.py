@@ -19,11 +19,13 @@ Writes artifacts/mutation/<folder>/coyote.tsv (one row per mutant: id, file:line
 and artifacts/mutation/<folder>/reports/mutation-report.coyote.json: Stryker's report with the mutants killed here
 marked Killed, so that tests/mutation/score.py gives the score of the unit tests and the Coyote tests together.
 
-Usage: tests/mutation/coyote.py FOLDER [--iterations N] [--polly] [--volatiles] [--limit SECONDS] [--only ID,ID]
+Usage: tests/mutation/coyote.py FOLDER [--iterations N] [--polly] [--volatiles] [--priorities N] [--limit SECONDS] [--only ID,ID]
   --iterations N   schedules per scenario and mutant (default 100; CI runs 1,000 per scenario)
   --polly          only the mutants in Polly's view (see score.py)
   --volatiles      every scenario also interleaves at each volatile read and write (CI does so only where a scenario
                    asks): a finer look at windows between two volatile accesses, with more steps per schedule
+  --priorities N   every scenario explores with Coyote's prioritization strategy, at most N priority changes per schedule
+                   (random schedules rarely hold one task back over a long run of another's steps; a priority change does)
 """
 import argparse, json, os, re, shutil, subprocess, sys, time, xml.etree.ElementTree as ET
 
@@ -103,6 +105,7 @@ def main():
     parser.add_argument("--limit", type=int, default=600)
     parser.add_argument("--only", default="")
     parser.add_argument("--volatiles", action="store_true")
+    parser.add_argument("--priorities", type=int, default=0)
     args = parser.parse_args()
     base = os.path.join(ROOT, "artifacts", "mutation", args.folder)
     report_path = os.path.join(base, "reports", "mutation-report.json")
@@ -136,6 +139,8 @@ def main():
               "CONCURRENCY_PRIMITIVES_COYOTE_ITERATIONS": str(args.iterations)}
     if args.volatiles:
         common["CONCURRENCY_PRIMITIVES_COYOTE_VOLATILES"] = "1"
+    if args.priorities:
+        common["CONCURRENCY_PRIMITIVES_COYOTE_PRIORITY_CHANGES"] = str(args.priorities)
     started = time.time()
     outcome, failed = run_tests(workdir, filter_, dict(common, CONCURRENCY_PRIMITIVES_MUTANT="-1"), args.limit, results)
     if outcome != "Survived":

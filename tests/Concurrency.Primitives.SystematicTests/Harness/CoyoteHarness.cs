@@ -35,6 +35,13 @@ public static class CoyoteHarness
     /// </summary>
     private static bool VolatilesEverywhere => Environment.GetEnvironmentVariable("CONCURRENCY_PRIMITIVES_COYOTE_VOLATILES") == "1";
 
+    /// <summary>
+    /// CONCURRENCY_PRIMITIVES_COYOTE_PRIORITY_CHANGES=n explores every scenario with the prioritization strategy (at most n
+    /// priority changes per schedule) where it asks for none: the mutation pass's other look (tests/mutation/coyote.py --priorities n).
+    /// </summary>
+    private static uint? PriorityChangesEverywhere =>
+        uint.TryParse(Environment.GetEnvironmentVariable("CONCURRENCY_PRIMITIVES_COYOTE_PRIORITY_CHANGES"), out var changes) && changes > 0 ? changes : null;
+
     /// <param name="interleaveVolatiles">
     /// Also interleave at every <c>Volatile.Read</c>/<c>Write</c> (many more scheduling points): for a scenario aimed at a
     /// window between two volatile accesses with no atomic operation or lock between them.
@@ -66,7 +73,7 @@ public static class CoyoteHarness
             .WithConsoleLoggingEnabled(false)
             .WithTelemetryEnabled(false);
 
-        if (priorityChanges is { } changes)
+        if ((priorityChanges ?? PriorityChangesEverywhere) is { } changes)
         {
             configuration = configuration.WithPrioritizationStrategy(isFair: false, priorityChangeBound: changes);
         }
