@@ -279,7 +279,6 @@ public sealed class PeerEventPumpRoomGrantTests
         await CloseAsync(pump, consumer, livePeers: 1);
     }
 
-    /// <summary>Closes a pump whose stepping consumer has no call pending, letting through the Removed of each of <paramref name="livePeers"/>.</summary>
     [Fact]
     public async Task Wait_APostArrivingAsTheLoopTakesAMessage_DoesNotOvertakeThePostAlreadyWaitingForThatRoom()
     {
@@ -327,12 +326,7 @@ public sealed class PeerEventPumpRoomGrantTests
 
         m3Posted.Should().BeTrue("no post waits for the room m1's take made: the cancelled one left the line");
         m3Result.Should().Be(PeerPostResult.Posted);
-        var m1Call = await consumer.NextCallAsync();
-        m1Call.What.Should().Be("m1");
-        m1Call.Done.SetResult();
-        var m3Call = await consumer.NextCallAsync();
-        m3Call.What.Should().Be("m3");
-        m3Call.Done.SetResult();
+        await StepAsync(consumer, "m1", "m3");
         await CloseAsync(pump, consumer, livePeers: 1);
     }
 
@@ -358,12 +352,7 @@ public sealed class PeerEventPumpRoomGrantTests
 
         m3Posted.Should().BeTrue("no post of the peer waits for the place m1's take made: the cancelled one left the line");
         m3Result.Should().Be(PeerPostResult.Posted);
-        foreach (var expected in new[] { "m1", "m3" })
-        {
-            var call = await consumer.NextCallAsync();
-            call.What.Should().Be(expected);
-            call.Done.SetResult();
-        }
+        await StepAsync(consumer, "m1", "m3");
 
         await CloseAsync(pump, consumer, livePeers: 1);
     }
@@ -389,12 +378,7 @@ public sealed class PeerEventPumpRoomGrantTests
         b.TryPost("b1", out var result).Should().BeFalse("a1 still fills the queue: the cancelled post held no place, so it gave none back");
         result.Should().Be(PeerPostResult.Full);
         addedA.Done.SetResult();
-        foreach (var expected in new[] { "added", "a1", "removed" })
-        {
-            var call = await consumer.NextCallAsync();
-            call.What.Should().Be(expected);
-            call.Done.SetResult();
-        }
+        await StepAsync(consumer, "added", "a1", "removed");
 
         await CloseAsync(pump, consumer, livePeers: 1);
     }
@@ -430,12 +414,7 @@ public sealed class PeerEventPumpRoomGrantTests
         b.TryPost("b2", out var result).Should().BeTrue("a2 gave back the place granted to it as it was cancelled: a1's room is free");
         result.Should().Be(PeerPostResult.Posted);
         a1.Done.SetResult();
-        foreach (var expected in new[] { "added", "b2" })
-        {
-            var call = await consumer.NextCallAsync();
-            call.What.Should().Be(expected);
-            call.Done.SetResult();
-        }
+        await StepAsync(consumer, "added", "b2");
 
         await CloseAsync(pump, consumer, livePeers: 2);
     }
@@ -508,6 +487,18 @@ public sealed class PeerEventPumpRoomGrantTests
             TaskScheduler.Default).OrHang();
     }
 
+    /// <summary>Lets through the consumer's next calls, which must be <paramref name="expected"/>, in order.</summary>
+    private static async Task StepAsync(SteppingConsumer consumer, params string[] expected)
+    {
+        foreach (var what in expected)
+        {
+            var call = await consumer.NextCallAsync();
+            call.What.Should().Be(what);
+            call.Done.SetResult();
+        }
+    }
+
+    /// <summary>Closes a pump whose stepping consumer has no call pending, letting through the Removed of each of <paramref name="livePeers"/>.</summary>
     private static async Task CloseAsync(PeerEventPump<string, string> pump, SteppingConsumer consumer, int livePeers)
     {
         var close = pump.CloseAsync(Timeout.InfiniteTimeSpan);
