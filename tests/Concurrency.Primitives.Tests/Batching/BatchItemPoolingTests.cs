@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Linq;
 using System.Diagnostics.Metrics;
 using System.Reflection;
+using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using System.Threading;
 using System.Threading.Tasks;
@@ -283,6 +284,192 @@ public sealed class BatchItemPoolingTests
         await Task.WhenAll(next!.Append(warm)).Invoking(t => t.OrHang()).Should().ThrowAsync<BatchItemNotCompletedException>("the other batcher's dispatch answers nothing");
     }
 
+    /// <summary>
+    /// Guards the finish's release of the items no answer let go of (invariant 10): a caller that gives up while its batch
+    /// is dispatched is answered from off the batcher's path, which leaves the batcher's hold to the finish; once the
+    /// dispatch is finished and the caller has read its cancellation, its item serves that thread's next submit, which
+    /// allocates nothing. With <paramref name="follower"/>, the caller who gives up is a coalesced slot's follower.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AnItemWhoseCallerGaveUpDuringItsDispatch_IsLetGoByTheFinish_AndServesTheNextSubmitOnThatThread(bool follower)
+    {
+        using var meters = new PrivateMeterFactory(); // instruments nobody listens to: recording them allocates nothing
+        var options = NoBounds(meters, size: 2, capacity: 2);
+        using var entered = new ManualResetEventSlim();
+        var release = Bounded.NewGate();
+        var dispatching = new Batcher<int, int>(
+            async (IReadOnlyList<int> items, CancellationToken _) =>
+            {
+                entered.Set();
+                await release.Task.ConfigureAwait(false);
+                return items.Select(item => item * 10).ToArray();
+            },
+            new BatcherOptions<int>
+            {
+                MaxBatchSize = options.MaxBatchSize,
+                MaxDelay = options.MaxDelay,
+                Timeout = options.Timeout,
+                DispatchTimeout = options.DispatchTimeout,
+                MeterFactory = meters,
+                CoalescingComparer = follower ? EqualityComparer<int>.Default : null,
+            });
+        var other = new Batcher<int, int>((Batch<int, int> _, CancellationToken _) => default, NoBounds(meters, size: 10, capacity: 10));
+        var warm = other.SubmitAsync(0).AsTask(); // arms the other batcher's MaxDelay timer, once
+        var gaveUp = Bounded.NewGate();
+        var finished = Bounded.NewGate();
+        using var drained = new ManualResetEventSlim();
+        Task<int>[]? answered = null;
+        Task<int>[]? next = null;
+        var allocated = -1L;
+
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                using var cancel = new CancellationTokenSource();
+                var kept = dispatching.SubmitAsync(7);                               // keeps the batch live: it is not abandoned
+                var gone = dispatching.SubmitAsync(follower ? 7 : 8, cancel.Token); // the batch is full: cut here, dispatched on the pool
+                entered.Wait(Bounded.HangLimit).Should().BeTrue();
+                cancel.Cancel();                                                     // gives up while the batch is dispatched
+                gaveUp.TrySetResult();
+                drained.Wait(Bounded.HangLimit).Should().BeTrue();
+                answered = new[] { kept.AsTask(), gone.AsTask() };                  // each caller reads its answer, here, after the finish
+
+                var before = GC.GetAllocatedBytesForCurrentThread();
+                var third = other.SubmitAsync(8);
+                var fourth = other.SubmitAsync(9);
+                allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+                next = new[] { third.AsTask(), fourth.AsTask() };
+                finished.TrySetResult();
+            }
+            catch (Exception exception)
+            {
+                finished.TrySetException(exception);
+            }
+        });
+        thread.Start();
+        await gaveUp.Task.OrHang();
+        release.SetResult();
+        await dispatching.CloseAsync().OrHang(); // the dispatch has returned and its batch is finished
+        drained.Set();
+        await finished.Task.OrHang();
+
+        (await answered![0].OrHang()).Should().Be(70);
+        await answered[1].Invoking(t => t.OrHang()).Should().ThrowAsync<OperationCanceledException>();
+        allocated.Should().Be(0, "the finish let go of the item whose caller gave up, and of the other; their callers then read their answers: both serve the next two submits");
+        await other.CloseAsync().OrHang();
+        await Task.WhenAll(next!.Append(warm)).Invoking(t => t.OrHang()).Should().ThrowAsync<BatchItemNotCompletedException>("the other batcher's dispatch answers nothing");
+    }
+
+    /// <summary>
+    /// Guards the reuse of a dispatch's token source (0 B per batch): a batch whose callers can give up gets a token
+    /// source, and when none of them did, the next batch reuses it. The submit that fills the second batch cuts it (on
+    /// this thread), taking the source again, and allocates nothing.
+    /// </summary>
+    [Fact]
+    public void TheTokenSourceOfABatchNoCallerGaveUpOn_IsReusedByTheNextBatch_WhoseCutAllocatesNothing()
+    {
+        using var meters = new PrivateMeterFactory();
+        var batcher = new Batcher<int, int>(
+            (Batch<int, int> batch, CancellationToken _) =>
+            {
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch.TrySetResult(i, batch[i] * 10);
+                }
+
+                return default;
+            },
+            NoBounds(meters, size: 2, capacity: 2));
+        var allocated = new long[3];
+
+        OnFreshThread(() =>
+        {
+            using var callers = new CancellationTokenSource(); // never cancelled: each batch counts its callers, and none gives up
+            for (var round = 0; round < allocated.Length; round++)
+            {
+                var before = GC.GetAllocatedBytesForCurrentThread();
+                var first = batcher.SubmitAsync(1, callers.Token);
+                var second = batcher.SubmitAsync(2, callers.Token); // full: cut here, taking a token source; dispatched on the pool
+                allocated[round] = GC.GetAllocatedBytesForCurrentThread() - before;
+
+                SpinWait.SpinUntil(() => first.IsCompleted && second.IsCompleted && RunningLoops(batcher) == 0, Bounded.HangLimit).Should().BeTrue("the batch is answered and its loop leaves");
+#pragma warning disable VSTHRD002 // completed (checked above): reading never blocks
+                first.Result.Should().Be(10); // read here: each item comes back to this thread for the next round
+                second.Result.Should().Be(20);
+#pragma warning restore VSTHRD002
+            }
+        });
+
+        allocated.Skip(1).Should().OnlyContain(bytes => bytes == 0, $"the first batch's token source (and items) serve every later round; the rounds allocated {string.Join(", ", allocated)} bytes");
+    }
+
+    /// <summary>
+    /// Guards what a finished batch keeps (invariant 10): nothing of its callers. Its values are cleared from the batch's
+    /// slots and its items are reset when they are recycled, so a value submitted once is not kept alive by the batcher
+    /// (a pooled batch core lives as long as its batcher).
+    /// </summary>
+    [Fact]
+    public async Task AFinishedBatch_KeepsNoneOfItsValuesAlive()
+    {
+        var batcher = new Batcher<object, int>(
+            (IReadOnlyList<object> items, CancellationToken _) => new ValueTask<IReadOnlyList<int>>(items.Select(_ => 1).ToArray()),
+            new BatcherOptions { MaxBatchSize = 2, MaxConcurrency = 1, MaxDelay = TimeSpan.FromHours(1), Timeout = Timeout.InfiniteTimeSpan, DispatchTimeout = Timeout.InfiniteTimeSpan });
+
+        var (values, answers) = SubmitTwoValues(batcher);
+        (await Task.WhenAll(answers).OrHang()).Should().Equal(1, 1);
+        SpinWait.SpinUntil(() => RunningLoops(batcher) == 0, Bounded.HangLimit).Should().BeTrue("the batch is finished and its loop leaves");
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        values.Should().OnlyContain(value => !value.IsAlive, "the batcher let go of both values when their batch finished");
+        await batcher.CloseAsync().OrHang();
+    }
+
+    /// <summary>Guards an answer that lets go of the batcher's hold (a dispatch's): once the caller reads it, no one holds the item and it is recycled.</summary>
+    [Fact]
+    public void AFailureThatLetsGoOfTheBatcher_RecyclesTheItemWhenItsCallerReadsIt()
+    {
+        OnFreshThread(() =>
+        {
+            var owner = NewOwner();
+            BatchItem<int, int>? returned = null;
+            var item = RentInUse(owner, ref returned, 1);
+            var version = item.Version;
+
+            item.TrySetException(item.Use, new InvalidOperationException("dispatch"), releaseBatcher: true).Should().BeTrue();
+            FluentActions.Invoking(() => ReadAnswer(item, version)).Should().Throw<InvalidOperationException>().WithMessage("dispatch");
+
+            BatchItem<int, int>.Rent(owner, ref returned).Should().BeSameAs(item, "the dispatch's failure let go of the batcher's hold and the caller has read it");
+        });
+    }
+
+    /// <summary>
+    /// Guards an answer that keeps the batcher's hold (the deadline sweep's, while the item's dispatch may still run): the
+    /// caller's read does not recycle the item; the batcher's release, after its dispatch, does.
+    /// </summary>
+    [Fact]
+    public void AFailureThatKeepsTheBatchersHold_LeavesTheItemInUse_UntilTheBatcherLetsGo()
+    {
+        OnFreshThread(() =>
+        {
+            var owner = NewOwner();
+            BatchItem<int, int>? returned = null;
+            var item = RentInUse(owner, ref returned, 1);
+            var version = item.Version;
+
+            item.TrySetException(item.Use, new TimeoutException("swept")).Should().BeTrue();
+            FluentActions.Invoking(() => ReadAnswer(item, version)).Should().Throw<TimeoutException>();
+            BatchItem<int, int>.Rent(owner, ref returned).Should().NotBeSameAs(item, "the batcher still holds it: its dispatch may still be running");
+
+            item.ReleaseByBatcher();
+            BatchItem<int, int>.Rent(owner, ref returned).Should().BeSameAs(item, "its caller and its batcher have both let go");
+        });
+    }
+
     /// <summary>Guards GetResult before the answer: it throws, and the caller keeps its hold, so the item is not recycled under it.</summary>
     [Fact]
     public void AResultReadBeforeTheAnswer_Throws_AndTheCallerKeepsItsHoldOnTheItem()
@@ -350,6 +537,21 @@ public sealed class BatchItemPoolingTests
         ShutdownMode = mode,
         MeterFactory = meters,
     };
+
+    private static int RunningLoops<TItem>(Batcher<TItem, int> batcher)
+    {
+        var submit = typeof(Batcher<TItem, int>).GetField("_submit", BindingFlags.Instance | BindingFlags.NonPublic)!;
+        return (int)submit.FieldType.GetField("Loops")!.GetValue(submit.GetValue(batcher))!;
+    }
+
+    /// <summary>Submits two fresh objects (a full batch) and returns weak references to them; nothing here keeps them alive.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static (WeakReference[] Values, Task<int>[] Answers) SubmitTwoValues(Batcher<object, int> batcher)
+    {
+        var first = new object();
+        var second = new object();
+        return (new[] { new WeakReference(first), new WeakReference(second) }, new[] { batcher.SubmitAsync(first).AsTask(), batcher.SubmitAsync(second).AsTask() });
+    }
 
     private static Batcher<int, int> NewOwner() => new((Batch<int, int> _, CancellationToken _) => default);
 
