@@ -429,30 +429,15 @@ public sealed class BatchItemPoolingTests
         await batcher.CloseAsync().OrHang();
     }
 
-    /// <summary>Guards an answer that lets go of the batcher's hold (a dispatch's): once the caller reads it, no one holds the item and it is recycled.</summary>
-    [Fact]
-    public void AFailureThatLetsGoOfTheBatcher_RecyclesTheItemWhenItsCallerReadsIt()
-    {
-        OnFreshThread(() =>
-        {
-            var owner = NewOwner();
-            BatchItem<int, int>? returned = null;
-            var item = RentInUse(owner, ref returned, 1);
-            var version = item.Version;
-
-            item.TrySetException(item.Use, new InvalidOperationException("dispatch"), releaseBatcher: true).Should().BeTrue();
-            FluentActions.Invoking(() => ReadAnswer(item, version)).Should().Throw<InvalidOperationException>().WithMessage("dispatch");
-
-            BatchItem<int, int>.Rent(owner, ref returned).Should().BeSameAs(item, "the dispatch's failure let go of the batcher's hold and the caller has read it");
-        });
-    }
-
     /// <summary>
-    /// Guards an answer that keeps the batcher's hold (the deadline sweep's, while the item's dispatch may still run): the
-    /// caller's read does not recycle the item; the batcher's release, after its dispatch, does.
+    /// Guards the batcher's hold through a failure: an answer that lets go of it (a dispatch's) leaves the item to its
+    /// caller, whose read recycles it; one that keeps it (the deadline sweep's, while the item's dispatch may still run)
+    /// leaves the item in use after that read, until the batcher lets go.
     /// </summary>
-    [Fact]
-    public void AFailureThatKeepsTheBatchersHold_LeavesTheItemInUse_UntilTheBatcherLetsGo()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AFailure_LetsGoOfTheBatchersHold_OnlyWhenItSaysSo(bool releaseBatcher)
     {
         OnFreshThread(() =>
         {
@@ -461,11 +446,14 @@ public sealed class BatchItemPoolingTests
             var item = RentInUse(owner, ref returned, 1);
             var version = item.Version;
 
-            item.TrySetException(item.Use, new TimeoutException("swept")).Should().BeTrue();
+            item.TrySetException(item.Use, new TimeoutException("failed"), releaseBatcher).Should().BeTrue();
             FluentActions.Invoking(() => ReadAnswer(item, version)).Should().Throw<TimeoutException>();
-            BatchItem<int, int>.Rent(owner, ref returned).Should().NotBeSameAs(item, "the batcher still holds it: its dispatch may still be running");
+            if (!releaseBatcher)
+            {
+                BatchItem<int, int>.Rent(owner, ref returned).Should().NotBeSameAs(item, "the batcher still holds it: its dispatch may still be running");
+                item.ReleaseByBatcher();
+            }
 
-            item.ReleaseByBatcher();
             BatchItem<int, int>.Rent(owner, ref returned).Should().BeSameAs(item, "its caller and its batcher have both let go");
         });
     }
