@@ -1,0 +1,414 @@
+using System;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using Concurrency.Primitives.SystematicTests.Harness;
+using Microsoft.Coyote.Specifications;
+using Xunit.Abstractions;
+
+namespace Concurrency.Primitives.SystematicTests.Batching;
+
+/// <summary>
+/// Scenarios aimed at the batcher's narrowest windows, each between two steps of one lock-free operation: callers
+/// counting themselves gone from their batch at once, a give-up counted after its batch finished, a loop that leaves
+/// racing a starting loop for its core, the shutdown flag racing a claim, a FailPending close meeting a claimed cell not
+/// yet published, two answers (the dispatch's and the sweep's) racing for one item, two owners letting go of an item at
+/// once, the MaxDelay timer armed by a submit published ahead of an earlier claim, and the deadline sweep meeting a
+/// batch while it is cut. Cancellations run in controlled tasks (<c>Cancel</c>, not <c>CancelAsync</c>), so the
+/// callbacks' steps interleave with the rest under Coyote's scheduler; nothing then disposes a registration or answers
+/// an item while its cancellation callback may still run, since that waits for the callback, spinning out of Coyote's
+/// sight (a false hang).
+/// </summary>
+public sealed class BatcherRaceWindowSystematicTests
+{
+    private const uint Iterations = 1_000;
+    private readonly ITestOutputHelper _output;
+
+    public BatcherRaceWindowSystematicTests(ITestOutputHelper output) => _output = output;
+
+    [Fact]
+    public void Abandonment_CallersGivingUpAtOnce_AreAllCountedAndCancelTheDispatch()
+    {
+        CoyoteHarness.Explore(_output, "Batcher abandoned dispatch, callers giving up at once", Iterations, GiveUpsAtOnceScenarioAsync).ShouldHoldEverywhere();
+    }
+
+    [Fact]
+    public void Abandonment_AGiveUpCountedAfterItsBatchFinished_NeverCountsAgainstTheNextBatch()
+    {
+        CoyoteHarness.Explore(_output, "Batcher abandoned dispatch, a late give-up and the next tracked batch", Iterations, LateGiveUpScenarioAsync).ShouldHoldEverywhere();
+    }
+
+    [Fact]
+    public void Loops_ALoopLeavingAsAnotherStarts_RunsEachBatchOnce()
+    {
+        CoyoteHarness.Explore(_output, "Batcher loops, a loop leaving as another starts", Iterations, LeavingAndStartingLoopsScenarioAsync).ShouldHoldEverywhere();
+    }
+
+    [Fact]
+    public void Shutdown_ASubmitAfterCloseBegan_IsRefused_WhateverClaimRacedTheFlag()
+    {
+        CoyoteHarness.Explore(_output, "Batcher shutdown, claims racing the shutdown flag", Iterations, ClaimsRacingTheFlagScenarioAsync).ShouldHoldEverywhere();
+    }
+
+    [Fact]
+    public void Shutdown_AFailPendingCloseMeetingAClaimNotYetPublished_FailsEveryQueuedItem()
+    {
+        CoyoteHarness.Explore(_output, "Batcher FailPending close, a claim not yet published", Iterations, FailPendingRacingAPublishScenarioAsync, interleaveVolatiles: true).ShouldHoldEverywhere();
+    }
+
+    [Fact]
+    public void Answers_TheSweepRacingTheDispatchsAnswer_OneWins_AndTheCallerSeesThatOne()
+    {
+        CoyoteHarness.Explore(_output, "Batcher answers, the deadline sweep racing the dispatch's answer", Iterations, TwoAnswersScenarioAsync).ShouldHoldEverywhere();
+    }
+
+    [Fact]
+    public void Delay_ASubmitPublishedAheadOfAnEarlierClaim_ArmsTheTimerForTheBatchsMaxDelay()
+    {
+        CoyoteHarness.Explore(_output, "Batcher MaxDelay timer, a publish ahead of an earlier claim", Iterations, PublishAheadOfAClaimScenarioAsync, interleaveVolatiles: true).ShouldHoldEverywhere();
+    }
+
+    [Fact]
+    public void Pool_ACallerReadingItsCancellationAsTheCallbackLetsGo_LeavesTheItemToBeRecycled()
+    {
+        CoyoteHarness.Explore(_output, "Batcher item pool, a caller's read racing its canceller's release", Iterations, ReleasesRacingScenarioAsync).ShouldHoldEverywhere();
+    }
+
+    [Fact]
+    public void Sweep_FiringWhileABatchIsCut_TimesOutThatBatchToo()
+    {
+        CoyoteHarness.Explore(_output, "Batcher deadline sweep, firing while a batch is cut", Iterations, SweepDuringACutScenarioAsync).ShouldHoldEverywhere();
+    }
+
+    /// <summary>
+    /// A batch of three callers, all of whom can give up; once its dispatch runs (it waits for nothing but its token), all
+    /// cancel at once. Each counts itself gone with a compare-and-swap of the batch's count word: one that lost the swap
+    /// to another must retry, or the count never reaches zero, the token is never cancelled and the dispatch waits
+    /// forever (a deadlock to Coyote).
+    /// </summary>
+    private static async Task GiveUpsAtOnceScenarioAsync()
+    {
+        const int callers = 3;
+        var running = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var batcher = new Batcher<int, int>(
+            async (_, token) =>
+            {
+                // Not disposed: disposing a registration waits (spinning, out of Coyote's sight) for its callback if it is
+                // still running in the cancelling task, which Coyote then never schedules: a false hang.
+                var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                token.Register(() => cancelled.TrySetResult());
+                running.TrySetResult();
+                await cancelled.Task;
+            },
+            new BatcherOptions { MaxBatchSize = callers, MaxConcurrency = 1, MaxDelay = TimeSpan.Zero, TimeProvider = FrozenTimeProvider.Instance });
+        var sources = Enumerable.Range(0, callers).Select(_ => new CancellationTokenSource()).ToArray();
+
+        var calls = sources.Select((source, i) => batcher.SubmitAsync(i, source.Token).AsTask()).ToArray();
+        await running.Task;
+        await Task.WhenAll(sources.Select(source => Task.Run(() => source.Cancel())));
+        var outcomes = await Task.WhenAll(calls.Select(Outcome));
+        await batcher.CloseAsync();
+        foreach (var source in sources)
+        {
+            source.Dispose();
+        }
+
+        Specification.Assert(outcomes.All(o => o == -1), $"The callers received {string.Join(", ", outcomes)}; the dispatch answers nobody.");
+    }
+
+    /// <summary>
+    /// Batches of one, on one loop. The first caller gives up while its batch is dispatched: its cancellation publishes
+    /// the caller's outcome, then counts it gone. The dispatch returns (answering nothing) once that outcome is seen, and
+    /// the second caller's batch (a tracked one: it can give up too, but never does) is cut into the same core, while the
+    /// first count may still be pending. A count that belongs to a finished batch must not count the second batch's only
+    /// caller gone, which would cancel that dispatch's token. (Nothing answers the first item but its cancellation: an
+    /// answer racing a running cancellation callback would wait for it out of Coyote's sight.)
+    /// </summary>
+    private static async Task LateGiveUpScenarioAsync()
+    {
+        var secondSawCancellation = false;
+        var firstSeen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var batcher = new Batcher<int, int>(
+            async (batch, token) =>
+            {
+                if (batch[0] == 1)
+                {
+                    await firstSeen.Task;
+                    return;
+                }
+
+                var before = token.IsCancellationRequested;
+                await Task.Yield();
+                secondSawCancellation = before || token.IsCancellationRequested;
+                batch.TrySetResult(0, batch[0] * 10);
+            },
+            new BatcherOptions { MaxBatchSize = 1, MaxConcurrency = 1, MaxDelay = TimeSpan.Zero, TimeProvider = FrozenTimeProvider.Instance });
+        using var leaving = new CancellationTokenSource();
+        using var staying = new CancellationTokenSource();
+
+        var gone = batcher.SubmitAsync(1, leaving.Token).AsTask();
+        var canceller = Task.Run(() => leaving.Cancel());
+        var firstOutcome = await Outcome(gone);
+        firstSeen.SetResult();
+        var second = await Outcome(batcher.SubmitAsync(2, staying.Token).AsTask());
+        await canceller;
+        await batcher.CloseAsync();
+
+        Specification.Assert(firstOutcome == -1, $"The first caller received {firstOutcome}.");
+        Specification.Assert(second == 20, $"The second caller received {second}.");
+        Specification.Assert(!secondSawCancellation, "The second batch's dispatch token was cancelled: a give-up of the finished batch was counted against it.");
+    }
+
+    /// <summary>
+    /// Two loops at most, batches of one, no delay; three callers submit at once. A loop that finds nothing due lets go
+    /// of its core and its slot, looks once more, and may take its slot back just as a submit's starting loop takes that
+    /// core: then the starter runs the core and the leaver must give its slot back, or two loops dispatch one core's
+    /// batch. Every item is dispatched once and answered once.
+    /// </summary>
+    private static async Task LeavingAndStartingLoopsScenarioAsync()
+    {
+        const int items = 3;
+        var dispatched = new int[items];
+        var batcher = new Batcher<int, int>(
+            async (batch, _) =>
+            {
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    Interlocked.Increment(ref dispatched[batch[i]]);
+                }
+
+                await Task.Yield();
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch.TrySetResult(i, batch[i] * 10);
+                }
+            },
+            new BatcherOptions { MaxBatchSize = 1, MaxConcurrency = 2, MaxDelay = TimeSpan.Zero, TimeProvider = FrozenTimeProvider.Instance });
+
+        var results = await Task.WhenAll(Enumerable.Range(0, items).Select(i => Task.Run(async () => await batcher.SubmitAsync(i))));
+        await batcher.CloseAsync();
+
+        for (var i = 0; i < items; i++)
+        {
+            Specification.Assert(dispatched[i] == 1, $"Item {i} was dispatched {dispatched[i]} times.");
+            Specification.Assert(results[i] == i * 10, $"Item {i} received {results[i]}.");
+        }
+    }
+
+    /// <summary>
+    /// Two callers submit twice each while CloseAsync runs (Drain, batches of four, MaxDelay never passes): the shutdown
+    /// sets its flag in the claim word with a compare-and-swap that a claim may beat. Once CloseAsync has returned, a
+    /// submit must be refused at once: a flag lost to a racing claim would let it in after the drain's look.
+    /// </summary>
+    private static async Task ClaimsRacingTheFlagScenarioAsync()
+    {
+        var batcher = new Batcher<int, int>(
+            (batch, _) =>
+            {
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch.TrySetResult(i, batch[i] * 10);
+                }
+
+                return default;
+            },
+            new BatcherOptions { MaxBatchSize = 4, MaxConcurrency = 1, MaxDelay = TimeSpan.FromHours(1), TimeProvider = FrozenTimeProvider.Instance });
+
+        async Task<int[]> CallerAsync(int first) => new[] { await Outcome(batcher.SubmitAsync(first).AsTask()), await Outcome(batcher.SubmitAsync(first + 1).AsTask()) };
+
+        var callers = new[] { Task.Run(() => CallerAsync(10)), Task.Run(() => CallerAsync(20)) };
+        var close = batcher.CloseAsync();
+        var late = batcher.SubmitAsync(99).AsTask();
+        Specification.Assert(late.IsFaulted && late.Exception!.InnerException is ClosedException, $"A submit after CloseAsync returned was not refused: {late.Status}.");
+
+        var outcomes = (await Task.WhenAll(callers)).SelectMany(o => o).ToArray();
+        await close;
+        Specification.Assert(outcomes.All(o => o is -3 or 100 or 110 or 200 or 210), $"The callers received {string.Join(", ", outcomes)}.");
+    }
+
+    /// <summary>
+    /// FailPending, batches of three, one loop, MaxDelay never passes. A first batch runs and is answered (its callers
+    /// read their answers only at the end, so its items stay in their cells); one item is queued; then a submit races the
+    /// close, which fails the queued items: a cell its submit has claimed but not yet published must be waited for, not
+    /// counted. The close does not throw, and each queued caller is failed with ClosedException (or refused at its
+    /// submit), unless the loop, draining, cut its item first and the dispatch answered it.
+    /// </summary>
+    private static async Task FailPendingRacingAPublishScenarioAsync()
+    {
+        var batcher = new Batcher<int, int>(
+            (batch, _) =>
+            {
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch.TrySetResult(i, batch[i] * 10);
+                }
+
+                return default;
+            },
+            new BatcherOptions
+            {
+                MaxBatchSize = 3,
+                MaxConcurrency = 1,
+                MaxDelay = TimeSpan.FromHours(1),
+                ShutdownMode = BatcherShutdownMode.FailPending,
+                TimeProvider = FrozenTimeProvider.Instance,
+            });
+
+#pragma warning disable CA2012 // held unread until the end on purpose: their callers keep the items, which stay in their cells
+        var firstBatch = new[] { batcher.SubmitAsync(1), batcher.SubmitAsync(2), batcher.SubmitAsync(3) }; // full: cut and answered
+#pragma warning restore CA2012
+        var queued = batcher.SubmitAsync(4).AsTask();
+        var racing = Task.Run(() => Outcome(batcher.SubmitAsync(5).AsTask()));
+        var close = Task.Run(() => batcher.CloseAsync());
+
+        await close;
+        var outcomes = new[] { await Outcome(queued), await racing };
+        Specification.Assert(outcomes[0] is -3 or 40 && outcomes[1] is -3 or 50, $"The queued callers received {string.Join(", ", outcomes)}: neither the close's failure nor a dispatch's answer.");
+        Specification.Assert(await firstBatch[0] == 10 && await firstBatch[1] == 20 && await firstBatch[2] == 30, "The first batch's callers lost their answers.");
+    }
+
+    /// <summary>
+    /// Two callers, batches of one on two loops, a Timeout of 1 s, timers that fire whenever the scheduler lets them: each
+    /// dispatch answers after a yield while the deadline sweep may time its caller out. Both answers claim the item with
+    /// a compare-and-swap; exactly one wins, and the caller sees the winner's: the dispatch's TrySetResult returns true
+    /// exactly when the caller receives that result.
+    /// </summary>
+    private static async Task TwoAnswersScenarioAsync()
+    {
+        var answered = new bool[2];
+        var batcher = new Batcher<int, int>(
+            async (batch, _) =>
+            {
+                await Task.Yield();
+                answered[batch[0]] = batch.TrySetResult(0, 10 + batch[0]);
+            },
+            new BatcherOptions { MaxBatchSize = 1, MaxConcurrency = 2, MaxDelay = TimeSpan.Zero, Timeout = TimeSpan.FromSeconds(1), TimeProvider = new FiringTimeProvider() });
+
+        var calls = new Task<int>[2];
+        await Task.WhenAll(Task.Run(() => { calls[0] = batcher.SubmitAsync(0).AsTask(); }), Task.Run(() => { calls[1] = batcher.SubmitAsync(1).AsTask(); }));
+        var outcomes = await Task.WhenAll(calls.Select(Outcome));
+        await batcher.CloseAsync(Timeout.InfiniteTimeSpan); // its wait's timer would fire too
+
+        for (var i = 0; i < outcomes.Length; i++)
+        {
+            Specification.Assert(outcomes[i] == (answered[i] ? 10 + i : -2), $"Item {i}: the dispatch's answer {(answered[i] ? "won" : "lost")}, yet the caller received {outcomes[i]}.");
+        }
+    }
+
+    /// <summary>
+    /// Batches of four, MaxDelay 1 s, a Timeout of 10 s, a clock that moves only when the scenario says. Two callers
+    /// submit at once at t = 0: the second may claim after the first and publish before it, and then arms the MaxDelay
+    /// timer for the batch's head, which is not published yet (its own arrival stands in). At t = 1 s the timer must fire
+    /// and the batch be dispatched; a timer armed later leaves both callers waiting (a deadlock to Coyote).
+    /// </summary>
+    private static async Task PublishAheadOfAClaimScenarioAsync()
+    {
+        var clock = new SteppedTimeProvider();
+        var batcher = new Batcher<int, int>(
+            (batch, _) =>
+            {
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch.TrySetResult(i, batch[i] * 10);
+                }
+
+                return default;
+            },
+            new BatcherOptions { MaxBatchSize = 4, MaxConcurrency = 1, MaxDelay = TimeSpan.FromSeconds(1), Timeout = TimeSpan.FromSeconds(10), TimeProvider = clock });
+
+        var calls = new Task<int>[2];
+        await Task.WhenAll(Task.Run(() => { calls[0] = batcher.SubmitAsync(1).AsTask(); }), Task.Run(() => { calls[1] = batcher.SubmitAsync(2).AsTask(); }));
+        clock.AdvanceTo(TimeSpan.FromSeconds(1));
+        var results = await Task.WhenAll(calls);
+        await batcher.CloseAsync();
+
+        Specification.Assert(results[0] == 10 && results[1] == 20, $"The callers received {results[0]} and {results[1]}.");
+    }
+
+    /// <summary>
+    /// Two loops, batches of one, a Timeout of 1 s, timers that fire whenever the scheduler lets them; both dispatches
+    /// wait for nothing but their token. The sweep may fire while the second batch is being cut (its bound written, its
+    /// dispatch phase not yet entered): it cannot take that batch then, so it must re-arm for the batch's bound, or (when
+    /// the cut read the sweep as armed and armed nothing itself) that batch's caller is never timed out and its dispatch
+    /// never cancelled. Both callers time out.
+    /// </summary>
+    private static async Task SweepDuringACutScenarioAsync()
+    {
+        var batcher = new Batcher<int, int>(
+            async (_, token) =>
+            {
+                var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                token.Register(() => cancelled.TrySetResult()); // not disposed: see GiveUpsAtOnceScenarioAsync
+                await cancelled.Task;
+            },
+            new BatcherOptions { MaxBatchSize = 1, MaxConcurrency = 2, MaxDelay = TimeSpan.Zero, Timeout = TimeSpan.FromSeconds(1), TimeProvider = new FiringTimeProvider() });
+
+        var calls = new Task<int>[2];
+        await Task.WhenAll(Task.Run(() => { calls[0] = batcher.SubmitAsync(1).AsTask(); }), Task.Run(() => { calls[1] = batcher.SubmitAsync(2).AsTask(); }));
+        var outcomes = await Task.WhenAll(calls.Select(Outcome));
+        await batcher.CloseAsync(Timeout.InfiniteTimeSpan); // its wait's timer would fire too
+
+        Specification.Assert(outcomes.All(o => o == -2), $"The callers received {string.Join(", ", outcomes)}; only their Timeout can answer them.");
+    }
+
+    /// <summary>
+    /// One queued item (batches of two, MaxDelay never passes) whose caller cancels: the cancellation callback holds the
+    /// item while it signals, and lets go after; the caller lets go as it reads its cancellation, meanwhile; the batcher
+    /// lets go when the drain's cut skips the item. Each release is a compare-and-swap of the item's state word, and a
+    /// release that lost its swap must retry: once all three have let go, the item is recycled (it has no owner batcher
+    /// any more), whatever their order.
+    /// </summary>
+    private static async Task ReleasesRacingScenarioAsync()
+    {
+        var batcher = new Batcher<int, int>(
+            (batch, _) =>
+            {
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch.TrySetResult(i, batch[i] * 10);
+                }
+
+                return default;
+            },
+            new BatcherOptions { MaxBatchSize = 2, MaxConcurrency = 1, MaxDelay = TimeSpan.FromHours(1), TimeProvider = FrozenTimeProvider.Instance });
+        using var cancel = new CancellationTokenSource();
+
+        var submitted = batcher.SubmitAsync(1, cancel.Token);
+        var item = ValueTaskSource.GetValue(submitted)!;
+        var call = submitted.AsTask();
+        var canceller = Task.Run(() => cancel.Cancel());
+        var outcome = await Outcome(call);
+        await canceller;
+        await batcher.CloseAsync();
+
+        Specification.Assert(outcome == -1, $"The caller received {outcome}.");
+        Specification.Assert(ItemOwner.GetValue(item) is null, "The item was not recycled after its caller, its canceller and its batcher let go: a release was lost.");
+    }
+
+    private static readonly System.Reflection.FieldInfo ValueTaskSource =
+        typeof(ValueTask<int>).GetField("_obj", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!;
+
+    private static readonly System.Reflection.FieldInfo ItemOwner =
+        typeof(BatchItem<int, int>).GetField("_owner", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!;
+
+    /// <summary>The caller's outcome: its result, -1 for a cancellation, -2 for a timeout, -3 for a shutdown.</summary>
+    private static async Task<int> Outcome(Task<int> call)
+    {
+        try
+        {
+            return await call;
+        }
+        catch (OperationCanceledException)
+        {
+            return -1;
+        }
+        catch (BatchTimeoutException)
+        {
+            return -2;
+        }
+        catch (ClosedException)
+        {
+            return -3;
+        }
+    }
+}
