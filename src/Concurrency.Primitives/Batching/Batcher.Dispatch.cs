@@ -124,6 +124,7 @@ public sealed partial class Batcher<TItem, TResult>
             var deadline = _timeoutTicks == NeverTicks && _dispatchTimeoutTicks == NeverTicks
                 ? NeverTicks
                 : Math.Min(now + _dispatchTimeoutTicks, items[published - 1].Deadline);
+            core.FirstDeadline = _timeoutTicks == NeverTicks ? long.MaxValue : first.Deadline;
             Volatile.Write(ref core.ActiveDeadline, deadline);
             if (Interlocked.CompareExchange(ref _cut.Head, head + published, head) != head)
             {
@@ -214,7 +215,19 @@ public sealed partial class Batcher<TItem, TResult>
         var token = core.Cancellation!.Token;
         core.State = BatchCore<TItem, TResult>.Phase.Dispatching;
         core.Version++;
-        Volatile.Write(ref core.SweepPhase, BatchCore<TItem, TResult>.Dispatching);
+
+        // A sweep that fired while this batch was cut could not take it, and re-armed for the batch's bound, which can be
+        // later than its first caller's deadline. Entering the dispatch phase is a full fence; then, if the sweep is not
+        // armed for that deadline or sooner, it is armed for it now (rare: it is armed for the earliest pending deadline).
+        Interlocked.Exchange(ref core.SweepPhase, BatchCore<TItem, TResult>.Dispatching);
+        if (Volatile.Read(ref _sweepDueAt) > core.FirstDeadline)
+        {
+            lock (_lock)
+            {
+                ArmSweepLocked(core.FirstDeadline);
+            }
+        }
+
         if (core.Tracked && (Volatile.Read(ref core.Live) & BatchCore<TItem, TResult>.LiveCount) == 0)
         {
             FinishDispatch(core, fault: null, results: null, skipped: true); // every caller gave up since the cut: nobody to dispatch for

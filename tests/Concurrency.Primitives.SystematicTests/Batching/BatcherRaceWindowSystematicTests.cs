@@ -160,15 +160,16 @@ public sealed class BatcherRaceWindowSystematicTests
     }
 
     /// <summary>
-    /// Two loops at most, batches of one, no delay; three callers submit at once. A loop that finds nothing due lets go
-    /// of its core and its slot, looks once more, and may take its slot back just as a submit's starting loop takes that
-    /// core: then the starter runs the core and the leaver must give its slot back, or two loops dispatch one core's
-    /// batch. Every item is dispatched once and answered once.
+    /// Two loops at most, batches of one, no delay; two callers submit three items each, one after another (each awaits
+    /// its answer first), so loops keep leaving as submits arrive. A loop that finds nothing due lets go of its core and
+    /// its slot, looks once more, and may take its slot back just as a submit's starting loop takes that core: then the
+    /// starter runs the core and the leaver must give its slot back, or two loops run one core's batches. Every item is
+    /// dispatched once and answered with its own result.
     /// </summary>
     private static async Task LeavingAndStartingLoopsScenarioAsync()
     {
-        const int items = 3;
-        var dispatched = new int[items];
+        const int rounds = 3;
+        var dispatched = new int[2 * rounds];
         var batcher = new Batcher<int, int>(
             async (batch, _) =>
             {
@@ -185,13 +186,27 @@ public sealed class BatcherRaceWindowSystematicTests
             },
             new BatcherOptions { MaxBatchSize = 1, MaxConcurrency = 2, MaxDelay = TimeSpan.Zero, TimeProvider = FrozenTimeProvider.Instance });
 
-        var results = await Task.WhenAll(Enumerable.Range(0, items).Select(i => Task.Run(async () => await batcher.SubmitAsync(i))));
+        async Task<string> CallerAsync(int first)
+        {
+            for (var item = first; item < first + rounds; item++)
+            {
+                var result = await batcher.SubmitAsync(item);
+                if (result != item * 10)
+                {
+                    return $"item {item} received {result}";
+                }
+            }
+
+            return "ok";
+        }
+
+        var outcomes = await Task.WhenAll(Task.Run(() => CallerAsync(0)), Task.Run(() => CallerAsync(rounds)));
         await batcher.CloseAsync();
 
-        for (var i = 0; i < items; i++)
+        Specification.Assert(outcomes.All(o => o == "ok"), string.Join("; ", outcomes.Where(o => o != "ok")));
+        for (var i = 0; i < dispatched.Length; i++)
         {
             Specification.Assert(dispatched[i] == 1, $"Item {i} was dispatched {dispatched[i]} times.");
-            Specification.Assert(results[i] == i * 10, $"Item {i} received {results[i]}.");
         }
     }
 

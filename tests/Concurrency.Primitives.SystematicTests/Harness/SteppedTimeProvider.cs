@@ -7,7 +7,7 @@ namespace Concurrency.Primitives.SystematicTests.Harness;
 
 /// <summary>
 /// A clock that moves only when the scenario calls <see cref="AdvanceTo"/>, which fires (inline, in the advancing task)
-/// every timer due by then. Under Coyote this pins a deadline to one point of the scenario: a timer armed for the wrong
+/// every timer due by then; a timer armed for a time already reached fires on its own, in a task of its own. Under Coyote this pins a deadline to one point of the scenario: a timer armed for the wrong
 /// time does not fire there, and what waits on it waits forever, which Coyote reports as a deadlock.
 /// </summary>
 internal sealed class SteppedTimeProvider : TimeProvider
@@ -64,13 +64,33 @@ internal sealed class SteppedTimeProvider : TimeProvider
 
         public bool Change(TimeSpan dueTime, TimeSpan period)
         {
+            long dueAt;
             lock (clock._lock)
             {
-                DueAt = dueTime == Timeout.InfiniteTimeSpan ? long.MaxValue : clock.GetTimestamp() + dueTime.Ticks;
+                dueAt = DueAt = dueTime == Timeout.InfiniteTimeSpan ? long.MaxValue : clock.GetTimestamp() + dueTime.Ticks;
                 if (!clock._timers.Contains(this))
                 {
                     clock._timers.Add(this);
                 }
+            }
+
+            if (dueAt <= clock.GetTimestamp())
+            {
+                // Due already: it fires on its own, soon (as a real timer does), in a task of its own, unless re-armed first.
+                _ = Task.Run(() =>
+                {
+                    lock (clock._lock)
+                    {
+                        if (DueAt != dueAt)
+                        {
+                            return;
+                        }
+
+                        DueAt = long.MaxValue;
+                    }
+
+                    Fire();
+                });
             }
 
             return true;

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Reflection;
 using System.Threading;
 using System.Threading.Tasks;
 using Concurrency.Primitives.Tests.TestSupport;
@@ -263,6 +264,85 @@ public sealed class BatcherSweepTimerTests
         abandoned.GetMeasurementSnapshot().Where(m => (string?)m.Tags["batcher.name"] == name).Select(m => m.Value).Should().Equal(1);
         staying.IsCompleted.Should().BeTrue();
         (await staying.AsTask().Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>()).Which.DispatchTimedOut.Should().BeFalse();
+    }
+
+    /// <summary>
+    /// Guards the sweep against a batch it meets between its cut and its dispatch (a defect until this test): the sweep
+    /// cannot take such a batch, so it re-arms for the batch's bound, its last caller's deadline; a first caller whose
+    /// bound passed meanwhile must still be released at once when the batch is dispatched, not at that later bound. The
+    /// test holds the loop between the two (the cut's admission of a caller waiting for room waits for the batcher's lock,
+    /// which the test holds) and fires the sweep then, on the thread that holds the lock.
+    /// </summary>
+    [Fact]
+    public async Task ACallerWhoseBoundPassesWhileItsBatchIsCut_IsReleasedAsTheBatchIsDispatched_NotAtTheBatchsLaterBound()
+    {
+        var time = new ManualTimeProvider();
+        var holdFirst = Bounded.NewGate();
+        var entered = Bounded.NewGate();
+        var batcher = new Batcher<int, int>(
+            async (batch, _) =>
+            {
+                if (batch[0] == 10)
+                {
+                    await holdFirst.Task.ConfigureAwait(false); // the first batch holds the only loop
+                    batch.TrySetResult(0, 10);
+                    batch.TrySetResult(1, 11);
+                    return;
+                }
+
+                entered.TrySetResult(); // the second batch: dispatched, and never answered
+                await Task.Delay(Timeout.Infinite, _).ConfigureAwait(false);
+            },
+            new BatcherOptions { MaxBatchSize = 2, Capacity = 2, MaxConcurrency = 1, MaxDelay = TimeSpan.FromHours(1), Timeout = TimeSpan.FromSeconds(1), TimeProvider = time });
+        var first = new[] { batcher.SubmitAsync(10).AsTask(), batcher.SubmitAsync(11).AsTask() }; // t = 0: cut, held in its dispatch
+        var early = batcher.SubmitAsync(1);                           // t = 0: queued, bound t = 1 s
+        time.Advance(TimeSpan.FromSeconds(0.5));
+        var late = batcher.SubmitAsync(2);                            // t = 0.5 s: queued, bound t = 1.5 s; the batch is full
+        var waiting = batcher.SubmitAsync(3).AsTask();                // the queue is full: waits for room
+        var @lock = typeof(Batcher<int, int>).GetField("_lock", BindingFlags.Instance | BindingFlags.NonPublic)!.GetValue(batcher)!;
+        var cut = Bounded.NewGate();
+        var holder = new Thread(() =>
+        {
+            try
+            {
+                lock (@lock)
+                {
+                    // The loop, let go, cuts [1, 2] and then waits for this lock to admit the waiting caller: the batch is
+                    // cut and not yet dispatched. The sweep fires now (t = 1 s), here, and finds it so.
+                    holdFirst.TrySetResult();
+                    SpinWait.SpinUntil(() => CutIndex(batcher) == 4, Bounded.HangLimit).Should().BeTrue("the loop cuts the full batch");
+                    time.Advance(TimeSpan.FromSeconds(0.5));
+                    early.IsCompleted.Should().BeFalse("the sweep cannot take a batch that is being cut");
+                }
+
+                cut.TrySetResult();
+            }
+            catch (Exception exception)
+            {
+                cut.TrySetException(exception);
+            }
+        });
+        holder.Start();
+        await cut.Task.OrHang();
+        await entered.Task.OrHang();                                   // the batch [1, 2] is dispatched
+
+        time.Advance(TimeSpan.Zero);                                   // still t = 1 s: whatever timer is due fires
+        early.IsCompleted.Should().BeTrue("caller 1's bound passed at t = 1 s; its batch's bound (t = 1.5 s) is caller 2's");
+        (await early.AsTask().Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>()).Which.WasDispatched.Should().BeTrue();
+        late.IsCompleted.Should().BeFalse("caller 2's bound is t = 1.5 s");
+
+        time.Advance(TimeSpan.FromSeconds(0.5));
+        late.IsCompleted.Should().BeTrue();
+        await late.AsTask().Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>();
+        (await Task.WhenAll(first).OrHang()).Should().Equal(10, 11);
+        await waiting.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>("caller 3 waited for room from t = 0.5 s");
+        await batcher.DisposeAsync();
+    }
+
+    private static long CutIndex(Batcher<int, int> batcher)
+    {
+        var cut = typeof(Batcher<int, int>).GetField("_cut", BindingFlags.Instance | BindingFlags.NonPublic)!;
+        return (long)cut.FieldType.GetField("Head")!.GetValue(cut.GetValue(batcher))! & ((1L << 61) - 1);
     }
 
     /// <summary>Batches up to 10 items that wait an hour for MaxDelay: only the sweep moves them, at their 30 s bound.</summary>
