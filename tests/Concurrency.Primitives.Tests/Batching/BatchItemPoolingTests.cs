@@ -458,6 +458,33 @@ public sealed class BatchItemPoolingTests
         });
     }
 
+    /// <summary>
+    /// Guards the batcher's release for a given use: a finished batch lets go of each item it cut in the use it cut,
+    /// after a dispatch's answer may already have let go and the item been recycled into a later caller's use; that
+    /// stale release must leave the later use's hold alone, or the item is recycled under the batch that now holds it.
+    /// </summary>
+    [Fact]
+    public void AStaleReleaseByTheBatcher_ForAnEarlierUse_LeavesTheItemsLaterUseHeld()
+    {
+        OnFreshThread(() =>
+        {
+            var owner = NewOwner();
+            BatchItem<int, int>? returned = null;
+            var item = RentInUse(owner, ref returned, 1);
+            var earlier = item.Use;
+            item.TrySetResult(earlier, 10, releaseBatcher: true).Should().BeTrue(); // the dispatch's answer lets go of the batcher's hold
+            ReadAnswer(item, item.Version).Should().Be(10);                         // and the caller's read recycles the item
+            RentInUse(owner, ref returned, 2).Should().BeSameAs(item, "recycled, it serves the next submit");
+
+            item.ReleaseByBatcher(earlier); // the finished batch lets go of the use it cut: a use the item has left
+
+            var version = item.Version;
+            item.TrySetException(item.Use, new TimeoutException("swept")).Should().BeTrue(); // an answer that keeps the batcher's hold
+            FluentActions.Invoking(() => ReadAnswer(item, version)).Should().Throw<TimeoutException>();
+            BatchItem<int, int>.Rent(owner, ref returned).Should().NotBeSameAs(item, "the later use's batcher still holds it");
+        });
+    }
+
     /// <summary>Guards GetResult before the answer: it throws, and the caller keeps its hold, so the item is not recycled under it.</summary>
     [Fact]
     public void AResultReadBeforeTheAnswer_Throws_AndTheCallerKeepsItsHoldOnTheItem()
