@@ -29,6 +29,7 @@ public sealed class BatcherRaceWindowSystematicTests
     /// 4,000 (about 30 s).
     /// </summary>
     private const uint GiveUpIterations = 4_000;
+
     private readonly ITestOutputHelper _output;
 
     public BatcherRaceWindowSystematicTests(ITestOutputHelper output) => _output = output;
