@@ -110,13 +110,6 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
     /// </summary>
     public long ActiveDeadline = long.MaxValue;
 
-    /// <summary>
-    /// The first caller's deadline in the batch this loop cut (a timestamp; <see cref="long.MaxValue"/> without a
-    /// Timeout): the earliest of its callers' bounds. Written before <see cref="ActiveDeadline"/>; read by the loop as it
-    /// enters the dispatch phase (see Batcher's Dispatch), to make sure the sweep fires by then.
-    /// </summary>
-    public long FirstDeadline = long.MaxValue;
-
     public CancellationTokenSource? Cancellation;
 
     /// <summary>With coalescing: 1 once a slot has been answered (every caller of a slot gets the same answer); else <see langword="null"/>.</summary>

@@ -124,7 +124,6 @@ public sealed partial class Batcher<TItem, TResult>
             var deadline = _timeoutTicks == NeverTicks && _dispatchTimeoutTicks == NeverTicks
                 ? NeverTicks
                 : Math.Min(now + _dispatchTimeoutTicks, items[published - 1].Deadline);
-            core.FirstDeadline = _timeoutTicks == NeverTicks ? long.MaxValue : first.Deadline;
             Volatile.Write(ref core.ActiveDeadline, deadline);
             if (Interlocked.CompareExchange(ref _cut.Head, head + published, head) != head)
             {
@@ -216,15 +215,25 @@ public sealed partial class Batcher<TItem, TResult>
         core.State = BatchCore<TItem, TResult>.Phase.Dispatching;
         core.Version++;
 
-        // A sweep that fired while this batch was cut could not take it, and re-armed for the batch's bound, which can be
-        // later than its first caller's deadline. Entering the dispatch phase is a full fence; then, if the sweep is not
-        // armed for that deadline or sooner, it is armed for it now (rare: it is armed for the earliest pending deadline).
-        Interlocked.Exchange(ref core.SweepPhase, BatchCore<TItem, TResult>.Dispatching);
-        if (Volatile.Read(ref _sweepDueAt) > core.FirstDeadline)
+        if (_timeoutTicks == NeverTicks)
         {
-            lock (_lock)
+            Volatile.Write(ref core.SweepPhase, BatchCore<TItem, TResult>.Dispatching);
+        }
+        else
+        {
+            // A sweep that fired while this batch was cut could not take it, and re-armed for the batch's bound, which can
+            // be later than its first caller's deadline (callers are in submit order, which is deadline order). Entering
+            // the dispatch phase is a full fence; then, if the sweep is not armed for that deadline or sooner, it is armed
+            // for it now (rare: it is armed for the earliest pending deadline). The batch holds its items: the deadline
+            // read is this use's.
+            Interlocked.Exchange(ref core.SweepPhase, BatchCore<TItem, TResult>.Dispatching);
+            var firstDeadline = core.Items[0].Deadline;
+            if (Volatile.Read(ref _sweepDueAt) > firstDeadline)
             {
-                ArmSweepLocked(core.FirstDeadline);
+                lock (_lock)
+                {
+                    ArmSweepLocked(firstDeadline);
+                }
             }
         }
 
