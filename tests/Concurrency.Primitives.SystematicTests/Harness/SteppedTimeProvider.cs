@@ -7,8 +7,9 @@ namespace Concurrency.Primitives.SystematicTests.Harness;
 
 /// <summary>
 /// A clock that moves only when the scenario calls <see cref="AdvanceTo"/>, which fires (inline, in the advancing task)
-/// every timer due by then; a timer armed for a time already reached fires on its own, in a task of its own. Under Coyote this pins a deadline to one point of the scenario: a timer armed for the wrong
-/// time does not fire there, and what waits on it waits forever, which Coyote reports as a deadlock.
+/// every timer due by then; a timer armed for a time already reached fires on its own, in a task of its own. Under
+/// Coyote this pins a deadline to one point of the scenario: a timer armed for the wrong time does not fire there, and
+/// what waits on it waits forever, which Coyote reports as a deadlock.
 /// </summary>
 internal sealed class SteppedTimeProvider : TimeProvider
 {

@@ -395,7 +395,7 @@ public sealed class BatchItemPoolingTests
                 var second = batcher.SubmitAsync(2, callers.Token); // full: cut here, taking a token source; dispatched on the pool
                 allocated[round] = GC.GetAllocatedBytesForCurrentThread() - before;
 
-                SpinWait.SpinUntil(() => first.IsCompleted && second.IsCompleted && RunningLoops(batcher) == 0, Bounded.HangLimit).Should().BeTrue("the batch is answered and its loop leaves");
+                SpinWait.SpinUntil(() => first.IsCompleted && second.IsCompleted && BatcherInternals.RunningLoops(batcher) == 0, Bounded.HangLimit).Should().BeTrue("the batch is answered and its loop leaves");
 #pragma warning disable VSTHRD002 // completed (checked above): reading never blocks
                 first.Result.Should().Be(10); // read here: each item comes back to this thread for the next round
                 second.Result.Should().Be(20);
@@ -420,7 +420,7 @@ public sealed class BatchItemPoolingTests
 
         var (values, answers) = SubmitTwoValues(batcher);
         (await Task.WhenAll(answers).OrHang()).Should().Equal(1, 1);
-        SpinWait.SpinUntil(() => RunningLoops(batcher) == 0, Bounded.HangLimit).Should().BeTrue("the batch is finished and its loop leaves");
+        SpinWait.SpinUntil(() => BatcherInternals.RunningLoops(batcher) == 0, Bounded.HangLimit).Should().BeTrue("the batch is finished and its loop leaves");
 
         GC.Collect();
         GC.WaitForPendingFinalizers();
@@ -552,12 +552,6 @@ public sealed class BatchItemPoolingTests
         ShutdownMode = mode,
         MeterFactory = meters,
     };
-
-    private static int RunningLoops<TItem>(Batcher<TItem, int> batcher)
-    {
-        var submit = typeof(Batcher<TItem, int>).GetField("_submit", BindingFlags.Instance | BindingFlags.NonPublic)!;
-        return (int)submit.FieldType.GetField("Loops")!.GetValue(submit.GetValue(batcher))!;
-    }
 
     /// <summary>Submits two fresh objects (a full batch) and returns weak references to them; nothing here keeps them alive.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]

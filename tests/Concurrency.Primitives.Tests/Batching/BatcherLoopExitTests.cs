@@ -1,5 +1,4 @@
 using System;
-using System.Reflection;
 using System.Threading;
 using System.Threading.Tasks;
 using Concurrency.Primitives.Tests.TestSupport;
@@ -59,7 +58,7 @@ public sealed class BatcherLoopExitTests
 
         // One batch through one loop, which then finds nothing to do and lets go of its slot and its core.
         (await batcher.SubmitAsync(1).OrHang()).Should().Be(10);
-        SpinWait.SpinUntil(() => RunningLoops(batcher) == 0, Bounded.HangLimit).Should().BeTrue("the only loop found no batch due and left");
+        SpinWait.SpinUntil(() => BatcherInternals.RunningLoops(batcher) == 0, Bounded.HangLimit).Should().BeTrue("the only loop found no batch due and left");
 
         // The next loop takes that core back (its dispatch is held); a second loop, started while the first runs, must
         // take a core of its own.
@@ -72,10 +71,6 @@ public sealed class BatcherLoopExitTests
         (await held.OrHang()).Should().Be(20, "the held dispatch kept its batch: no later cut went into its core");
         await batcher.CloseAsync().OrHang();
     }
-
-    private static readonly FieldInfo SubmitField = typeof(Batcher<int, int>).GetField("_submit", BindingFlags.Instance | BindingFlags.NonPublic)!;
-
-    private static readonly FieldInfo LoopsField = SubmitField.FieldType.GetField("Loops")!;
 
     /// <summary>
     /// A batcher whose dispatch answers each key with key × 10, except that the batch whose first key is
@@ -96,7 +91,4 @@ public sealed class BatcherLoopExitTests
             }
         },
         options);
-
-    /// <summary>The batcher's count of dispatch loops holding a slot (its submit-side state word): a loop that let go is no longer counted.</summary>
-    private static int RunningLoops(Batcher<int, int> batcher) => (int)LoopsField.GetValue(SubmitField.GetValue(batcher))!;
 }

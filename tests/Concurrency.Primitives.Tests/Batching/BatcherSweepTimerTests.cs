@@ -1,7 +1,6 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
-using System.Reflection;
 using System.Threading;
 using System.Threading.Tasks;
 using Concurrency.Primitives.Tests.TestSupport;
@@ -299,7 +298,7 @@ public sealed class BatcherSweepTimerTests
         time.Advance(TimeSpan.FromSeconds(0.5));
         var late = batcher.SubmitAsync(2);                            // t = 0.5 s: queued, bound t = 1.5 s; the batch is full
         var waiting = batcher.SubmitAsync(3).AsTask();                // the queue is full: waits for room
-        var @lock = typeof(Batcher<int, int>).GetField("_lock", BindingFlags.Instance | BindingFlags.NonPublic)!.GetValue(batcher)!;
+        var @lock = BatcherInternals.Lock(batcher);
         var cut = Bounded.NewGate();
         var holder = new Thread(() =>
         {
@@ -310,7 +309,7 @@ public sealed class BatcherSweepTimerTests
                     // The loop, let go, cuts [1, 2] and then waits for this lock to admit the waiting caller: the batch is
                     // cut and not yet dispatched. The sweep fires now (t = 1 s), here, and finds it so.
                     holdFirst.TrySetResult();
-                    SpinWait.SpinUntil(() => CutIndex(batcher) == 4, Bounded.HangLimit).Should().BeTrue("the loop cuts the full batch");
+                    SpinWait.SpinUntil(() => BatcherInternals.CutIndex(batcher) == 4, Bounded.HangLimit).Should().BeTrue("the loop cuts the full batch");
                     time.Advance(TimeSpan.FromSeconds(0.5));
                     early.IsCompleted.Should().BeFalse("the sweep cannot take a batch that is being cut");
                 }
@@ -337,12 +336,6 @@ public sealed class BatcherSweepTimerTests
         (await Task.WhenAll(first).OrHang()).Should().Equal(10, 11);
         await waiting.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>("caller 3 waited for room from t = 0.5 s");
         await batcher.DisposeAsync();
-    }
-
-    private static long CutIndex(Batcher<int, int> batcher)
-    {
-        var cut = typeof(Batcher<int, int>).GetField("_cut", BindingFlags.Instance | BindingFlags.NonPublic)!;
-        return (long)cut.FieldType.GetField("Head")!.GetValue(cut.GetValue(batcher))! & ((1L << 61) - 1);
     }
 
     /// <summary>Batches up to 10 items that wait an hour for MaxDelay: only the sweep moves them, at their 30 s bound.</summary>
