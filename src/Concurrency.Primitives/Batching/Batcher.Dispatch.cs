@@ -754,14 +754,7 @@ public sealed partial class Batcher<TItem, TResult>
             AdmitParked();
         }
 
-        if (_closing)
-        {
-            lock (_lock)
-            {
-                CheckDrainedLocked();
-            }
-        }
-
+        CheckDrainedIfClosing();
         return !IsCutDue() || !TryRetake(core);
     }
 
@@ -778,9 +771,27 @@ public sealed partial class Batcher<TItem, TResult>
             return true;
         }
 
-        // A starting loop took this core meanwhile: it does the work; give the slot back.
+        // A starting loop took this core meanwhile: it does the work; give the slot back. The drain is looked at again:
+        // the starting loop may have run its batches and left meanwhile, its own look counting this slot as running.
         Interlocked.Decrement(ref _submit.Loops);
+        CheckDrainedIfClosing();
         return false;
+    }
+
+    /// <summary>
+    /// After a loop gave its slot back: completes the drain if the batcher is closing and nothing is left. The slot's
+    /// decrement is a full fence and the close sets its flag before a fenced look at the slots, so one of the two sees the
+    /// other.
+    /// </summary>
+    private void CheckDrainedIfClosing()
+    {
+        if (_closing)
+        {
+            lock (_lock)
+            {
+                CheckDrainedLocked();
+            }
+        }
     }
 
     /// <summary>Counts one more running loop, unless MaxConcurrency already run.</summary>
