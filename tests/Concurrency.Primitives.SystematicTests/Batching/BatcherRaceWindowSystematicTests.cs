@@ -1,4 +1,5 @@
 using System;
+using System.Diagnostics.Metrics;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
@@ -37,6 +38,8 @@ public sealed class BatcherRaceWindowSystematicTests
     /// </summary>
     private const uint DrainIterations = 20_000;
 
+    private static long s_scenarioNames;
+
     private readonly ITestOutputHelper _output;
 
     public BatcherRaceWindowSystematicTests(ITestOutputHelper output) => _output = output;
@@ -63,6 +66,12 @@ public sealed class BatcherRaceWindowSystematicTests
     public void Shutdown_ADrainAsLoopsLeaveAndRetakeTheirCores_Completes()
     {
         CoyoteHarness.Explore(_output, "Batcher Drain close, loops leaving and retaking their cores", DrainIterations, DrainAsLoopsLeaveScenarioAsync, interleaveVolatiles: true).ShouldHoldEverywhere();
+    }
+
+    [Fact]
+    public void Timeouts_AnOwnDeadlineRacingTheAnswers_CountsOnlyWhenItReleasedTheCaller()
+    {
+        CoyoteHarness.Explore(_output, "Batcher timeouts metric, an own deadline racing the answers", Iterations, OwnDeadlineRacingTheAnswerScenarioAsync).ShouldHoldEverywhere();
     }
 
     [Fact]
@@ -287,6 +296,80 @@ public sealed class BatcherRaceWindowSystematicTests
         var outcomes = await Task.WhenAll(first, second, third);
         Specification.Assert(outcomes.All(o => o == "ok"), string.Join("; ", outcomes.Where(o => o != "ok")));
         await close; // a drain signal lost: Coyote reports the wait as a hang
+    }
+
+    /// <summary>
+    /// Batches of one, one loop, room for one queued item, a one-second Timeout on a clock that moves only when the
+    /// scenario says. The first item's dispatch waits; the second is queued; the third waits for room, so its caller's
+    /// deadline has a timer of its own. Then the clock reaches the deadlines as the first dispatch is let go: the sweep,
+    /// the own timer and the dispatches' answers race for the callers. Each caller gets its result or a
+    /// <see cref="BatchTimeoutException"/>, and the timeouts metric never counts more callers than a timeout released: an
+    /// own-deadline timer that lost its item to an answer between its look and its claim counts nothing.
+    /// </summary>
+    private static async Task OwnDeadlineRacingTheAnswerScenarioAsync()
+    {
+        var name = "own-deadline-" + Interlocked.Increment(ref s_scenarioNames).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        long counted = 0;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, meters) =>
+        {
+            if (instrument.Meter.Name == ConcurrencyPrimitivesTelemetry.MeterName && instrument.Name == "concurrency.primitives.batcher.timeouts")
+            {
+                meters.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "batcher.name" && Equals(tag.Value, name))
+                {
+                    Interlocked.Add(ref counted, value);
+                }
+            }
+        });
+        listener.Start();
+
+        var time = new SteppedTimeProvider();
+        var letGo = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var batcher = new Batcher<int, int>(
+            async (batch, _) =>
+            {
+                if (batch[0] == 0)
+                {
+                    await letGo.Task;
+                }
+
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch.TrySetResult(i, batch[i] * 10);
+                }
+            },
+            new BatcherOptions { Name = name, MaxBatchSize = 1, MaxConcurrency = 1, MaxDelay = TimeSpan.Zero, Capacity = 1, Timeout = TimeSpan.FromSeconds(1), TimeProvider = time });
+
+        var calls = new[] { batcher.SubmitAsync(0).AsTask(), batcher.SubmitAsync(1).AsTask(), batcher.SubmitAsync(2).AsTask() };
+        var advance = Task.Run(() => time.AdvanceTo(TimeSpan.FromSeconds(1)));
+        letGo.TrySetResult();
+        await advance;
+        var timedOut = 0;
+        for (var i = 0; i < calls.Length; i++)
+        {
+            try
+            {
+                var result = await calls[i];
+                Specification.Assert(result == i * 10, $"Caller {i} received {result}.");
+            }
+            catch (BatchTimeoutException)
+            {
+                timedOut++;
+            }
+        }
+
+        await batcher.CloseAsync();
+
+        // At most: a sweep that fires in a task of its own (re-armed for a time already reached) counts its releases after
+        // signalling them, so the count may still be on its way; it may never be ahead.
+        Specification.Assert(Interlocked.Read(ref counted) <= timedOut, $"The timeouts metric counted {Interlocked.Read(ref counted)}; {timedOut} caller(s) were released by a timeout.");
     }
 
     /// <summary>
