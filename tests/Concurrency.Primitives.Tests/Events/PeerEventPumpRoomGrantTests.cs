@@ -200,6 +200,59 @@ public sealed class PeerEventPumpRoomGrantTests
     }
 
     [Fact]
+    public async Task Wait_APeersPostWaitingForItsQuota_TakesNoPlaceInThePump_WhileTheQuotaIsHeldByAPostWaitingForThePump()
+    {
+        var consumer = new SteppingConsumer();
+        var pump = new PeerEventPump<string, string>(consumer, new PeerEventPumpOptions { Capacity = 2, PerPeerCapacity = 1 });
+        var a = pump.Connect("a");
+        a.MarkReady();
+        var addedA = await consumer.NextCallAsync();
+        var b = pump.Connect("b");
+        b.MarkReady();
+        var c = pump.Connect("c");
+        c.MarkReady();
+        var d = pump.Connect("d");
+        d.MarkReady();
+        b.TryPost("b1").Should().BeTrue();
+        c.TryPost("c1").Should().BeTrue(); // the pump is full
+        var a1 = a.PostAsync("a1").AsTask(); // waits for the pump, holding a's one place in its quota
+        var a2 = a.PostAsync("a2").AsTask(); // a is at its quota: waits in a's own line
+
+        // A look at a's line while a1 holds a's place: a's quota has no room, so a2 must stay in a's line.
+        a.TryPost("a3", out var refused).Should().BeFalse();
+        refused.Should().Be(PeerPostResult.Full);
+
+        // Had the look granted a2 a place in a's quota, a2 would go on (on a pool thread) into the pump's line behind a1: wait
+        // until a2 is in one line or the other, so that what follows does not depend on when that continuation runs.
+        var quota = a.Quota!;
+        SpinWait.SpinUntil(
+            () =>
+            {
+                lock (PumpLock(pump))
+                {
+                    return quota.Waiters is { IsEmpty: false } || PumpLineLength(pump) == 2;
+                }
+            },
+            Bounded.HangLimit).Should().BeTrue("a2 waits in a's line (or, granted a place it should not have, in the pump's)");
+        addedA.Done.SetResult();
+        await StepAsync(consumer, "added", "added", "added"); // b's, c's and d's
+        var b1 = await consumer.NextCallAsync(); // the loop took b1: its place went to a1, first in the pump's line
+        b1.What.Should().Be("b1");
+        b1.Done.SetResult();
+        var c1 = await consumer.NextCallAsync(); // the loop took c1: a place in the pump is free, for no post of a
+
+        d.TryPost("d1", out var posted).Should().BeTrue("a2 waits for a's quota, which a1 holds: it has no claim on the pump's free place");
+        posted.Should().Be(PeerPostResult.Posted);
+        a2.IsCompleted.Should().BeFalse("a1, not yet taken, holds a's one place");
+        (await a1.OrHang()).Should().Be(PeerPostResult.Posted);
+        c1.Done.SetResult();
+        await StepAsync(consumer, "a1", "d1", "a2");
+        (await a2.OrHang()).Should().Be(PeerPostResult.Posted);
+
+        await CloseAsync(pump, consumer, livePeers: 4);
+    }
+
+    [Fact]
     public async Task Wait_ACancelledWait_ThrowsOperationCanceledException_WithTheCallersToken()
     {
         var hold = Bounded.NewGate();
@@ -448,6 +501,13 @@ public sealed class PeerEventPumpRoomGrantTests
 
     private static object PumpLock(PeerEventPump<string, string> pump) =>
         typeof(PeerEventPump<string, string>).GetField("_lock", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(pump)!;
+
+    /// <summary>How many entries the pump's line of posts waiting for its capacity holds (stale ones too). Call under the pump's lock.</summary>
+    private static int PumpLineLength(PeerEventPump<string, string> pump)
+    {
+        var line = typeof(PeerEventPump<string, string>).GetField("_roomWaiters", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(pump)!;
+        return ((System.Collections.ICollection)line.GetType().GetField("_waiters", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(line)!).Count;
+    }
 
     private static (object Loop, FieldInfo Taken) LoopCount(PeerEventPump<string, string> pump)
     {
