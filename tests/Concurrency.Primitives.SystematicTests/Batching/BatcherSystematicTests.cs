@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
@@ -35,6 +36,14 @@ public sealed class BatcherSystematicTests
     public void Batcher_CompletesEveryItemExactlyOnce_ThroughFaultsCancellationsAndShutdown()
     {
         var report = CoyoteHarness.Explore(_output, "Batcher, faults + cancellations + shutdown", Iterations, BatcherScenarioAsync);
+
+        report.ShouldHoldEverywhere();
+    }
+
+    [Fact]
+    public void Batcher_AListDispatchThatCompletesLater_AnswersEachItemWithItsOwnResult_ThroughFaultsCancellationsAndShutdown()
+    {
+        var report = CoyoteHarness.Explore(_output, "Batcher, list dispatch completing later + faults + cancellations + shutdown", Iterations, ListDispatchScenarioAsync);
 
         report.ShouldHoldEverywhere();
     }
@@ -282,6 +291,72 @@ public sealed class BatcherSystematicTests
             Specification.Assert(
                 outcomes[i] != 1 || answeredByDispatch[i] == 1,
                 $"Item {i} returned a result that the dispatch never set (answered {answeredByDispatch[i]} times).");
+        }
+    }
+
+    /// <summary>
+    /// The list form (results returned, in order) with a dispatch that always finishes after the loop has handed its wait
+    /// over (the value task with a result, whose route under Coyote is a task of its own): each caller gets its own item's
+    /// result, or the dispatch's fault, or its cancellation, or a refusal after the shutdown began, exactly once; the close
+    /// waits for every dispatch.
+    /// </summary>
+    private static async Task ListDispatchScenarioAsync()
+    {
+        const int items = 4;
+        var dispatched = new int[items];
+        var random = CoyoteRandom.Create();
+        Func<IReadOnlyList<int>, CancellationToken, ValueTask<IReadOnlyList<int>>> dispatch = async (list, _) =>
+        {
+            foreach (var item in list)
+            {
+                Interlocked.Increment(ref dispatched[item]);
+            }
+
+            await Task.Yield();
+            if (random.NextInteger(4) == 0)
+            {
+                throw new InvalidOperationException("list dispatch fault");
+            }
+
+            return list.Select(item => item * 10).ToArray();
+        };
+        var batcher = new Batcher<int, int>(
+            dispatch,
+            new BatcherOptions { MaxBatchSize = 2, MaxDelay = TimeSpan.Zero, MaxConcurrency = 2, TimeProvider = FrozenTimeProvider.Instance });
+
+        using var cancel = new CancellationTokenSource();
+        var callers = Enumerable.Range(0, items).Select(i => Task.Run(async () =>
+        {
+            try
+            {
+                var result = await batcher.SubmitAsync(i, i == 1 ? cancel.Token : CancellationToken.None);
+                Specification.Assert(result == i * 10, $"Item {i} received {result}, not its own result.");
+                return 1;
+            }
+            catch (BatchDispatchException)
+            {
+                return 2;
+            }
+            catch (OperationCanceledException)
+            {
+                return 3;
+            }
+            catch (ClosedException)
+            {
+                return 4;
+            }
+        })).ToArray();
+        var canceller = Task.Run(cancel.CancelAsync);
+        var shutdown = Task.Run(() => batcher.CloseAsync());
+
+        var outcomes = await Task.WhenAll(callers);
+        await canceller;
+        await shutdown;
+
+        for (var i = 0; i < items; i++)
+        {
+            Specification.Assert(dispatched[i] <= 1, $"Item {i} was dispatched {dispatched[i]} times.");
+            Specification.Assert(outcomes[i] is 3 or 4 || dispatched[i] == 1, $"Item {i} got outcome {outcomes[i]} without being dispatched.");
         }
     }
 }
