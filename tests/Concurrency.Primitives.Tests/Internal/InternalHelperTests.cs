@@ -228,6 +228,29 @@ public sealed class InternalHelperTests
     }
 
     [Fact]
+    public void FreeList_APushWhoseSwapLosesToAnotherPush_TriesAgain_SoNeitherNodeIsLost()
+    {
+        var list = new FreeListHead();
+        var a = new Node("a");
+        var b = new Node("b");
+        var c = new Node("c");
+        FreeList.Push(ref list.Head, c);
+
+        // Between a's link to the top it read (c) and its compare-and-swap, another push puts b on top, as a push from another
+        // thread can: a's swap fails and must try again on b, not return with a in no list.
+        a.WhenLinked = () => FreeList.Push(ref list.Head, b);
+        FreeList.Push(ref list.Head, a);
+
+        var taken = new List<string>();
+        for (var node = FreeList.TakeAll(ref list.Head); node is not null; node = node.NextFree)
+        {
+            taken.Add(node.Name);
+        }
+
+        taken.Should().Equal("a", "b", "c");
+    }
+
+    [Fact]
     public void IntrusiveList_AppendsInOrder_AndRemovesAnyNode()
     {
         var list = default(IntrusiveList<Node, Node.Links>);
@@ -333,15 +356,34 @@ public sealed class InternalHelperTests
         return names;
     }
 
+    private sealed class FreeListHead
+    {
+        public Node? Head;
+    }
+
     private sealed class Node : IFreeListNode<Node>
     {
         public ListLinks<Node> ListLinks;
+        private Node? _nextFree;
 
         public Node(string name) => Name = name;
 
         public string Name { get; }
 
-        public Node? NextFree { get; set; }
+        /// <summary>Runs once, when a push next links this node to the top it read: the moment another push can race it.</summary>
+        public Action? WhenLinked { get; set; }
+
+        public Node? NextFree
+        {
+            get => _nextFree;
+            set
+            {
+                _nextFree = value;
+                var linked = WhenLinked;
+                WhenLinked = null;
+                linked?.Invoke();
+            }
+        }
 
         public struct Links : ILinksOf<Node>
         {
