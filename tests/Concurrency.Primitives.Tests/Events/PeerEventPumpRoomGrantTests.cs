@@ -225,10 +225,11 @@ public sealed class PeerEventPumpRoomGrantTests
         // Had the look granted a2 a place in a's quota, a2 would go on (on a pool thread) into the pump's line behind a1: wait
         // until a2 is in one line or the other, so that what follows does not depend on when that continuation runs.
         var quota = a.Quota!;
+        var pumpLock = PumpLock(pump);
         SpinWait.SpinUntil(
             () =>
             {
-                lock (PumpLock(pump))
+                lock (pumpLock)
                 {
                     return quota.Waiters is { IsEmpty: false } || PumpLineLength(pump) == 2;
                 }

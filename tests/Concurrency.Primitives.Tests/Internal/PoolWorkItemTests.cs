@@ -25,7 +25,9 @@ public sealed class PoolWorkItemTests
     public void ContinueWhenCompleted_OnAPendingTask_AllocatesNothing_AndRunsTheContinuationOnceTheTaskCompletes()
     {
         var probe = new ContinuationProbe();
-        Register(probe, new TaskCompletionSource<bool>()); // warm-up: the runtime's first use of the path may allocate
+        var warmUp = new TaskCompletionSource<bool>(); // the runtime's first use of the path may allocate
+        Probe.Continue(warmUp.Task, probe.Continuation);
+        warmUp.SetResult(true);
         probe.WaitForRuns(1);
 
         var source = new TaskCompletionSource<bool>();
@@ -126,12 +128,6 @@ public sealed class PoolWorkItemTests
         probe.Runs.Should().Be(1);
         var read = () => pending.GetAwaiter().GetResult();
         read.Should().Throw<InvalidOperationException>().WithMessage("handler failed");
-    }
-
-    private static void Register(ContinuationProbe probe, TaskCompletionSource<bool> source)
-    {
-        Probe.Continue(source.Task, probe.Continuation);
-        source.SetResult(true);
     }
 
     /// <summary>Counts the runs of one cached continuation, as a loop's is.</summary>
