@@ -18,7 +18,7 @@ namespace Concurrency.Primitives.Benchmarks;
 /// summary (ours, hand-rolled, best alternative, floor, ratios, allocation, verdict against the targets) and an SVG
 /// chart per class. <c>full</c>: the same over every configuration. <c>report &lt;dir&gt;</c>: the summary and charts
 /// again from a saved run's JSON reports, without running anything. <c>phases</c>: the batcher's time per item by phase
-/// (see <see cref="BatcherPhases"/>). <c>smoke</c>: every benchmark once, in process, to prove they run (CI). Anything else is passed to BenchmarkDotNet (for example <c>--filter '*'</c> with the default job).
+/// (see <see cref="BatcherPhases"/>). <c>rounds</c>: the Batcher class's shape round after round in one process, for quick comparisons of two builds (see <see cref="BatcherRounds"/>). <c>smoke</c>: every benchmark once, in process, to prove they run (CI). Anything else is passed to BenchmarkDotNet (for example <c>--filter '*'</c> with the default job).
 /// </summary>
 public static class Program
 {
@@ -65,6 +65,13 @@ public static class Program
         {
 #pragma warning disable VSTHRD002 // a console program's entry point: nothing else runs on this thread
             return BatcherPhases.RunAsync(rest).GetAwaiter().GetResult();
+#pragma warning restore VSTHRD002
+        }
+
+        if (mode == "rounds")
+        {
+#pragma warning disable VSTHRD002 // a console program's entry point: nothing else runs on this thread
+            return BatcherRounds.RunAsync(rest).GetAwaiter().GetResult();
 #pragma warning restore VSTHRD002
         }
 

@@ -82,41 +82,45 @@ public sealed partial class Batcher<TItem, TResult>
                 continue;
             }
 
-            var available = ClaimedIndex - head;
-            if (available <= 0)
-            {
-                return false;
-            }
-
-            var ring = Volatile.Read(ref _ring);
-            var first = PublishedAt(ring, head);
-            if (first is null)
-            {
-                spinner.SpinOnce(); // its submit has claimed the index and is about to publish the item (or a later lap's is there: the head moved)
-                continue;
-            }
-
-            var count = (int)Math.Min(available, _maxBatchSize);
-            if (count < _maxBatchSize && _maxDelayTicks != 0 && !_closing)
-            {
-                var dueAt = first.Arrival + _maxDelayTicks;
-                if (Now() < dueAt && Volatile.Read(ref _cut.Head) == head)
-                {
-                    // Not full and its first item's MaxDelay has not passed: armed once for that item, never restarted.
-                    ArmDelay(dueAt);
-                    return false;
-                }
-            }
-
             // The run's published prefix, read into the batch before the claim (after it, a later lap may overwrite the
             // cells): a submit between its claim and its publish ends the run. What is read here is stale only if
-            // another loop cuts the run first, and then the claim below fails.
+            // another loop cuts the run first, and then the claim below fails. A cell is published only after its index
+            // was claimed, so a published run is due without a look at the claim word (the submits' cache line, which a
+            // loop cutting batch after batch would otherwise take from them once per batch) when it is full or MaxDelay
+            // cannot hold it back; the word is read when nothing is published (claimed, or not) or MaxDelay may apply.
+            var ring = Volatile.Read(ref _ring);
             var items = core.Items;
-            items[0] = first;
-            var published = 1;
-            while (published < count && PublishedAt(ring, head + published) is { } next)
+            var published = 0;
+            while (published < _maxBatchSize && PublishedAt(ring, head + published) is { } next)
             {
                 items[published++] = next;
+            }
+
+            if (published == 0 || (published < _maxBatchSize && _maxDelayTicks != 0 && !_closing))
+            {
+                var available = ClaimedIndex - head;
+                if (available <= 0)
+                {
+                    return false;
+                }
+
+                if (published == 0)
+                {
+                    spinner.SpinOnce(); // its submit has claimed the index and is about to publish the item (or a later lap's is there: the head moved)
+                    continue;
+                }
+
+                if (available < _maxBatchSize && _maxDelayTicks != 0 && !_closing)
+                {
+                    var dueAt = items[0].Arrival + _maxDelayTicks;
+                    if (Now() < dueAt && Volatile.Read(ref _cut.Head) == head)
+                    {
+                        // Not full and its first item's MaxDelay has not passed: armed once for that item, never restarted.
+                        Array.Clear(items, 0, published);
+                        ArmDelay(dueAt);
+                        return false;
+                    }
+                }
             }
 
             // The dispatch's bound, from the last item (the sweep reads it after its own fence: see SweepDeadlines).

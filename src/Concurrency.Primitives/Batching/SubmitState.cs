@@ -5,10 +5,12 @@ namespace Concurrency.Primitives;
 /// <summary>
 /// What a batcher's submit path reads and writes without the batcher's lock: the ring's claim word (the next index to
 /// claim, with the shutdown and resize flags), the cached room limit, the count of running dispatch loops and the
-/// room-waiter flag. It sits on a cache line of its own, a line away from the cut side's <see cref="CutState"/>, so
-/// that a submit touches one line that the dispatch loops only read.
+/// room-waiter flag. The claim word, the limit and the loop count sit on a cache line of their own, a line away from the
+/// cut side's <see cref="CutState"/>, so that a submit touches one line that the dispatch loops seldom read; the
+/// room-waiter flag, which every submit and every cut read and which changes only when callers start or stop waiting
+/// for room, sits on another, so that a cut's look at it does not take the claim word's line from the submits.
 /// </summary>
-[StructLayout(LayoutKind.Explicit, Size = 192)]
+[StructLayout(LayoutKind.Explicit, Size = 256)]
 internal struct SubmitState
 {
     /// <summary>The next ring index to claim (below <see cref="IndexMask"/>), with <see cref="Closing"/> and <see cref="Resizing"/>.</summary>
@@ -27,7 +29,7 @@ internal struct SubmitState
     public int Loops;
 
     /// <summary>Non-zero while callers wait for room (written under the lock); a new submit then queues behind them.</summary>
-    [FieldOffset(84)]
+    [FieldOffset(160)]
     public int RoomWaiters;
 
     /// <summary>The claim word's shutdown flag: no index is claimed after it is set.</summary>

@@ -1,0 +1,65 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Linq;
+using System.Threading.Tasks;
+
+namespace Concurrency.Primitives.Benchmarks;
+
+/// <summary>
+/// The Batcher class's shape, round after round in one process, for quick comparisons of two builds: each round submits
+/// 100,000 items while the loops cut and answer them, then reads every answer (as <see cref="BatcherBenchmarks"/> does),
+/// and its time per item is recorded. Prints the median, least and most of the second half of the rounds. Per-process
+/// medians of this harness move by up to 2× on a shared 2-core machine: compare two builds over many processes,
+/// interleaved (<c>-- rounds ours|floor BATCHSIZE DISPATCHES [ROUNDS]</c>). The comparisons themselves come from the
+/// BenchmarkDotNet classes.
+/// </summary>
+internal static class BatcherRounds
+{
+    private const int Items = 100_000;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        if (args.Length < 3 || args[0] is not ("ours" or "floor")
+            || !int.TryParse(args[1], out var batchSize) || batchSize < 1
+            || !int.TryParse(args[2], out var dispatches) || dispatches < 1)
+        {
+            await Console.Error.WriteLineAsync("usage: rounds ours|floor BATCHSIZE DISPATCHES [ROUNDS]");
+            return 2;
+        }
+
+        var rounds = args.Length > 3 && int.TryParse(args[3], out var r) && r >= 2 ? r : 40;
+        var ours = BatcherCases.Ours(batchSize, dispatches, Items);
+        var floor = BatcherCases.Floor(Items, batchSize, dispatches);
+        var pending = new ValueTask<int>[Items];
+        var times = new List<double>();
+        for (var round = 0; round < rounds; round++)
+        {
+            var start = Stopwatch.GetTimestamp();
+            for (var i = 0; i < Items; i++)
+            {
+                pending[i] = args[0] == "ours" ? ours.SubmitAsync(i) : floor.SubmitAsync(i);
+            }
+
+            long sum = 0;
+            for (var i = 0; i < Items; i++)
+            {
+                sum += await pending[i];
+                pending[i] = default;
+            }
+
+            times.Add(Stopwatch.GetElapsedTime(start).TotalNanoseconds / Items);
+            if (sum != (long)Items * (Items - 1) / 2)
+            {
+                throw new InvalidOperationException($"Round {round}: the answers summed to {sum}.");
+            }
+        }
+
+        await ours.DisposeAsync();
+        var measured = times.Skip(rounds / 2).OrderBy(t => t).ToList();
+        Console.WriteLine(
+            $"rounds {args[0]} {batchSize}x{dispatches}: median {measured[measured.Count / 2]:0.0} least {measured[0]:0.0} most {measured[^1]:0.0} ns/item " +
+            $"(the last {measured.Count} of {rounds} rounds)");
+        return 0;
+    }
+}
