@@ -11,8 +11,9 @@ namespace Concurrency.Primitives.Benchmarks;
 /// 100,000 items while the loops cut and answer them, then reads every answer (as <see cref="BatcherBenchmarks"/> does),
 /// and its time per item is recorded. Prints the median, least and most of the second half of the rounds. Per-process
 /// medians of this harness move by up to 2× on a shared 2-core machine: compare two builds over many processes,
-/// interleaved (<c>-- rounds ours|floor BATCHSIZE DISPATCHES [ROUNDS]</c>). The comparisons themselves come from the
-/// BenchmarkDotNet classes.
+/// interleaved (<c>-- rounds ours|floor BATCHSIZE DISPATCHES [ROUNDS [CALLERS]]</c>; with CALLERS, the callers class's
+/// shape instead: that many concurrent callers each awaiting its own item before the next). The comparisons themselves
+/// come from the BenchmarkDotNet classes.
 /// </summary>
 internal static class BatcherRounds
 {
@@ -24,28 +25,38 @@ internal static class BatcherRounds
             || !int.TryParse(args[1], out var batchSize) || batchSize < 1
             || !int.TryParse(args[2], out var dispatches) || dispatches < 1)
         {
-            await Console.Error.WriteLineAsync("usage: rounds ours|floor BATCHSIZE DISPATCHES [ROUNDS]");
+            await Console.Error.WriteLineAsync("usage: rounds ours|floor BATCHSIZE DISPATCHES [ROUNDS [CALLERS]]");
             return 2;
         }
 
         var rounds = args.Length > 3 && int.TryParse(args[3], out var r) && r >= 2 ? r : 40;
-        var ours = BatcherCases.Ours(batchSize, dispatches, Items);
+        var callers = args.Length > 4 && int.TryParse(args[4], out var c) && c >= 1 ? new Task<long>[c] : null;
+        var ours = BatcherCases.Ours(batchSize, dispatches, callers is null ? Items : 4096);
         var floor = BatcherCases.Floor(Items, batchSize, dispatches);
         var pending = new ValueTask<int>[Items];
         var times = new List<double>();
         for (var round = 0; round < rounds; round++)
         {
             var start = Stopwatch.GetTimestamp();
-            for (var i = 0; i < Items; i++)
-            {
-                pending[i] = args[0] == "ours" ? ours.SubmitAsync(i) : floor.SubmitAsync(i);
-            }
-
             long sum = 0;
-            for (var i = 0; i < Items; i++)
+            if (callers is not null)
             {
-                sum += await pending[i];
-                pending[i] = default;
+                sum = args[0] == "ours"
+                    ? await BatcherCases.RunCallersAsync(ours, static (b, i) => b.SubmitAsync(i), callers, Items, static (caller, share) => caller * share)
+                    : await BatcherCases.RunCallersAsync(floor, static (b, i) => b.SubmitAsync(i), callers, Items, static (caller, share) => caller * share);
+            }
+            else
+            {
+                for (var i = 0; i < Items; i++)
+                {
+                    pending[i] = args[0] == "ours" ? ours.SubmitAsync(i) : floor.SubmitAsync(i);
+                }
+
+                for (var i = 0; i < Items; i++)
+                {
+                    sum += await pending[i];
+                    pending[i] = default;
+                }
             }
 
             times.Add(Stopwatch.GetElapsedTime(start).TotalNanoseconds / Items);
@@ -58,7 +69,7 @@ internal static class BatcherRounds
         await ours.DisposeAsync();
         var measured = times.Skip(rounds / 2).OrderBy(t => t).ToList();
         Console.WriteLine(
-            $"rounds {args[0]} {batchSize}x{dispatches}: median {measured[measured.Count / 2]:0.0} least {measured[0]:0.0} most {measured[^1]:0.0} ns/item " +
+            $"rounds {args[0]} {batchSize}x{dispatches}{(callers is null ? "" : $", {callers.Length} callers")}: median {measured[measured.Count / 2]:0.0} least {measured[0]:0.0} most {measured[^1]:0.0} ns/item " +
             $"(the last {measured.Count} of {rounds} rounds)");
         return 0;
     }
