@@ -116,7 +116,8 @@ public sealed partial class Batcher<TItem, TResult>
                     if (Now() < dueAt && Volatile.Read(ref _cut.Head) == head)
                     {
                         // Not full and its first item's MaxDelay has not passed: armed once for that item, never restarted.
-                        Array.Clear(items, 0, published);
+                        // (The references read into the batch stay until the next cut overwrites them: items are pooled,
+                        // and nothing reads a batch's cells past its count.)
                         ArmDelay(dueAt);
                         return false;
                     }
