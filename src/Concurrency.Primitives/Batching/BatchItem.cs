@@ -48,8 +48,20 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
 
     // A small free list per thread: a caller that awaits its result (GetResult releases the item) usually submits its
     // next item from the same thread, so most items are recycled without any synchronisation. Kept in a ThreadSlots
-    // slot: a thread-static field of this generic type would cost a runtime helper call on every access.
-    private static readonly int CacheSlot = ThreadSlots.Register();
+    // slot: a thread-static field of this generic type would cost a runtime helper call on every access. The slot is
+    // taken on first use, not in this type's static constructor: a systematic scheduler (the Coyote tests) may pause a
+    // thread at the registration's atomic step, and a pause inside a static constructor holds the type's initialisation
+    // lock, so another thread touching the type blocks where the scheduler cannot see it (a false hang).
+    private static int s_cacheSlotPlusOne;
+
+    /// <summary>This instantiation's thread slot (registered by the first caller; a racing registration's slot is left unused).</summary>
+    private static int CacheSlot => Volatile.Read(ref s_cacheSlotPlusOne) is var taken and not 0 ? taken - 1 : TakeCacheSlot();
+
+    private static int TakeCacheSlot()
+    {
+        Interlocked.CompareExchange(ref s_cacheSlotPlusOne, ThreadSlots.Register() + 1, 0);
+        return Volatile.Read(ref s_cacheSlotPlusOne) - 1;
+    }
 
     private Batcher<TItem, TResult>? _owner;
 
