@@ -29,6 +29,7 @@ internal static class BatcherRounds
             return 2;
         }
 
+        var isOurs = args[0] == "ours";
         var rounds = args.Length > 3 && int.TryParse(args[3], out var r) && r >= 2 ? r : 40;
         var callers = args.Length > 4 && int.TryParse(args[4], out var c) && c >= 1 ? new Task<long>[c] : null;
         var ours = BatcherCases.Ours(batchSize, dispatches, callers is null ? Items : 4096);
@@ -41,7 +42,7 @@ internal static class BatcherRounds
             long sum = 0;
             if (callers is not null)
             {
-                sum = args[0] == "ours"
+                sum = isOurs
                     ? await BatcherCases.RunCallersAsync(ours, static (b, i) => b.SubmitAsync(i), callers, Items, static (caller, share) => caller * share)
                     : await BatcherCases.RunCallersAsync(floor, static (b, i) => b.SubmitAsync(i), callers, Items, static (caller, share) => caller * share);
             }
@@ -49,7 +50,7 @@ internal static class BatcherRounds
             {
                 for (var i = 0; i < Items; i++)
                 {
-                    pending[i] = args[0] == "ours" ? ours.SubmitAsync(i) : floor.SubmitAsync(i);
+                    pending[i] = isOurs ? ours.SubmitAsync(i) : floor.SubmitAsync(i);
                 }
 
                 for (var i = 0; i < Items; i++)

@@ -110,7 +110,8 @@ public sealed partial class Batcher<TItem, TResult>
                     continue;
                 }
 
-                if (available < _maxBatchSize && _maxDelayTicks != 0 && !_closing)
+                // A partial run that MaxDelay may hold back (the test above): held only while fewer than a batch are claimed.
+                if (available < _maxBatchSize)
                 {
                     var dueAt = items[0].Arrival + _maxDelayTicks;
                     if (Now() < dueAt && Volatile.Read(ref _cut.Head) == head)
