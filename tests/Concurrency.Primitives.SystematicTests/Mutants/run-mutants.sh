@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Applies each mutant of the batcher's ring, coalescing, abandonment and item-reuse code in turn, runs the Coyote scenario that must catch it, and reverts it.
+# Applies each mutant of the batcher's ring, coalescing, abandonment and item-reuse code, and of the group's stop after a
+# fault, in turn, runs the Coyote scenario that must catch it, and reverts it.
 # Prints one line per mutant; exits non-zero if a mutant survives (its scenario found no bug) or src/ was not clean.
 # Usage, from the repository root: tests/Concurrency.Primitives.SystematicTests/Mutants/run-mutants.sh
 # Not here: keeping an abandoned batch's token source for the next batch. Its window (between the count that finds the
@@ -16,6 +17,8 @@ declare -A scenario=(
   [6-slot-answer-skips-followers]=Coalescing_CallersOfOneSlotRacingCancellationAndTheAnswer_AreEachCompletedOnceWithTheSlotsAnswer
   [7-dispatch-reads-a-reused-item]=Reuse_CallersResubmittingWhileTheirBatchRuns_GetTheirOwnAnswersAndTheDispatchItsOwnValues
   [8-publish-without-the-swap]=Reuse_CallersResubmittingWhileTheirBatchRuns_GetTheirOwnAnswersAndTheDispatchItsOwnValues
+  [9-late-fault-event-resumes-a-failed-stop]=LifecycleGroup_ALateFaultEvent_DoesNotResumeAStopThatFailed
+  [10-any-fault-event-stops-the-group]=LifecycleGroup_ALateStartFailedEvent_StopsNothing_EvenWhenTheGroupHasFaultedWithTheSameException
 )
 git diff --quiet -- src || { echo "src/ has uncommitted changes; commit or stash them first"; exit 2; }
 survivors=0
