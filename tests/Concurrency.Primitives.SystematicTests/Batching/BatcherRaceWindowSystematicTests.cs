@@ -15,7 +15,8 @@ namespace Concurrency.Primitives.SystematicTests.Batching;
 /// racing a starting loop for its core, the shutdown flag racing a claim, a FailPending close meeting a claimed cell not
 /// yet published, two answers (the dispatch's and the sweep's) racing for one item, two owners letting go of an item at
 /// once, the MaxDelay timer armed by a submit published ahead of an earlier claim, the deadline sweep meeting a batch
-/// while it is cut, and a Drain close meeting loops that leave, retake their cores or give their slots back.
+/// while it is cut, a Drain close meeting loops that leave, retake their cores or give their slots back, and a loop
+/// start whose pass over the cores finds every one taken.
 /// Cancellations run in controlled tasks (<c>Cancel</c>, not <c>CancelAsync</c>), so the callbacks' steps interleave with
 /// the rest under Coyote's scheduler; nothing then disposes a registration or answers an item while its cancellation
 /// callback may still run, since that waits for the callback, spinning out of Coyote's sight (a false hang).
@@ -107,6 +108,12 @@ public sealed class BatcherRaceWindowSystematicTests
     public void Sweep_FiringWhileABatchIsCut_TimesOutThatBatchToo()
     {
         CoyoteHarness.Explore(_output, "Batcher deadline sweep, firing while a batch is cut", Iterations, SweepDuringACutScenarioAsync).ShouldHoldEverywhere();
+    }
+
+    [Fact]
+    public void Loops_AStartWhosePassFindsEveryCoreTaken_LooksAgainUntilOneIsFree()
+    {
+        CoyoteHarness.Explore(_output, "Batcher loop start, a pass over the cores that finds every one taken", Iterations, StartFindingEveryCoreTakenScenarioAsync, interleaveVolatiles: true).ShouldHoldEverywhere();
     }
 
     /// <summary>
@@ -590,6 +597,43 @@ public sealed class BatcherRaceWindowSystematicTests
         Specification.Assert(outcome == -1, $"The caller received {outcome}.");
         Specification.Assert(ItemOwner.GetValue(item) is null, "The item was not recycled after its caller, its canceller and its batcher let go: a release was lost.");
     }
+
+    /// <summary>
+    /// A loop start holds a slot and looks for a free core; one pass over the cores can find every one taken although a
+    /// core is free by the time the pass ends: the starter reads the first core while its loop runs, that loop leaves,
+    /// and the second core's loop, which left before the start counted its slot, takes its core back for the new item
+    /// before the starter reads it (four ordered steps of three threads, which the end-to-end scenarios never reached).
+    /// The stage shows the starter exactly that: two cores, both marked busy, and a slot free; a concurrent step frees the
+    /// first core, as that loop's leaving does. The starter must look again until it finds it (a search that ends after one
+    /// pass reads past the cores, or returns none with a slot counted, and the item waits for a loop that never comes).
+    /// Every read of a core and its busy flag is a scheduling point here (volatile interleaving).
+    /// </summary>
+    private static async Task StartFindingEveryCoreTakenScenarioAsync()
+    {
+        var batcher = new Batcher<int, int>(
+            (_, _) => Task.CompletedTask,
+            new BatcherOptions { MaxBatchSize = 1, MaxConcurrency = 2, MaxDelay = TimeSpan.Zero, TimeProvider = FrozenTimeProvider.Instance });
+        var first = (BatchCore<int, int>)TryTakeLoopSlotMethod.Invoke(batcher, null)!; // creates both cores, each busy, two slots counted
+        var second = (BatchCore<int, int>)TryTakeLoopSlotMethod.Invoke(batcher, null)!;
+        var submit = (SubmitState)SubmitField.GetValue(batcher)!;
+        Specification.Assert(submit.Loops == 2 && first.Busy == 1 && second.Busy == 1, "The stage is not set: two cores busy, two slots.");
+        submit.Loops = 1; // a slot free, both cores still marked busy: what the starter's pass sees
+        SubmitField.SetValue(batcher, submit);
+
+        var starter = Task.Run(() => (BatchCore<int, int>?)TryTakeLoopSlotMethod.Invoke(batcher, null));
+        var leaving = Task.Run(() => Volatile.Write(ref first.Busy, 0)); // the first core's loop leaves
+        var taken = await starter;
+        await leaving;
+
+        Specification.Assert(ReferenceEquals(taken, first) && first.Busy == 1, "The starter did not take the core that was freed.");
+        Specification.Assert(((SubmitState)SubmitField.GetValue(batcher)!).Loops == 2, "The starter's slot was not counted once.");
+    }
+
+    private static readonly System.Reflection.MethodInfo TryTakeLoopSlotMethod =
+        typeof(Batcher<int, int>).GetMethod("TryTakeLoopSlot", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!;
+
+    private static readonly System.Reflection.FieldInfo SubmitField =
+        typeof(Batcher<int, int>).GetField("_submit", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!;
 
     private static readonly System.Reflection.FieldInfo ValueTaskSource =
         typeof(ValueTask<int>).GetField("_obj", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!;

@@ -17,6 +17,7 @@ declare -A scenario=(
   [6-slot-answer-skips-followers]=Coalescing_CallersOfOneSlotRacingCancellationAndTheAnswer_AreEachCompletedOnceWithTheSlotsAnswer
   [7-dispatch-reads-a-reused-item]=Reuse_CallersResubmittingWhileTheirBatchRuns_GetTheirOwnAnswersAndTheDispatchItsOwnValues
   [8-publish-without-the-swap]=Reuse_CallersResubmittingWhileTheirBatchRuns_GetTheirOwnAnswersAndTheDispatchItsOwnValues
+  [11-core-search-ends-after-one-pass]=Loops_AStartWhosePassFindsEveryCoreTaken_LooksAgainUntilOneIsFree
   [9-late-fault-event-resumes-a-failed-stop]=LifecycleGroup_ALateFaultEvent_DoesNotResumeAStopThatFailed
   [10-any-fault-event-stops-the-group]=LifecycleGroup_ALateStartFailedEvent_StopsNothing_EvenWhenTheGroupHasFaultedWithTheSameException
 )

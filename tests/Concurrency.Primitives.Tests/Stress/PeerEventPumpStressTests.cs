@@ -33,26 +33,7 @@ public sealed class PeerEventPumpStressTests
         var dropsAllowed = fullMode == PeerEventPumpFullMode.DropOldest;
         var handler = new CheckingHandler(seed, dropsAllowed);
         var name = $"stress-{fullMode}-{Guid.NewGuid():N}";
-        var dropped = 0L;
-        using var listener = new MeterListener();
-        listener.InstrumentPublished = (instrument, l) =>
-        {
-            if (instrument.Name == "concurrency.primitives.pump.dropped")
-            {
-                l.EnableMeasurementEvents(instrument);
-            }
-        };
-        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
-        {
-            foreach (var tag in tags)
-            {
-                if (tag.Key == "pump.name" && Equals(tag.Value, name))
-                {
-                    Interlocked.Add(ref dropped, value);
-                }
-            }
-        });
-        listener.Start();
+        using var dropped = new DropCount(name);
         var pump = new PeerEventPump<int, (long Generation, int Sequence)>(handler, new PeerEventPumpOptions { Name = name, Capacity = capacity, FullMode = fullMode });
         var cycles = 0;
         var posted = 0L;
@@ -115,17 +96,131 @@ public sealed class PeerEventPumpStressTests
         handler.LivePeers.Should().Be(0, "the shutdown removes every live peer");
         _output.WriteLine(
             $"[stress] PeerEventPump ({fullMode}, capacity {capacity}): {target} connect/ready/post/disconnect cycles over {Peers} peers (seed {seed}) in {clock.Elapsed.TotalSeconds:0.0} s: " +
-            $"{handler.Added} added, {handler.Messages} messages of {posted} posted ({Interlocked.Read(ref dropped)} dropped), {handler.Removed} removed, {handler.Faults} handler faults, 0 illegal histories");
+            $"{handler.Added} added, {handler.Messages} messages of {posted} posted ({dropped.Value} dropped), {handler.Removed} removed, {handler.Faults} handler faults, 0 illegal histories");
         handler.Faults.Should().BeGreaterThan(0);
-        handler.Messages.Should().Be(posted - Interlocked.Read(ref dropped), "every accepted message is delivered or counted as dropped, never both, never neither");
+        handler.Messages.Should().Be(posted - dropped.Value, "every accepted message is delivered or counted as dropped, never both, never neither");
         if (dropsAllowed)
         {
-            Interlocked.Read(ref dropped).Should().BeGreaterThan(0, "a capacity of {0} under {1} peers must overflow", capacity, Peers);
+            dropped.Value.Should().BeGreaterThan(0, "a capacity of {0} under {1} peers must overflow", capacity, Peers);
         }
         else
         {
-            Interlocked.Read(ref dropped).Should().Be(0);
+            dropped.Value.Should().Be(0);
         }
+    }
+
+    /// <summary>
+    /// Drop-oldest at capacity 1: every post that finds the queue full drops the one queued message, which the loop is taking
+    /// at that moment as often as not. The loop and a dropping producer race for the slot (the loop claims it with a
+    /// compare-and-swap under the dropping modes); whichever wins, the message has one fate: delivered or counted dropped,
+    /// never both, never neither, and never delivered empty.
+    /// </summary>
+    [Fact]
+    public async Task DropOldest_ProducersRacingTheLoopForTheQueuedMessage_GiveEachMessageOneFate()
+    {
+        var target = 400_000L * StressSettings.Scale;
+        var seed = StressSettings.Seed;
+        var name = $"stress-race-{Guid.NewGuid():N}";
+        using var dropped = new DropCount(name);
+        var handler = new CountingHandler();
+        var pump = new PeerEventPump<int, long>(handler, new PeerEventPumpOptions { Name = name, Capacity = 1, FullMode = PeerEventPumpFullMode.DropOldest });
+        var producers = Math.Max(1, Environment.ProcessorCount - 1); // a core left for the loop
+        var perProducer = target / producers;
+        var clock = Stopwatch.StartNew();
+        using var limit = new CancellationTokenSource(StressSettings.TimeLimit);
+        var posted = 0L;
+        var runs = Enumerable.Range(0, producers).Select(p => Task.Factory.StartNew(() =>
+        {
+            var handle = pump.Connect(p);
+            handle.MarkReady();
+            var random = new Random(seed + p);
+            for (var m = 1L; m <= perProducer && !limit.IsCancellationRequested; m++)
+            {
+                Thread.SpinWait(random.Next(64)); // a little work between posts, so that the loop keeps pace about half the time
+                if (handle.TryPost(((long)p << 40) | m, out var result) || result == PeerPostResult.Dropped)
+                {
+                    Interlocked.Increment(ref posted); // accepted (a Dropped result is the oldest's fate, counted by the metric)
+                }
+            }
+
+            handle.Disconnect();
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray(); // threads of their own: the pool is the loop's
+
+        await Task.WhenAll(runs).WaitAsync(StressSettings.TimeLimit);
+        await pump.DisposeAsync();
+
+        _output.WriteLine(
+            $"[stress] PeerEventPump (DropOldest, capacity 1, {producers} producer(s) racing the loop, seed {seed}): {Interlocked.Read(ref posted)} messages accepted in {clock.Elapsed.TotalSeconds:0.0} s: " +
+            $"{handler.Messages} delivered, {dropped.Value} dropped, {handler.Duplicates} delivered twice, {handler.Empty} delivered empty");
+        handler.Empty.Should().Be(0, "a delivered message carries what was posted");
+        handler.Duplicates.Should().Be(0, "no message is delivered twice");
+        (handler.Messages + dropped.Value).Should().Be(Interlocked.Read(ref posted), "every accepted message is delivered or counted as dropped, never both, never neither");
+        dropped.Value.Should().BeGreaterThan(0, "posts from {0} producer(s) into a capacity of 1 must overflow", producers);
+        handler.Messages.Should().BeGreaterThan(0, "the loop takes messages while the producers post");
+    }
+
+    /// <summary>The <c>concurrency.primitives.pump.dropped</c> measurements of one pump (by its name).</summary>
+    private sealed class DropCount : IDisposable
+    {
+        private readonly MeterListener _listener = new();
+        private long _value;
+
+        public DropCount(string pumpName)
+        {
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Name == "concurrency.primitives.pump.dropped")
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            };
+            _listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+            {
+                foreach (var tag in tags)
+                {
+                    if (tag.Key == "pump.name" && Equals(tag.Value, pumpName))
+                    {
+                        Interlocked.Add(ref _value, value);
+                    }
+                }
+            });
+            _listener.Start();
+        }
+
+        public long Value => Interlocked.Read(ref _value);
+
+        public void Dispose() => _listener.Dispose();
+    }
+
+    /// <summary>Counts the messages it is given (one call at a time: the pump's loop), and any delivered twice or empty.</summary>
+    private sealed class CountingHandler : IPeerEventConsumer<int, long>
+    {
+        private readonly HashSet<long> _seen = new();
+
+        public long Messages { get; private set; }
+
+        public long Duplicates { get; private set; }
+
+        public long Empty { get; private set; }
+
+        public ValueTask OnAddedAsync(int peer, CancellationToken cancellationToken) => default;
+
+        public ValueTask OnMessageAsync(int peer, long message, CancellationToken cancellationToken)
+        {
+            Messages++;
+            if (message == 0)
+            {
+                Empty++;
+            }
+            else if (!_seen.Add(message))
+            {
+                Duplicates++;
+            }
+
+            return default;
+        }
+
+        public ValueTask OnRemovedAsync(int peer, CancellationToken cancellationToken) => default;
     }
 
     private sealed class CheckingHandler : IPeerEventConsumer<int, (long Generation, int Sequence)>
