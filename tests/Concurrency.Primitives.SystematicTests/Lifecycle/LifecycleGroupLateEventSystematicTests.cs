@@ -48,21 +48,15 @@ public sealed class LifecycleGroupLateEventSystematicTests
     /// </summary>
     private static async Task LateFaultAfterFailedStopScenarioAsync()
     {
-        var violations = new Violations();
-        var member = new ScriptedMember("db");
-        var log = new RunFaultLog();
-        var group = new LifecycleGroup(new LifecycleGroupOptions { Name = "node", Logger = log });
-        group.Add(member.Gate);
-        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var stage = new Stage();
+        var (group, member, violations) = (stage.Group, stage.Member, stage.Violations);
         var stopFailedSeen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         group.StateChanged += (_, e) =>
         {
             switch (e.Current)
             {
                 case LifecycleState.Running:
-#pragma warning disable VSTHRD002 // holding the group's event work item is the scenario
-                    hold.Task.Wait(); // every later event of the group waits behind this one
-#pragma warning restore VSTHRD002
+                    stage.HoldEvents(); // every later event of the group waits behind this one
                     break;
                 case LifecycleState.RunFaulted:
                     violations.Check(group.State == LifecycleState.StopFailed && member.Stops == 1,
@@ -78,12 +72,12 @@ public sealed class LifecycleGroupLateEventSystematicTests
         var fault = new InvalidOperationException("db faulted");
         member.NextStopFailure = fault;
         member.FaultRun(fault);
-        await log.GroupRunFaulted.Task; // logged just after the group became RunFaulted (its event is held)
+        await stage.Log.GroupRunFaulted.Task; // logged just after the group became RunFaulted (its event is held)
 
         await ExpectAsync(group.StopAsync(), fault);
         Specification.Assert(group.State == LifecycleState.StopFailed && ReferenceEquals(group.Fault, fault), $"The group is {group.State} after a stop whose step failed.");
 
-        hold.SetResult(); // the late RunFaulted event, then Stopping and StopFailed, reach the group now
+        stage.ReleaseEvents(); // the late RunFaulted event, then Stopping and StopFailed, reach the group now
         await stopFailedSeen.Task;
         violations.Check(group.State == LifecycleState.StopFailed && member.Stops == 1,
             $"after every queued event was handled the group was {group.State} and the member's stop step had run {member.Stops} time(s): nobody resumed the failed stop");
@@ -101,21 +95,15 @@ public sealed class LifecycleGroupLateEventSystematicTests
     /// </summary>
     private static async Task LateStartFailedWhileRunFaultedScenarioAsync()
     {
-        var violations = new Violations();
-        var member = new ScriptedMember("db");
-        var log = new RunFaultLog();
-        var group = new LifecycleGroup(new LifecycleGroupOptions { Name = "node", Logger = log });
-        group.Add(member.Gate);
-        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var stage = new Stage();
+        var (group, member, violations) = (stage.Group, stage.Member, stage.Violations);
         var runFaultedSeen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var held = 0;
         group.StateChanged += (_, e) =>
         {
             if (e.Current == LifecycleState.Starting && Interlocked.Increment(ref held) == 1)
             {
-#pragma warning disable VSTHRD002 // holding the group's event work item is the scenario
-                hold.Task.Wait(); // the first cycle's Starting: every later event of the group waits behind it
-#pragma warning restore VSTHRD002
+                stage.HoldEvents(); // the first cycle's Starting: every later event of the group waits behind it
                 return;
             }
 
@@ -150,9 +138,9 @@ public sealed class LifecycleGroupLateEventSystematicTests
 
         await group.StartAsync();
         member.FaultRun(startFailure); // the same instance: the group's RunFaulted carries its StartFailed event's exception
-        await log.GroupRunFaulted.Task; // logged just after the group became RunFaulted (its event is held)
+        await stage.Log.GroupRunFaulted.Task; // logged just after the group became RunFaulted (its event is held)
 
-        hold.SetResult(); // StartFailed, then the second Starting and Running, then RunFaulted reach the group now
+        stage.ReleaseEvents(); // StartFailed, then the second Starting and Running, then RunFaulted reach the group now
         await runFaultedSeen.Task; // its own RunFaulted event requests the stop, which this one joins, drives or finds done
         await ExpectAsync(group.StopAsync(), startFailure, orAlreadyStopped: true);
         Specification.Assert(group.State == LifecycleState.Stopped && member.Stops == 1, $"The group is {group.State} after its stop (the member's stop step ran {member.Stops} time(s)).");
@@ -170,6 +158,33 @@ public sealed class LifecycleGroupLateEventSystematicTests
         {
             // The run's fault (or the failed step's, the same instance here), as the stop throws it.
         }
+    }
+
+    /// <summary>A group of one restartable member, its logger, the gate that holds its event work item, and what its handlers saw.</summary>
+    private sealed class Stage
+    {
+        private readonly TaskCompletionSource _hold = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Stage()
+        {
+            Group = new LifecycleGroup(new LifecycleGroupOptions { Name = "node", Logger = Log });
+            Group.Add(Member.Gate);
+        }
+
+        public ScriptedMember Member { get; } = new("db");
+
+        public RunFaultLog Log { get; } = new();
+
+        public LifecycleGroup Group { get; }
+
+        public Violations Violations { get; } = new();
+
+        /// <summary>Called from a handler: blocks the group's event work item until <see cref="ReleaseEvents"/>.</summary>
+#pragma warning disable VSTHRD002 // holding the group's event work item is the scenario
+        public void HoldEvents() => _hold.Task.Wait();
+#pragma warning restore VSTHRD002
+
+        public void ReleaseEvents() => _hold.SetResult();
     }
 
     /// <summary>The group's logger: tells when the group's own run fault is logged (event 2003, after its RunFaulted transition).</summary>
