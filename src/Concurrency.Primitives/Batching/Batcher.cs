@@ -296,16 +296,28 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         }
 
         var now = Now();
-        var deadline = now + _timeoutTicks;
 
         // Admission and hand-off in one step, without the lock: one compare-and-swap of the claim word takes the next
         // ring index, unless shutdown has begun (its flag is in the word), the ring grows, the queue is full, or callers
         // already wait for room (the slow path takes each case under the lock).
         if (Volatile.Read(ref _submit.RoomWaiters) != 0 || !TryClaim(out var index))
         {
-            return SubmitSlow(item, now, deadline, cancellationToken);
+            return SubmitSlow(item, now, now + _timeoutTicks, cancellationToken);
         }
 
+        return PublishClaimed(index, item, now, cancellationToken);
+    }
+
+    /// <summary>
+    /// The fast path's second half: the item of the claimed <paramref name="index"/>, read from the clock at
+    /// <paramref name="now"/>, is published and made sure to be cut and swept. A thread preempted between the claim and
+    /// this step holds back nobody's batch and nobody's bound by more than the cut and the sweep allow for (a claim not
+    /// yet published); internal so that a test can stall a submit exactly there.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ValueTask<TResult> PublishClaimed(long index, TItem item, long now, CancellationToken cancellationToken)
+    {
+        var deadline = now + _timeoutTicks;
         var node = BatchItem<TItem, TResult>.Rent(this, ref _returned);
         node.Initialize(item, deadline, cancellationToken);
         node.Arrival = now;
@@ -333,7 +345,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     /// Takes the next ring index if the queue has room (one compare-and-swap of the claim word). Refuses when shutdown
     /// has begun, while the ring grows, and when the index is at the room limit (after one look at the cut side).
     /// </summary>
-    private bool TryClaim(out long index)
+    internal bool TryClaim(out long index)
     {
         var tail = Volatile.Read(ref _submit.Tail);
         while (true)
@@ -629,7 +641,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     }
 
     /// <summary>The batcher's clock for deadlines (see <see cref="CoarseClock"/>).</summary>
-    private long Now() => _clock.Now();
+    internal long Now() => _clock.Now();
 
     private TimeSpan Remaining(long deadline) => _clock.Between(Now(), deadline);
 }
