@@ -116,6 +116,12 @@ public sealed class BatcherRaceWindowSystematicTests
         CoyoteHarness.Explore(_output, "Batcher loop start, a pass over the cores that finds every one taken", Iterations, StartFindingEveryCoreTakenScenarioAsync, interleaveVolatiles: true).ShouldHoldEverywhere();
     }
 
+    [Fact]
+    public void Sweep_AQueuedCallerCancellingAsTheWalkLooksAtIt_DoesNotEndTheWalk()
+    {
+        CoyoteHarness.Explore(_output, "Batcher deadline sweep, a queued caller cancelling as the walk looks at it", Iterations, CancellationDuringTheWalkScenarioAsync, interleaveVolatiles: true).ShouldHoldEverywhere();
+    }
+
     /// <summary>
     /// A batch of three callers, all of whom can give up; once its dispatch runs (it waits for nothing but its token), all
     /// cancel at once. Each counts itself gone with a compare-and-swap of the batch's count word: one that lost the swap
@@ -416,15 +422,7 @@ public sealed class BatcherRaceWindowSystematicTests
     private static async Task ClaimsRacingTheFlagScenarioAsync()
     {
         var batcher = new Batcher<int, int>(
-            (batch, _) =>
-            {
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    batch.TrySetResult(i, batch[i] * 10);
-                }
-
-                return default;
-            },
+            AnswerEachTimesTen,
             new BatcherOptions { MaxBatchSize = 4, MaxConcurrency = 1, MaxDelay = TimeSpan.FromHours(1), TimeProvider = FrozenTimeProvider.Instance });
 
         async Task<int[]> CallerAsync(int first) => new[] { await Outcome(batcher.SubmitAsync(first).AsTask()), await Outcome(batcher.SubmitAsync(first + 1).AsTask()) };
@@ -449,15 +447,7 @@ public sealed class BatcherRaceWindowSystematicTests
     private static async Task FailPendingRacingAPublishScenarioAsync()
     {
         var batcher = new Batcher<int, int>(
-            (batch, _) =>
-            {
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    batch.TrySetResult(i, batch[i] * 10);
-                }
-
-                return default;
-            },
+            AnswerEachTimesTen,
             new BatcherOptions
             {
                 MaxBatchSize = 3,
@@ -518,15 +508,7 @@ public sealed class BatcherRaceWindowSystematicTests
     {
         var clock = new SteppedTimeProvider();
         var batcher = new Batcher<int, int>(
-            (batch, _) =>
-            {
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    batch.TrySetResult(i, batch[i] * 10);
-                }
-
-                return default;
-            },
+            AnswerEachTimesTen,
             new BatcherOptions { MaxBatchSize = 4, MaxConcurrency = 1, MaxDelay = TimeSpan.FromSeconds(1), Timeout = TimeSpan.FromSeconds(10), TimeProvider = clock });
 
         var calls = new Task<int>[2];
@@ -574,15 +556,7 @@ public sealed class BatcherRaceWindowSystematicTests
     private static async Task ReleasesRacingScenarioAsync()
     {
         var batcher = new Batcher<int, int>(
-            (batch, _) =>
-            {
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    batch.TrySetResult(i, batch[i] * 10);
-                }
-
-                return default;
-            },
+            AnswerEachTimesTen,
             new BatcherOptions { MaxBatchSize = 2, MaxConcurrency = 1, MaxDelay = TimeSpan.FromHours(1), TimeProvider = FrozenTimeProvider.Instance });
         using var cancel = new CancellationTokenSource();
 
@@ -650,7 +624,56 @@ public sealed class BatcherRaceWindowSystematicTests
     private static readonly System.Reflection.MethodInfo LeaveLoopMethod =
         typeof(Batcher<int, int>).GetMethod("LeaveLoop", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!;
 
-    /// <summary>The caller's outcome: its result, -1 for a cancellation, -2 for a timeout, -3 for a shutdown.</summary>
+    /// <summary>
+    /// Nothing dispatched (batches of ten, MaxDelay an hour), a Timeout of 1 s, a clock that moves only when the scenario
+    /// says. Item 0 comes at t = 0 (bound t = 1 s) and arms the sweep; item 1 at t = 0.5 s (bound 1.5 s), its caller able
+    /// to cancel; item 2 is published behind it by a submit that read the clock at t = 0 and was held up before its claim
+    /// (bound 1 s, as a preempted thread's would be). At t = 1 s the sweep walks the queue while item 1's caller cancels:
+    /// it may read item 1 pending, then its deadline, then find it answered. An item answered meanwhile says nothing of the
+    /// items behind it: the walk must go on (and release item 2 then), or end at it as within its bound and come back at
+    /// t = 1.5 s. A walk that ends there without coming back leaves item 2 waiting past every bound: nothing else arms the
+    /// sweep. (Item 1 is never timed out by the sweep, so its cancellation never races the sweep's own answer.)
+    /// </summary>
+    private static async Task CancellationDuringTheWalkScenarioAsync()
+    {
+        var clock = new SteppedTimeProvider();
+        var batcher = new Batcher<int, int>(
+            AnswerEachTimesTen,
+            new BatcherOptions { MaxBatchSize = 10, MaxConcurrency = 1, MaxDelay = TimeSpan.FromHours(1), Timeout = TimeSpan.FromSeconds(1), TimeProvider = clock });
+        using var cancel = new CancellationTokenSource();
+
+        var staleNow = batcher.Now();
+        var first = batcher.SubmitAsync(0);
+        clock.AdvanceTo(TimeSpan.FromSeconds(0.5));
+        var cancelling = batcher.SubmitAsync(1, cancel.Token);
+        Specification.Assert(batcher.TryClaim(out var index), "The queue refused item 2.");
+        var behind = batcher.PublishClaimed(index, 2, staleNow, CancellationToken.None);
+
+        var canceller = Task.Run(() => cancel.Cancel());
+        clock.AdvanceTo(TimeSpan.FromSeconds(1));
+        await canceller;
+        clock.AdvanceTo(TimeSpan.FromSeconds(1.5));
+
+        Specification.Assert(first.IsCompleted, "Item 0's bound passed and the sweep ran, yet it still waits.");
+        Specification.Assert(behind.IsCompleted, "Item 2's bound passed and the sweep ran twice, yet it still waits: the walk ended at item 1, answered as the walk looked at it, and nothing came back for item 2.");
+        var outcomes = await Task.WhenAll(Outcome(first.AsTask()), Outcome(cancelling.AsTask()), Outcome(behind.AsTask()));
+        await batcher.CloseAsync(Timeout.InfiniteTimeSpan); // its wait's timer would fire too
+
+        Specification.Assert(outcomes[0] == -2 && outcomes[2] == -2, $"Items 0 and 2 received {outcomes[0]} and {outcomes[2]}; only their Timeout can answer them.");
+        Specification.Assert(outcomes[1] == -1, $"Item 1 received {outcomes[1]}; only its caller's cancellation can answer it.");
+    }
+
+    /// <summary>A dispatch that answers each item of its batch with ten times its value, at once.</summary>
+    private static ValueTask AnswerEachTimesTen(Batch<int, int> batch, CancellationToken cancellationToken)
+    {
+        for (var i = 0; i < batch.Count; i++)
+        {
+            batch.TrySetResult(i, batch[i] * 10);
+        }
+
+        return default;
+    }
+
     private static async Task<int> Outcome(Task<int> call)
     {
         try

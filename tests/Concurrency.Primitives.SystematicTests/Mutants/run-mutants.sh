@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Applies each mutant of the batcher's ring, coalescing, abandonment and item-reuse code, and of the group's stop after a
+# Applies each mutant of the batcher's ring, coalescing, abandonment, item-reuse and sweep code, and of the group's stop after a
 # fault, in turn, runs the Coyote scenario that must catch it, and reverts it.
 # Prints one line per mutant; exits non-zero if a mutant survives (its scenario found no bug) or src/ was not clean.
 # Usage, from the repository root: tests/Concurrency.Primitives.SystematicTests/Mutants/run-mutants.sh
@@ -18,6 +18,7 @@ declare -A scenario=(
   [7-dispatch-reads-a-reused-item]=Reuse_CallersResubmittingWhileTheirBatchRuns_GetTheirOwnAnswersAndTheDispatchItsOwnValues
   [8-publish-without-the-swap]=Reuse_CallersResubmittingWhileTheirBatchRuns_GetTheirOwnAnswersAndTheDispatchItsOwnValues
   [11-core-search-ends-after-one-pass]=Loops_AStartWhosePassFindsEveryCoreTaken_LooksAgainUntilOneIsFree
+  [12-sweep-walk-ends-at-an-item-answered-meanwhile]=Sweep_AQueuedCallerCancellingAsTheWalkLooksAtIt_DoesNotEndTheWalk
   [9-late-fault-event-resumes-a-failed-stop]=LifecycleGroup_ALateFaultEvent_DoesNotResumeAStopThatFailed
   [10-any-fault-event-stops-the-group]=LifecycleGroup_ALateStartFailedEvent_StopsNothing_EvenWhenTheGroupHasFaultedWithTheSameException
 )
