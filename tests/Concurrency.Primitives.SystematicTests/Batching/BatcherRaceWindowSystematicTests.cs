@@ -111,6 +111,12 @@ public sealed class BatcherRaceWindowSystematicTests
     }
 
     [Fact]
+    public void Sweep_FiringWhileABatchIsCut_TimesOutThatBatchsDispatch_WhenOnlyDispatchesAreBounded()
+    {
+        CoyoteHarness.Explore(_output, "Batcher deadline sweep, firing while a batch is cut, dispatches bounded and callers not", Iterations, SweepDuringACutWithOnlyADispatchBoundScenarioAsync).ShouldHoldEverywhere();
+    }
+
+    [Fact]
     public void Loops_AStartWhosePassFindsEveryCoreTaken_LooksAgainUntilOneIsFree()
     {
         CoyoteHarness.Explore(_output, "Batcher loop start, a pass over the cores that finds every one taken", Iterations, StartFindingEveryCoreTakenScenarioAsync, interleaveVolatiles: true).ShouldHoldEverywhere();
@@ -525,9 +531,24 @@ public sealed class BatcherRaceWindowSystematicTests
     /// wait for nothing but their token. The sweep may fire while the second batch is being cut (its bound written, its
     /// dispatch phase not yet entered): it cannot take that batch then, so it must re-arm for the batch's bound, or (when
     /// the cut read the sweep as armed and armed nothing itself) that batch's caller is never timed out and its dispatch
-    /// never cancelled. Both callers time out.
+    /// never cancelled. Both callers time out. (With callers bounded, the batch's entry into its dispatch phase also arms
+    /// the sweep for its first caller's deadline when the sweep is not armed for it: that covers a sweep that forgets the
+    /// batch, which <see cref="SweepDuringACutWithOnlyADispatchBoundScenarioAsync"/> therefore catches, not this one.)
     /// </summary>
-    private static async Task SweepDuringACutScenarioAsync()
+    private static Task SweepDuringACutScenarioAsync() =>
+        SweepDuringACutAsync(TimeSpan.FromSeconds(1), dispatchTimeout: null, "only their Timeout can answer them");
+
+    /// <summary>
+    /// As <see cref="SweepDuringACutScenarioAsync"/>, with the callers unbounded (Timeout infinite) and each dispatch
+    /// bounded (DispatchTimeout 1 s). A batch's dispatch then arms nothing when it enters its dispatch phase (it has no
+    /// caller's deadline to arm for): a sweep that fired while the second batch was being cut, and did not come back for
+    /// that batch's bound, leaves its dispatch running for ever, and its caller waiting (a hang to Coyote). Both
+    /// dispatches are timed out, and both callers told so.
+    /// </summary>
+    private static Task SweepDuringACutWithOnlyADispatchBoundScenarioAsync() =>
+        SweepDuringACutAsync(Timeout.InfiniteTimeSpan, TimeSpan.FromSeconds(1), "only their dispatch's timeout can answer them");
+
+    private static async Task SweepDuringACutAsync(TimeSpan timeout, TimeSpan? dispatchTimeout, string why)
     {
         var batcher = new Batcher<int, int>(
             async (_, token) =>
@@ -536,14 +557,22 @@ public sealed class BatcherRaceWindowSystematicTests
                 token.Register(() => cancelled.TrySetResult()); // not disposed: see GiveUpsAtOnceScenarioAsync
                 await cancelled.Task;
             },
-            new BatcherOptions { MaxBatchSize = 1, MaxConcurrency = 2, MaxDelay = TimeSpan.Zero, Timeout = TimeSpan.FromSeconds(1), TimeProvider = new FiringTimeProvider() });
+            new BatcherOptions
+            {
+                MaxBatchSize = 1,
+                MaxConcurrency = 2,
+                MaxDelay = TimeSpan.Zero,
+                Timeout = timeout,
+                DispatchTimeout = dispatchTimeout,
+                TimeProvider = new FiringTimeProvider(),
+            });
 
         var calls = new Task<int>[2];
         await Task.WhenAll(Task.Run(() => { calls[0] = batcher.SubmitAsync(1).AsTask(); }), Task.Run(() => { calls[1] = batcher.SubmitAsync(2).AsTask(); }));
         var outcomes = await Task.WhenAll(calls.Select(Outcome));
         await batcher.CloseAsync(Timeout.InfiniteTimeSpan); // its wait's timer would fire too
 
-        Specification.Assert(outcomes.All(o => o == -2), $"The callers received {string.Join(", ", outcomes)}; only their Timeout can answer them.");
+        Specification.Assert(outcomes.All(o => o == -2), $"The callers received {string.Join(", ", outcomes)}; {why}.");
     }
 
     /// <summary>

@@ -19,6 +19,7 @@ declare -A scenario=(
   [8-publish-without-the-swap]=Reuse_CallersResubmittingWhileTheirBatchRuns_GetTheirOwnAnswersAndTheDispatchItsOwnValues
   [11-core-search-ends-after-one-pass]=Loops_AStartWhosePassFindsEveryCoreTaken_LooksAgainUntilOneIsFree
   [12-sweep-walk-ends-at-an-item-answered-meanwhile]=Sweep_AQueuedCallerCancellingAsTheWalkLooksAtIt_DoesNotEndTheWalk
+  [13-sweep-forgets-a-batch-being-cut]=Sweep_FiringWhileABatchIsCut_TimesOutThatBatchsDispatch_WhenOnlyDispatchesAreBounded
   [9-late-fault-event-resumes-a-failed-stop]=LifecycleGroup_ALateFaultEvent_DoesNotResumeAStopThatFailed
   [10-any-fault-event-stops-the-group]=LifecycleGroup_ALateStartFailedEvent_StopsNothing_EvenWhenTheGroupHasFaultedWithTheSameException
 )
