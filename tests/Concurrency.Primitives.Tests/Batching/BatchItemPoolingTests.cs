@@ -540,6 +540,39 @@ public sealed class BatchItemPoolingTests
         });
     }
 
+    /// <summary>
+    /// The same for a task scheduler: a caller that awaits inside a task running on its own scheduler (no
+    /// SynchronizationContext: an exclusive scheduler, a limited-concurrency one) resumes on that scheduler, as an await
+    /// of a Task does, not on the thread pool.
+    /// </summary>
+    [Fact]
+    public void AnAwaitInsideATaskOnItsOwnScheduler_ResumesOnThatScheduler()
+    {
+        OnFreshThread(() =>
+        {
+            var owner = NewOwner();
+            BatchItem<int, int>? returned = null;
+            var item = RentInUse(owner, ref returned, 1);
+            var version = item.Version;
+            var scheduler = new InlineScheduler();
+            TaskScheduler? ranUnder = null;
+
+            var awaiting = Task.Factory.StartNew(
+                () => ((IValueTaskSource<int>)item).OnCompleted(_ => ranUnder = TaskScheduler.Current, null, version, ValueTaskSourceOnCompletedFlags.UseSchedulingContext),
+                CancellationToken.None,
+                TaskCreationOptions.None,
+                scheduler);
+            awaiting.IsCompletedSuccessfully.Should().BeTrue("the scheduler ran the awaiting task inline");
+            scheduler.Queued.Should().Be(1, "the await itself ran there");
+
+            item.TrySetResult(10).Should().BeTrue();
+
+            scheduler.Queued.Should().Be(2, "the continuation was queued to the awaiting task's scheduler");
+            ranUnder.Should().BeSameAs(scheduler);
+            ReadAnswer(item, version).Should().Be(10);
+        });
+    }
+
     /// <summary>Options without bounds or timers beyond one MaxDelay timer (an hour), on instruments of a private meter.</summary>
     private static BatcherOptions NoBounds(IMeterFactory meters, int size, int capacity, BatcherShutdownMode mode = BatcherShutdownMode.Drain) => new()
     {
@@ -635,6 +668,22 @@ public sealed class BatchItemPoolingTests
                 meter.Dispose();
             }
         }
+    }
+
+    /// <summary>A scheduler that runs each task queued to it at once, on the queuing thread, and counts them.</summary>
+    private sealed class InlineScheduler : TaskScheduler
+    {
+        public int Queued { get; private set; }
+
+        protected override void QueueTask(Task task)
+        {
+            Queued++;
+            TryExecuteTask(task);
+        }
+
+        protected override bool TryExecuteTaskInline(Task task, bool taskWasPreviouslyQueued) => TryExecuteTask(task);
+
+        protected override IEnumerable<Task> GetScheduledTasks() => Array.Empty<Task>();
     }
 
     /// <summary>A context that runs what is posted to it at once, on the posting thread, and counts the posts.</summary>
