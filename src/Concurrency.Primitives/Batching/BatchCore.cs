@@ -245,7 +245,7 @@ internal sealed class BatchCore<TItem, TResult> : PoolWorkItem, IReadOnlyList<TI
     }
 
     /// <summary>Runs (or resumes) this core's dispatch loop on the thread pool.</summary>
-    public void Start() => Dispatch(flowContext: false);
+    public void Start(bool preferLocal = true) => Dispatch(flowContext: false, preferLocal);
 
     public void AwaitDispatch() => ContinueWhenCompleted(ref PendingDispatch, _onDispatchCompleted);
 

@@ -17,6 +17,12 @@ public sealed partial class Batcher<TItem, TResult>
 
     private static readonly TimerCallback DelayCallback = static state => ((Batcher<TItem, TResult>)state!).OnDelayElapsed();
 
+    /// <summary>
+    /// How many single-item dispatches in a row, after one of several items, it takes before a loop started by a submit
+    /// is queued to the submitting worker again (see <see cref="SubmitState.Wide"/>).
+    /// </summary>
+    private const int WideRun = 8;
+
     private long _delayDueAt = long.MaxValue;
 
     /// <summary>Runs on the thread pool, in the dispatch context (which marks this batcher for re-entrancy checks).</summary>
@@ -218,6 +224,14 @@ public sealed partial class Batcher<TItem, TResult>
     private bool Dispatch(BatchCore<TItem, TResult> core)
     {
         var token = core.Cancellation!.Token;
+
+        // Where the next loop a submit starts is queued (a hint; see SubmitState.Wide), written only when it changes.
+        var wide = Volatile.Read(ref _submit.Wide);
+        if (core.Count > 1 ? wide != WideRun : wide != 0)
+        {
+            Volatile.Write(ref _submit.Wide, core.Count > 1 ? WideRun : wide - 1);
+        }
+
         core.State = BatchCore<TItem, TResult>.Phase.Dispatching;
         core.Version++;
 
@@ -700,7 +714,9 @@ public sealed partial class Batcher<TItem, TResult>
 
         if (TryCut(core) || !LeaveLoop(core))
         {
-            core.Start();
+            // On the submitting worker's own queue the loop would run next, before callers already queued to resume
+            // (its queue is last in, first out), and cut this one item alone; behind them while batches are wide.
+            core.Start(preferLocal: Volatile.Read(ref _submit.Wide) == 0);
         }
     }
 

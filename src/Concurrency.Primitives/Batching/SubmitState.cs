@@ -32,6 +32,17 @@ internal struct SubmitState
     [FieldOffset(160)]
     public int RoomWaiters;
 
+    /// <summary>
+    /// A countdown, set to its full run by a dispatch of more than one item and lowered by one by each dispatch of a single
+    /// item: non-zero while batches hold several items, a sign that the callers they answered are queued on the pool to
+    /// resume and submit again. A loop started by a submit is then queued to the pool's shared queue, behind those callers,
+    /// so that it finds their items and cuts them together; at zero (one caller at a time) it goes to the submitting
+    /// worker's own queue and runs next on that thread, without waking another. Only a hint for where a loop is queued:
+    /// no correctness rests on it. On a line of its own: written only when it changes.
+    /// </summary>
+    [FieldOffset(224)]
+    public int Wide;
+
     /// <summary>The claim word's shutdown flag: no index is claimed after it is set.</summary>
     public const long Closing = 1L << 62;
 

@@ -35,7 +35,11 @@ internal abstract class PoolWorkItem
     /// Whether the caller's <see cref="ExecutionContext"/> (its AsyncLocals, its Activity) flows to the work, as with
     /// <c>Task.Run</c>. Without it the work runs in the default context (on netstandard2.0 too).
     /// </param>
-    protected void Dispatch(bool flowContext = true)
+    /// <param name="preferLocal">
+    /// On a pool thread, whether the work goes to this worker's own queue (which runs the work queued last first, so it
+    /// runs next, before work queued earlier) or to the pool's shared queue (behind it). Ignored on netstandard2.0 (shared queue).
+    /// </param>
+    protected void Dispatch(bool flowContext = true, bool preferLocal = true)
     {
         if (UseTaskScheduling)
         {
@@ -44,7 +48,7 @@ internal abstract class PoolWorkItem
         }
 #if NET8_0_OR_GREATER
         _context = flowContext ? ExecutionContext.Capture() : null;
-        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: true);
+        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal);
 #else
         if (flowContext)
         {
