@@ -9,9 +9,10 @@ namespace Concurrency.Primitives.Benchmarks;
 /// <summary>
 /// The Batcher class's shape, round after round in one process, for quick comparisons of two builds: each round submits
 /// 100,000 items while the loops cut and answer them, then reads every answer (as <see cref="BatcherBenchmarks"/> does),
-/// and its time per item is recorded. Prints the median, least and most of the second half of the rounds. Per-process
+/// and its time per item is recorded. Prints the median, least and most of the second half of the rounds, and the thread
+/// pool's work items run per item over them (a continuation or a loop start each: where hops go). Per-process
 /// medians of this harness move by up to 2× on a shared 2-core machine: compare two builds over many processes,
-/// interleaved (<c>-- rounds ours|floor BATCHSIZE DISPATCHES [ROUNDS [CALLERS]]</c>; with CALLERS, the callers class's
+/// interleaved (<c>-- rounds ours|floor|handrolled BATCHSIZE DISPATCHES [ROUNDS [CALLERS]]</c>; with CALLERS, the callers class's
 /// shape instead: that many concurrent callers each awaiting its own item before the next). The comparisons themselves
 /// come from the BenchmarkDotNet classes.
 /// </summary>
@@ -21,15 +22,18 @@ internal static class BatcherRounds
 
     public static async Task<int> RunAsync(string[] args)
     {
-        if (args.Length < 3 || args[0] is not ("ours" or "floor")
+        if (args.Length < 3 || args[0] is not ("ours" or "floor" or "handrolled")
             || !int.TryParse(args[1], out var batchSize) || batchSize < 1
             || !int.TryParse(args[2], out var dispatches) || dispatches < 1)
         {
-            await Console.Error.WriteLineAsync("usage: rounds ours|floor BATCHSIZE DISPATCHES [ROUNDS [CALLERS]]");
+            await Console.Error.WriteLineAsync("usage: rounds ours|floor|handrolled BATCHSIZE DISPATCHES [ROUNDS [CALLERS]]");
             return 2;
         }
 
         var isOurs = args[0] == "ours";
+        var isHand = args[0] == "handrolled";
+        var hand = BatcherCases.HandRolled(batchSize, dispatches);
+        long workItems = 0;
         var rounds = args.Length > 3 && int.TryParse(args[3], out var r) && r >= 2 ? r : 40;
         var callers = args.Length > 4 && int.TryParse(args[4], out var c) && c >= 1 ? new Task<long>[c] : null;
         var ours = BatcherCases.Ours(batchSize, dispatches, callers is null ? Items : 4096);
@@ -39,10 +43,12 @@ internal static class BatcherRounds
         for (var round = 0; round < rounds; round++)
         {
             var start = Stopwatch.GetTimestamp();
+            var work0 = System.Threading.ThreadPool.CompletedWorkItemCount;
             long sum = 0;
             if (callers is not null)
             {
-                sum = isOurs
+                sum = isHand ? await BatcherCases.RunCallersAsync(hand, static (b, i) => new ValueTask<int>(b.SubmitAsync(i)), callers, Items, static (caller, share) => caller * share)
+                    : isOurs
                     ? await BatcherCases.RunCallersAsync(ours, static (b, i) => b.SubmitAsync(i), callers, Items, static (caller, share) => caller * share)
                     : await BatcherCases.RunCallersAsync(floor, static (b, i) => b.SubmitAsync(i), callers, Items, static (caller, share) => caller * share);
             }
@@ -50,7 +56,7 @@ internal static class BatcherRounds
             {
                 for (var i = 0; i < Items; i++)
                 {
-                    pending[i] = isOurs ? ours.SubmitAsync(i) : floor.SubmitAsync(i);
+                    pending[i] = isHand ? new ValueTask<int>(hand.SubmitAsync(i)) : isOurs ? ours.SubmitAsync(i) : floor.SubmitAsync(i);
                 }
 
                 for (var i = 0; i < Items; i++)
@@ -61,6 +67,7 @@ internal static class BatcherRounds
             }
 
             times.Add(Stopwatch.GetElapsedTime(start).TotalNanoseconds / Items);
+            if (round >= rounds / 2) workItems += System.Threading.ThreadPool.CompletedWorkItemCount - work0;
             if (sum != (long)Items * (Items - 1) / 2)
             {
                 throw new InvalidOperationException($"Round {round}: the answers summed to {sum}.");
@@ -68,10 +75,11 @@ internal static class BatcherRounds
         }
 
         await ours.DisposeAsync();
+        await hand.DisposeAsync();
         var measured = times.Skip(rounds / 2).OrderBy(t => t).ToList();
         Console.WriteLine(
             $"rounds {args[0]} {batchSize}x{dispatches}{(callers is null ? "" : $", {callers.Length} callers")}: median {measured[measured.Count / 2]:0.0} least {measured[0]:0.0} most {measured[^1]:0.0} ns/item " +
-            $"(the last {measured.Count} of {rounds} rounds)");
+            $"(the last {measured.Count} of {rounds} rounds; {(double)workItems / Items / measured.Count:0.00} pool work items per item)");
         return 0;
     }
 }
