@@ -223,8 +223,6 @@ public sealed partial class Batcher<TItem, TResult>
     /// </summary>
     private bool Dispatch(BatchCore<TItem, TResult> core)
     {
-        var token = core.Cancellation!.Token;
-
         // Where the next loop a submit starts is queued (a hint; see SubmitState.Wide), written only when it changes.
         var wide = Volatile.Read(ref _submit.Wide);
         if (core.Count > 1 ? wide != WideRun : wide != 0)
@@ -232,6 +230,7 @@ public sealed partial class Batcher<TItem, TResult>
             Volatile.Write(ref _submit.Wide, core.Count > 1 ? WideRun : wide - 1);
         }
 
+        var token = core.Cancellation!.Token;
         core.State = BatchCore<TItem, TResult>.Phase.Dispatching;
         core.Version++;
 
