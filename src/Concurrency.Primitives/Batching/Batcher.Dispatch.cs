@@ -715,9 +715,15 @@ public sealed partial class Batcher<TItem, TResult>
         {
             // On the submitting worker's own queue the loop would run next, before callers already queued to resume
             // (its queue is last in, first out), and cut this one item alone; behind them while batches are wide.
-            core.Start(preferLocal: Volatile.Read(ref _submit.Wide) == 0);
+            core.Start(preferLocal: !QueuesLoopsBehindCallers);
         }
     }
+
+    /// <summary>
+    /// Whether a loop started by a submit goes to the pool's shared queue, behind the callers that recent dispatches of
+    /// several items answered, rather than to the submitting worker's own queue (see <see cref="SubmitState.Wide"/>).
+    /// </summary>
+    internal bool QueuesLoopsBehindCallers => Volatile.Read(ref _submit.Wide) != 0;
 
     /// <summary>Starts a dispatch loop if fewer than MaxConcurrency run: takes a slot, then a free core, and queues it.</summary>
     private void TryStartLoop()

@@ -73,6 +73,44 @@ public sealed class BatcherLoopExitTests
     }
 
     /// <summary>
+    /// Guards where a loop started by a submit is queued (a hint that only the many-callers benchmark measures, so this
+    /// test reads it): behind the answered callers while dispatches hold several items, and on the submitting worker's
+    /// own queue again after eight single-item dispatches in a row. Not a result: every batch is answered either way.
+    /// </summary>
+    [Fact]
+    public async Task ALoopStartedByASubmit_QueuesBehindTheCallersAfterADispatchOfSeveral_AndOnTheSubmittersQueueAfterEightSingleOnes()
+    {
+        var hold = Bounded.NewGate();
+        var heldEntered = Bounded.NewGate();
+        var batcher = HoldingBatcher(
+            heldKey: 1, heldEntered, hold.Task, new BatcherOptions { MaxBatchSize = 2, MaxConcurrency = 1, MaxDelay = TimeSpan.Zero, TimeProvider = new ManualTimeProvider() });
+
+        // [1] alone (its submit found the loop free and cut it), held; [2, 3] wait for the only loop and go out together.
+        var held = batcher.SubmitAsync(1);
+        await heldEntered.Task.OrHang();
+        batcher.QueuesLoopsBehindCallers.Should().BeFalse("no dispatch of several items has run yet");
+        var second = batcher.SubmitAsync(2);
+        var third = batcher.SubmitAsync(3);
+        hold.TrySetResult();
+        (await held.OrHang()).Should().Be(10);
+        (await second.OrHang()).Should().Be(20);
+        (await third.OrHang()).Should().Be(30);
+        batcher.QueuesLoopsBehindCallers.Should().BeTrue("the last dispatch held two items, whose callers resume and submit again");
+
+        // One caller at a time: every batch holds its one item.
+        for (var single = 1; single <= 8; single++)
+        {
+            (await batcher.SubmitAsync(10 + single).OrHang()).Should().Be(100 + (single * 10));
+            batcher.QueuesLoopsBehindCallers.Should().Be(single < 8, $"after {single} single-item dispatches in a row the loops go back to the submitting worker's queue at the eighth");
+        }
+
+        var fourth = batcher.SubmitAsync(4);
+        (await fourth.OrHang()).Should().Be(40);
+        batcher.QueuesLoopsBehindCallers.Should().BeFalse("a single-item dispatch keeps it there");
+        await batcher.CloseAsync().OrHang();
+    }
+
+    /// <summary>
     /// A batcher whose dispatch answers each key with key × 10, except that the batch whose first key is
     /// <paramref name="heldKey"/> first signals <paramref name="entered"/> and waits for <paramref name="hold"/>.
     /// </summary>
