@@ -8,7 +8,8 @@ namespace Concurrency.Primitives;
 /// room-waiter flag. The claim word, the limit and the loop count sit on a cache line of their own, a line away from the
 /// cut side's <see cref="CutState"/>, so that a submit touches one line that the dispatch loops seldom read; the
 /// room-waiter flag, which every submit and every cut read and which changes only when callers start or stop waiting
-/// for room, sits on another, so that a cut's look at it does not take the claim word's line from the submits.
+/// for room, sits on another, so that a cut's look at it does not take the claim word's line from the submits; the loops'
+/// queueing hint (<see cref="Wide"/>) on a third.
 /// </summary>
 [StructLayout(LayoutKind.Explicit, Size = 256)]
 internal struct SubmitState
@@ -38,7 +39,8 @@ internal struct SubmitState
     /// resume and submit again. A loop started by a submit is then queued to the pool's shared queue, behind those callers,
     /// so that it finds their items and cuts them together; at zero (one caller at a time) it goes to the submitting
     /// worker's own queue and runs next on that thread, without waking another. Only a hint for where a loop is queued:
-    /// no correctness rests on it. On a line of its own: written only when it changes.
+    /// no correctness rests on it. Written only when it changes, and 64 bytes or more from the claim word and the room-waiter
+    /// flag, so never on their lines.
     /// </summary>
     [FieldOffset(224)]
     public int Wide;
