@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
+using System.Threading;
 using System.Threading.Tasks;
 
 namespace Concurrency.Primitives.Benchmarks;
@@ -43,7 +44,7 @@ internal static class BatcherRounds
         for (var round = 0; round < rounds; round++)
         {
             var start = Stopwatch.GetTimestamp();
-            var work0 = System.Threading.ThreadPool.CompletedWorkItemCount;
+            var work0 = ThreadPool.CompletedWorkItemCount;
             long sum = 0;
             if (callers is not null)
             {
@@ -67,7 +68,11 @@ internal static class BatcherRounds
             }
 
             times.Add(Stopwatch.GetElapsedTime(start).TotalNanoseconds / Items);
-            if (round >= rounds / 2) workItems += System.Threading.ThreadPool.CompletedWorkItemCount - work0;
+            if (round >= rounds / 2)
+            {
+                workItems += ThreadPool.CompletedWorkItemCount - work0;
+            }
+
             if (sum != (long)Items * (Items - 1) / 2)
             {
                 throw new InvalidOperationException($"Round {round}: the answers summed to {sum}.");
