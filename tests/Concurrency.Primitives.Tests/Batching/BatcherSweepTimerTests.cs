@@ -325,8 +325,9 @@ public sealed class BatcherSweepTimerTests
         await cut.Task.OrHang();
         await entered.Task.OrHang();                                   // the batch [1, 2] is dispatched
 
-        time.Advance(TimeSpan.Zero);                                   // still t = 1 s: whatever timer is due fires
-        early.IsCompleted.Should().BeTrue("caller 1's bound passed at t = 1 s; its batch's bound (t = 1.5 s) is caller 2's");
+        // Still t = 1 s, and the clock stays there: caller 1's bound passed at t = 1 s and is kept (its batch's bound,
+        // t = 1.5 s, is caller 2's). The sweep's timer, re-armed for a moment already past, fires on the pool.
+        time.Advance(TimeSpan.Zero);
         (await early.AsTask().Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>()).Which.WasDispatched.Should().BeTrue();
         late.IsCompleted.Should().BeFalse("caller 2's bound is t = 1.5 s");
 

@@ -8,7 +8,10 @@ namespace Concurrency.Primitives.Tests.TestSupport;
 
 /// <summary>
 /// A clock that moves only when a test calls <see cref="Advance"/>. Timers fire synchronously inside
-/// <see cref="Advance"/>, in due order, so every deadline in a test is reached exactly when the test says.
+/// <see cref="Advance"/>, in due order, so every deadline in a test is reached exactly when the test says. A timer
+/// created or changed to a due time the clock has already reached (a due time of zero) fires at once on the thread
+/// pool, as a real timer does: code that arms a timer for a moment already past is not left waiting for an
+/// <see cref="Advance"/> the test may never make.
 /// </summary>
 public sealed class ManualTimeProvider : TimeProvider
 {
@@ -67,11 +70,17 @@ public sealed class ManualTimeProvider : TimeProvider
     public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
     {
         var timer = new ManualTimer(this, callback, state);
+        bool fireNow;
         lock (_gate)
         {
             _timers.Add(timer);
-            timer.ChangeLocked(dueTime, period, _ticks);
+            fireNow = timer.ChangeLocked(dueTime, period, _ticks);
             ReleaseArmWaitersLocked();
+        }
+
+        if (fireNow)
+        {
+            timer.FireOnPool();
         }
 
         return timer;
@@ -143,20 +152,47 @@ public sealed class ManualTimeProvider : TimeProvider
 
         public void Fire() => _callback(_state);
 
+        /// <summary>Fires on a pool thread, as a real timer whose due time has passed does.</summary>
+        public void FireOnPool() => ThreadPool.UnsafeQueueUserWorkItem(static timer => timer.Fire(), this, preferLocal: false);
+
         public bool Change(TimeSpan dueTime, TimeSpan period)
         {
+            bool fireNow;
             lock (_owner._gate)
             {
-                ChangeLocked(dueTime, period, _owner._ticks);
+                fireNow = ChangeLocked(dueTime, period, _owner._ticks);
                 _owner.ReleaseArmWaitersLocked();
-                return true;
             }
+
+            if (fireNow)
+            {
+                FireOnPool();
+            }
+
+            return true;
         }
 
-        public void ChangeLocked(TimeSpan dueTime, TimeSpan period, long now)
+        /// <summary>
+        /// Sets the due time and period. Returns true when the due time is already reached: the caller then fires the
+        /// timer on the pool (outside the lock); a periodic one is next due a period later, a one-shot one is disarmed.
+        /// </summary>
+        public bool ChangeLocked(TimeSpan dueTime, TimeSpan period, long now)
         {
-            DueAt = dueTime == Timeout.InfiniteTimeSpan ? null : now + dueTime.Ticks;
             Period = period == Timeout.InfiniteTimeSpan || period == TimeSpan.Zero ? null : period;
+            if (dueTime == Timeout.InfiniteTimeSpan)
+            {
+                DueAt = null;
+                return false;
+            }
+
+            if (dueTime > TimeSpan.Zero)
+            {
+                DueAt = now + dueTime.Ticks;
+                return false;
+            }
+
+            DueAt = Period is { } next ? now + Math.Max(1, next.Ticks) : null;
+            return true;
         }
 
         public void Dispose()
