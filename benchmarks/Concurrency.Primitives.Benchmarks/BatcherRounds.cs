@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
@@ -15,7 +16,9 @@ namespace Concurrency.Primitives.Benchmarks;
 /// medians of this harness move by up to 2× on a shared 2-core machine: compare two builds over many processes,
 /// interleaved (<c>-- rounds ours|floor|handrolled BATCHSIZE DISPATCHES [ROUNDS [CALLERS]]</c>; with CALLERS, the callers class's
 /// shape instead: that many concurrent callers each awaiting its own item before the next). The comparisons themselves
-/// come from the BenchmarkDotNet classes.
+/// come from the BenchmarkDotNet classes. With <c>CONCURRENCY_PRIMITIVES_ROUNDS_EACH=1</c> it also prints every round:
+/// the thread it began and ended on, its time per item split into the submits and the reads (without callers), and for
+/// ours its batches (counted from the batch-size histogram, which this mode enables: one record per batch).
 /// </summary>
 internal static class BatcherRounds
 {
@@ -41,9 +44,29 @@ internal static class BatcherRounds
         var floor = BatcherCases.Floor(Items, batchSize, dispatches);
         var pending = new ValueTask<int>[Items];
         var times = new List<double>();
+        var perRound = Environment.GetEnvironmentVariable("CONCURRENCY_PRIMITIVES_ROUNDS_EACH") == "1";
+        long batches = 0;
+        using var listener = new MeterListener();
+        if (perRound && isOurs)
+        {
+            // Each round's dispatches, from the batch-size histogram (enabled only in this mode: a record per batch).
+            listener.InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Name == "concurrency.primitives.batcher.batch.size")
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            };
+            listener.SetMeasurementEventCallback<int>((_, _, _, _) => Interlocked.Increment(ref batches));
+            listener.Start();
+        }
+
         for (var round = 0; round < rounds; round++)
         {
+            var batches0 = Interlocked.Read(ref batches);
             var start = Stopwatch.GetTimestamp();
+            var submitted = start;
+            var threadAtStart = Environment.CurrentManagedThreadId;
             var work0 = ThreadPool.CompletedWorkItemCount;
             long sum = 0;
             if (callers is not null)
@@ -60,6 +83,8 @@ internal static class BatcherRounds
                     pending[i] = isHand ? new ValueTask<int>(hand.SubmitAsync(i)) : isOurs ? ours.SubmitAsync(i) : floor.SubmitAsync(i);
                 }
 
+                submitted = Stopwatch.GetTimestamp();
+
                 for (var i = 0; i < Items; i++)
                 {
                     sum += await pending[i];
@@ -68,6 +93,15 @@ internal static class BatcherRounds
             }
 
             times.Add(Stopwatch.GetElapsedTime(start).TotalNanoseconds / Items);
+            if (perRound)
+            {
+                var submit = Stopwatch.GetElapsedTime(start, submitted).TotalNanoseconds / Items;
+                var split = callers is null ? $" (submit {submit:0.0}, read {times[^1] - submit:0.0})" : "";
+                var dispatched = Interlocked.Read(ref batches) - batches0;
+                var shape = isOurs ? $", {dispatched} batches ({(dispatched == 0 ? 0 : (double)Items / dispatched):0.0} items each)" : "";
+                Console.WriteLine($"round {round} (thread {threadAtStart} -> {Environment.CurrentManagedThreadId}): {times[^1]:0.0} ns/item{split}{shape}");
+            }
+
             if (round >= rounds / 2)
             {
                 workItems += ThreadPool.CompletedWorkItemCount - work0;
