@@ -329,8 +329,7 @@ public sealed class LifecycleServiceHostingTests
         var logs = host.LogCollector();
         await host.StartAsync().OrHang();
         var stop = host.StopAsync();
-        await time.WhenTimersArmed(2).OrHang();
-        time.Advance(TimeSpan.FromSeconds(5));
+        await time.AdvanceEachTimeArmedUntil(stop, TimeSpan.FromSeconds(5), timers: 2).OrHang(); // the step's deadline and the wait for it
         await stop.OrHang();
         host.Logs(5004).Should().ContainSingle();
 
@@ -419,15 +418,14 @@ public sealed class LifecycleServiceHostingTests
                 context.OnStop(_ => flushMayFinish.Task, "flush");
                 return Task.CompletedTask;
             },
-            Run = _ => Task.CompletedTask, // finished: the teardown goes straight to its steps
+            Run = _ => Task.CompletedTask, // returns at once (on the pool: a stop that comes first waits for it, on a timer of its own)
         });
         builder.Services.AddLifecycleService<ScriptedService<A>>("exporter", o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
         using var host = builder.Build();
         await host.StartAsync().OrHang();
 
         var stop = host.StopAsync();
-        await time.WhenTimersArmed(2).OrHang(); // the step's deadline and the wait for it
-        time.Advance(TimeSpan.FromSeconds(5));
+        await time.AdvanceEachTimeArmedUntil(stop, TimeSpan.FromSeconds(5), timers: 2).OrHang(); // the step's deadline and the wait for it
         await stop.OrHang();
 
         var failure = host.Logs(5004).Should().ContainSingle().Subject;

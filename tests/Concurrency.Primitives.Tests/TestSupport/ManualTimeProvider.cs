@@ -86,7 +86,26 @@ public sealed class ManualTimeProvider : TimeProvider
         return timer;
     }
 
-    /// <summary>Moves the clock forward and fires, in order, every timer that falls due.</summary>
+    /// <summary>
+    /// Until <paramref name="done"/> completes: each time at least <paramref name="timers"/> timers are armed, moves the
+    /// clock forward by <paramref name="delta"/>. For code that arms its bounded waits one after another, where a wait that
+    /// has just ended may not yet have disposed its timer when the next wait arms its own: a count of armed timers then
+    /// says how many there are, not which, and one advance could fire the stale one and leave the new one armed.
+    /// The caller bounds the returned task (it completes when <paramref name="done"/> does).
+    /// </summary>
+    public async Task AdvanceEachTimeArmedUntil(Task done, TimeSpan delta, int timers = 1)
+    {
+        while (!done.IsCompleted)
+        {
+            await Task.WhenAny(done, WhenTimersArmed(timers)).ConfigureAwait(false);
+            if (!done.IsCompleted)
+            {
+                Advance(delta);
+            }
+        }
+    }
+
+    /// <summary>Completes the waiters of <see cref="WhenTimersArmed"/> whose count is reached.</summary>
     private void ReleaseArmWaitersLocked()
     {
         var armed = _timers.Count(t => t.DueAt is not null);
@@ -97,6 +116,7 @@ public sealed class ManualTimeProvider : TimeProvider
         }
     }
 
+    /// <summary>Moves the clock forward and fires, in order, every timer that falls due.</summary>
     public void Advance(TimeSpan delta)
     {
         if (delta < TimeSpan.Zero)

@@ -69,4 +69,23 @@ public sealed class ManualTimeProviderTests
         time.Advance(TimeSpan.FromMilliseconds(1));
         Volatile.Read(ref fired).Should().Be(1);
     }
+
+    [Fact]
+    public async Task AdvanceEachTimeArmedUntil_FiresWaitsArmedOneAfterAnother_UntilTheTaskCompletes()
+    {
+        var time = new ManualTimeProvider();
+        var done = Bounded.NewGate();
+        ITimer? second = null;
+        using var first = time.CreateTimer(
+            _ => second = time.CreateTimer(_ => done.TrySetResult(), null, TimeSpan.FromSeconds(5), Timeout.InfiniteTimeSpan),
+            null,
+            TimeSpan.FromSeconds(5),
+            Timeout.InfiniteTimeSpan);
+
+        await time.AdvanceEachTimeArmedUntil(done.Task, TimeSpan.FromSeconds(5)).OrHang();
+
+        done.Task.IsCompleted.Should().BeTrue();
+        time.GetTimestamp().Should().Be(TimeSpan.FromSeconds(10).Ticks, "two waits of 5 s, one after the other");
+        second!.Dispose();
+    }
 }
