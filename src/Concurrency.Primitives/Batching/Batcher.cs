@@ -393,38 +393,16 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     }
 
     /// <summary>
-    /// The cell of <paramref name="index"/> in <paramref name="ring"/> (any index: it wraps around). The ring is read as
-    /// up to 256 columns: consecutive indices lie in consecutive columns and a column's cells are consecutive in memory,
-    /// so the eight cells that share a cache line belong to indices 256 apart (in rings of 2,048 cells or more), and a
-    /// loop reading the cells it cuts, up to a few batches behind the submits, does not share a line with the submit
-    /// writing the next one. The shape comes from the array itself, so a reader holding a ring from before a growth
-    /// reads that ring consistently.
+    /// The cell of <paramref name="index"/> in <paramref name="ring"/> (any index: it wraps around). Cells lie in index
+    /// order: the submits fill a cache line's eight cells one after another, and a loop cutting a batch or more behind
+    /// them reads each line once, after they are done with it. (Laid out in columns, with the cells that share a line
+    /// 256 indices apart, every submit had to take back a line a loop had just read: a transfer between the threads
+    /// per item instead of one per eight.) A loop that keeps within a line of the submits shares that line with them
+    /// while it does. The length comes from the array itself, so a reader holding a ring from before a growth reads
+    /// that ring consistently.
     /// </summary>
-    private static ref BatchItem<TItem, TResult>? Cell(BatchItem<TItem, TResult>?[] ring, long index)
-    {
-        var log = Log2(ring.Length - 16);
-        var columnBits = log - 3 < 8 ? log - 3 : 8;
-        var rowBits = log - columnBits;
-        var column = (int)index & ((1 << columnBits) - 1);
-        var row = (int)(index >> columnBits) & ((1 << rowBits) - 1);
-        return ref ring[8 + ((column << rowBits) | row)];
-    }
-
-    /// <summary>The base-2 logarithm of a power of two.</summary>
-    private static int Log2(int power)
-    {
-#if NET8_0_OR_GREATER
-        return System.Numerics.BitOperations.Log2((uint)power);
-#else
-        var log = 0;
-        while ((1 << log) < power)
-        {
-            log++;
-        }
-
-        return log;
-#endif
-    }
+    private static ref BatchItem<TItem, TResult>? Cell(BatchItem<TItem, TResult>?[] ring, long index) =>
+        ref ring[8 + (int)(index & (ring.Length - 17))];
 
     /// <summary>The item published at <paramref name="index"/>, or <see langword="null"/> if its cell does not hold it (not yet published, or a later lap's).</summary>
     private static BatchItem<TItem, TResult>? PublishedAt(BatchItem<TItem, TResult>?[] ring, long index) =>
