@@ -70,19 +70,12 @@ public sealed class ManualTimeProvider : TimeProvider
     public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
     {
         var timer = new ManualTimer(this, callback, state);
-        bool fireNow;
         lock (_gate)
         {
             _timers.Add(timer);
-            fireNow = timer.ChangeLocked(dueTime, period, _ticks);
-            ReleaseArmWaitersLocked();
         }
 
-        if (fireNow)
-        {
-            timer.FireOnPool();
-        }
-
+        timer.Change(dueTime, period);
         return timer;
     }
 
@@ -146,7 +139,7 @@ public sealed class ManualTimeProvider : TimeProvider
                 var at = due.DueAt!.Value;
                 _utcNow += TimeSpan.FromTicks(at - _ticks);
                 _ticks = at;
-                due.DueAt = due.Period is { } period ? at + Math.Max(1, period.Ticks) : null;
+                due.DueAt = due.NextDueAfter(at);
             }
 
             due.Fire();
@@ -196,7 +189,7 @@ public sealed class ManualTimeProvider : TimeProvider
         /// Sets the due time and period. Returns true when the due time is already reached: the caller then fires the
         /// timer on the pool (outside the lock); a periodic one is next due a period later, a one-shot one is disarmed.
         /// </summary>
-        public bool ChangeLocked(TimeSpan dueTime, TimeSpan period, long now)
+        private bool ChangeLocked(TimeSpan dueTime, TimeSpan period, long now)
         {
             Period = period == Timeout.InfiniteTimeSpan || period == TimeSpan.Zero ? null : period;
             if (dueTime == Timeout.InfiniteTimeSpan)
@@ -211,9 +204,12 @@ public sealed class ManualTimeProvider : TimeProvider
                 return false;
             }
 
-            DueAt = Period is { } next ? now + Math.Max(1, next.Ticks) : null;
+            DueAt = NextDueAfter(now);
             return true;
         }
+
+        /// <summary>When a timer that fires at <paramref name="at"/> is next due: a period later, or never for a one-shot timer.</summary>
+        public long? NextDueAfter(long at) => Period is { } period ? at + Math.Max(1, period.Ticks) : null;
 
         public void Dispose()
         {
