@@ -318,11 +318,30 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     internal ValueTask<TResult> PublishClaimed(long index, TItem item, long now, CancellationToken cancellationToken)
     {
         var deadline = now + _timeoutTicks;
-        var node = BatchItem<TItem, TResult>.Rent(this, ref _returned);
-        node.Initialize(item, deadline, cancellationToken);
-        node.Arrival = now;
-        var version = node.Version;
-        Publish(index, node);
+
+        // The item the cell's last index used, if it was left there free (see KeepsInCell), begins its next use in place:
+        // no pool, and the cell is not written (the new index, written last, publishes it). Else a pooled item is written in.
+        var ring = Volatile.Read(ref _ring);
+        var node = Volatile.Read(ref Cell(ring, index));
+        short version;
+        if (node is not null && node.InCell(index - (ring.Length - 16)))
+        {
+            node.ReuseInCell();
+            node.Initialize(item, deadline, cancellationToken);
+            node.Arrival = now;
+            version = node.Version;
+            Volatile.Write(ref node.RingIndex, index);
+            CountQueued();
+        }
+        else
+        {
+            node = BatchItem<TItem, TResult>.Rent(this, ref _returned);
+            node.Initialize(item, deadline, cancellationToken);
+            node.Arrival = now;
+            version = node.Version;
+            Publish(index, node);
+        }
+
         AfterPublish(index, deadline);
         return new ValueTask<TResult>(node, version);
     }
@@ -408,12 +427,33 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     private static BatchItem<TItem, TResult>? PublishedAt(BatchItem<TItem, TResult>?[] ring, long index) =>
         Volatile.Read(ref Cell(ring, index)) is { } item && Volatile.Read(ref item.RingIndex) == index ? item : null;
 
+    /// <summary>
+    /// Whether a recycled <paramref name="item"/> stays in its ring cell, for the submit that claims the cell's next index
+    /// to reuse in place (see <see cref="PublishClaimed"/>), rather than going to a pool: when it is still its last index's
+    /// cell's item and that index is past the ring's first lap. (In the first lap an item goes back to the pool, and the
+    /// next submits on the thread that read its answer reuse it there: a batcher that never wraps its ring keeps no more
+    /// items than were in flight at once. From the second lap on, every cell comes round again.) A racing submit that
+    /// claimed the next index may find the item still held and write another into the cell: the item left there is then
+    /// in no cell and no pool, and the collector takes it (no use of it follows, since no cell offers it).
+    /// </summary>
+    internal bool KeepsInCell(BatchItem<TItem, TResult> item)
+    {
+        var ring = Volatile.Read(ref _ring);
+        var index = Volatile.Read(ref item.RingIndex);
+        return index >= ring.Length - 16 && ReferenceEquals(Volatile.Read(ref Cell(ring, index)), item);
+    }
+
     /// <summary>Writes a claimed index's item into its cell (into the grown ring if the ring grew since the claim).</summary>
     private void Publish(long index, BatchItem<TItem, TResult> node)
     {
         node.RingIndex = index;
         var ring = Volatile.Read(ref _ring);
         Volatile.Write(ref Cell(ring, index), node);
+        CountQueued();
+    }
+
+    private void CountQueued()
+    {
         if (_metrics.Queued.Enabled)
         {
             _metrics.Queued.Add(1, _metricTag);

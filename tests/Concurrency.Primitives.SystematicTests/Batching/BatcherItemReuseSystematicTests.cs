@@ -28,6 +28,61 @@ public sealed class BatcherItemReuseSystematicTests
         CoyoteHarness.Explore(_output, "Batcher item reuse, callers resubmitting while their batch runs", Iterations, ResubmitWhileTheBatchRunsScenarioAsync).ShouldHoldEverywhere();
     }
 
+    [Fact]
+    public void Reuse_TwoCallersLappingASmallRing_ReuseItemsInTheirCellsWithoutSharingOne()
+    {
+        CoyoteHarness.Explore(_output, "Batcher item reuse, two callers lapping a 16-cell ring", Iterations, LappingTheRingScenarioAsync, interleaveVolatiles: true).ShouldHoldEverywhere();
+    }
+
+    /// <summary>
+    /// Two callers on the pool, each submitting and awaiting 20 items one at a time, through a ring of 16 cells (Capacity
+    /// 16; batches of up to two, one dispatch at a time, no delay): 40 indices, so the third lap's submits find items the
+    /// second lap left in their cells, while those items' last owners let go of them on the other caller's thread, and the
+    /// cells still refer to items the first lap pooled (each caller's pooled item serves its next submit, wherever that
+    /// lands). Volatile accesses interleave too: an owner's last release writes the state word that a claim of the cell's
+    /// next index reads. Every caller gets its own answer for each item (two callers on one item would see each other's,
+    /// or wait forever), and the dispatch answers each item once.
+    /// </summary>
+    private static async Task LappingTheRingScenarioAsync()
+    {
+        const int perCaller = 20;
+        var answered = new int[2 * perCaller];
+        var batcher = new Batcher<int, int>(
+            (batch, _) =>
+            {
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    if (batch.TrySetResult(i, batch[i] * 10))
+                    {
+                        Interlocked.Increment(ref answered[batch[i]]);
+                    }
+                }
+
+                return default;
+            },
+            new BatcherOptions { MaxBatchSize = 2, MaxConcurrency = 1, MaxDelay = TimeSpan.Zero, Capacity = 16, TimeProvider = FrozenTimeProvider.Instance });
+
+        async Task<string> CallerAsync(int first)
+        {
+            for (var i = first; i < 2 * perCaller; i += 2)
+            {
+                var answer = await batcher.SubmitAsync(i);
+                if (answer != i * 10)
+                {
+                    return $"item {i} got {answer}";
+                }
+            }
+
+            return "ok";
+        }
+
+        var outcomes = await Task.WhenAll(Task.Run(() => CallerAsync(0)), Task.Run(() => CallerAsync(1)));
+        await batcher.CloseAsync();
+
+        Specification.Assert(outcomes.All(o => o == "ok"), string.Join("; ", outcomes.Where(o => o != "ok")));
+        Specification.Assert(answered.All(a => a == 1), $"Items answered other than once: {string.Join(", ", answered.Select((a, i) => (a, i)).Where(p => p.a != 1).Select(p => $"{p.i} ({p.a} times)"))}.");
+    }
+
     /// <summary>
     /// Two callers, each submitting and awaiting one item and then a second; batches of up to two, one dispatch at a
     /// time, no delay. The dispatch reads its batch, answers the first item, yields (the first caller may now read its

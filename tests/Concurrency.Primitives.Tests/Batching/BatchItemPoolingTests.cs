@@ -28,7 +28,7 @@ public sealed class BatchItemPoolingTests
     [Fact]
     public void ItemsReleasedPastAThreadsCache_GoBackToTheirBatcher_AndAreAllRentedAgain()
     {
-        OnFreshThread(() =>
+        FreshThread.Run(() =>
         {
             const int count = 600; // past the thread's cache (256) and one full chain handed back to the batcher (256)
             var owner = NewOwner();
@@ -66,7 +66,7 @@ public sealed class BatchItemPoolingTests
     [InlineData(true)]
     public void TheTokenOfAnItemsEarlierUse_CannotFailItsNextCaller(bool firstUseFailed)
     {
-        OnFreshThread(() =>
+        FreshThread.Run(() =>
         {
             var owner = NewOwner();
             BatchItem<int, int>? returned = null;
@@ -103,7 +103,7 @@ public sealed class BatchItemPoolingTests
     [Fact]
     public void AnItemFailedByItsCallersToken_IsRecycled_OnceItsCallerAndItsBatcherLetGo()
     {
-        OnFreshThread(() =>
+        FreshThread.Run(() =>
         {
             var owner = NewOwner();
             BatchItem<int, int>? returned = null;
@@ -143,7 +143,7 @@ public sealed class BatchItemPoolingTests
         Task<int>? next = null;
         var allocated = -1L;
 
-        OnFreshThread(() =>
+        FreshThread.Run(() =>
         {
             using var cancel = new CancellationTokenSource();
             var gone = batcher.SubmitAsync(1, cancel.Token);
@@ -193,7 +193,7 @@ public sealed class BatchItemPoolingTests
         Task<int>[]? next = null;
         var allocated = -1L;
 
-        OnFreshThread(() =>
+        FreshThread.Run(() =>
         {
             var third = closing.SubmitAsync(3);                            // fill the queue
             var fourth = closing.SubmitAsync(4);
@@ -385,7 +385,7 @@ public sealed class BatchItemPoolingTests
             NoBounds(meters, size: 2, capacity: 2));
         var allocated = new long[3];
 
-        OnFreshThread(() =>
+        FreshThread.Run(() =>
         {
             using var callers = new CancellationTokenSource(); // never cancelled: each batch counts its callers, and none gives up
             for (var round = 0; round < allocated.Length; round++)
@@ -439,7 +439,7 @@ public sealed class BatchItemPoolingTests
     [InlineData(false)]
     public void AFailure_LetsGoOfTheBatchersHold_OnlyWhenItSaysSo(bool releaseBatcher)
     {
-        OnFreshThread(() =>
+        FreshThread.Run(() =>
         {
             var owner = NewOwner();
             BatchItem<int, int>? returned = null;
@@ -466,7 +466,7 @@ public sealed class BatchItemPoolingTests
     [Fact]
     public void AStaleReleaseByTheBatcher_ForAnEarlierUse_LeavesTheItemsLaterUseHeld()
     {
-        OnFreshThread(() =>
+        FreshThread.Run(() =>
         {
             var owner = NewOwner();
             BatchItem<int, int>? returned = null;
@@ -489,7 +489,7 @@ public sealed class BatchItemPoolingTests
     [Fact]
     public void AResultReadBeforeTheAnswer_Throws_AndTheCallerKeepsItsHoldOnTheItem()
     {
-        OnFreshThread(() =>
+        FreshThread.Run(() =>
         {
             var owner = NewOwner();
             BatchItem<int, int>? returned = null;
@@ -512,7 +512,7 @@ public sealed class BatchItemPoolingTests
     [Fact]
     public void AnAwaitUnderASynchronizationContext_ResumesThroughThatContext()
     {
-        OnFreshThread(() =>
+        FreshThread.Run(() =>
         {
             var owner = NewOwner();
             BatchItem<int, int>? returned = null;
@@ -548,7 +548,7 @@ public sealed class BatchItemPoolingTests
     [Fact]
     public void AnAwaitInsideATaskOnItsOwnScheduler_ResumesOnThatScheduler()
     {
-        OnFreshThread(() =>
+        FreshThread.Run(() =>
         {
             var owner = NewOwner();
             BatchItem<int, int>? returned = null;
@@ -627,28 +627,6 @@ public sealed class BatchItemPoolingTests
     }
 
     /// <summary>Runs <paramref name="body"/> on a new thread (whose item cache is empty), and rethrows what it threw.</summary>
-    private static void OnFreshThread(Action body)
-    {
-        Exception? failure = null;
-        var thread = new Thread(() =>
-        {
-            try
-            {
-                body();
-            }
-            catch (Exception exception)
-            {
-                failure = exception;
-            }
-        });
-        thread.Start();
-        thread.Join(Bounded.HangLimit).Should().BeTrue("the body never blocks");
-        if (failure is not null)
-        {
-            ExceptionDispatchInfo.Capture(failure).Throw();
-        }
-    }
-
     /// <summary>A meter factory of its own: its meters' instruments are seen by no listener of the library's static meter.</summary>
     private sealed class PrivateMeterFactory : IMeterFactory
     {
