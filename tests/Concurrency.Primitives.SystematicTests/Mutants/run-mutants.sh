@@ -6,6 +6,9 @@
 # Not here: keeping an abandoned batch's token source for the next batch. Its window (between the count that finds the
 # last caller gone and that caller's call to CancellationTokenSource.Cancel) holds no step Coyote can interleave (the
 # BCL is not rewritten), so no schedule shows it; the loop's close of the count word decides it (Batching/README.md).
+# Nor writing a kept item's state word before its reset (a submit could reuse it in place while the reset runs): the reset
+# is plain writes, with no step between them Coyote can interleave; BatcherRingCellReuseTests and the item's code order
+# guard it (Batching/README.md, "How it works").
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 declare -A scenario=(
@@ -20,6 +23,7 @@ declare -A scenario=(
   [11-core-search-ends-after-one-pass]=Loops_AStartWhosePassFindsEveryCoreTaken_LooksAgainUntilOneIsFree
   [12-sweep-walk-ends-at-an-item-answered-meanwhile]=Sweep_AQueuedCallerCancellingAsTheWalkLooksAtIt_DoesNotEndTheWalk
   [13-sweep-forgets-a-batch-being-cut]=Sweep_FiringWhileABatchIsCut_TimesOutThatBatchsDispatch_WhenOnlyDispatchesAreBounded
+  [14-cell-reuse-takes-a-pooled-item]=Reuse_TwoCallersLappingASmallRing_ReuseItemsInTheirCellsWithoutSharingOne
   [9-late-fault-event-resumes-a-failed-stop]=LifecycleGroup_ALateFaultEvent_DoesNotResumeAStopThatFailed
   [10-any-fault-event-stops-the-group]=LifecycleGroup_ALateStartFailedEvent_StopsNothing_EvenWhenTheGroupHasFaultedWithTheSameException
 )
