@@ -322,7 +322,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         // The item the cell's last index used, if it was left there free (see KeepsInCell), begins its next use in place:
         // no pool, and the cell is not written (the new index, written last, publishes it). Else a pooled item is written in.
         var ring = Volatile.Read(ref _ring);
-        var node = Volatile.Read(ref Cell(ring, index));
+        var node = _maxBatchSize > 1 ? Volatile.Read(ref Cell(ring, index)) : null;
         short version;
         if (node is not null && node.InCell(index - (ring.Length - 16)))
         {
@@ -434,13 +434,17 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     /// next submits on the thread that read its answer reuse it there: a batcher that never wraps its ring keeps no more
     /// items than were in flight at once. From the second lap on, every cell comes round again.) A racing submit that
     /// claimed the next index may find the item still held and write another into the cell: the item left there is then
-    /// in no cell and no pool, and the collector takes it (no use of it follows, since no cell offers it).
+    /// in no cell and no pool, and the collector takes it (no use of it follows, since no cell offers it). Not at a
+    /// MaxBatchSize of 1: a loop that dispatches one item at a time costs more per item than a submit, so submits made
+    /// faster run further ahead of it, and callers reading their answers catch up with it and wait, each wait a wake-up
+    /// on the loop's thread (the `rounds` harness, 1×1: 77-97 ns per item with pooled items, 270-350 with kept ones);
+    /// items there are pooled as before, and a submit does not look at its cell's item.
     /// </summary>
     internal bool KeepsInCell(BatchItem<TItem, TResult> item)
     {
         var ring = Volatile.Read(ref _ring);
         var index = Volatile.Read(ref item.RingIndex);
-        return index >= ring.Length - 16 && ReferenceEquals(Volatile.Read(ref Cell(ring, index)), item);
+        return _maxBatchSize > 1 && index >= ring.Length - 16 && ReferenceEquals(Volatile.Read(ref Cell(ring, index)), item);
     }
 
     /// <summary>Writes a claimed index's item into its cell (into the grown ring if the ring grew since the claim).</summary>

@@ -18,7 +18,8 @@ namespace Concurrency.Primitives.Tests.Batching;
 /// reuses it in place; an item still held when its cell comes round is left to its caller, and the cell gets another; an
 /// item in a pool, or kept in another cell, is never taken in place by a cell that still refers to it from an earlier use.
 /// Each test runs on a thread of its own (whose item cache starts empty), submits and reads synchronously, and waits for
-/// the dispatch's answers on a semaphore it releases once per answer. A ring of 16 cells (Capacity 16).
+/// the dispatch's answers on a semaphore it releases once per answer. A ring of 16 cells (Capacity 16), batches of up to
+/// four (at a MaxBatchSize of one, cells keep no items: the last test).
 /// </summary>
 public sealed class BatcherRingCellReuseTests
 {
@@ -51,6 +52,28 @@ public sealed class BatcherRingCellReuseTests
             }
 
             items.Skip(Ring).Take(Ring).Should().OnlyHaveUniqueItems("from the second lap on, each cell keeps an item of its own");
+        });
+    }
+
+    /// <summary>
+    /// Guards the exception for batches of one: there every read item goes back to the pool, past the first lap too (one
+    /// caller submitting and reading one item at a time reuses the same item throughout), and no cell keeps one.
+    /// </summary>
+    [Fact]
+    public void AtAMaxBatchSizeOfOne_ReadItemsGoBackToThePool_PastTheFirstLapToo()
+    {
+        FreshThread.Run(() =>
+        {
+            using var ring = new RingBatcher(maxBatchSize: 1);
+            var items = new object[Ring * 4];
+            for (var i = 0; i < items.Length; i++)
+            {
+                var pending = ring.Batcher.SubmitAsync(i);
+                items[i] = SourceField.GetValue(pending)!;
+                ring.ReadAnswer(pending).Should().Be(i * 10);
+            }
+
+            items.Distinct().Should().ContainSingle("each read item is the next submit's, from the reading thread's pool, lap after lap");
         });
     }
 
@@ -146,7 +169,7 @@ public sealed class BatcherRingCellReuseTests
     {
         private readonly SemaphoreSlim _answers = new(0);
 
-        public RingBatcher()
+        public RingBatcher(int maxBatchSize = 4)
         {
             Batcher = new Batcher<int, int>(
                 (batch, _) =>
@@ -159,7 +182,7 @@ public sealed class BatcherRingCellReuseTests
 
                     return default;
                 },
-                new BatcherOptions { MaxBatchSize = 4, MaxDelay = TimeSpan.Zero, Capacity = Ring });
+                new BatcherOptions { MaxBatchSize = maxBatchSize, MaxDelay = TimeSpan.Zero, Capacity = Ring });
         }
 
         public Batcher<int, int> Batcher { get; }
