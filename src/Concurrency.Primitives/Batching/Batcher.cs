@@ -323,22 +323,26 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         // no pool, and the cell is not written (the new index, written last, publishes it). Else a pooled item is written in.
         var ring = Volatile.Read(ref _ring);
         var node = _maxBatchSize > 1 ? Volatile.Read(ref Cell(ring, index)) : null;
-        short version;
-        if (node is not null && node.InCell(index - (ring.Length - 16)))
+        var inCell = node is not null && node.InCell(index - (ring.Length - 16));
+        if (inCell)
         {
-            node.ReuseInCell();
-            node.Initialize(item, deadline, cancellationToken);
-            node.Arrival = now;
-            version = node.Version;
+            node!.ReuseInCell();
+        }
+        else
+        {
+            node = BatchItem<TItem, TResult>.Rent(this, ref _returned);
+        }
+
+        node.Initialize(item, deadline, cancellationToken);
+        node.Arrival = now;
+        var version = node.Version;
+        if (inCell)
+        {
             Volatile.Write(ref node.RingIndex, index);
             CountQueued();
         }
         else
         {
-            node = BatchItem<TItem, TResult>.Rent(this, ref _returned);
-            node.Initialize(item, deadline, cancellationToken);
-            node.Arrival = now;
-            version = node.Version;
             Publish(index, node);
         }
 
@@ -442,9 +446,14 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     /// </summary>
     internal bool KeepsInCell(BatchItem<TItem, TResult> item)
     {
+        if (_maxBatchSize == 1)
+        {
+            return false;
+        }
+
         var ring = Volatile.Read(ref _ring);
         var index = Volatile.Read(ref item.RingIndex);
-        return _maxBatchSize > 1 && index >= ring.Length - 16 && ReferenceEquals(Volatile.Read(ref Cell(ring, index)), item);
+        return index >= ring.Length - 16 && ReferenceEquals(Volatile.Read(ref Cell(ring, index)), item);
     }
 
     /// <summary>Writes a claimed index's item into its cell (into the grown ring if the ring grew since the claim).</summary>

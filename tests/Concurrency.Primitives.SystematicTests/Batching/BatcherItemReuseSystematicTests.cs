@@ -50,13 +50,7 @@ public sealed class BatcherItemReuseSystematicTests
         var batcher = new Batcher<int, int>(
             (batch, _) =>
             {
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    if (batch.TrySetResult(i, batch[i] * 10))
-                    {
-                        Interlocked.Increment(ref answered[batch[i]]);
-                    }
-                }
+                BatchAnswers.TimesTen(batch, answered);
 
                 return default;
             },

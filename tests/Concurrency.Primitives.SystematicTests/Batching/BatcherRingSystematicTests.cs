@@ -57,13 +57,7 @@ public sealed class BatcherRingSystematicTests
         var batcher = new Batcher<int, int>(
             (batch, _) =>
             {
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    if (batch.TrySetResult(i, batch[i] * 10))
-                    {
-                        Interlocked.Increment(ref answered[batch[i]]);
-                    }
-                }
+                BatchAnswers.TimesTen(batch, answered);
 
                 return default;
             },
@@ -102,13 +96,7 @@ public sealed class BatcherRingSystematicTests
                     await hold.Task;
                 }
 
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    if (batch.TrySetResult(i, batch[i] * 10))
-                    {
-                        Interlocked.Increment(ref answered[batch[i]]);
-                    }
-                }
+                BatchAnswers.TimesTen(batch, answered);
             },
             new BatcherOptions { MaxBatchSize = 2, MaxConcurrency = 1, MaxDelay = TimeSpan.Zero, TimeProvider = FrozenTimeProvider.Instance });
         using var first = new CancellationTokenSource();
@@ -213,13 +201,7 @@ public sealed class BatcherRingSystematicTests
                 }
 
                 await Task.Yield();
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    if (batch.TrySetResult(i, batch[i] * 10))
-                    {
-                        Interlocked.Increment(ref answered[batch[i]]);
-                    }
-                }
+                BatchAnswers.TimesTen(batch, answered);
             },
             new BatcherOptions
             {

@@ -128,13 +128,7 @@ public sealed class BatcherSystematicTests
         var batcher = new Batcher<int, int>(
             (batch, _) =>
             {
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    if (batch.TrySetResult(i, batch[i] * 10))
-                    {
-                        Interlocked.Increment(ref answered[batch[i]]);
-                    }
-                }
+                BatchAnswers.TimesTen(batch, answered);
 
                 return default;
             },
@@ -163,13 +157,7 @@ public sealed class BatcherSystematicTests
             async (batch, _) =>
             {
                 await Task.Yield();
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    if (batch.TrySetResult(i, batch[i] * 10))
-                    {
-                        Interlocked.Increment(ref answered[batch[i]]);
-                    }
-                }
+                BatchAnswers.TimesTen(batch, answered);
             },
             new BatcherOptions { MaxBatchSize = 2, MaxDelay = TimeSpan.FromHours(1), MaxConcurrency = 2, TimeProvider = FrozenTimeProvider.Instance });
 

@@ -39,11 +39,11 @@ public sealed class TaskTrackerCountTests
         tracker.Add();
         tracker.Done(); // this thread last saw a count of zero
 
-        OnAnotherThread(() => tracker.Add(2));
+        FreshThread.Run(() => tracker.Add(2));
         tracker.Done(); // refused if the stale view of zero were believed
         tracker.Count.Should().Be(1);
 
-        OnAnotherThread(tracker.Done);
+        FreshThread.Run(tracker.Done);
         tracker.Invoking(t => t.Done()).Should().Throw<InvalidOperationException>("this thread last saw one, but the count is zero");
         tracker.Add();
         tracker.Count.Should().Be(1, "the swap from the stale view of one must not have gone through");
@@ -179,25 +179,5 @@ public sealed class TaskTrackerCountTests
         second.IsCompleted.Should().BeFalse("the new registration is outstanding");
         tracker.Done();
         await second.OrHang();
-    }
-
-    /// <summary>Runs <paramref name="action"/> on a thread of its own and waits for it, so the test's own thread stays the same.</summary>
-    private static void OnAnotherThread(Action action)
-    {
-        Exception? failure = null;
-        var thread = new Thread(() =>
-        {
-            try
-            {
-                action();
-            }
-            catch (Exception exception)
-            {
-                failure = exception;
-            }
-        });
-        thread.Start();
-        thread.Join(Bounded.HangLimit).Should().BeTrue();
-        failure.Should().BeNull();
     }
 }
