@@ -19,6 +19,8 @@ namespace Concurrency.Primitives.Benchmarks;
 /// come from the BenchmarkDotNet classes. With <c>CONCURRENCY_PRIMITIVES_ROUNDS_EACH=1</c> it also prints every round:
 /// the thread it began and ended on, its time per item split into the submits and the reads (without callers), and for
 /// ours its batches (counted from the batch-size histogram, which this mode enables: one record per batch).
+/// With <c>CONCURRENCY_PRIMITIVES_ROUNDS_FROM_MAIN=1</c> (without callers) each round is called and waited for on the main
+/// thread, as BenchmarkDotNet's engine calls an async benchmark: the submits then run off the pool, every round.
 /// </summary>
 internal static class BatcherRounds
 {
@@ -45,6 +47,7 @@ internal static class BatcherRounds
         var pending = new ValueTask<int>[Items];
         var times = new List<double>();
         var perRound = Environment.GetEnvironmentVariable("CONCURRENCY_PRIMITIVES_ROUNDS_EACH") == "1";
+        var fromMain = callers is null && Environment.GetEnvironmentVariable("CONCURRENCY_PRIMITIVES_ROUNDS_FROM_MAIN") == "1";
         long batches = 0;
         using var listener = new MeterListener();
         if (perRound && isOurs)
@@ -76,20 +79,17 @@ internal static class BatcherRounds
                     ? await BatcherCases.RunCallersAsync(ours, static (b, i) => b.SubmitAsync(i), callers, Items, static (caller, share) => caller * share)
                     : await BatcherCases.RunCallersAsync(floor, static (b, i) => b.SubmitAsync(i), callers, Items, static (caller, share) => caller * share);
             }
+            else if (fromMain)
+            {
+                // As BenchmarkDotNet runs an async benchmark: its engine calls it on the main thread and blocks there for it,
+                // so every round's submits run on that (non-pool) thread and only the reads resume on the pool.
+#pragma warning disable VSTHRD002, VSTHRD103 // the harness's main thread blocks for each round, as the benchmark engine does
+                (sum, submitted) = SubmitAndReadAsync(isHand, isOurs, hand, ours, floor, pending).GetAwaiter().GetResult();
+#pragma warning restore VSTHRD002, VSTHRD103
+            }
             else
             {
-                for (var i = 0; i < Items; i++)
-                {
-                    pending[i] = isHand ? new ValueTask<int>(hand.SubmitAsync(i)) : isOurs ? ours.SubmitAsync(i) : floor.SubmitAsync(i);
-                }
-
-                submitted = Stopwatch.GetTimestamp();
-
-                for (var i = 0; i < Items; i++)
-                {
-                    sum += await pending[i];
-                    pending[i] = default;
-                }
+                (sum, submitted) = await SubmitAndReadAsync(isHand, isOurs, hand, ours, floor, pending);
             }
 
             times.Add(Stopwatch.GetElapsedTime(start).TotalNanoseconds / Items);
@@ -120,5 +120,25 @@ internal static class BatcherRounds
             $"rounds {args[0]} {batchSize}x{dispatches}{(callers is null ? "" : $", {callers.Length} callers")}: median {measured[measured.Count / 2]:0.0} least {measured[0]:0.0} most {measured[^1]:0.0} ns/item " +
             $"(the last {measured.Count} of {rounds} rounds; {(double)workItems / Items / measured.Count:0.00} pool work items per item)");
         return 0;
+    }
+
+    /// <summary>One round without callers: every item submitted, then every answer read. Returns the sum and when the submits ended.</summary>
+    private static async Task<(long Sum, long Submitted)> SubmitAndReadAsync(
+        bool isHand, bool isOurs, HandRolled.ChannelTcsBatcher<int, int> hand, Batcher<int, int> ours, Floors.SlotArrayBatcher floor, ValueTask<int>[] pending)
+    {
+        for (var i = 0; i < Items; i++)
+        {
+            pending[i] = isHand ? new ValueTask<int>(hand.SubmitAsync(i)) : isOurs ? ours.SubmitAsync(i) : floor.SubmitAsync(i);
+        }
+
+        var submitted = Stopwatch.GetTimestamp();
+        long sum = 0;
+        for (var i = 0; i < Items; i++)
+        {
+            sum += await pending[i];
+            pending[i] = default;
+        }
+
+        return (sum, submitted);
     }
 }
