@@ -33,10 +33,10 @@ public class BatcherBenchmarks
     public int Dispatches { get; set; }
 
     /// <summary>Quick: 16 (a DataLoader-sized batch); full: 1, 16 and 64.</summary>
-    public static IEnumerable<int> BatchSizes => Profile.Pick(quick: new[] { 16 }, full: new[] { 1, 16, 64 });
+    public static IEnumerable<int> BatchSizes => Profile.BatcherCell(0, Profile.Pick(quick: new[] { 16 }, full: new[] { 1, 16, 64 }));
 
     /// <summary>Quick: 2 (a handler that overlaps two batches); full: 1, 2 and 4.</summary>
-    public static IEnumerable<int> DispatchCounts => Profile.Pick(quick: new[] { 2 }, full: new[] { 1, 2, 4 });
+    public static IEnumerable<int> DispatchCounts => Profile.BatcherCell(1, Profile.Pick(quick: new[] { 2 }, full: new[] { 1, 2, 4 }));
 
     [GlobalSetup]
     public void Setup()
