@@ -17,7 +17,8 @@ namespace Concurrency.Primitives.Benchmarks;
 /// interleaved (<c>-- rounds ours|floor|handrolled BATCHSIZE DISPATCHES [ROUNDS [CALLERS]]</c>; with CALLERS, the callers class's
 /// shape instead: that many concurrent callers each awaiting its own item before the next). The comparisons themselves
 /// come from the BenchmarkDotNet classes. With <c>CONCURRENCY_PRIMITIVES_ROUNDS_EACH=1</c> it also prints every round:
-/// the thread it began and ended on, its time per item split into the submits and the reads (without callers), and for
+/// the thread it began and ended on, its time per item split into the submits and the reads (without callers) with how many
+/// reads found their answer pending (the reader had caught up with the loops), and for
 /// ours its batches (counted from the batch-size histogram, which this mode enables: one record per batch).
 /// With <c>CONCURRENCY_PRIMITIVES_ROUNDS_FROM_MAIN=1</c> (without callers) each round is called and waited for on the main
 /// thread, as BenchmarkDotNet's engine calls an async benchmark: the submits then run off the pool, every round.
@@ -70,6 +71,7 @@ internal static class BatcherRounds
             var start = Stopwatch.GetTimestamp();
             var submitted = start;
             var threadAtStart = Environment.CurrentManagedThreadId;
+            var waits = 0;
             var work0 = ThreadPool.CompletedWorkItemCount;
             long sum = 0;
             if (callers is not null)
@@ -84,19 +86,19 @@ internal static class BatcherRounds
                 // As BenchmarkDotNet runs an async benchmark: its engine calls it on the main thread and blocks there for it,
                 // so every round's submits run on that (non-pool) thread and only the reads resume on the pool.
 #pragma warning disable VSTHRD002, VSTHRD103 // the harness's main thread blocks for each round, as the benchmark engine does
-                (sum, submitted) = SubmitAndReadAsync(isHand, isOurs, hand, ours, floor, pending).GetAwaiter().GetResult();
+                (sum, submitted, waits) = SubmitAndReadAsync(isHand, isOurs, hand, ours, floor, pending).GetAwaiter().GetResult();
 #pragma warning restore VSTHRD002, VSTHRD103
             }
             else
             {
-                (sum, submitted) = await SubmitAndReadAsync(isHand, isOurs, hand, ours, floor, pending);
+                (sum, submitted, waits) = await SubmitAndReadAsync(isHand, isOurs, hand, ours, floor, pending);
             }
 
             times.Add(Stopwatch.GetElapsedTime(start).TotalNanoseconds / Items);
             if (perRound)
             {
                 var submit = Stopwatch.GetElapsedTime(start, submitted).TotalNanoseconds / Items;
-                var split = callers is null ? $" (submit {submit:0.0}, read {times[^1] - submit:0.0})" : "";
+                var split = callers is null ? $" (submit {submit:0.0}, read {times[^1] - submit:0.0}; {waits} reads found their answer pending)" : "";
                 var dispatched = Interlocked.Read(ref batches) - batches0;
                 var shape = isOurs ? $", {dispatched} batches ({(dispatched == 0 ? 0 : (double)Items / dispatched):0.0} items each)" : "";
                 Console.WriteLine($"round {round} (thread {threadAtStart} -> {Environment.CurrentManagedThreadId}): {times[^1]:0.0} ns/item{split}{shape}");
@@ -122,8 +124,8 @@ internal static class BatcherRounds
         return 0;
     }
 
-    /// <summary>One round without callers: every item submitted, then every answer read. Returns the sum and when the submits ended.</summary>
-    private static async Task<(long Sum, long Submitted)> SubmitAndReadAsync(
+    /// <summary>One round without callers: every item submitted, then every answer read. Returns the sum, when the submits ended, and how many reads found their answer pending.</summary>
+    private static async Task<(long Sum, long Submitted, int Waits)> SubmitAndReadAsync(
         bool isHand, bool isOurs, HandRolled.ChannelTcsBatcher<int, int> hand, Batcher<int, int> ours, Floors.SlotArrayBatcher floor, ValueTask<int>[] pending)
     {
         for (var i = 0; i < Items; i++)
@@ -133,12 +135,18 @@ internal static class BatcherRounds
 
         var submitted = Stopwatch.GetTimestamp();
         long sum = 0;
+        var waits = 0;
         for (var i = 0; i < Items; i++)
         {
+            if (!pending[i].IsCompleted)
+            {
+                waits++; // the reader has caught up with the loops: this read parks
+            }
+
             sum += await pending[i];
             pending[i] = default;
         }
 
-        return (sum, submitted);
+        return (sum, submitted, waits);
     }
 }
