@@ -86,12 +86,12 @@ internal static class BatcherRounds
                 // As BenchmarkDotNet runs an async benchmark: its engine calls it on the main thread and blocks there for it,
                 // so every round's submits run on that (non-pool) thread and only the reads resume on the pool.
 #pragma warning disable VSTHRD002, VSTHRD103 // the harness's main thread blocks for each round, as the benchmark engine does
-                (sum, submitted, waits) = SubmitAndReadAsync(isHand, isOurs, hand, ours, floor, pending).GetAwaiter().GetResult();
+                (sum, submitted, waits) = SubmitAndReadAsync(isHand, isOurs, hand, ours, floor, pending, countWaits: perRound).GetAwaiter().GetResult();
 #pragma warning restore VSTHRD002, VSTHRD103
             }
             else
             {
-                (sum, submitted, waits) = await SubmitAndReadAsync(isHand, isOurs, hand, ours, floor, pending);
+                (sum, submitted, waits) = await SubmitAndReadAsync(isHand, isOurs, hand, ours, floor, pending, countWaits: perRound);
             }
 
             times.Add(Stopwatch.GetElapsedTime(start).TotalNanoseconds / Items);
@@ -124,9 +124,13 @@ internal static class BatcherRounds
         return 0;
     }
 
-    /// <summary>One round without callers: every item submitted, then every answer read. Returns the sum, when the submits ended, and how many reads found their answer pending.</summary>
+    /// <summary>
+    /// One round without callers: every item submitted, then every answer read. Returns the sum, when the submits ended, and
+    /// (with <paramref name="countWaits"/>, which the per-round print asks for; otherwise 0, no extra look per read) how many
+    /// reads found their answer pending.
+    /// </summary>
     private static async Task<(long Sum, long Submitted, int Waits)> SubmitAndReadAsync(
-        bool isHand, bool isOurs, HandRolled.ChannelTcsBatcher<int, int> hand, Batcher<int, int> ours, Floors.SlotArrayBatcher floor, ValueTask<int>[] pending)
+        bool isHand, bool isOurs, HandRolled.ChannelTcsBatcher<int, int> hand, Batcher<int, int> ours, Floors.SlotArrayBatcher floor, ValueTask<int>[] pending, bool countWaits)
     {
         for (var i = 0; i < Items; i++)
         {
@@ -138,7 +142,7 @@ internal static class BatcherRounds
         var waits = 0;
         for (var i = 0; i < Items; i++)
         {
-            if (!pending[i].IsCompleted)
+            if (countWaits && !pending[i].IsCompleted)
             {
                 waits++; // the reader has caught up with the loops: this read parks
             }
