@@ -234,17 +234,21 @@ public sealed partial class Batcher<TItem, TResult>
         core.State = BatchCore<TItem, TResult>.Phase.Dispatching;
         core.Version++;
 
-        if (_timeoutTicks == NeverTicks)
+        // The batch holds its items since the cut: the deadline read is this use's.
+        if (_timeoutTicks == NeverTicks || core.Items[0].Deadline >= core.ActiveDeadline)
         {
+            // No caller deadlines, or the first caller's is not earlier than the batch's bound (a batch of one; callers
+            // that read the same clock tick; a dispatch timeout shorter than what is left of theirs): the cut armed the
+            // sweep for the bound after its claim's fence, and a sweep that fired while the batch was cut re-armed for
+            // it, so nothing here needs arming, and no fence.
             Volatile.Write(ref core.SweepPhase, BatchCore<TItem, TResult>.Dispatching);
         }
         else
         {
-            // A sweep that fired while this batch was cut could not take it, and re-armed for the batch's bound, which can
-            // be later than its first caller's deadline (callers are in submit order, which is deadline order). Entering
+            // A sweep that fired while this batch was cut could not take it, and re-armed for the batch's bound, which is
+            // later than its first caller's deadline (callers are in submit order, which is deadline order). Entering
             // the dispatch phase is a full fence; then, if the sweep is not armed for that deadline or sooner, it is armed
-            // for it now (rare: it is armed for the earliest pending deadline). The batch holds its items: the deadline
-            // read is this use's.
+            // for it now (rare: it is armed for the earliest pending deadline).
             Interlocked.Exchange(ref core.SweepPhase, BatchCore<TItem, TResult>.Dispatching);
             var firstDeadline = core.Items[0].Deadline;
             if (Volatile.Read(ref _sweepDueAt) > firstDeadline)
