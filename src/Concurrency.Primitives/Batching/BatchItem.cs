@@ -66,6 +66,11 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         return Volatile.Read(ref s_cacheSlotPlusOne) - 1;
     }
 
+    // Field order matters here: the runtime lays out an object's references first, in the order declared, then its other
+    // fields by size. What the submit, the loop's cut and answer, and the reader touch for every item (the state word, the
+    // result, the value, the bounds, the continuation) thus lies together after the references; what only a cancellable
+    // token, an own deadline timer or a captured context needs lives in a side object (Extras, made on first need and kept
+    // with the pooled item), so that the hot fields span fewer cache lines, each of them moved between three threads.
     private Batcher<TItem, TResult>? _owner;
 
     // One field, two roles that never overlap: while the item is pooled, the next item in a free list (NextFree); while
@@ -75,22 +80,28 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     // tracked: every item is touched by three threads (submitter, loop, awaiter), and at batch size 1 the item's bytes
     // are the cost.
     private object? _link;
-    private int _state;
-    private CancellationToken _token;
-    private CancellationTokenRegistration _registration;
-    private ITimer? _ownDeadline;
+
+    // What only some uses need: the caller's token and its registration, an own deadline timer, a captured context. Read
+    // only where the flags below say it holds something (they are on the hot lines; it is not).
+    private Extras? _extras;
 
     // The completion core. _continuation is null until either the caller awaits (its continuation) or the answer is
     // published (Published); whoever comes second runs the continuation. _completed, _result and _error are written before
-    // that publishing swap, and read only after it.
-    private Action<object?>? _continuation;
+    // that publishing swap, and read only after it. _continuation is the last reference declared, so that it lies next to
+    // the state word's group.
     private object? _continuationState;
-    private ExecutionContext? _executionContext;
-    private object? _scheduler;
     private ExceptionDispatchInfo? _error;
+    private Action<object?>? _continuation;
+    private int _state;
     private TResult _result = default!;
     private short _version;
     private bool _completed;
+
+    // Whether this use's caller has a cancellable token (registered in Extras), an own deadline timer (in Extras, until the
+    // answer detaches it), and whether its await captured a context or scheduler (in Extras).
+    private bool _cancellable;
+    private bool _ownTimer;
+    private bool _captured;
 
     private BatchItem()
     {
@@ -105,7 +116,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     public bool Dispatched;
 
     /// <summary>Items admitted after waiting for room carry their own deadline timer and are skipped by the shared sweep.</summary>
-    public bool HasOwnDeadline => _ownDeadline is not null;
+    public bool HasOwnDeadline => _ownTimer;
 
     public bool IsCompleted => (Volatile.Read(ref _state) & CompletedBit) != 0;
 
@@ -169,7 +180,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     public int GoneCounted;
 
     /// <summary>Whether the caller of this use can give up on its own: a cancellable token, or its own deadline timer.</summary>
-    public bool CanGiveUp => _token.CanBeCanceled || _ownDeadline is not null;
+    public bool CanGiveUp => _cancellable || _ownTimer;
 
     /// <summary>The next item in a free list (this thread's, or the owner's).</summary>
     public BatchItem<TItem, TResult>? NextFree
@@ -212,16 +223,18 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         Value = value;
         Deadline = deadline;
         Dispatched = false;
-        _token = token;
         _state = ((_state & UseBits) + NextUse) | CallerOwns | BatcherOwns;
         if (token.CanBeCanceled)
         {
             // Registered before the item is visible to any dispatch, so the registration is always disposed
             // by the completion before the item can be recycled.
+            var extras = _extras ??= new Extras();
+            extras.Token = token;
+            _cancellable = true;
 #if NET8_0_OR_GREATER
-            _registration = token.UnsafeRegister(CancelCallback, this);
+            extras.Registration = token.UnsafeRegister(CancelCallback, this);
 #else
-            _registration = token.Register(CancelCallback, this);
+            extras.Registration = token.Register(CancelCallback, this);
 #endif
         }
     }
@@ -229,7 +242,9 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// <summary>Gives a slow-path item (it waited for room) its own timer for what is left of its bound.</summary>
     public void ArmOwnDeadline(TimeProvider time, TimeSpan remaining, TimeSpan bound)
     {
-        _ownDeadline = time.CreateTimer(DeadlineCallback, new OwnDeadline(this, Use, bound), remaining, System.Threading.Timeout.InfiniteTimeSpan);
+        var extras = _extras ??= new Extras();
+        extras.OwnDeadline = time.CreateTimer(DeadlineCallback, new OwnDeadline(this, Use, bound), remaining, System.Threading.Timeout.InfiniteTimeSpan);
+        _ownTimer = true;
     }
 
     public bool TrySetResult(TResult result) => TrySetResult(Use, result);
@@ -344,18 +359,21 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
 
         if ((flags & ValueTaskSourceOnCompletedFlags.FlowExecutionContext) != 0)
         {
-            _executionContext = ExecutionContext.Capture();
+            (_extras ??= new Extras()).ExecutionContext = ExecutionContext.Capture();
+            _captured = true;
         }
 
         if ((flags & ValueTaskSourceOnCompletedFlags.UseSchedulingContext) != 0)
         {
             if (SynchronizationContext.Current is { } context && context.GetType() != typeof(SynchronizationContext))
             {
-                _scheduler = context;
+                (_extras ??= new Extras()).Scheduler = context;
+                _captured = true;
             }
             else if (TaskScheduler.Current != TaskScheduler.Default)
             {
-                _scheduler = TaskScheduler.Current;
+                (_extras ??= new Extras()).Scheduler = TaskScheduler.Current;
+                _captured = true;
             }
         }
 
@@ -411,8 +429,9 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// <summary>Runs the caller's continuation as it asked: in its captured context or scheduler, off this thread unless the systematic tests run.</summary>
     private void Schedule(Action<object?> continuation, object? state, bool forceAsync)
     {
-        var executionContext = _executionContext;
-        var scheduler = _scheduler;
+        var extras = _captured ? _extras : null;
+        var executionContext = extras?.ExecutionContext;
+        var scheduler = extras?.Scheduler;
         if (executionContext is null && scheduler is null)
         {
             if (forceAsync || RunContinuationsAsynchronously)
@@ -447,7 +466,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         }
     }
 
-    private void OnCallerCancelled() => TryFailOffPath(Use, new OperationCanceledException("The caller cancelled its wait for this batched item.", _token));
+    private void OnCallerCancelled() => TryFailOffPath(Use, new OperationCanceledException("The caller cancelled its wait for this batched item.", _extras!.Token));
 
     /// <summary>The own-deadline timer's callback, for the use it was armed for: a late fire finds a later use and does nothing.</summary>
     private void OnOwnDeadline(int use, TimeSpan bound)
@@ -499,16 +518,18 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
 
     private void Detach()
     {
-        if (!_token.CanBeCanceled && _ownDeadline is null)
+        if (!_cancellable && !_ownTimer)
         {
             return; // nothing registered (the usual case): no writes to the item's lines
         }
 
         // Waits for a cancellation callback running on another thread (it lost the race and returns at once).
-        _registration.Dispose();
-        _registration = default;
-        _ownDeadline?.Dispose();
-        _ownDeadline = null;
+        var extras = _extras!;
+        extras.Registration.Dispose();
+        extras.Registration = default;
+        extras.OwnDeadline?.Dispose();
+        extras.OwnDeadline = null;
+        _ownTimer = false;
     }
 
     /// <summary>
@@ -578,15 +599,35 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     private void Reset()
     {
         Value = default!;
-        _token = default;
         _version++;
         _completed = false;
         _result = default!;
         _error = null;
-        _executionContext = null;
-        _scheduler = null;
         _continuationState = null;
         _continuation = null;
+        if (_cancellable || _captured)
+        {
+            var extras = _extras!;
+            extras.Token = default;
+            extras.ExecutionContext = null;
+            extras.Scheduler = null;
+            _cancellable = false;
+            _captured = false;
+        }
+    }
+
+    /// <summary>
+    /// What only some uses of an item need (a cancellable token and its registration, an own deadline timer, a captured
+    /// context or scheduler): made the first time a use needs it and kept with the item, so that it costs nothing per item
+    /// once the pool is warm, and is off the lines every use touches.
+    /// </summary>
+    private sealed class Extras
+    {
+        public CancellationToken Token;
+        public CancellationTokenRegistration Registration;
+        public ITimer? OwnDeadline;
+        public ExecutionContext? ExecutionContext;
+        public object? Scheduler;
     }
 
     /// <summary>A continuation with a captured synchronization context or scheduler, or execution context (the rare paths).</summary>

@@ -573,6 +573,49 @@ public sealed class BatchItemPoolingTests
         });
     }
 
+    /// <summary>
+    /// What one use's await captured (a context to resume in) is that use's alone: the item, reused on the same thread by
+    /// a caller that awaits with no context, resumes that caller on the pool, not through the first caller's context.
+    /// </summary>
+    [Fact]
+    public void AnItemReusedAfterAnAwaitUnderAContext_ResumesItsNextCallerWithoutThatContext()
+    {
+        FreshThread.Run(() =>
+        {
+            var owner = NewOwner();
+            BatchItem<int, int>? returned = null;
+            var item = RentInUse(owner, ref returned, 1);
+            var version = item.Version;
+            var context = new InlineContext();
+            var previous = SynchronizationContext.Current;
+            SynchronizationContext.SetSynchronizationContext(context);
+            try
+            {
+                ((IValueTaskSource<int>)item).OnCompleted(static _ => { }, null, version, ValueTaskSourceOnCompletedFlags.UseSchedulingContext);
+            }
+            finally
+            {
+                SynchronizationContext.SetSynchronizationContext(previous);
+            }
+
+            item.TrySetResult(1).Should().BeTrue();
+            ReadAnswer(item, version).Should().Be(1);
+            item.ReleaseByBatcher();
+            context.Posts.Should().Be(1);
+
+            var next = RentInUse(owner, ref returned, 2);
+            next.Should().BeSameAs(item, "the item went back to this thread's cache");
+            var nextVersion = next.Version;
+            using var resumed = new ManualResetEventSlim();
+            ((IValueTaskSource<int>)next).OnCompleted(_ => resumed.Set(), null, nextVersion, ValueTaskSourceOnCompletedFlags.UseSchedulingContext);
+            next.TrySetResult(2).Should().BeTrue();
+
+            resumed.Wait(TimeSpan.FromSeconds(30)).Should().BeTrue("the next caller's continuation ran (on the pool)");
+            context.Posts.Should().Be(1, "the first caller's context is not the next caller's");
+            ReadAnswer(next, nextVersion).Should().Be(2);
+        });
+    }
+
     /// <summary>Options without bounds or timers beyond one MaxDelay timer (an hour), on instruments of a private meter.</summary>
     private static BatcherOptions NoBounds(IMeterFactory meters, int size, int capacity, BatcherShutdownMode mode = BatcherShutdownMode.Drain) => new()
     {
@@ -626,7 +669,6 @@ public sealed class BatchItemPoolingTests
         return chain;
     }
 
-    /// <summary>Runs <paramref name="body"/> on a new thread (whose item cache is empty), and rethrows what it threw.</summary>
     /// <summary>A meter factory of its own: its meters' instruments are seen by no listener of the library's static meter.</summary>
     private sealed class PrivateMeterFactory : IMeterFactory
     {
