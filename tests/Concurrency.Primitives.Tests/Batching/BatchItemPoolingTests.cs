@@ -521,16 +521,7 @@ public sealed class BatchItemPoolingTests
             var context = new InlineContext();
             var ranOn = -1;
 
-            var previous = SynchronizationContext.Current;
-            SynchronizationContext.SetSynchronizationContext(context);
-            try
-            {
-                ((IValueTaskSource<int>)item).OnCompleted(_ => ranOn = Environment.CurrentManagedThreadId, null, version, ValueTaskSourceOnCompletedFlags.UseSchedulingContext);
-            }
-            finally
-            {
-                SynchronizationContext.SetSynchronizationContext(previous);
-            }
+            AwaitUnder(context, item, version, _ => ranOn = Environment.CurrentManagedThreadId);
 
             item.TrySetResult(10).Should().BeTrue();
 
@@ -587,16 +578,7 @@ public sealed class BatchItemPoolingTests
             var item = RentInUse(owner, ref returned, 1);
             var version = item.Version;
             var context = new InlineContext();
-            var previous = SynchronizationContext.Current;
-            SynchronizationContext.SetSynchronizationContext(context);
-            try
-            {
-                ((IValueTaskSource<int>)item).OnCompleted(static _ => { }, null, version, ValueTaskSourceOnCompletedFlags.UseSchedulingContext);
-            }
-            finally
-            {
-                SynchronizationContext.SetSynchronizationContext(previous);
-            }
+            AwaitUnder(context, item, version, static _ => { });
 
             item.TrySetResult(1).Should().BeTrue();
             ReadAnswer(item, version).Should().Be(1);
@@ -655,6 +637,21 @@ public sealed class BatchItemPoolingTests
         item.TrySetResult(item.Value).Should().BeTrue();
         ReadAnswer(item, version).Should().Be(item.Value);
         item.ReleaseByBatcher();
+    }
+
+    /// <summary>What an await under <paramref name="context"/> does: it registers its continuation to resume there.</summary>
+    private static void AwaitUnder(SynchronizationContext context, IValueTaskSource<int> source, short version, Action<object?> continuation)
+    {
+        var previous = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(context);
+        try
+        {
+            source.OnCompleted(continuation, null, version, ValueTaskSourceOnCompletedFlags.UseSchedulingContext);
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(previous);
+        }
     }
 
     /// <summary>What an await does once the answer is in: the caller reads it (it never blocks; it throws if there is none).</summary>
