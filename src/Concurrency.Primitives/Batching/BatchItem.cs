@@ -15,36 +15,38 @@ namespace Concurrency.Primitives;
 /// item against a stale <see cref="ValueTask{TResult}"/>.
 /// </summary>
 /// <remarks>
-/// The core publishes an answer with one compare-and-swap of its continuation field, and the caller sees the answer
-/// only after that swap (<see cref="IValueTaskSource{TResult}.GetStatus"/> reports pending until then): so the thread
-/// that answers holds nothing once it has published. That lets a dispatch's answer let go of the batcher's ownership in
-/// its claim (see <see cref="TrySetResult(int, TResult, bool)"/>): the drain then does two atomic operations per item,
-/// the claim and the publish, and the caller that reads the answer last recycles the item without one.
+/// One atomic operation per answer: the claim. A caller that awaits before the answer registers its continuation in the
+/// same state word (its Awaited bit), so the claim that wins also learns whether a continuation waits; the answer is then
+/// written and published with a plain release write of the completion flag, and the caller sees it only after that
+/// write (<see cref="IValueTaskSource{TResult}.GetStatus"/> reports pending until then). A caller that comes to await
+/// between the claim and that write finds the claim and waits out those few instructions, then runs its continuation off
+/// its own stack. The thread that answers reads what it needs (the continuation, its state and context) before it
+/// publishes, and touches the item no more after: so a dispatch's answer can let go of the batcher's ownership in its
+/// claim (see <see cref="TrySetResult(int, TResult, bool)"/>), and the caller that reads the answer last recycles the
+/// item without an atomic operation.
 /// </remarks>
 internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFreeListNode<BatchItem<TItem, TResult>>
 {
     // _state, one word per use of the item: bit 0 is set once this use is answered (claimed); bits 1-3 say who still holds
     // the item (the last to let go recycles it; bits, not a count, so that a second release by the same owner changes
     // nothing); bit 4 is set on a recycled item left in its ring cell for the cell's next index (see InCell), never on a
-    // pooled one; the bits above count the item's uses, so that a claim made for one use (a deadline timer's, whose
-    // callback may already be running when the timer is disposed; a dispatch's answer through a stale batch) fails on a
-    // later one.
+    // pooled one; bit 5 is set when the caller's continuation was registered before the claim (see OnCompleted); the bits
+    // above count the item's uses, so that a claim made for one use (a deadline timer's, whose callback may already be
+    // running when the timer is disposed; a dispatch's answer through a stale batch) fails on a later one.
     private const int CompletedBit = 1;
     private const int CallerOwns = 2;
     private const int BatcherOwns = 4;
     private const int SignallerOwns = 8;
     private const int OwnerBits = CallerOwns | BatcherOwns | SignallerOwns;
     private const int KeptInCell = 16;
-    private const int NextUse = 32;
-    private const int UseBits = ~(CompletedBit | OwnerBits | KeptInCell);
+    private const int AwaitedBit = 32;
+    private const int NextUse = 64;
+    private const int UseBits = ~(CompletedBit | OwnerBits | KeptInCell | AwaitedBit);
     private const int MaxThreadCache = 256;
 
     // Under the systematic tests, continuations run inline from the completing thread, each on a task it starts: the
     // thread pool's own queue is outside the Coyote scheduler's control.
     private static bool RunContinuationsAsynchronously => !PoolWorkItem.UseTaskScheduling;
-
-    // What the continuation field holds once the answer is published before anyone awaited it.
-    private static readonly Action<object?> Published = static _ => throw new InvalidOperationException("A batched item's completion marker was invoked.");
 
     private static readonly Action<object?> CancelCallback = static state => ((BatchItem<TItem, TResult>)state!).OnCallerCancelled();
     private static readonly TimerCallback DeadlineCallback = static state => ((OwnDeadline)state!).Fire();
@@ -85,10 +87,10 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     // only where the flags below say it holds something (they are on the hot lines; it is not).
     private Extras? _extras;
 
-    // The completion core. _continuation is null until either the caller awaits (its continuation) or the answer is
-    // published (Published); whoever comes second runs the continuation. _completed, _result and _error are written before
-    // that publishing swap, and read only after it. _continuation is the last reference declared, so that it lies next to
-    // the state word's group.
+    // The completion core. _continuation and _continuationState are written by a caller that awaits before the answer,
+    // then the Awaited bit is set in _state (see OnCompleted); the claim that answers reads that bit. _result and _error
+    // are written after the claim, then _completed publishes them (a release write); the caller reads them only after
+    // it. _continuation is the last reference declared, so that it lies next to the state word's group.
     private object? _continuationState;
     private ExceptionDispatchInfo? _error;
     private Action<object?>? _continuation;
@@ -256,14 +258,14 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// </summary>
     public bool TrySetResult(int use, TResult result, bool releaseBatcher = false)
     {
-        if (!TryClaim(use, releaseBatcher ? BatcherOwns : 0))
+        if (!TryClaim(use, releaseBatcher ? BatcherOwns : 0, out var awaited))
         {
             return false;
         }
 
         Detach();
         _result = result;
-        Publish();
+        Publish(awaited);
         return true;
     }
 
@@ -273,14 +275,14 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// <summary>Fails the item if it is still in <paramref name="use"/> and unanswered (the first answer wins); see <see cref="TrySetResult(int, TResult, bool)"/>.</summary>
     public bool TrySetException(int use, Exception exception, bool releaseBatcher = false)
     {
-        if (!TryClaim(use, releaseBatcher ? BatcherOwns : 0))
+        if (!TryClaim(use, releaseBatcher ? BatcherOwns : 0, out var awaited))
         {
             return false;
         }
 
         Detach();
         _error = ExceptionDispatchInfo.Capture(exception);
-        Publish();
+        Publish(awaited);
         return true;
     }
 
@@ -288,8 +290,10 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// Claims the answer for <paramref name="use"/> (the first claim wins), letting go of the owners in
     /// <paramref name="releasing"/> in the same step. Until the answer is published, no owner can let go on its own (the
     /// caller reads nothing before it; the batcher and a signaller let go only after an answer), so the bits are stable.
+    /// <paramref name="awaited"/> says whether the caller's continuation was registered before the claim: once the claim
+    /// is made, none can be (see OnCompleted), so the bit is final.
     /// </summary>
-    private bool TryClaim(int use, int releasing)
+    private bool TryClaim(int use, int releasing, out bool awaited)
     {
         var state = Volatile.Read(ref _state);
         while ((state & (UseBits | CompletedBit)) == use)
@@ -297,12 +301,14 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
             var seen = Interlocked.CompareExchange(ref _state, (state | CompletedBit) & ~releasing, state);
             if (seen == state)
             {
+                awaited = (state & AwaitedBit) != 0;
                 return true;
             }
 
             state = seen;
         }
 
+        awaited = false;
         return false;
     }
 
@@ -377,30 +383,58 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
             }
         }
 
-        // The state first, then the swap: a publish that sees the continuation finds its state.
-        var previous = Volatile.Read(ref _continuation);
-        if (previous is null)
+        // The continuation first, then the bit: a claim that sees the bit finds the continuation (and its context).
+        var word = Volatile.Read(ref _state);
+        if ((word & CompletedBit) == 0)
         {
+            if ((word & AwaitedBit) != 0)
+            {
+                throw AlreadyAwaited();
+            }
+
+            _continuation = continuation;
             _continuationState = state;
-            previous = Interlocked.CompareExchange(ref _continuation, continuation, null);
+            while (true)
+            {
+                var seen = Interlocked.CompareExchange(ref _state, word | AwaitedBit, word);
+                if (seen == word)
+                {
+                    return; // registered: the claim that answers sees the bit and runs it
+                }
+
+                word = seen;
+                if ((word & AwaitedBit) != 0)
+                {
+                    throw AlreadyAwaited();
+                }
+
+                if ((word & CompletedBit) != 0)
+                {
+                    break; // claimed meanwhile: that answer did not see the continuation
+                }
+            }
+        }
+        else if ((word & AwaitedBit) != 0)
+        {
+            throw AlreadyAwaited();
         }
 
-        if (previous is null)
+        // Claimed, not registered: the answer is being written (a few instructions from the claim to the publishing write).
+        var spinner = default(SpinWait);
+        while (!IsPublished)
         {
-            return;
-        }
-
-        if (!ReferenceEquals(previous, Published))
-        {
-            throw new InvalidOperationException("This batched item is already awaited: a ValueTask returned by SubmitAsync may be awaited only once.");
+            spinner.SpinOnce();
         }
 
         // Answered already: the continuation never runs on the awaiting thread's stack.
         Schedule(continuation, state, forceAsync: true);
+
+        static InvalidOperationException AlreadyAwaited() =>
+            new("This batched item is already awaited: a ValueTask returned by SubmitAsync may be awaited only once.");
     }
 
-    /// <summary>Whether the answer is published (the publishing swap has happened; before it the caller sees it pending).</summary>
-    private bool IsPublished => Volatile.Read(ref _continuation) is not null && _completed;
+    /// <summary>Whether the answer is published (the publishing write has happened; before it the caller sees it pending).</summary>
+    private bool IsPublished => Volatile.Read(ref _completed);
 
     private void ValidateToken(short token)
     {
@@ -411,27 +445,38 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     }
 
     /// <summary>
-    /// Publishes the answer written just before: one swap of the continuation field. After it this thread touches the item
-    /// only if a continuation was there (its caller then waits for it, and cannot let go meanwhile).
+    /// Publishes the answer written just before, by the claim's winner: a release write of the completion flag, no atomic
+    /// operation. If the caller's continuation was registered before the claim (<paramref name="awaited"/>), it and its
+    /// context are read first, then the flag is written, then the continuation is run: after the write this thread
+    /// touches the item no more (its caller may read the answer and recycle it at once).
     /// </summary>
-    private void Publish()
+    private void Publish(bool awaited)
     {
-        _completed = true;
-        var continuation = Volatile.Read(ref _continuation);
-        if (continuation is null && (continuation = Interlocked.CompareExchange(ref _continuation, Published, null)) is null)
+        if (!awaited)
         {
+            Volatile.Write(ref _completed, true);
             return;
         }
 
-        Schedule(continuation, _continuationState, forceAsync: false);
-    }
-
-    /// <summary>Runs the caller's continuation as it asked: in its captured context or scheduler, off this thread unless the systematic tests run.</summary>
-    private void Schedule(Action<object?> continuation, object? state, bool forceAsync)
-    {
+        var continuation = _continuation!;
+        var state = _continuationState;
         var extras = _captured ? _extras : null;
         var executionContext = extras?.ExecutionContext;
         var scheduler = extras?.Scheduler;
+        Volatile.Write(ref _completed, true);
+        Schedule(continuation, state, executionContext, scheduler, forceAsync: false);
+    }
+
+    /// <summary>Runs the continuation of an await that found the answer in: see <see cref="Schedule(Action{object?}, object?, ExecutionContext?, object?, bool)"/>.</summary>
+    private void Schedule(Action<object?> continuation, object? state, bool forceAsync)
+    {
+        var extras = _captured ? _extras : null;
+        Schedule(continuation, state, extras?.ExecutionContext, extras?.Scheduler, forceAsync);
+    }
+
+    /// <summary>Runs the caller's continuation as it asked: in its captured context or scheduler, off this thread unless the systematic tests run.</summary>
+    private static void Schedule(Action<object?> continuation, object? state, ExecutionContext? executionContext, object? scheduler, bool forceAsync)
+    {
         if (executionContext is null && scheduler is null)
         {
             if (forceAsync || RunContinuationsAsynchronously)
@@ -493,7 +538,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// </summary>
     private bool TryFailOffPath(int use, Exception exception)
     {
-        if (!TryClaim(use, releasing: 0))
+        if (!TryClaim(use, releasing: 0, out var awaited))
         {
             return false;
         }
@@ -503,7 +548,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         var owner = _owner;
         Detach();
         _error = ExceptionDispatchInfo.Capture(exception);
-        Publish();
+        Publish(awaited);
 
         // A caller that gives up while its batch is cut or dispatched counts against the batch's live callers (read after
         // the claim's fence: the cut writes it, then fences, then looks at the claims; one of the two sees the other).

@@ -10,9 +10,9 @@ namespace Concurrency.Primitives.SystematicTests.Batching;
 
 /// <summary>
 /// The item's completion core under Coyote. A dispatch's answer lets go of the batcher's hold in its claim and publishes
-/// with one swap; the caller, reading the answer, recycles the item at once, and its next submit can reuse it while the
-/// first batch still runs. Callers awaiting race the publish (a lost wake-up leaves a caller waiting forever, which
-/// Coyote reports as a deadlock), and the reused item races the running batch (whose dispatch must keep seeing the
+/// with a release write; the caller, reading the answer, recycles the item at once, and its next submit can reuse it
+/// while the first batch still runs. Callers awaiting race the claim (a lost wake-up leaves a caller waiting forever,
+/// which Coyote reports as a deadlock), and the reused item races the running batch (whose dispatch must keep seeing the
 /// values it was cut with). Each scenario catches a mutant (<c>Mutants/</c>, run by <c>run-mutants.sh</c>).
 /// </summary>
 public sealed class BatcherItemReuseSystematicTests
