@@ -34,8 +34,9 @@ namespace Concurrency.Primitives;
 //     then looks once more (a submit reads the loop count after its claim: one of the two sees the other). The lock
 //     guards the timers, the room waiters, the ring's growth and shutdown; the sweep takes a running batch from its
 //     loop through the core's SweepPhase word before it touches the batch's items.
-//  14. An item is claimed once, published once (its own core's swap: the caller sees nothing before it) and recycled by
-//      its last owner. A dispatch's answer lets go of the batcher's hold in its claim, so an answered item may serve a
+//  14. An item is claimed once (one compare-and-swap of its state word, which also says whether its caller awaits),
+//      published once (a release write after the answer: the caller sees nothing before it) and recycled by its last
+//      owner. A dispatch's answer lets go of the batcher's hold in its claim, so an answered item may serve a
 //      later caller while its batch runs: the batch never touches that later use (the dispatch reads values copied at the
 //      cut; the finish's releases and the sweep's answers are checked against the use the cut recorded).
 
