@@ -79,6 +79,9 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     private readonly int _maxBatchSize;
     private readonly TimeSpan _maxDelay;
     private readonly int _maxConcurrentBatches;
+
+    /// <summary>Whether recycled items stay in their ring cells (see <see cref="KeepsInCell"/>): not at a MaxBatchSize of 1 with several dispatches.</summary>
+    private readonly bool _keepsInCells;
     private readonly int _capacity;
     private readonly TimeSpan _timeout;
     private readonly long _timeoutTicks;
@@ -191,6 +194,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         options ??= new BatcherOptions();
         _maxBatchSize = Positive(options.MaxBatchSize, "MaxBatchSize");
         _maxConcurrentBatches = Positive(options.MaxConcurrency, "MaxConcurrency");
+        _keepsInCells = _maxBatchSize > 1 || _maxConcurrentBatches == 1;
         _capacity = options.Capacity is not { } capacity ? MaxCapacity
             : capacity >= _maxBatchSize && capacity <= MaxCapacity ? capacity
             : throw new ArgumentOutOfRangeException(nameof(options), capacity, $"BatcherOptions.Capacity must be at least MaxBatchSize ({_maxBatchSize}) and at most {MaxCapacity}, or null for no bound.");
@@ -323,7 +327,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         // The item the cell's last index used, if it was left there free (see KeepsInCell), begins its next use in place:
         // no pool, and the cell is not written (the new index, written last, publishes it). Else a pooled item is written in.
         var ring = Volatile.Read(ref _ring);
-        var node = _maxBatchSize > 1 ? Volatile.Read(ref Cell(ring, index)) : null;
+        var node = _keepsInCells ? Volatile.Read(ref Cell(ring, index)) : null;
         var inCell = node is not null && node.InCell(index - (ring.Length - 16));
         if (inCell)
         {
@@ -440,14 +444,13 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     /// items than were in flight at once. From the second lap on, every cell comes round again.) A racing submit that
     /// claimed the next index may find the item still held and write another into the cell: the item left there is then
     /// in no cell and no pool, and the collector takes it (no use of it follows, since no cell offers it). Not at a
-    /// MaxBatchSize of 1: a loop that dispatches one item at a time costs more per item than a submit, so submits made
-    /// faster run further ahead of it, and callers reading their answers catch up with it and wait, each wait a wake-up
-    /// on the loop's thread (the `rounds` harness, 1×1: 77-97 ns per item with pooled items, 270-350 with kept ones);
-    /// items there are pooled as before, and a submit does not look at its cell's item.
+    /// MaxBatchSize of 1 with several dispatches at once: there, measured, kept items made the batcher slower (the class
+    /// run's 1×4 cell: 126-154 ns per item kept, 69-124 pooled); items there are pooled, and a submit does not look at
+    /// its cell's item. With one dispatch at a time they made it faster (1×1: 43-66 ns per item kept, 71-166 pooled).
     /// </summary>
     internal bool KeepsInCell(BatchItem<TItem, TResult> item)
     {
-        if (_maxBatchSize == 1)
+        if (!_keepsInCells)
         {
             return false;
         }

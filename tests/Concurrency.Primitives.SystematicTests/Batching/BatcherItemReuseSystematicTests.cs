@@ -31,19 +31,25 @@ public sealed class BatcherItemReuseSystematicTests
     [Fact]
     public void Reuse_TwoCallersLappingASmallRing_ReuseItemsInTheirCellsWithoutSharingOne()
     {
-        CoyoteHarness.Explore(_output, "Batcher item reuse, two callers lapping a 16-cell ring", Iterations, LappingTheRingScenarioAsync, interleaveVolatiles: true).ShouldHoldEverywhere();
+        CoyoteHarness.Explore(_output, "Batcher item reuse, two callers lapping a 16-cell ring", Iterations, () => LappingTheRingScenarioAsync(maxBatchSize: 2), interleaveVolatiles: true).ShouldHoldEverywhere();
+    }
+
+    [Fact]
+    public void Reuse_TwoCallersLappingASmallRingInBatchesOfOne_ReuseItemsInTheirCellsWithoutSharingOne()
+    {
+        CoyoteHarness.Explore(_output, "Batcher item reuse, two callers lapping a 16-cell ring in batches of one", Iterations, () => LappingTheRingScenarioAsync(maxBatchSize: 1), interleaveVolatiles: true).ShouldHoldEverywhere();
     }
 
     /// <summary>
     /// Two callers on the pool, each submitting and awaiting 20 items one at a time, through a ring of 16 cells (Capacity
-    /// 16; batches of up to two, one dispatch at a time, no delay): 40 indices, so the third lap's submits find items the
+    /// 16; batches of up to <paramref name="maxBatchSize"/>, one dispatch at a time, no delay): 40 indices, so the third lap's submits find items the
     /// second lap left in their cells, while those items' last owners let go of them on the other caller's thread, and the
     /// cells still refer to items the first lap pooled (each caller's pooled item serves its next submit, wherever that
     /// lands). Volatile accesses interleave too: an owner's last release writes the state word that a claim of the cell's
     /// next index reads. Every caller gets its own answer for each item (two callers on one item would see each other's,
     /// or wait forever), and the dispatch answers each item once.
     /// </summary>
-    private static async Task LappingTheRingScenarioAsync()
+    private static async Task LappingTheRingScenarioAsync(int maxBatchSize)
     {
         const int perCaller = 20;
         var answered = new int[2 * perCaller];
@@ -54,7 +60,7 @@ public sealed class BatcherItemReuseSystematicTests
 
                 return default;
             },
-            new BatcherOptions { MaxBatchSize = 2, MaxConcurrency = 1, MaxDelay = TimeSpan.Zero, Capacity = 16, TimeProvider = FrozenTimeProvider.Instance });
+            new BatcherOptions { MaxBatchSize = maxBatchSize, MaxConcurrency = 1, MaxDelay = TimeSpan.Zero, Capacity = 16, TimeProvider = FrozenTimeProvider.Instance });
 
         async Task<string> CallerAsync(int first)
         {

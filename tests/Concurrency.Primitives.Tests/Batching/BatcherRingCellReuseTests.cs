@@ -19,7 +19,7 @@ namespace Concurrency.Primitives.Tests.Batching;
 /// item in a pool, or kept in another cell, is never taken in place by a cell that still refers to it from an earlier use.
 /// Each test runs on a thread of its own (whose item cache starts empty), submits and reads synchronously, and waits for
 /// the dispatch's answers on a semaphore it releases once per answer. A ring of 16 cells (Capacity 16), batches of up to
-/// four (at a MaxBatchSize of one, cells keep no items: the last test).
+/// four, and of one (at a MaxBatchSize of one with several dispatches at once, cells keep no items: the second test).
 /// </summary>
 public sealed class BatcherRingCellReuseTests
 {
@@ -29,14 +29,17 @@ public sealed class BatcherRingCellReuseTests
     /// <summary>
     /// Guards the reuse in place: with one caller submitting and reading one item at a time, the first lap's items go back
     /// to the reading thread's pool (the next submit takes the same one), and from the third lap on every index's item is
-    /// the item its cell's index a lap earlier used: no pool, no new item.
+    /// the item its cell's index a lap earlier used: no pool, no new item. At a MaxBatchSize of one too, with one dispatch
+    /// at a time.
     /// </summary>
-    [Fact]
-    public void FromTheThirdLap_EachSubmitReusesTheItemItsCellsLastIndexUsed()
+    [Theory]
+    [InlineData(4)]
+    [InlineData(1)]
+    public void FromTheThirdLap_EachSubmitReusesTheItemItsCellsLastIndexUsed(int maxBatchSize)
     {
         FreshThread.Run(() =>
         {
-            using var ring = new RingBatcher();
+            using var ring = new RingBatcher(maxBatchSize);
             var items = new object[Ring * 4];
             for (var i = 0; i < items.Length; i++)
             {
@@ -56,15 +59,16 @@ public sealed class BatcherRingCellReuseTests
     }
 
     /// <summary>
-    /// Guards the exception for batches of one: there every read item goes back to the pool, past the first lap too (one
-    /// caller submitting and reading one item at a time reuses the same item throughout), and no cell keeps one.
+    /// Guards the exception for batches of one with several dispatches at once: there every read item goes back to the
+    /// pool, past the first lap too (one caller submitting and reading one item at a time reuses the same item
+    /// throughout), and no cell keeps one.
     /// </summary>
     [Fact]
-    public void AtAMaxBatchSizeOfOne_ReadItemsGoBackToThePool_PastTheFirstLapToo()
+    public void AtAMaxBatchSizeOfOneWithSeveralDispatches_ReadItemsGoBackToThePool_PastTheFirstLapToo()
     {
         FreshThread.Run(() =>
         {
-            using var ring = new RingBatcher(maxBatchSize: 1);
+            using var ring = new RingBatcher(maxBatchSize: 1, maxConcurrency: 2);
             var items = new object[Ring * 4];
             for (var i = 0; i < items.Length; i++)
             {
@@ -169,7 +173,7 @@ public sealed class BatcherRingCellReuseTests
     {
         private readonly SemaphoreSlim _answers = new(0);
 
-        public RingBatcher(int maxBatchSize = 4)
+        public RingBatcher(int maxBatchSize = 4, int maxConcurrency = 1)
         {
             Batcher = new Batcher<int, int>(
                 (batch, _) =>
@@ -182,7 +186,7 @@ public sealed class BatcherRingCellReuseTests
 
                     return default;
                 },
-                new BatcherOptions { MaxBatchSize = maxBatchSize, MaxDelay = TimeSpan.Zero, Capacity = Ring });
+                new BatcherOptions { MaxBatchSize = maxBatchSize, MaxConcurrency = maxConcurrency, MaxDelay = TimeSpan.Zero, Capacity = Ring });
         }
 
         public Batcher<int, int> Batcher { get; }
