@@ -64,6 +64,49 @@ public static class CoyoteHarness
             count = cap;
         }
 
+        // A testing engine's report keeps every schedule it explored, as a string of tens of kilobytes, in its coverage
+        // (about 9 MB a second of exploration here, whatever the scenario), and the engine stays reachable after its
+        // disposal: Coyote 1.7.11 leaves its handler on AppDomain.UnhandledException. A soak of 100,000 schedules in one
+        // engine outgrows a 24 GB machine. A long exploration therefore runs in engines of at most SoakChunk schedules
+        // each, one after another, the next seeded from the one before, and each engine's explored-schedule set is emptied
+        // once its figures are read. Each engine prints its seed (a bug's engine replays with CONCURRENCY_PRIMITIVES_SEED),
+        // a bug or an internal error stops the run, and only the last report is kept: the one that failed, or the last.
+        TestReport report;
+        var chunkSeed = seed;
+        var requested = 0u;
+        var explored = 0L;
+        var engines = 0;
+        while (true)
+        {
+            var chunk = Math.Min(count - requested, SoakChunk);
+            report = ExploreChunk(output, name, chunk, chunkSeed, count > SoakChunk, test, interleaveAtomics, interleaveVolatiles, priorityChanges);
+            requested += chunk;
+            explored += report.NumOfExploredFairPaths + report.NumOfExploredUnfairPaths;
+            engines++;
+            if (report.NumOfFoundBugs > 0 || report.InternalErrors.Count > 0 || requested >= count)
+            {
+                break;
+            }
+
+            chunkSeed = NextSeed(chunkSeed);
+        }
+
+        if (engines > 1)
+        {
+            output.WriteLine($"[coyote] {name}: {explored} iterations explored in {engines} engines (first seed {seed}), {report.NumOfFoundBugs} bug(s) found");
+        }
+
+        return report;
+    }
+
+    /// <summary>The most schedules one testing engine explores (see <see cref="Explore"/>).</summary>
+    private const uint SoakChunk = 2_000;
+
+    /// <summary>The seed of a long exploration's next engine (a fixed step of a 32-bit linear congruential generator).</summary>
+    private static uint NextSeed(uint seed) => unchecked((seed * 1_664_525u) + 1_013_904_223u);
+
+    private static TestReport ExploreChunk(ITestOutputHelper output, string name, uint count, uint seed, bool partOfMany, Func<Task> test, bool interleaveAtomics, bool interleaveVolatiles, uint? priorityChanges)
+    {
         var configuration = Configuration.Create()
             .WithTestingIterations(count)
             .WithRandomGeneratorSeed(seed)
@@ -87,7 +130,7 @@ public static class CoyoteHarness
         engine.Run();
         var report = engine.TestReport;
         output.WriteLine(
-            $"[coyote] {name}: {report.NumOfExploredFairPaths + report.NumOfExploredUnfairPaths} iterations explored (seed {seed}), {report.NumOfFoundBugs} bug(s) found");
+            $"[coyote] {name}: {report.NumOfExploredFairPaths + report.NumOfExploredUnfairPaths} iterations explored (seed {seed}{(partOfMany ? ", one engine of a longer run" : string.Empty)}), {report.NumOfFoundBugs} bug(s) found");
         foreach (var bug in report.BugReports)
         {
             output.WriteLine($"[coyote]   bug: {bug}");
@@ -99,6 +142,7 @@ public static class CoyoteHarness
             output.WriteLine(engine.ReproducibleTrace);
         }
 
+        report.CoverageInfo.ExploredPaths.Clear();
         return report;
     }
 
