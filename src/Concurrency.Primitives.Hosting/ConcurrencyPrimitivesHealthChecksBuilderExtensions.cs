@@ -23,9 +23,12 @@ public static class ConcurrencyPrimitivesHealthChecksBuilderExtensions
     /// </summary>
     /// <remarks>
     /// The checks are added once per service collection: a second call changes nothing (the first call's
-    /// <paramref name="failureStatus"/> and <paramref name="tags"/> stay). A check whose name is already taken (a check
-    /// you added yourself under that name) is left out. An unkeyed batcher or pump is named by its type
-    /// (<c>batcher:Batcher&lt;Int32, String&gt;</c>); name it to get a shorter check name.
+    /// <paramref name="failureStatus"/> and <paramref name="tags"/> stay). A check you added yourself under one of these
+    /// names before this call is kept, and the primitive's own left out; one you add under such a name after this call
+    /// fails the health check service with the host's duplicate-name error, so add your own checks first. Check names are
+    /// compared without case: lifecycle service names that differ only in case are refused at registration, and of two
+    /// batchers or pumps whose names differ only in case, only the first registered is checked. An unkeyed batcher or
+    /// pump is named by its type (<c>batcher:Batcher&lt;Int32, String&gt;</c>); name it to get a shorter check name.
     /// </remarks>
     /// <param name="builder">The health checks builder.</param>
     /// <param name="failureStatus">The status of a failed check; <see cref="HealthStatus.Unhealthy"/> by default.</param>

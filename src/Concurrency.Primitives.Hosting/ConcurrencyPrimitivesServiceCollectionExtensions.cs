@@ -66,7 +66,7 @@ public static class ConcurrencyPrimitivesServiceCollectionExtensions
     /// <param name="configure">Sets the service's options.</param>
     /// <returns>The options builder of the service's options (named <paramref name="name"/>).</returns>
     /// <exception cref="ArgumentNullException"><paramref name="services"/> is <see langword="null"/>.</exception>
-    /// <exception cref="InvalidOperationException"><typeparamref name="TService"/> is already hosted under another name, or another service has this name.</exception>
+    /// <exception cref="InvalidOperationException"><typeparamref name="TService"/> is already hosted under another name, or another service has this name (names are compared without case, as health check names are).</exception>
     public static OptionsBuilder<LifecycleServiceOptions> AddLifecycleService<TService>(this IServiceCollection services, string? name = null, Action<LifecycleServiceOptions>? configure = null)
         where TService : class, ILifecycleService
     {

@@ -38,6 +38,6 @@ internal static partial class HostingLog
     [LoggerMessage(EventId = 5010, Level = LogLevel.Error, Message = "Lifecycle service '{Service}' failed to start")]
     public static partial void StartFailed(ILogger logger, string service, Exception failure);
 
-    [LoggerMessage(EventId = 5011, Level = LogLevel.Warning, Message = "Lifecycle service '{Service}' finished its stop after the host's shutdown timeout, when the container disposed it: everything it owns was released")]
+    [LoggerMessage(EventId = 5011, Level = LogLevel.Warning, Message = "Lifecycle service '{Service}' finished its stop after the host's shutdown timeout (seen when the container disposed it): everything it owns was released")]
     public static partial void StopFinishedAfterHost(ILogger logger, string service);
 }

@@ -17,7 +17,9 @@ namespace Concurrency.Primitives.Hosting.Internal;
 /// by the service's <c>ShutdownTimeout</c>); the host's stop token means the host's budget is spent, so the call
 /// returns then, naming the step the teardown still waits for, and never releases anything under the run;</item>
 /// <item>a run that faults on its own is logged with its root cause and, by default, stops the host with a non-zero
-/// exit code;</item>
+/// exit code; a run that ends with an <see cref="OperationCanceledException"/> once the host is stopping (a token linked
+/// to <see cref="IHostApplicationLifetime.ApplicationStopping"/>, cancelled before this service's turn to stop) has
+/// ended in order, as a <c>BackgroundService</c>'s would;</item>
 /// <item>nothing is thrown to the host from its stop or from the container's dispose: both log instead.</item>
 /// </list>
 /// </summary>
@@ -38,6 +40,7 @@ internal sealed class LifecycleHostedService<TService> : IHostedService, IAsyncD
     private volatile Exception? _loggedRunFault;
     private Task? _closing;
     private volatile bool _hostGaveUp;
+    private int _stopOutcomeLogged;
 
     public LifecycleHostedService(
         TService service,
@@ -52,7 +55,7 @@ internal sealed class LifecycleHostedService<TService> : IHostedService, IAsyncD
         _logger = setup.LoggerFactory.CreateLogger(HostingLog.Category);
         _gate = new LifecycleGate(
             start: service.StartAsync,
-            run: service.RunAsync,
+            run: lifetime is null ? service.RunAsync : token => RunAsync(service, lifetime, token),
             stop: service.StopAsync,
             options: setup.GateOptions(name, _options));
         _gate.StateChanged += OnStateChanged;
@@ -64,6 +67,18 @@ internal sealed class LifecycleHostedService<TService> : IHostedService, IAsyncD
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            if (_lifetime?.ApplicationStopping.IsCancellationRequested == true)
+            {
+                // The host began to stop before this service's turn to start (an earlier service stopped it): nothing is
+                // started, and the host's stop finds nothing to tear down.
+                return;
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+
         // The host's token is "the host is stopping": it must cancel the start itself, not only this wait (the gate's
         // own token would leave the start running). A stop during the start cancels the start's token and waits for it,
         // each step bounded by the service's ShutdownTimeout.
@@ -120,13 +135,13 @@ internal sealed class LifecycleHostedService<TService> : IHostedService, IAsyncD
             return;
         }
 
-        if (closing.IsCompleted)
+        if (closing.IsCompleted && !_hostGaveUp)
         {
             return; // the host's stop saw (and logged) how it ended
         }
 
-        // The host's budget ran out while the teardown went on: wait for it here (each step is bounded), and say how it
-        // ended, so that the log tells whether what the service owns was released after all.
+        // The host's budget ran out while the teardown went on: wait for it here (each step is bounded), or see how it
+        // ended meanwhile, and say so, so that the log tells whether what the service owns was released after all.
         try
         {
             await closing.ConfigureAwait(false);
@@ -164,12 +179,44 @@ internal sealed class LifecycleHostedService<TService> : IHostedService, IAsyncD
 
     private void LogStopOutcome(Exception failure)
     {
-        if (ReferenceEquals(failure, _loggedRunFault))
+        if (IsLoggedRunFault(failure))
         {
             return; // the run's own fault, logged when it happened; the teardown has now run
         }
 
-        HostingLog.StopFailed(_logger, _name, failure);
+        // One close serves the host's stops (a host may call StopAsync twice) and the container's dispose: its failure is
+        // logged once.
+        if (Interlocked.Exchange(ref _stopOutcomeLogged, 1) == 0)
+        {
+            HostingLog.StopFailed(_logger, _name, failure);
+        }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="failure"/> is the run's fault, logged already. A run whose task was cancelled without an
+    /// exception of its own throws a new <see cref="TaskCanceledException"/> at each await, naming the same task.
+    /// </summary>
+    private bool IsLoggedRunFault(Exception failure) =>
+        _loggedRunFault is { } logged
+        && (ReferenceEquals(failure, logged)
+            || (failure is TaskCanceledException { Task: { } task } && logged is TaskCanceledException { Task: { } loggedTask } && ReferenceEquals(task, loggedTask)));
+
+    /// <summary>
+    /// The service's run, as the gate sees it: an <see cref="OperationCanceledException"/> once the host is stopping is the
+    /// run's end, not its fault. The host cancels <see cref="IHostApplicationLifetime.ApplicationStopping"/> before it
+    /// stops its services one by one, last registered first; a run that watches that token (linked to its own) ends
+    /// before this service's turn to stop, and would otherwise fault the service and set a failing exit code.
+    /// </summary>
+    private static async Task RunAsync(TService service, IHostApplicationLifetime lifetime, CancellationToken stoppingToken)
+    {
+        try
+        {
+            await service.RunAsync(stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            // Ended in order: the host is stopping.
+        }
     }
 
     private string PendingStep() =>

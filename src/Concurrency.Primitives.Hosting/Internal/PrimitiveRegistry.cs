@@ -134,11 +134,14 @@ internal sealed class PrimitiveRegistry
                         $"{existing.Describe()} is already registered; it cannot also be registered with {PrimitiveRegistration.DisplayName(registration.Implementation)}. Give the second one a name of its own.");
                 }
 
-                if (registration.Kind == PrimitiveKind.LifecycleService && (sameType || sameKey))
+                // Lifecycle service names are compared without case, as health check names are: two services named
+                // "worker" and "Worker" would share one check (and one of them go unchecked).
+                if (registration.Kind == PrimitiveKind.LifecycleService
+                    && (sameType || string.Equals(existing.Key, registration.Key, StringComparison.OrdinalIgnoreCase)))
                 {
                     throw new InvalidOperationException(sameType
                         ? $"{PrimitiveRegistration.DisplayName(registration.ServiceType)} is already hosted as lifecycle service '{existing.Key}'; a type is hosted once. To host it twice, register a second type (a subclass) under another name."
-                        : $"A lifecycle service named '{registration.Key}' is already registered ({PrimitiveRegistration.DisplayName(existing.ServiceType)}); give {PrimitiveRegistration.DisplayName(registration.ServiceType)} another name.");
+                        : $"A lifecycle service named '{existing.Key}' is already registered ({PrimitiveRegistration.DisplayName(existing.ServiceType)}); give {PrimitiveRegistration.DisplayName(registration.ServiceType)} another name than '{registration.Key}' (names are compared without case, as health check names are).");
                 }
             }
 
