@@ -118,6 +118,28 @@ public sealed class LifecycleServiceStopEdgeHostingTests
     }
 
     [Fact]
+    public async Task AStopThatOutlivesTheHost_WithAbandonRunOnTimeout_DoesNotClaimNothingWillBeReleasedUnderTheRun()
+    {
+        var runMayReturn = Bounded.NewGate();
+        var builder = TestHost.NewBuilder(shutdownTimeout: TimeSpan.FromMilliseconds(200)); // the host's budget is what is tested
+        builder.Services.AddSingleton(new Script<A> { Run = _ => runMayReturn.Task }); // ignores its token
+        builder.Services.AddLifecycleService<ScriptedService<A>>("poller", o =>
+        {
+            o.AbandonRunOnTimeout = true;
+            o.ShutdownTimeout = TimeSpan.FromHours(1); // not reached: the host gives up first
+        });
+        var host = builder.Build();
+        await host.StartAsync().OrHang();
+
+        await host.StopAsync().OrHang();
+
+        var outlived = host.Logs(5003).Should().ContainSingle().Subject;
+        outlived.Message.Should().Contain("'poller'").And.Contain("AbandonRunOnTimeout").And.NotContain("Nothing it owns was released");
+        runMayReturn.SetResult();
+        await ((IAsyncDisposable)host).DisposeAsync().OrHang();
+    }
+
+    [Fact]
     public async Task AHostStoppedTwice_LogsAFailedStopOnce()
     {
         var stops = 0;

@@ -17,6 +17,9 @@ internal static partial class HostingLog
     [LoggerMessage(EventId = 5003, Level = LogLevel.Error, Message = "Lifecycle service '{Service}' did not stop within the host's shutdown timeout; its teardown is still waiting for '{Step}'. Nothing it owns was released under its run")]
     public static partial void StopOutlivedHost(ILogger logger, string service, string step);
 
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Error, Message = "Lifecycle service '{Service}' did not stop within the host's shutdown timeout; its teardown is still waiting for '{Step}'. With AbandonRunOnTimeout, what it owns is released once the run's bound passes, even if the run still runs")]
+    public static partial void StopOutlivedHostAbandoning(ILogger logger, string service, string step);
+
     [LoggerMessage(EventId = 5004, Level = LogLevel.Error, Message = "Lifecycle service '{Service}' failed to stop")]
     public static partial void StopFailed(ILogger logger, string service, Exception failure);
 

@@ -117,7 +117,14 @@ internal sealed class LifecycleHostedService<TService> : IHostedService, IAsyncD
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !closing.IsCompleted)
         {
             _hostGaveUp = true;
-            HostingLog.StopOutlivedHost(_logger, _name, PendingStep());
+            if (_options.AbandonRunOnTimeout)
+            {
+                HostingLog.StopOutlivedHostAbandoning(_logger, _name, PendingStep());
+            }
+            else
+            {
+                HostingLog.StopOutlivedHost(_logger, _name, PendingStep());
+            }
         }
         catch (Exception failure)
         {
