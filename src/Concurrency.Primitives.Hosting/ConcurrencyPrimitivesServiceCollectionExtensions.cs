@@ -114,7 +114,7 @@ public static class ConcurrencyPrimitivesServiceCollectionExtensions
     /// <returns>The options builder of the batcher's options.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="services"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="scope"/> is not a defined value.</exception>
-    /// <exception cref="InvalidOperationException">A batcher of these type arguments and this name is already registered with another handler.</exception>
+    /// <exception cref="InvalidOperationException">A batcher of these type arguments and this name is already registered with another handler or another <paramref name="scope"/>.</exception>
     public static OptionsBuilder<BatcherOptions> AddBatcher<TItem, TResult, THandler>(
         this IServiceCollection services,
         string? name = null,
@@ -129,7 +129,7 @@ public static class ConcurrencyPrimitivesServiceCollectionExtensions
 
         var registry = Prepare(services);
         var optionsName = name ?? Options.Options.DefaultName;
-        var added = registry.TryAdd(new PrimitiveRegistration(PrimitiveKind.Batcher, name, typeof(Batcher<TItem, TResult>), typeof(THandler), HealthCheckOf));
+        var added = registry.TryAdd(new PrimitiveRegistration(PrimitiveKind.Batcher, name, typeof(Batcher<TItem, TResult>), typeof(THandler), HealthCheckOf, "scope " + scope));
         var builder = Configure(services, optionsName, configure);
         services.TryAddTransient<THandler>();
         if (added)

@@ -104,6 +104,20 @@ public sealed class RegistrationHostingTests
     }
 
     [Fact]
+    public void TheSameBatcherWithAnotherHandlerScope_IsRefused_AndWithTheSameOne_IsHarmless()
+    {
+        var services = new ServiceCollection();
+        services.AddBatcher<int, int, IntHandler>("loader", scope: BatchHandlerScope.Root);
+        var before = services.Count;
+
+        services.Invoking(s => s.AddBatcher<int, int, IntHandler>("loader")) // PerDispatch by default
+            .Should().Throw<InvalidOperationException>().WithMessage("Batcher<Int32, Int32> 'loader' (IntHandler) is already registered with scope Root; it cannot also be registered with scope PerDispatch*");
+        services.Count.Should().Be(before, "a refused registration leaves the collection as it was");
+        services.AddBatcher<int, int, IntHandler>("loader", scope: BatchHandlerScope.Root);
+        services.Count(d => d.ServiceType == typeof(Batcher<int, int>)).Should().Be(1, "registering it again is harmless: one batcher");
+    }
+
+    [Fact]
     public async Task ADegradedQueueShareOutsideZeroToOne_FailsTheHostsStart_NamingTheProperty()
     {
         var builder = TestHost.NewBuilder();

@@ -18,17 +18,19 @@ internal enum PrimitiveKind
 /// <summary>
 /// One primitive registered with the container. Its identity is its kind, its service type and its key (the service
 /// key, or the name of a lifecycle service); <see cref="Implementation"/> is what the registration fixes for it (the
-/// handler, the consumer or the hosted type), and a second registration of the same identity must fix the same one.
+/// handler, the consumer or the hosted type) with <see cref="Setting"/> (a batcher's handler scope), and a second
+/// registration of the same identity must fix the same ones.
 /// </summary>
 internal sealed class PrimitiveRegistration
 {
-    public PrimitiveRegistration(PrimitiveKind kind, string? key, Type serviceType, Type implementation, Func<IServiceProvider, IHealthCheck>? healthCheck)
+    public PrimitiveRegistration(PrimitiveKind kind, string? key, Type serviceType, Type implementation, Func<IServiceProvider, IHealthCheck>? healthCheck, string? setting = null)
     {
         Kind = kind;
         Key = key;
         ServiceType = serviceType;
         Implementation = implementation;
         HealthCheck = healthCheck;
+        Setting = setting;
     }
 
     public PrimitiveKind Kind { get; }
@@ -41,6 +43,9 @@ internal sealed class PrimitiveRegistration
     public Type Implementation { get; }
 
     public Func<IServiceProvider, IHealthCheck>? HealthCheck { get; }
+
+    /// <summary>What else the registration fixes and a later one cannot change (a batcher's handler scope); <see langword="null"/> if nothing.</summary>
+    public string? Setting { get; }
 
     /// <summary>
     /// The health check's name: the kind, then the key, or for an unkeyed primitive its type (two unkeyed batchers of
@@ -125,9 +130,15 @@ internal sealed class PrimitiveRegistry
                 var sameKey = existing.Key == registration.Key;
                 if (sameType && sameKey)
                 {
-                    if (existing.Implementation == registration.Implementation)
+                    if (existing.Implementation == registration.Implementation && existing.Setting == registration.Setting)
                     {
                         return false;
+                    }
+
+                    if (existing.Implementation == registration.Implementation)
+                    {
+                        throw new InvalidOperationException(
+                            $"{existing.Describe()} is already registered with {existing.Setting}; it cannot also be registered with {registration.Setting}. Register it once, or give the second one a name of its own.");
                     }
 
                     throw new InvalidOperationException(
