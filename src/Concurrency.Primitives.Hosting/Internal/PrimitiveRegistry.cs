@@ -130,19 +130,19 @@ internal sealed class PrimitiveRegistry
                 var sameKey = existing.Key == registration.Key;
                 if (sameType && sameKey)
                 {
-                    if (existing.Implementation == registration.Implementation && existing.Setting == registration.Setting)
+                    if (existing.Implementation != registration.Implementation)
                     {
-                        return false;
+                        throw new InvalidOperationException(
+                            $"{existing.Describe()} is already registered; it cannot also be registered with {PrimitiveRegistration.DisplayName(registration.Implementation)}. Give the second one a name of its own.");
                     }
 
-                    if (existing.Implementation == registration.Implementation)
+                    if (existing.Setting != registration.Setting)
                     {
                         throw new InvalidOperationException(
                             $"{existing.Describe()} is already registered with {existing.Setting}; it cannot also be registered with {registration.Setting}. Register it once, or give the second one a name of its own.");
                     }
 
-                    throw new InvalidOperationException(
-                        $"{existing.Describe()} is already registered; it cannot also be registered with {PrimitiveRegistration.DisplayName(registration.Implementation)}. Give the second one a name of its own.");
+                    return false; // the same registration again: harmless
                 }
 
                 // Lifecycle service names are compared without case, as health check names are: two services named
