@@ -200,13 +200,10 @@ internal sealed class LifecycleHostedService<TService> : IHostedService, IAsyncD
     }
 
     /// <summary>
-    /// Whether <paramref name="failure"/> is the run's fault, logged already. A run whose task was cancelled without an
-    /// exception of its own throws a new <see cref="TaskCanceledException"/> at each await, naming the same task.
+    /// Whether <paramref name="failure"/> is the run's fault, logged already: the gate's stop throws the very exception it
+    /// reported when the run faulted (a run task cancelled without an exception of its own included).
     /// </summary>
-    private bool IsLoggedRunFault(Exception failure) =>
-        _loggedRunFault is { } logged
-        && (ReferenceEquals(failure, logged)
-            || (failure is TaskCanceledException { Task: { } task } && logged is TaskCanceledException { Task: { } loggedTask } && ReferenceEquals(task, loggedTask)));
+    private bool IsLoggedRunFault(Exception failure) => _loggedRunFault is { } logged && ReferenceEquals(failure, logged);
 
     /// <summary>
     /// The service's run, as the gate sees it: an <see cref="OperationCanceledException"/> once the host is stopping is the

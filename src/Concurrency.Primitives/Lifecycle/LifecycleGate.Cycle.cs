@@ -159,6 +159,7 @@ public sealed partial class LifecycleGate
             {
                 if (!cycle.StopRequested && ReferenceEquals(_cycle, cycle) && State == LifecycleState.Running)
                 {
+                    cycle.RunFault = fault;
                     Transition(LifecycleState.RunFaulted, fault);
                     faultedOnItsOwn = true;
                 }
@@ -243,6 +244,11 @@ public sealed partial class LifecycleGate
         var completed = cycle.Teardown.IsCompleted;
         lock (_lock)
         {
+            if (completed && IsRunFaultAgain(failure, cycle.RunFault))
+            {
+                failure = cycle.RunFault; // the fault the gate reported, not a second exception for the same cancelled run
+            }
+
             if (completed)
             {
                 // The run's own fault, if any, is what this stop throws: it is also the end of the gate's life if closed.
@@ -281,6 +287,17 @@ public sealed partial class LifecycleGate
             _ = signal.Task.Exception; // observed: thrown to the stop callers and logged
         }
     }
+
+    /// <summary>
+    /// Whether the teardown's <paramref name="failure"/> is the run's fault the gate already reported as
+    /// <paramref name="reported"/>, thrown again: a run task cancelled without an exception of its own throws a new
+    /// <see cref="TaskCanceledException"/>, naming the same task, at each await (a faulted task rethrows its own).
+    /// </summary>
+    private static bool IsRunFaultAgain(Exception? failure, Exception? reported) =>
+        failure is TaskCanceledException { Task: { } task }
+        && reported is TaskCanceledException { Task: { } reportedTask }
+        && !ReferenceEquals(failure, reported)
+        && ReferenceEquals(task, reportedTask);
 
     /// <summary>
     /// A stop's wait for a start that ignores its token has timed out: give up, unless the start finished meanwhile. The
@@ -468,6 +485,9 @@ public sealed partial class LifecycleGate
 
         /// <summary>Why releasing what a failed start acquired failed, if it did. Guarded by the gate's lock.</summary>
         public Exception? CleanupFailure { get; set; }
+
+        /// <summary>The run's fault, when it faulted on its own and the gate reported it (RunFaulted). Guarded by the gate's lock.</summary>
+        public Exception? RunFault { get; set; }
 
         /// <summary>Whether a stop was requested. Guarded by the gate's lock.</summary>
         public bool StopRequested { get; set; }

@@ -229,6 +229,38 @@ public sealed class LifecycleGateStopTests
     }
 
     [Fact]
+    public async Task ARunWhoseTaskIsCancelledWithoutAnExceptionOfItsOwn_FaultsTheGate_AndTheStopThrowsThatSameFault()
+    {
+        // A run that returns a task cancelled by a token of its own (Task.Delay on another source, Task.FromCanceled)
+        // carries no exception: every await of it throws a new TaskCanceledException. The fault the gate reports
+        // (RunFaulted, Fault) and the one its stop and Completion throw must be the same object, as for any other fault.
+        using var failRun = new CancellationTokenSource();
+        var faulted = Bounded.NewGate<LifecycleStateChangedEventArgs>();
+        var gate = new LifecycleGate(
+            start: (_, _) => Task.CompletedTask,
+            run: _ => Task.Delay(Timeout.Infinite, failRun.Token));
+        gate.StateChanged += (_, e) =>
+        {
+            if (e.Current == LifecycleState.RunFaulted)
+            {
+                faulted.TrySetResult(e);
+            }
+        };
+        await gate.StartAsync().OrHang();
+
+        await failRun.CancelAsync();
+
+        var reported = (await faulted.Task.OrHang()).Exception;
+        reported.Should().BeOfType<TaskCanceledException>();
+        gate.Fault.Should().BeSameAs(reported);
+        var thrown = await gate.Invoking(g => g.CloseAsync().OrHang()).Should().ThrowAsync<TaskCanceledException>();
+        thrown.Which.Should().BeSameAs(reported, "the stop throws the fault the gate reported, not a new exception from a second await of the run");
+        var completion = await gate.Invoking(g => g.Completion.OrHang()).Should().ThrowAsync<TaskCanceledException>();
+        completion.Which.Should().BeSameAs(reported);
+        gate.State.Should().Be(LifecycleState.Stopped);
+    }
+
+    [Fact]
     public async Task ARunEndingWithAnOperationCanceledExceptionAfterTheStopCancelledIt_IsAnOrderlyExit()
     {
         var gate = new LifecycleGate(
