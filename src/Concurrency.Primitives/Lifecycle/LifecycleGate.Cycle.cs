@@ -60,7 +60,7 @@ public sealed partial class LifecycleGate
         if (_run is { } runDelegate)
         {
             var token = cycle.RunCancellation.Token;
-            run = Task.Run(() => runDelegate(token), CancellationToken.None); // always invoked, even if already cancelled
+            run = WithOneOutcome(Task.Run(() => runDelegate(token), CancellationToken.None)); // always invoked, even if already cancelled
             cycle.Teardown.SetRun(run, cycle.RunCancellation); // before Started: no stop tears down until it is set
         }
 
@@ -75,6 +75,14 @@ public sealed partial class LifecycleGate
             await ObserveRunAsync(cycle, run).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// The run as a task that throws one exception however often it is awaited. A task cancelled without an exception of
+    /// its own (<c>Task.FromCanceled</c>, a <c>Task.Delay</c> on another token) throws a new
+    /// <see cref="TaskCanceledException"/> at each await; awaited once here, the exception it threw is kept as this task's,
+    /// so the fault the gate reports (RunFaulted, <see cref="Fault"/>) is the one its stop and <see cref="Completion"/> throw.
+    /// </summary>
+    private static async Task WithOneOutcome(Task run) => await run.ConfigureAwait(false);
 
     private async Task FailStartAsync(Cycle cycle, Exception failure)
     {
@@ -159,7 +167,6 @@ public sealed partial class LifecycleGate
             {
                 if (!cycle.StopRequested && ReferenceEquals(_cycle, cycle) && State == LifecycleState.Running)
                 {
-                    cycle.RunFault = fault;
                     Transition(LifecycleState.RunFaulted, fault);
                     faultedOnItsOwn = true;
                 }
@@ -244,11 +251,6 @@ public sealed partial class LifecycleGate
         var completed = cycle.Teardown.IsCompleted;
         lock (_lock)
         {
-            if (completed && IsRunFaultAgain(failure, cycle.RunFault))
-            {
-                failure = cycle.RunFault; // the fault the gate reported, not a second exception for the same cancelled run
-            }
-
             if (completed)
             {
                 // The run's own fault, if any, is what this stop throws: it is also the end of the gate's life if closed.
@@ -287,17 +289,6 @@ public sealed partial class LifecycleGate
             _ = signal.Task.Exception; // observed: thrown to the stop callers and logged
         }
     }
-
-    /// <summary>
-    /// Whether the teardown's <paramref name="failure"/> is the run's fault the gate already reported as
-    /// <paramref name="reported"/>, thrown again: a run task cancelled without an exception of its own throws a new
-    /// <see cref="TaskCanceledException"/>, naming the same task, at each await (a faulted task rethrows its own).
-    /// </summary>
-    private static bool IsRunFaultAgain(Exception? failure, Exception? reported) =>
-        failure is TaskCanceledException { Task: { } task }
-        && reported is TaskCanceledException { Task: { } reportedTask }
-        && !ReferenceEquals(failure, reported)
-        && ReferenceEquals(task, reportedTask);
 
     /// <summary>
     /// A stop's wait for a start that ignores its token has timed out: give up, unless the start finished meanwhile. The
@@ -485,9 +476,6 @@ public sealed partial class LifecycleGate
 
         /// <summary>Why releasing what a failed start acquired failed, if it did. Guarded by the gate's lock.</summary>
         public Exception? CleanupFailure { get; set; }
-
-        /// <summary>The run's fault, when it faulted on its own and the gate reported it (RunFaulted). Guarded by the gate's lock.</summary>
-        public Exception? RunFault { get; set; }
 
         /// <summary>Whether a stop was requested. Guarded by the gate's lock.</summary>
         public bool StopRequested { get; set; }
