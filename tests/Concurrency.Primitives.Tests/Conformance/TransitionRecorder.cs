@@ -6,10 +6,10 @@ using System.Threading.Tasks;
 namespace Concurrency.Primitives.Tests.Conformance;
 
 /// <summary>
-/// The counterpart of Guava's <c>RecordingListener</c>: records every <see cref="LifecycleGate.StateChanged"/> event in
-/// the order the gate raised it, and lets a test wait until a number of events has been seen (Guava's completion latch).
-/// The gate releases StartAsync, StopAsync, WhenRunning and WhenStopped before it raises the event of that transition,
-/// so a test waits here before it reads the history.
+/// The counterpart of Guava's <c>RecordingListener</c>: records every <see cref="LifecycleGate.StateChanged"/> (or
+/// <see cref="LifecycleGroup.StateChanged"/>) event in the order it was raised, and lets a test wait until a number of
+/// events has been seen (Guava's completion latch). A gate or group releases StartAsync, StopAsync, WhenRunning and
+/// WhenStopped before it raises the event of that transition, so a test waits here before it reads the history.
 /// </summary>
 public sealed class TransitionRecorder
 {
@@ -22,6 +22,12 @@ public sealed class TransitionRecorder
     {
         ArgumentNullException.ThrowIfNull(gate);
         gate.StateChanged += (_, e) => Record(e);
+    }
+
+    public TransitionRecorder(LifecycleGroup group)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        group.StateChanged += (_, e) => Record(e);
     }
 
     public IReadOnlyList<LifecycleStateChangedEventArgs> Events
