@@ -120,8 +120,9 @@ public sealed partial class LifecycleGroup
                 }
 
                 var gate = plan[i].Gate;
-                if (Volatile.Read(ref Begun[i]))
+                if (Volatile.Read(ref Begun[i]) || !HeldBackByADependent(plan[i]))
                 {
+                    // Its stop is under way, or free to begin (queued, its dependents down): not held back by anyone.
                     stillStopping[gate.Name] = gate.PendingStopStep ?? (gate.State == LifecycleState.Starting ? "start" : gate.State.ToString());
                 }
                 else
@@ -131,6 +132,21 @@ public sealed partial class LifecycleGroup
             }
 
             return new LifecycleGroupStopTimeoutException(groupName, timeout, stillStopping, notYetStopped);
+        }
+
+        /// <summary>Whether some member that depends on <paramref name="member"/> has not stopped (still stopping, or failed to).</summary>
+        private bool HeldBackByADependent(Member member)
+        {
+            foreach (var dependent in member.Dependents)
+            {
+                var stop = Stops[dependent.Index]!;
+                if (stop.Status != TaskStatus.RanToCompletion || !stop.Result)
+                {
+                    return true;
+                }
+            }
+
+            return false;
         }
     }
 }

@@ -167,6 +167,40 @@ public sealed class LifecycleGroupFaultAndTimeoutTests
     }
 
     [Fact]
+    public async Task AStopBoundPassingBeforeAnIndependentGatesStopBegins_ListsThatGateAsStopping_NeverAsHeldBackByADependent()
+    {
+        // Each gate's stop is queued to the pool: when the bound passes, an independent gate's stop may not have begun
+        // yet. Nothing depends on it, so nothing holds it back, and the error must not say that something does.
+        var clock = new ManualTimeProvider();
+        var release = Bounded.NewGate();
+        var independent = Enumerable.Range(0, 8).Select(i => Gate("quick" + i)).ToArray();
+        var slow = new ScriptedGate("slow", _journal, new LifecycleGateOptions { ShutdownTimeout = Timeout.InfiniteTimeSpan }) { HoldStop = release.Task };
+        var group = new LifecycleGroup(new LifecycleGroupOptions { Name = "node", ShutdownTimeout = TimeSpan.FromSeconds(1), TimeProvider = clock });
+        group.Add(slow.Gate); // first in the plan: its stop is queued last, and a pool thread's own queue runs it first
+        foreach (var gate in independent)
+        {
+            group.Add(gate.Gate);
+        }
+
+        await group.StartAsync().OrHang();
+
+        var stop = group.StopAsync();
+        await slow.StopEntered.Task.OrHang();
+        await clock.WhenTimersArmed(1).OrHang();
+        clock.Advance(TimeSpan.FromSeconds(1));
+
+        var timeout = (await stop.Awaiting(s => s.OrHang()).Should().ThrowAsync<LifecycleGroupStopTimeoutException>()).Which;
+        timeout.NotYetStopped.Should().BeEmpty("no gate depends on another here");
+        timeout.StillStopping.Should().ContainKey("slow").WhoseValue.Should().Be("stop");
+        timeout.StillStopping.Keys.Should().BeSubsetOf(independent.Select(gate => gate.Gate.Name).Append("slow"));
+        timeout.Message.Should().NotContain("depends on");
+
+        release.SetResult();
+        (await group.StopAsync().OrHang()).Should().BeTrue();
+        independent.Append(slow).Select(gate => gate.Gate.State).Should().AllBeEquivalentTo(LifecycleState.Stopped);
+    }
+
+    [Fact]
     public async Task CloseAsyncWithATimeout_NamesTheGateStillStopping_AndRefusesLaterStarts()
     {
         var clock = new ManualTimeProvider();
