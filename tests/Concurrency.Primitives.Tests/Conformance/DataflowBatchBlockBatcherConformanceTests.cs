@@ -3,7 +3,6 @@ using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Linq;
 using System.Threading;
-using System.Threading.Channels;
 using System.Threading.Tasks;
 using Concurrency.Primitives.Tests.TestSupport;
 
@@ -22,7 +21,7 @@ namespace Concurrency.Primitives.Tests.Conformance;
 // CloseAsync with BatcherShutdownMode.Drain (buffered items are still dispatched); Fault(exception) and the block's
 // cancellation token, which drop buffered items, are the closest to CloseAsync with FailPending (the dropped items'
 // callers fail with ClosedException); a block's Completion is the batcher's Completion, which never faults. The
-// dispatches here are held on gates the test opens (HeldDispatch); the clock moves only when a test advances it.
+// dispatches here are held on gates the test opens (HeldBatchDispatch); the clock moves only when a test advances it.
 //
 // Ported (upstream test -> test here):
 //   BatchBlock TestGreedyFromPosts, TestTriggerBatch_Nop           -> FullBatchesAreCutByTheSubmitThatFillsThem_...
@@ -525,7 +524,7 @@ public sealed class DataflowBatchBlockBatcherConformanceTests
         dispatch.Batches.Should().BeEquivalentTo(new[] { new[] { 0 }, new[] { 1 } }, o => o.WithStrictOrdering());
     }
 
-    private static (Batcher<int, int> Batcher, HeldDispatch Dispatch, ManualTimeProvider Time) NewBatcher(
+    private static (Batcher<int, int> Batcher, HeldBatchDispatch Dispatch, ManualTimeProvider Time) NewBatcher(
         int maxBatchSize,
         int maxConcurrency = 1,
         TimeSpan? maxDelay = null,
@@ -533,7 +532,7 @@ public sealed class DataflowBatchBlockBatcherConformanceTests
         BatcherShutdownMode mode = BatcherShutdownMode.Drain)
     {
         var time = new ManualTimeProvider();
-        var dispatch = new HeldDispatch();
+        var dispatch = new HeldBatchDispatch();
         var batcher = new Batcher<int, int>(
             dispatch.DispatchAsync,
             new BatcherOptions
@@ -546,52 +545,5 @@ public sealed class DataflowBatchBlockBatcherConformanceTests
                 TimeProvider = time,
             });
         return (batcher, dispatch, time);
-    }
-
-    // One dispatch call as the test sees it: the batch's items (a copy), and the gate that lets it answer them and return.
-    private sealed record Entered(int[] Items, TaskCompletionSource Release);
-
-    // The dispatch (an ActionBlock<int[]> behind the BatchBlock): announces each batch it enters, in the order entered,
-    // then waits for that batch's gate (or for OpenAll) and answers every item with itself. Counts how many run at once.
-    private sealed class HeldDispatch
-    {
-        private readonly Channel<Entered> _entered = Channel.CreateUnbounded<Entered>();
-        private readonly ConcurrentQueue<int[]> _batches = new();
-        private readonly TaskCompletionSource _open = Bounded.NewGate();
-        private int _running;
-        private int _maxRunning;
-
-        // Every batch entered so far, in the order entered.
-        public IReadOnlyList<int[]> Batches => _batches.ToArray();
-
-        public int MaxRunning => Volatile.Read(ref _maxRunning);
-
-        public async Task<Entered> NextAsync() => await _entered.Reader.ReadAsync().AsTask().OrHang();
-
-        // From now on no dispatch waits for its gate (those waiting go on at once).
-        public void OpenAll() => _open.TrySetResult();
-
-        public async ValueTask DispatchAsync(Batch<int, int> batch, CancellationToken cancellationToken)
-        {
-            var running = Interlocked.Increment(ref _running);
-            for (var seen = Volatile.Read(ref _maxRunning); running > seen; seen = Volatile.Read(ref _maxRunning))
-            {
-                if (Interlocked.CompareExchange(ref _maxRunning, running, seen) == seen)
-                {
-                    break;
-                }
-            }
-
-            var items = batch.Items.ToArray();
-            var release = Bounded.NewGate();
-            _batches.Enqueue(items);
-            _entered.Writer.TryWrite(new Entered(items, release));
-            await Task.WhenAny(release.Task, _open.Task);
-            Interlocked.Decrement(ref _running);
-            for (var i = 0; i < items.Length; i++)
-            {
-                batch.TrySetResult(i, items[i]);
-            }
-        }
     }
 }
