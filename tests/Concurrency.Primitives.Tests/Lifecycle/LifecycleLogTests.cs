@@ -102,7 +102,17 @@ public sealed class LifecycleLogTests
         var logger = new RecordingLogger();
         var group = new LifecycleGroup(new LifecycleGroupOptions { Name = "node", Logger = logger, OnGateFault = LifecycleGroupFaultPolicy.Isolate });
         var faulted = Bounded.NewGate();
-        var gate = new LifecycleGate(run: _ => Task.FromException(new InvalidOperationException("sync lost")), options: new LifecycleGateOptions { Name = "sync" });
+        var fault = Bounded.NewGate();
+
+        // The run faults only once the group runs: a member that faults before the group's start has finished fails that
+        // start instead (the group does not reach Running without it), which is not what this test is about.
+        var gate = new LifecycleGate(
+            run: async _ =>
+            {
+                await fault.Task.ConfigureAwait(false);
+                throw new InvalidOperationException("sync lost");
+            },
+            options: new LifecycleGateOptions { Name = "sync" });
         gate.StateChanged += (_, change) =>
         {
             if (change.Current == LifecycleState.RunFaulted)
@@ -112,6 +122,7 @@ public sealed class LifecycleLogTests
         };
         group.Add(gate);
         await group.StartAsync().OrHang();
+        fault.SetResult();
         await faulted.Task.OrHang();
 
         await group.StopAsync().OrHang(); // the fault was reported when it happened; the gate did stop
