@@ -32,10 +32,40 @@ internal readonly struct CoarseClock
         _time.GetTimestamp();
 #endif
 
-    /// <summary>The span between two timestamps of this clock (negative spans become zero).</summary>
+    /// <summary>
+    /// The span between two timestamps of this clock (negative spans become zero), rounded up to a whole
+    /// <see cref="TimeSpan"/> tick: a timer set for it fires no earlier than the later timestamp.
+    /// </summary>
     public TimeSpan Between(long from, long to) =>
-        to <= from ? TimeSpan.Zero : TimeSpan.FromTicks((long)((to - from) * ((double)TimeSpan.TicksPerSecond / TicksPerSecond)));
+        to <= from ? TimeSpan.Zero : TimeSpan.FromTicks(ScaleUp(to - from, TimeSpan.TicksPerSecond, TicksPerSecond));
 
-    /// <summary>A span in this clock's units, rounded up.</summary>
-    public long ToTicks(TimeSpan span) => (long)Math.Ceiling(span.TotalSeconds * TicksPerSecond);
+    /// <summary>
+    /// A span (zero or more) in this clock's units, rounded up: a whole number of units stays that number (in integers,
+    /// not floating point, where 70 ms came out as 700,001 ticks and a deadline or a MaxDelay a unit late).
+    /// </summary>
+    public long ToTicks(TimeSpan span) => span <= TimeSpan.Zero ? 0 : ScaleUp(span.Ticks, TicksPerSecond, TimeSpan.TicksPerSecond);
+
+    /// <summary>
+    /// <paramref name="value"/> × <paramref name="multiplier"/> ÷ <paramref name="divisor"/>, rounded up, exactly, for a
+    /// positive <paramref name="value"/>; <see cref="long.MaxValue"/> where it does not fit.
+    /// </summary>
+    private static long ScaleUp(long value, long multiplier, long divisor)
+    {
+        if (multiplier % divisor == 0)
+        {
+            var factor = multiplier / divisor;
+            return value > long.MaxValue / factor ? long.MaxValue : value * factor;
+        }
+
+        if (divisor % multiplier == 0)
+        {
+            var step = divisor / multiplier;
+            return (value / step) + (value % step == 0 ? 0 : 1);
+        }
+
+        // Any other pair of frequencies (a clock with its own): exact in decimal for every long times any frequency
+        // below about 8 GHz, and rare (a timer armed, a duration logged), so its cost does not matter.
+        var scaled = decimal.Ceiling((decimal)value * multiplier / divisor);
+        return scaled >= long.MaxValue ? long.MaxValue : (long)scaled;
+    }
 }

@@ -16,6 +16,43 @@ namespace Concurrency.Primitives.Tests.Batching;
 public sealed class BatcherDelayTimerTests
 {
     /// <summary>
+    /// MaxDelay and Timeout are converted to the clock's units exactly: a partial batch is cut, and a caller released,
+    /// when the span has passed, not a unit later (35, 70 and 101 ms once became a tick more on a clock counting
+    /// TimeSpan ticks, so the cut and the release waited for the clock to pass the span).
+    /// </summary>
+    [Theory]
+    [InlineData(35)]
+    [InlineData(70)]
+    [InlineData(100)]
+    [InlineData(101)]
+    public async Task APartialBatch_IsCutWhenMaxDelayHasPassed_AndACallerReleasedWhenTimeoutHas_NotATickLater(int milliseconds)
+    {
+        var time = new ManualTimeProvider();
+        var dispatch = new HeldBatchDispatch();
+        dispatch.OpenAll();
+        await using var batcher = new Batcher<int, int>(
+            dispatch.DispatchAsync,
+            new BatcherOptions { MaxBatchSize = 3, MaxDelay = TimeSpan.FromMilliseconds(milliseconds), TimeProvider = time });
+
+        var call = batcher.SubmitAsync(1).AsTask();
+        time.Advance(TimeSpan.FromMilliseconds(milliseconds));
+
+        (await dispatch.NextAsync()).Items.Should().Equal(1);
+        (await call.OrHang()).Should().Be(1);
+
+        var held = new HeldBatchDispatch();
+        await using var bounded = new Batcher<int, int>(
+            held.DispatchAsync,
+            new BatcherOptions { MaxBatchSize = 1, Timeout = TimeSpan.FromMilliseconds(milliseconds), TimeProvider = time });
+        var waiting = bounded.SubmitAsync(2).AsTask();
+        await held.NextAsync(); // dispatched, and held
+        time.Advance(TimeSpan.FromMilliseconds(milliseconds));
+
+        await waiting.Awaiting(w => w.OrHang()).Should().ThrowAsync<BatchTimeoutException>();
+        held.OpenAll();
+    }
+
+    /// <summary>
     /// Guards TryCut's "not full and not due" branch and ArmDelay: a loop woken by a timer armed for an earlier batch
     /// finds the next batch not yet due, leaves it, and arms the timer for that batch's first item.
     /// </summary>

@@ -19,9 +19,8 @@ namespace Concurrency.Primitives.Tests.Conformance;
 // ClosedException; a dispatch's own fault, which fails only its batch, is asserted by the Dataflow suite's
 // ADispatchThatFaults_FailsEveryUnansweredCallerOfItsBatch_AndTheBatcherGoesOn); disposing the subscription is
 // DisposeAsync with FailPending (later submits fail with ObjectDisposedException). The TestScheduler's virtual time is
-// the manual clock, one upstream tick read as 10 ms from the batcher's creation (times below are in upstream ticks, as
-// in the test data; at 1 ms a tick, MaxDelay 70 ms is armed 100 ns late on this clock: CoarseClock.ToTicks rounds up
-// the inexact 0.07 s times 10^7, and the batch due at 350 is cut only after it); upstream's hot observables
+// the manual clock, one upstream tick read as 1 ms from the batcher's creation (times below are in upstream ticks, as
+// in the test data); upstream's hot observables
 // begin at the subscription (200), so their items before it (OnNext(100, 1)) have no counterpart and are left out. The
 // dispatch is HeldBatchDispatch with every gate open, so each batch is answered as soon as it is entered, and one batch
 // runs at a time (MaxConcurrency 1).
@@ -70,7 +69,7 @@ public sealed class RxBufferBatcherConformanceTests
 {
     private const string TimeOrCountItems = "205:1 210:2 240:3 280:4 320:5 350:6 370:7 420:8 470:9";
     private const string TimeOnlyItems = "210:2 240:3 280:4 320:5 350:6 380:7 420:8 470:9";
-    private const int MsPerTick = 10;
+    private const int MsPerTick = 1;
     private const int OneDay = 86_400_000 / MsPerTick;
 
     /// <summary>How a trace ends: Rx's OnCompleted, OnError, or the subscription's disposal.</summary>

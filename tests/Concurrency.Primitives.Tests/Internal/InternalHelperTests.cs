@@ -192,6 +192,40 @@ public sealed class InternalHelperTests
         clock.Between(1000, 3500).Should().Be(TimeSpan.FromMilliseconds(2500));
     }
 
+    [Theory]
+    [InlineData(10_000_000L)] // TimeSpan ticks: the manual clock, FakeTimeProvider
+    [InlineData(1_000_000_000L)] // Stopwatch on Linux
+    [InlineData(3_579_545L)] // an ACPI timer's frequency: no power of ten
+    [InlineData(1_000L)]
+    public void CoarseClock_ConvertsWholeMilliseconds_Exactly_AndRoundsOnlyWhatIsAPartOfAUnitUp(long frequency)
+    {
+        // A deadline or a MaxDelay a unit late is a timer that fires a unit after its time (70 ms was 700,001 ticks once).
+        var clock = new CoarseClock(new FrequencyClock(frequency));
+        var unit = TimeSpan.FromTicks((long)Math.Ceiling((double)TimeSpan.TicksPerSecond / frequency));
+        var wrong = new List<string>();
+        for (var ms = 0; ms <= 100_000; ms++)
+        {
+            var span = TimeSpan.FromMilliseconds(ms);
+            var units = (long)decimal.Ceiling((decimal)span.Ticks * frequency / TimeSpan.TicksPerSecond);
+            if (clock.ToTicks(span) != units)
+            {
+                wrong.Add($"ToTicks({ms} ms) = {clock.ToTicks(span)}, not {units}");
+            }
+
+            // A timer set for the span between two timestamps fires no earlier than the later one, and not a unit later.
+            var between = clock.Between(0, units);
+            if (between < span || between > span + unit)
+            {
+                wrong.Add($"Between(0, {units}) = {between.Ticks} ticks for {ms} ms");
+            }
+        }
+
+        wrong.Should().BeEmpty();
+        clock.ToTicks(TimeSpan.FromTicks(1)).Should().Be(Math.Max(1, frequency / TimeSpan.TicksPerSecond), "a part of a unit is a whole one");
+        clock.Between(5, 5).Should().Be(TimeSpan.Zero);
+        clock.Between(7, 5).Should().Be(TimeSpan.Zero);
+    }
+
     [Fact]
     public void AtomicBits_SetAndClear_ReturnTheValueBefore()
     {
@@ -389,5 +423,11 @@ public sealed class InternalHelperTests
         {
             public readonly ref ListLinks<Node> Of(Node node) => ref node.ListLinks;
         }
+    }
+
+    /// <summary>A clock with a given timestamp frequency; only the frequency is read.</summary>
+    private sealed class FrequencyClock(long frequency) : TimeProvider
+    {
+        public override long TimestampFrequency => frequency;
     }
 }
