@@ -111,14 +111,18 @@ public sealed partial class PeerEventPump<TPeer, TMessage>
             // the handles that never became ready (they queue nothing).
             while (_ready.First is { } ready)
             {
-                DisconnectLocked(ready);
+                if (!DisconnectLocked(ready))
+                {
+                    _ready.Remove(ready); // never the case (a listed handle is Ready); but a close must always end this loop
+                }
             }
 
-            foreach (var handle in new System.Collections.Generic.List<PeerHandle<TPeer, TMessage>>(_connected.Values))
+            foreach (var handle in _connected.Values)
             {
                 DisconnectLocked(handle);
             }
 
+            _connected.Clear(); // no identity's Equals or GetHashCode runs in a close
             _roomWaiters.ReleaseAll();
 
             // The loop completes the pump once it finds nothing more to deliver.

@@ -220,14 +220,18 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
                     : new ClosedException(_name, _fault is null ? $"Pump '{_name}' is closed (or closing); it accepts no more connections." : $"Pump '{_name}' faulted (its consumer threw); it accepts no more connections.");
             }
 
-            schedule = _connected.TryGetValue(peer, out var previous) && DisconnectLocked(previous) && ScheduleLocked();
-            handle = new PeerHandle<TPeer, TMessage>(this, peer, ++_generation);
+            // The identity's own Equals and GetHashCode run in these two lookups, before anything changes: if either
+            // throws, the caller gets that exception and every connection stays as it was.
+            _connected.TryGetValue(peer, out var previous);
+            handle = new PeerHandle<TPeer, TMessage>(this, peer, _generation + 1);
+            _connected[peer] = handle;
+            _generation++;
             if (_perPeerCapacity != int.MaxValue)
             {
                 handle.Quota = new PeerQuota<TPeer, TMessage>();
             }
 
-            _connected[peer] = handle;
+            schedule = previous is not null && DisconnectLocked(previous) && ScheduleLocked();
         }
 
         if (schedule)
@@ -272,6 +276,13 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
                 return false;
             }
 
+            // The identity's own Equals and GetHashCode run here, before anything changes: if either throws, the caller
+            // gets that exception and the connection stays as it was (a close still removes it).
+            if (_connected.TryGetValue(handle.Peer, out var current) && ReferenceEquals(current, handle))
+            {
+                _connected.Remove(handle.Peer);
+            }
+
             schedule = DisconnectLocked(handle) && ScheduleLocked();
         }
 
@@ -283,16 +294,15 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
         return true;
     }
 
-    /// <summary>Disconnects a handle; returns whether a Removed was queued. Called under the lock.</summary>
+    /// <summary>
+    /// Disconnects a handle; returns whether a Removed was queued. Called under the lock, by a caller that has taken the
+    /// handle out of the identity map (or is about to drop the map): no user code runs here, so nothing can leave the
+    /// handle half disconnected (marked, but still in the ready list, or without its Removed).
+    /// </summary>
     private bool DisconnectLocked(PeerHandle<TPeer, TMessage> handle)
     {
         var wasReady = handle.ProducerState == Ready;
         Volatile.Write(ref handle.ProducerState, Disconnected);
-        if (_connected.TryGetValue(handle.Peer, out var current) && ReferenceEquals(current, handle))
-        {
-            _connected.Remove(handle.Peer);
-        }
-
         if (!_roomWaiters.IsEmpty)
         {
             // A post of this handle waiting for room would be refused once room came: end its wait now.

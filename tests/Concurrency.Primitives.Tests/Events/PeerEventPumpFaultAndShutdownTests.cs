@@ -9,6 +9,81 @@ namespace Concurrency.Primitives.Tests.Events;
 /// <summary>Invariants 5-7 of src/Concurrency.Primitives/Events/README.md: handler faults, shutdown, bounded messages.</summary>
 public sealed class PeerEventPumpFaultAndShutdownTests
 {
+    /// <summary>
+    /// An identity whose own GetHashCode throws while its connection is disconnected: the caller gets that exception and
+    /// the connection is as it was (it still posts, and a later disconnect works), and a close, which runs no identity's
+    /// code, still gives it its one Removed. (The disconnect once marked the handle first and then looked the identity
+    /// up; the throw left it marked but listed as ready, with no Removed, and a later close looped for ever.)
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AnIdentityWhoseHashThrowsOnDisconnect_LeavesItsConnectionIntact_AndStillGetsExactlyOneRemoved(bool throwsUntilTheClose)
+    {
+        var handler = new RecordingPeerHandler<SwitchablePeer>();
+        var pump = new PeerEventPump<SwitchablePeer, string>(handler);
+        var foo = new SwitchablePeer("foo");
+        var bar = new SwitchablePeer("bar");
+        var fooHandle = pump.Connect(foo);
+        var barHandle = pump.Connect(bar);
+        fooHandle.MarkReady().Should().BeTrue();
+        barHandle.MarkReady().Should().BeTrue();
+        fooHandle.TryPost("m1").Should().BeTrue();
+        await handler.WhenHandled(3).OrHang();
+        var hold = Bounded.NewGate();
+        handler.Hold = hold.Task; // the recording handler looks its peers up too: it waits while the identity throws
+
+        foo.Throws = true;
+        FluentActions.Invoking(() => fooHandle.Disconnect()).Should().Throw<InvalidOperationException>().WithMessage("hash fault");
+        fooHandle.TryPost("m2").Should().BeTrue("the failed disconnect changed nothing");
+        barHandle.Disconnect().Should().BeTrue();
+
+        var expected = new[] { "foo:added", "bar:added", "foo:m1", "foo:m2", "bar:removed", "foo:removed" };
+        if (!throwsUntilTheClose)
+        {
+            foo.Throws = false;
+            fooHandle.Disconnect().Should().BeTrue();
+        }
+
+        var closing = pump.CloseAsync(); // with the identity still throwing in one case: a close runs no identity's code
+        foo.Throws = false;
+        hold.SetResult();
+        await closing.OrHang();
+        await handler.WhenHandled(expected.Length).OrHang();
+        handler.Order.Should().Equal(expected);
+        fooHandle.Disconnect().Should().BeFalse("it is disconnected now");
+    }
+
+    /// <summary>
+    /// A reconnect whose identity's GetHashCode throws, at its first or its second use in the reconnect, is refused, and
+    /// leaves the live connection as it was: it still posts, and gets its one Removed at the close.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task AReconnectWhoseIdentityHashThrows_IsRefused_AndTheLiveConnectionGoesOn(int failingCall)
+    {
+        var handler = new RecordingPeerHandler<SwitchablePeer>();
+        var pump = new PeerEventPump<SwitchablePeer, string>(handler);
+        var foo = new SwitchablePeer("foo");
+        var live = pump.Connect(foo);
+        live.MarkReady().Should().BeTrue();
+
+        await handler.WhenHandled(1).OrHang();
+        var hold = Bounded.NewGate();
+        handler.Hold = hold.Task; // the recording handler looks its peers up too: it waits while the identity throws
+
+        foo.FailAtCall(failingCall);
+        FluentActions.Invoking(() => pump.Connect(foo)).Should().Throw<InvalidOperationException>().WithMessage("hash fault");
+        foo.FailAtCall(0);
+        live.TryPost("m1").Should().BeTrue();
+        hold.SetResult();
+
+        await Task.Run(() => pump.CloseAsync()).OrHang(); // off this thread: a close that never ends must fail the test, not hang it
+        await handler.WhenHandled(3).OrHang();
+        handler.Order.Should().Equal("foo:added", "foo:m1", "foo:removed");
+    }
+
     [Theory]
     [InlineData("added")]
     [InlineData("m1")]
@@ -414,5 +489,27 @@ public sealed class PeerEventPumpFaultAndShutdownTests
         pump.Connect("stuck").MarkReady();
         await handler.Entered.Task.OrHang();
         return (pump, time, log, tokenCancelled);
+    }
+
+    /// <summary>
+    /// An identity (by reference) whose GetHashCode throws while <see cref="Throws"/> is set, or at one call counted from
+    /// <see cref="FailAtCall"/>.
+    /// </summary>
+    public sealed class SwitchablePeer(string name)
+    {
+        private int _calls;
+        private int _failingCall;
+
+        public bool Throws { get; set; }
+
+        /// <summary>From now on, the <paramref name="call"/>th GetHashCode (1 for the next) throws, and only that one.</summary>
+        public void FailAtCall(int call) => (_calls, _failingCall) = (0, call);
+
+        public override bool Equals(object? obj) => ReferenceEquals(this, obj);
+
+        public override int GetHashCode() =>
+            Throws || ++_calls == _failingCall ? throw new InvalidOperationException("hash fault") : StringComparer.Ordinal.GetHashCode(name);
+
+        public override string ToString() => name;
     }
 }
