@@ -721,18 +721,29 @@ public sealed class PollyTimeoutAndConcurrencyLimiterBatcherConformanceTests
         batcher.Count.Should().Be(1);
         time.Advance(Tick);
 
-        foreach (var waiter in waiters.Append(queued))
+        // Every bound passes at the same instant. The first dispatch, cancelled at it, ends on its own thread and frees
+        // its slot, so the loop may cut a caller whose own bound is passing just then before that caller is released:
+        // such a caller times out as dispatched. Every other one was never dispatched, and says so.
+        var dispatched = new List<int>();
+        foreach (var (waiter, item) in waiters.Append(queued).Zip(Enumerable.Range(2, 10).Append(1)))
         {
             var timeout = (await waiter.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>()).Which;
-            (timeout.Timeout, timeout.WasDispatched, timeout.DispatchTimedOut).Should().Be((timeoutBound, false, false));
-            timeout.Message.Should().Contain("never dispatched");
+            (timeout.Timeout, timeout.DispatchTimedOut).Should().Be((timeoutBound, false));
+            if (timeout.WasDispatched)
+            {
+                dispatched.Add(item);
+            }
+            else
+            {
+                timeout.Message.Should().Contain("never dispatched");
+            }
         }
 
         (await running.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>()).Which.WasDispatched.Should().BeTrue();
         first.Token.IsCancellationRequested.Should().BeTrue("that dispatch reached its bound");
         dispatch.OpenAll();
         (await batcher.SubmitAsync(12).OrHang()).Should().Be(12);
-        dispatch.Batches.Select(b => b.Single()).Should().Equal(0, 12);
+        dispatch.Batches.Select(b => b.Single()).Should().Equal(new[] { 0 }.Concat(dispatched.Order()).Append(12), "room went to the callers in the order they came");
     }
 
     // Ports ConcurrencyLimiter LargeAcquiresAndQueuesDoNotIntegerOverflow (PermitLimit int.MaxValue): the largest Capacity
