@@ -36,9 +36,7 @@ namespace Concurrency.Primitives.Tests.Conformance;
 /// spawn_local::spawn_after_close -> <see cref="TopLevelGo_AfterTheCloseBegan_IsRefused_NothingRuns_AndTheCloseCompletes"/>;
 /// spawn_local_on::local_set::close_then_spawn -> <see cref="DuringAClose_ARunningParentStartsEightChildren_AndTheCloseWaitsForThem"/>;
 /// spawn_local_on::local_set::spawn_then_drop -> <see cref="Dispose_WithEightPendingPieces_DoesNotAbortThem_AndTheyFinishAfterwards"/>;
-/// the example "Wait for tasks to exit" (graceful shutdown, paused time) ->
-/// <see cref="GracefulShutdown_OnAFakeClock_TheCloseAtTwoSecondsCancelsWhatRuns_AndCompletesAfterTheCleanups"/>; the
-/// <c>track_future</c> examples -> <see cref="RunAsync_CountsTheWorkFromTheCall_AndItsTaskCarriesTheWorksOutcome"/>;
+/// the <c>track_future</c> examples -> <see cref="RunAsync_CountsTheWorkFromTheCall_AndItsTaskCarriesTheWorksOutcome"/>;
 /// <c>TaskTrackerToken::clone</c> -> <see cref="ACopyOfALease_IsTheSameRegistration_AndAnotherIsRegisteredThroughIt"/>; the
 /// documented ABA resistance of <c>wait()</c> -> <see cref="WaitAsync_BegunBeforeATransientZero_CompletesThoughALeaseFollowsAtOnce"/>.
 /// </para>
@@ -64,7 +62,11 @@ namespace Concurrency.Primitives.Tests.Conformance;
 /// .NET: work leaves when its task completes). On a tracker closed while empty, every registration is refused; that case of
 /// spawn_after_close is already asserted by
 /// <see cref="RuntimeCountdownEventConformanceTests.EveryRegistration_OnATrackerClosedAtZero_IsRefused_AndNothingRuns"/>,
-/// so the port here closes a tracker that still holds a lease.
+/// so the port here closes a tracker that still holds a lease. The example "Wait for tasks to exit" (ten tasks sleeping in
+/// a loop on paused time, a close at 2 s, 50 ms cleanups) is not ported: on the manual clock each task arms its next sleep
+/// in a continuation after the clock has moved, so a step of the clock can come before a task has armed its sleep, and the
+/// sleeps counted differ from run to run; what it shows of the tracker (the close waits for every cleanup, and completes
+/// with the last) is asserted by spawn_then_close's port and the close_during_exit cases.
 /// </para>
 /// </summary>
 public sealed class TokioTaskTrackerConformanceTests
@@ -459,76 +461,6 @@ public sealed class TokioTaskTrackerConformanceTests
         forever.SetResult();
         await tracker.Completion.OrHang();
         Volatile.Read(ref finished).Should().Be(n);
-    }
-
-    // Ports the TaskTracker example "Wait for tasks to exit" (graceful shutdown, run on paused time): ten background tasks,
-    // task `num` sleeping 100 * num ms ten times; a task whose token is cancelled sleeps 50 ms to clean up, then exits; a
-    // separate task closes the tracker and cancels the token at 2 s; wait() returns when every task has exited. Here the
-    // clock is a fake one, the token is ClosingToken (the close cancels it), and the shutdown is a timer on the fake clock
-    // created before the tasks' sleeps (timers due at one instant fire in the order they were created), so a sleep that
-    // ends at 2 s exactly is cancelled: a task completes the sleeps that end before 2 s. Tasks 0 and 1 finish their ten iterations and exit normally; the other eight are cancelled at 2 s,
-    // and the tracker completes at 2.05 s, when the last cleanup ends, and not before.
-    [Fact]
-    public async Task GracefulShutdown_OnAFakeClock_TheCloseAtTwoSecondsCancelsWhatRuns_AndCompletesAfterTheCleanups()
-    {
-        const int tasks = 10;
-        var clock = new ManualTimeProvider();
-        var tracker = new TaskTracker();
-        var iterations = new int[tasks];
-        var outcomes = new string?[tasks];
-        var cleaning = new bool[tasks];
-        var exited = Enumerable.Range(0, tasks).Select(_ => Bounded.NewGate()).ToArray();
-        Task? close = null;
-        using var shutdown = clock.CreateTimer(_ => close = Close(tracker), null, TimeSpan.FromSeconds(2), Timeout.InfiniteTimeSpan);
-
-        for (var i = 0; i < tasks; i++)
-        {
-            var num = i;
-            await tracker.Go(
-                async ct =>
-                {
-                    try
-                    {
-                        await BackgroundTaskAsync(num, clock, iterations, ct);
-                        outcomes[num] = "exiting normally";
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        // Do some cleanup before we really exit.
-                        cleaning[num] = true;
-                        await Task.Delay(TimeSpan.FromMilliseconds(50), clock, CancellationToken.None);
-                        outcomes[num] = "finished cleanup";
-                    }
-
-                    exited[num].SetResult();
-                },
-                $"background {num}");
-        }
-
-        await exited[0].Task.OrHang(); // task 0 sleeps 0 ms: it runs through without the clock
-        await clock.WhenTimersArmed(tasks).OrHang(); // the shutdown and the first sleep of tasks 1 to 9
-
-        clock.Advance(TimeSpan.FromMilliseconds(1999));
-        tracker.IsClosing.Should().BeFalse();
-        outcomes[1].Should().Be("exiting normally", "task 1's ten sleeps end at 1 s");
-        cleaning.Should().OnlyContain(c => !c);
-
-        clock.Advance(TimeSpan.FromMilliseconds(1));
-        close.Should().NotBeNull("the shutdown fired at 2 s");
-        tracker.IsClosing.Should().BeTrue();
-        tracker.ClosingToken.IsCancellationRequested.Should().BeTrue();
-        await clock.WhenTimersArmed(8).OrHang(); // the eight cleanups have begun their 50 ms sleeps
-        cleaning.Should().Equal(false, false, true, true, true, true, true, true, true, true);
-        tracker.Count.Should().Be(8, "tasks 2 to 9 are cleaning up");
-
-        clock.Advance(TimeSpan.FromMilliseconds(49));
-        tracker.Completion.IsCompleted.Should().BeFalse("the cleanups end at 2.05 s");
-
-        clock.Advance(TimeSpan.FromMilliseconds(1));
-        await close!.OrHang();
-        outcomes.Should().Equal(Enumerable.Range(0, tasks).Select(num => num < 2 ? "exiting normally" : "finished cleanup"));
-        iterations.Should().Equal(Enumerable.Range(0, tasks).Select(num => num == 0 ? 10 : Math.Min(10, 1999 / (100 * num))));
-        tracker.Count.Should().Be(0);
     }
 
     // Ports the track_future examples (tokio::spawn(tracker.track_future(f)), and the same on a JoinSet): the future counts
