@@ -220,12 +220,12 @@ public sealed partial class PeerEventPump<TPeer, TMessage> : IAsyncDisposable, I
                     : new ClosedException(_name, _fault is null ? $"Pump '{_name}' is closed (or closing); it accepts no more connections." : $"Pump '{_name}' faulted (its consumer threw); it accepts no more connections.");
             }
 
-            // The identity's own Equals and GetHashCode run in these two lookups, before anything changes: if either
-            // throws, the caller gets that exception and every connection stays as it was.
+            // The identity's own Equals and GetHashCode run in these two lookups, before any connection changes: if
+            // either throws, the caller gets that exception and every connection stays as it was (a generation number
+            // may go unused; generations need only increase).
             _connected.TryGetValue(peer, out var previous);
-            handle = new PeerHandle<TPeer, TMessage>(this, peer, _generation + 1);
+            handle = new PeerHandle<TPeer, TMessage>(this, peer, ++_generation);
             _connected[peer] = handle;
-            _generation++;
             if (_perPeerCapacity != int.MaxValue)
             {
                 handle.Quota = new PeerQuota<TPeer, TMessage>();
