@@ -179,7 +179,11 @@ public sealed class BatchTimeoutException : BatchException
     /// <summary>The bound that passed.</summary>
     public TimeSpan Timeout { get; }
 
-    /// <summary>Whether the item had been handed to a dispatch (which may still process it).</summary>
+    /// <summary>
+    /// Whether the item had been handed to a dispatch (which may still process it). <see langword="false"/> only when no
+    /// dispatch has received the item and none will; <see langword="true"/> may also be said of an item whose batch was
+    /// being cut just as the bound passed, and which was then left out of it.
+    /// </summary>
     public bool WasDispatched { get; }
 
     /// <summary>Whether the dispatch's timeout (<see cref="BatcherOptions.DispatchTimeout"/>) passed, rather than the caller's own bound.</summary>

@@ -114,7 +114,11 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// <summary>When the caller's bound passes (a timestamp of the owner's clock); the shared deadline sweep honours it.</summary>
     public long Deadline;
 
-    /// <summary>Whether a dispatch has been handed this item (its timeout then says it may still be processed).</summary>
+    /// <summary>
+    /// Whether a dispatch has been handed this item (its timeout then says it may still be processed). Written by the cut
+    /// before it looks at the claims, and only while a Timeout is set (nothing else reads it); read by a deadline only after
+    /// its claim (see <see cref="TryTimeOut"/>).
+    /// </summary>
     public bool Dispatched;
 
     /// <summary>Items admitted after waiting for room carry their own deadline timer and are skipped by the shared sweep.</summary>
@@ -285,6 +289,30 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         Publish(awaited);
         return true;
     }
+
+    /// <summary>
+    /// Fails the item with a <see cref="BatchTimeoutException"/> for <paramref name="bound"/> if it is still in
+    /// <paramref name="use"/> and unanswered (for the deadline sweep). Whether it was dispatched is read after the claim,
+    /// whose compare-and-swap is a full fence: the cut marks its items, fences, then looks at their claims, so either the
+    /// cut sees this claim and leaves the item out, or this reads the mark. Read before the claim, the mark could be unset
+    /// while the cut, not yet seeing the claim, hands the item on: the caller would be told "never dispatched" of an item
+    /// its dispatch then receives.
+    /// </summary>
+    public bool TryTimeOut(int use, TimeSpan bound)
+    {
+        if (!TryClaim(use, releasing: 0, out var awaited))
+        {
+            return false;
+        }
+
+        Detach();
+        _error = ExceptionDispatchInfo.Capture(TimedOut(bound));
+        Publish(awaited);
+        return true;
+    }
+
+    /// <summary>The exception for a caller whose <paramref name="bound"/> passed; read only after this use's answer was claimed.</summary>
+    private BatchTimeoutException TimedOut(TimeSpan bound) => new(bound, Volatile.Read(ref Dispatched), dispatchTimedOut: false);
 
     /// <summary>
     /// Claims the answer for <paramref name="use"/> (the first claim wins), letting go of the owners in
@@ -522,7 +550,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         }
 
         var owner = _owner;
-        if (TryFailOffPath(use, new BatchTimeoutException(bound, Volatile.Read(ref Dispatched), dispatchTimedOut: false)))
+        if (TryFailOffPath(use, exception: null, bound))
         {
             owner?.CountTimeout();
         }
@@ -534,9 +562,11 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// caller can read the answer before the signal is over (the core marks itself completed first, then looks for a
     /// continuation); without that hold, the caller and the batcher could both let go and the item be reset and reused
     /// under the signal. Answers from the dispatch and from the batcher's lock need no hold: the batcher lets go of a
-    /// dispatched item only after its dispatch has returned, and of any other item only under its lock.
+    /// dispatched item only after its dispatch has returned, and of any other item only under its lock. With no
+    /// <paramref name="exception"/>, the caller's <paramref name="bound"/> passed: its <see cref="BatchTimeoutException"/>
+    /// is made after the claim, as <see cref="TryTimeOut"/> makes it.
     /// </summary>
-    private bool TryFailOffPath(int use, Exception exception)
+    private bool TryFailOffPath(int use, Exception? exception, TimeSpan bound = default)
     {
         if (!TryClaim(use, releasing: 0, out var awaited))
         {
@@ -547,7 +577,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         AtomicBits.Set(ref _state, SignallerOwns);
         var owner = _owner;
         Detach();
-        _error = ExceptionDispatchInfo.Capture(exception);
+        _error = ExceptionDispatchInfo.Capture(exception ?? TimedOut(bound)); // after the claim: see TryTimeOut
         Publish(awaited);
 
         // A caller that gives up while its batch is cut or dispatched counts against the batch's live callers (read after

@@ -144,6 +144,21 @@ public sealed partial class Batcher<TItem, TResult>
 
             // The claim's fence orders this read of the room-waiter flag after the parkers' (see SubmitSlow).
             var roomWaiters = Volatile.Read(ref _submit.RoomWaiters) != 0;
+            if (_timeoutTicks != NeverTicks)
+            {
+                // A caller's bound can pass as its item is cut: the sweep, or the caller's own timer, claims the answer and
+                // only then reads whether the item was dispatched (see BatchItem.TryTimeOut). So every item is marked
+                // first, then a full fence, then the claims are looked at below: a deadline that reads the mark unset
+                // claimed before that look, which leaves its item out. One that claims between the mark and the look
+                // reads it set and its item is left out: told that its item may be processed, never the reverse.
+                for (var i = 0; i < published; i++)
+                {
+                    Volatile.Write(ref items[i].Dispatched, true);
+                }
+
+                Interlocked.MemoryBarrier();
+            }
+
             var kept = 0;
             var canGiveUp = false;
             for (var i = 0; i < published; i++)
@@ -158,7 +173,6 @@ public sealed partial class Batcher<TItem, TResult>
                     continue;
                 }
 
-                item.Dispatched = true;
                 canGiveUp |= item.CanGiveUp;
                 core.Uses[kept] = use;
                 core.Values[kept] = item.Value;

@@ -193,7 +193,6 @@ public sealed partial class Batcher<TItem, TResult>
         }
 
         var deadline = item.Deadline;
-        var dispatched = item.Dispatched;
         if (!item.IsPendingIn(use))
         {
             return false; // answered meanwhile: what was read may be a later use's
@@ -205,7 +204,7 @@ public sealed partial class Batcher<TItem, TResult>
             return true;
         }
 
-        if (item.TrySetException(use, new BatchTimeoutException(_timeout, dispatched, dispatchTimedOut: false)))
+        if (item.TryTimeOut(use, _timeout))
         {
             released++;
         }

@@ -69,6 +69,12 @@ public sealed class BatcherRaceWindowSystematicTests
     }
 
     [Fact]
+    public void Timeouts_ACallersDeadlineRacingTheCut_SaysNeverDispatchedOnlyOfAnItemNoDispatchReceived()
+    {
+        CoyoteHarness.Explore(_output, "Batcher timeouts, the sweep and an own deadline racing the cut", Iterations, DeadlinesRacingTheCutScenarioAsync, interleaveVolatiles: true).ShouldHoldEverywhere();
+    }
+
+    [Fact]
     public void Shutdown_ARetakeThatLosesItsCoreAsTheLastLoopLeaves_StillCompletesTheDrain()
     {
         CoyoteHarness.Explore(_output, "Batcher Drain close, a retake losing its core as the last loop leaves", Iterations, RetakeLosingItsCoreScenarioAsync).ShouldHoldEverywhere();
@@ -418,6 +424,62 @@ public sealed class BatcherRaceWindowSystematicTests
         // At most: a sweep that fires in a task of its own (re-armed for a time already reached) counts its releases after
         // signalling them, so the count may still be on its way; it may never be ahead.
         Specification.Assert(Interlocked.Read(ref counted) <= timedOut, $"The timeouts metric counted {Interlocked.Read(ref counted)}; {timedOut} caller(s) were released by a timeout.");
+    }
+
+    /// <summary>
+    /// Batches of one, one loop, room for one queued item, a one-second Timeout on a clock that moves only when the
+    /// scenario says. The first item's dispatch waits; the second is queued (the shared sweep bounds it); the third waits
+    /// for room (its own timer bounds it). The clock reaches every deadline as the first dispatch is let go, so the sweep
+    /// races the cut of the second item and the third's own timer races its cut. A caller told
+    /// <see cref="BatchTimeoutException.WasDispatched"/> <see langword="false"/> (never dispatched, and never will be) must
+    /// be one whose item no dispatch received: a deadline that read the item's dispatched flag before it claimed the answer
+    /// could say so of an item the cut had just handed on.
+    /// </summary>
+    private static async Task DeadlinesRacingTheCutScenarioAsync()
+    {
+        var time = new SteppedTimeProvider();
+        var letGo = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var received = 0;
+        var batcher = new Batcher<int, int>(
+            async (batch, _) =>
+            {
+                Interlocked.Or(ref received, 1 << batch[0]);
+                if (batch[0] == 0)
+                {
+                    await letGo.Task;
+                }
+
+                batch.TrySetResult(0, batch[0] * 10);
+            },
+            new BatcherOptions { MaxBatchSize = 1, MaxConcurrency = 1, MaxDelay = TimeSpan.Zero, Capacity = 1, Timeout = TimeSpan.FromSeconds(1), TimeProvider = time });
+
+        var calls = new[] { batcher.SubmitAsync(0).AsTask(), batcher.SubmitAsync(1).AsTask(), batcher.SubmitAsync(2).AsTask() };
+        var advance = Task.Run(() => time.AdvanceTo(TimeSpan.FromSeconds(1)));
+        letGo.TrySetResult();
+        await advance;
+        var outcomes = new (int Result, BatchTimeoutException? Timeout)[calls.Length];
+        for (var i = 0; i < calls.Length; i++)
+        {
+            try
+            {
+                outcomes[i] = (await calls[i], null);
+            }
+            catch (BatchTimeoutException timeout)
+            {
+                outcomes[i] = (-2, timeout);
+            }
+        }
+
+        await batcher.CloseAsync();
+        var dispatched = Volatile.Read(ref received);
+        for (var i = 0; i < calls.Length; i++)
+        {
+            Specification.Assert(outcomes[i].Result == i * 10 || outcomes[i].Timeout is not null, $"Caller {i} received {outcomes[i].Result}.");
+            if (outcomes[i].Timeout is { WasDispatched: false })
+            {
+                Specification.Assert((dispatched & (1 << i)) == 0, $"Caller {i} was told its item was never dispatched and never would be; a dispatch received it.");
+            }
+        }
     }
 
     /// <summary>
