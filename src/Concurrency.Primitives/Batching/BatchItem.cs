@@ -114,13 +114,6 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// <summary>When the caller's bound passes (a timestamp of the owner's clock); the shared deadline sweep honours it.</summary>
     public long Deadline;
 
-    /// <summary>
-    /// Whether a dispatch has been handed this item (its timeout then says it may still be processed). Written by the cut
-    /// before it looks at the claims, and only while a Timeout is set (nothing else reads it); read by a deadline only after
-    /// its claim (see <see cref="TryTimeOut"/>).
-    /// </summary>
-    public bool Dispatched;
-
     /// <summary>Items admitted after waiting for room carry their own deadline timer and are skipped by the shared sweep.</summary>
     public bool HasOwnDeadline => _ownTimer;
 
@@ -165,6 +158,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// <summary>
     /// The ring index this use of the item was published at, written before the cell: a cell holds a published item for
     /// an index only if the item it refers to carries that index (a cell is never cleared; a later lap overwrites it).
+    /// -1 while its caller waits for room (see <see cref="MarkParked"/>).
     /// </summary>
     public long RingIndex = -1;
 
@@ -228,7 +222,6 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     {
         Value = value;
         Deadline = deadline;
-        Dispatched = false;
         _state = ((_state & UseBits) + NextUse) | CallerOwns | BatcherOwns;
         if (token.CanBeCanceled)
         {
@@ -293,10 +286,7 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     /// <summary>
     /// Fails the item with a <see cref="BatchTimeoutException"/> for <paramref name="bound"/> if it is still in
     /// <paramref name="use"/> and unanswered (for the deadline sweep). Whether it was dispatched is read after the claim,
-    /// whose compare-and-swap is a full fence: the cut marks its items, fences, then looks at their claims, so either the
-    /// cut sees this claim and leaves the item out, or this reads the mark. Read before the claim, the mark could be unset
-    /// while the cut, not yet seeing the claim, hands the item on: the caller would be told "never dispatched" of an item
-    /// its dispatch then receives.
+    /// whose compare-and-swap is a full fence (see <see cref="TimedOut"/>).
     /// </summary>
     public bool TryTimeOut(int use, TimeSpan bound)
     {
@@ -311,8 +301,31 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
         return true;
     }
 
-    /// <summary>The exception for a caller whose <paramref name="bound"/> passed; read only after this use's answer was claimed.</summary>
-    private BatchTimeoutException TimedOut(TimeSpan bound) => new(bound, Volatile.Read(ref Dispatched), dispatchTimedOut: false);
+    /// <summary>
+    /// The exception for a caller whose <paramref name="bound"/> passed, made only after this use's answer was claimed:
+    /// the item was dispatched if a cut has moved the ring's head past its index. A cut moves the head (a
+    /// compare-and-swap), then looks at the answers of the items it passed, leaving out those answered; a deadline claims,
+    /// then reads the head here. One of the two sees the other: a deadline that finds the head not yet past the item
+    /// claimed before any cut's look, which leaves the item out, so "never dispatched" holds; one that finds it past says
+    /// the item may be processed, which is exact when it claimed after the look and the safe side when the cut saw its
+    /// claim and left the item out. An item waiting for room has no index yet (-1, see <see cref="MarkParked"/>) until
+    /// it is admitted; one admitted after this claim is seen answered by its cut. Read before the claim, the head could
+    /// say "not cut" while a cut, not yet seeing the claim, hands the item on: the caller would be told "never
+    /// dispatched" of an item its dispatch then receives.
+    /// </summary>
+    private BatchTimeoutException TimedOut(TimeSpan bound)
+    {
+        var index = Volatile.Read(ref RingIndex);
+        var dispatched = index >= 0 && _owner is { } owner && index < owner.CutIndex;
+        return new BatchTimeoutException(bound, dispatched, dispatchTimedOut: false);
+    }
+
+    /// <summary>
+    /// Clears the ring index of an item that waits for room (it has none until it is admitted; the one it holds is its
+    /// last use's), before its own deadline timer is armed: see <see cref="TimedOut"/>. The cell of that last index, if it
+    /// still refers to the item, no longer counts it as published there, as no cut ever reads an index it passed.
+    /// </summary>
+    public void MarkParked() => Volatile.Write(ref RingIndex, -1);
 
     /// <summary>
     /// Claims the answer for <paramref name="use"/> (the first claim wins), letting go of the owners in

@@ -142,23 +142,11 @@ public sealed partial class Batcher<TItem, TResult>
                 continue; // another loop cut it, or the ring began to grow
             }
 
-            // The claim's fence orders this read of the room-waiter flag after the parkers' (see SubmitSlow).
+            // The claim's fence orders this read of the room-waiter flag after the parkers' (see SubmitSlow), and the look
+            // at each item's answer below after the head moved past it: a deadline claims an item's answer, then reads the
+            // head to tell its caller whether the item was dispatched (see BatchItem.TryTimeOut); one of the two sees the
+            // other.
             var roomWaiters = Volatile.Read(ref _submit.RoomWaiters) != 0;
-            if (_timeoutTicks != NeverTicks)
-            {
-                // A caller's bound can pass as its item is cut: the sweep, or the caller's own timer, claims the answer and
-                // only then reads whether the item was dispatched (see BatchItem.TryTimeOut). So every item is marked
-                // first, then a full fence, then the claims are looked at below: a deadline that reads the mark unset
-                // claimed before that look, which leaves its item out. One that claims between the mark and the look
-                // reads it set and its item is left out: told that its item may be processed, never the reverse.
-                for (var i = 0; i < published; i++)
-                {
-                    Volatile.Write(ref items[i].Dispatched, true);
-                }
-
-                Interlocked.MemoryBarrier();
-            }
-
             var kept = 0;
             var canGiveUp = false;
             for (var i = 0; i < published; i++)

@@ -528,6 +528,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
             if (_parked.Count > 0 || !TryClaimLocked(out index))
             {
                 // Its deadline is older than those of items admitted while it waits, so it cannot join the sweep's order.
+                node.MarkParked();
                 if (_timeoutTicks != NeverTicks)
                 {
                     node.ArmOwnDeadline(_time, Remaining(deadline), _timeout);
@@ -659,7 +660,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     private long ClaimedIndex => Volatile.Read(ref _submit.Tail) & SubmitState.IndexMask;
 
     /// <summary>The next index to cut (the cut word without its flag).</summary>
-    private long CutIndex => Volatile.Read(ref _cut.Head) & SubmitState.IndexMask;
+    internal long CutIndex => Volatile.Read(ref _cut.Head) & SubmitState.IndexMask;
 
     /// <summary>The exception for a submit after shutdown began: closed, or disposed.</summary>
     private InvalidOperationException ShutDown() => _disposed

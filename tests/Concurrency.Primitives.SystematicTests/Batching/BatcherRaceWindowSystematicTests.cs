@@ -75,6 +75,12 @@ public sealed class BatcherRaceWindowSystematicTests
     }
 
     [Fact]
+    public void Timeouts_DeadlinesFiringAnyTimeAsTheirItemsAreCut_SayNeverDispatchedOnlyOfAnItemNoDispatchReceived()
+    {
+        CoyoteHarness.Explore(_output, "Batcher timeouts, deadlines firing at any time as their items are cut", Iterations, DeadlinesFiringAnyTimeScenarioAsync, interleaveVolatiles: true).ShouldHoldEverywhere();
+    }
+
+    [Fact]
     public void Shutdown_ARetakeThatLosesItsCoreAsTheLastLoopLeaves_StillCompletesTheDrain()
     {
         CoyoteHarness.Explore(_output, "Batcher Drain close, a retake losing its core as the last loop leaves", Iterations, RetakeLosingItsCoreScenarioAsync).ShouldHoldEverywhere();
@@ -435,9 +441,18 @@ public sealed class BatcherRaceWindowSystematicTests
     /// be one whose item no dispatch received: a deadline that read the item's dispatched flag before it claimed the answer
     /// could say so of an item the cut had just handed on.
     /// </summary>
-    private static async Task DeadlinesRacingTheCutScenarioAsync()
+    private static Task DeadlinesRacingTheCutScenarioAsync() => DeadlinesRacingTheCutAsync(new SteppedTimeProvider());
+
+    /// <summary>
+    /// As <see cref="DeadlinesRacingTheCutScenarioAsync"/>, with nothing held and on a clock whose timers fire whenever the
+    /// scheduler lets them, each in a task of its own: which items wait for room depends on when the loop runs (the second
+    /// waits when it comes before the loop has cut the first), and a room waiter's own timer can fire between any two
+    /// steps of the loop that admits and cuts its item.
+    /// </summary>
+    private static Task DeadlinesFiringAnyTimeScenarioAsync() => DeadlinesRacingTheCutAsync(time: null);
+
+    private static async Task DeadlinesRacingTheCutAsync(SteppedTimeProvider? time)
     {
-        var time = new SteppedTimeProvider();
         var letGo = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var received = 0;
         var batcher = new Batcher<int, int>(
@@ -451,10 +466,15 @@ public sealed class BatcherRaceWindowSystematicTests
 
                 batch.TrySetResult(0, batch[0] * 10);
             },
-            new BatcherOptions { MaxBatchSize = 1, MaxConcurrency = 1, MaxDelay = TimeSpan.Zero, Capacity = 1, Timeout = TimeSpan.FromSeconds(1), TimeProvider = time });
+            new BatcherOptions { MaxBatchSize = 1, MaxConcurrency = 1, MaxDelay = TimeSpan.Zero, Capacity = 1, Timeout = TimeSpan.FromSeconds(1), TimeProvider = time ?? (TimeProvider)new FiringTimeProvider() });
+
+        if (time is null)
+        {
+            letGo.TrySetResult(); // nothing held: which items wait for room depends on when the loop runs
+        }
 
         var calls = new[] { batcher.SubmitAsync(0).AsTask(), batcher.SubmitAsync(1).AsTask(), batcher.SubmitAsync(2).AsTask() };
-        var advance = Task.Run(() => time.AdvanceTo(TimeSpan.FromSeconds(1)));
+        var advance = time is null ? Task.CompletedTask : Task.Run(() => time.AdvanceTo(TimeSpan.FromSeconds(1)));
         letGo.TrySetResult();
         await advance;
         var outcomes = new (int Result, BatchTimeoutException? Timeout)[calls.Length];
@@ -470,7 +490,7 @@ public sealed class BatcherRaceWindowSystematicTests
             }
         }
 
-        await batcher.CloseAsync();
+        await batcher.CloseAsync(Timeout.InfiniteTimeSpan); // on the firing clock its wait's timer would fire too
         var dispatched = Volatile.Read(ref received);
         for (var i = 0; i < calls.Length; i++)
         {

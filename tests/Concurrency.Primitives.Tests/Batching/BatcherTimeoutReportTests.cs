@@ -90,4 +90,81 @@ public sealed class BatcherTimeoutReportTests
         tokens.Should().OnlyContain(token => token.IsCancellationRequested, "nobody waits for either dispatch any more");
         await batcher.CloseAsync().OrHang();
     }
+
+    /// <summary>
+    /// A caller that waits for room is told at its bound that its item was never dispatched, also when the item it was
+    /// given is a recycled one: an item's ring index is its last use's until it is admitted, and an index the cut has
+    /// passed would otherwise read as "dispatched". Four warm-up items are outstanding at once and their answers read on
+    /// this thread, after each dispatch's answer let go of the batcher's hold, so all four come back to this thread's pool
+    /// (batches of one on two loops: items are pooled, never left in their ring cells); the four submits that follow run on
+    /// this thread too, with no await between them, and take those items.
+    /// </summary>
+    [Fact]
+    public async Task ACallerWaitingForRoom_GivenARecycledItem_IsToldAtItsBoundThatItWasNeverDispatched()
+    {
+        var time = new ManualTimeProvider();
+        var running = 0;
+        var letGo = Bounded.NewGate();
+        var batcher = new Batcher<int, int>(
+            async (Batch<int, int> batch, CancellationToken _) =>
+            {
+                if (batch[0] >= 10)
+                {
+                    Interlocked.Increment(ref running);
+                    await letGo.Task;
+                }
+
+                batch.TrySetResult(0, batch[0]);
+            },
+            new BatcherOptions { MaxBatchSize = 1, MaxConcurrency = 2, Capacity = 1, MaxDelay = TimeSpan.Zero, Timeout = TimeSpan.FromSeconds(10), TimeProvider = time });
+
+#pragma warning disable CA2012 // each is read once, below, on this thread (the point: their items come back here)
+        var warm = new[] { batcher.SubmitAsync(0), batcher.SubmitAsync(1), batcher.SubmitAsync(2), batcher.SubmitAsync(3) };
+#pragma warning restore CA2012
+        for (var i = 0; i < warm.Length; i++)
+        {
+            WaitHere(() => warm[i].IsCompleted, "the warm-up items are answered");
+            ReadHere(warm[i]).Should().Be(i);
+        }
+
+        var dispatched = new[] { batcher.SubmitAsync(10).AsTask(), batcher.SubmitAsync(11).AsTask() };
+        WaitHere(() => Volatile.Read(ref running) == 2, "both dispatches run");
+        var queued = batcher.SubmitAsync(12).AsTask();
+        batcher.Count.Should().Be(1);
+        var waiting = batcher.SubmitAsync(13).AsTask(); // no room: it waits, with a timer of its own for its bound
+        time.Advance(TimeSpan.FromSeconds(10));
+
+        var timeout = (await waiting.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>()).Which;
+        timeout.WasDispatched.Should().BeFalse("the item never left the line of callers waiting for room");
+        timeout.Message.Should().Contain("never dispatched");
+        (await queued.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>()).Which.WasDispatched.Should().BeFalse();
+        foreach (var call in dispatched)
+        {
+            (await call.Invoking(c => c.OrHang()).Should().ThrowAsync<BatchTimeoutException>()).Which.WasDispatched.Should().BeTrue();
+        }
+
+        letGo.TrySetResult();
+        await batcher.CloseAsync().OrHang();
+    }
+
+    /// <summary>Waits on this thread until <paramref name="done"/> holds (the bound only stops a hang).</summary>
+    private static void WaitHere(Func<bool> done, string what)
+    {
+        var spinner = default(SpinWait);
+        var hangBound = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!done())
+        {
+            DateTime.UtcNow.Should().BeBefore(hangBound, what);
+            spinner.SpinOnce();
+        }
+    }
+
+    /// <summary>Reads the completed <paramref name="answer"/> on this thread, so that its item comes back to this thread's pool.</summary>
+    private static int ReadHere(ValueTask<int> answer)
+    {
+        answer.IsCompleted.Should().BeTrue();
+#pragma warning disable VSTHRD002 // completed already: the read on this thread, not a wait, is the point
+        return answer.Result;
+#pragma warning restore VSTHRD002
+    }
 }
