@@ -110,6 +110,7 @@ public sealed class LifecycleGroupFaultAndTimeoutTests
         release.SetResult();
 
         (await restart.OrHang()).Should().BeTrue("the late fault event cancelled nothing");
+        group.State.Should().Be(LifecycleState.Running, "the second cycle runs: its run has no fault of its own");
         (await group.StopAsync().OrHang()).Should().BeTrue("the late fault event stopped nothing: this call stops the group");
     }
 

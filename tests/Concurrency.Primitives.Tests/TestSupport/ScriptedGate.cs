@@ -12,7 +12,7 @@ namespace Concurrency.Primitives.Tests.TestSupport;
 public sealed class ScriptedGate
 {
     private readonly ConcurrentQueue<string> _journal;
-    private readonly TaskCompletionSource<Exception> _runFault = Bounded.NewGate<Exception>();
+    private TaskCompletionSource<Exception> _runFault = Bounded.NewGate<Exception>();
 
     public ScriptedGate(string name, ConcurrentQueue<string> journal, LifecycleGateOptions? options = null)
     {
@@ -39,8 +39,11 @@ public sealed class ScriptedGate
     /// <summary>When set, the start throws it.</summary>
     public Exception? StartFailure { get; set; }
 
-    /// <summary>Makes the run end on its own with <paramref name="fault"/>.</summary>
-    public void FaultRun(Exception fault) => _runFault.TrySetResult(fault);
+    /// <summary>
+    /// Makes the run end on its own with <paramref name="fault"/>: the run now in progress, or the next one. A run that
+    /// ends with it uses it up, so the run of a later cycle (after a restart) lasts until its own fault or stop.
+    /// </summary>
+    public void FaultRun(Exception fault) => Volatile.Read(ref _runFault).TrySetResult(fault);
 
     private async Task StartAsync(LifecycleContext context, CancellationToken token)
     {
@@ -62,11 +65,13 @@ public sealed class ScriptedGate
     private async Task RunAsync(CancellationToken token)
     {
         var cancelled = Bounded.NewGate();
+        var fault = Volatile.Read(ref _runFault);
         using (token.Register(() => cancelled.TrySetResult()))
         {
-            if (await Task.WhenAny(_runFault.Task, cancelled.Task) == _runFault.Task)
+            if (await Task.WhenAny(fault.Task, cancelled.Task) == fault.Task)
             {
-                throw await _runFault.Task;
+                Interlocked.CompareExchange(ref _runFault, Bounded.NewGate<Exception>(), fault); // used up by this run
+                throw await fault.Task;
             }
         }
     }
