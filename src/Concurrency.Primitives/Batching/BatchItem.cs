@@ -270,33 +270,29 @@ internal sealed class BatchItem<TItem, TResult> : IValueTaskSource<TResult>, IFr
     public bool TrySetException(Exception exception) => TrySetException(Use, exception);
 
     /// <summary>Fails the item if it is still in <paramref name="use"/> and unanswered (the first answer wins); see <see cref="TrySetResult(int, TResult, bool)"/>.</summary>
-    public bool TrySetException(int use, Exception exception, bool releaseBatcher = false)
-    {
-        if (!TryClaim(use, releaseBatcher ? BatcherOwns : 0, out var awaited))
-        {
-            return false;
-        }
-
-        Detach();
-        _error = ExceptionDispatchInfo.Capture(exception);
-        Publish(awaited);
-        return true;
-    }
+    public bool TrySetException(int use, Exception exception, bool releaseBatcher = false) =>
+        TryFail(use, releaseBatcher ? BatcherOwns : 0, exception, bound: default);
 
     /// <summary>
     /// Fails the item with a <see cref="BatchTimeoutException"/> for <paramref name="bound"/> if it is still in
     /// <paramref name="use"/> and unanswered (for the deadline sweep). Whether it was dispatched is read after the claim,
     /// whose compare-and-swap is a full fence (see <see cref="TimedOut"/>).
     /// </summary>
-    public bool TryTimeOut(int use, TimeSpan bound)
+    public bool TryTimeOut(int use, TimeSpan bound) => TryFail(use, releasing: 0, exception: null, bound);
+
+    /// <summary>
+    /// Claims <paramref name="use"/>'s answer (letting go of <paramref name="releasing"/>) and fails it with
+    /// <paramref name="exception"/>, or, with none, with the timeout for <paramref name="bound"/>, made after the claim.
+    /// </summary>
+    private bool TryFail(int use, int releasing, Exception? exception, TimeSpan bound)
     {
-        if (!TryClaim(use, releasing: 0, out var awaited))
+        if (!TryClaim(use, releasing, out var awaited))
         {
             return false;
         }
 
         Detach();
-        _error = ExceptionDispatchInfo.Capture(TimedOut(bound));
+        _error = ExceptionDispatchInfo.Capture(exception ?? TimedOut(bound));
         Publish(awaited);
         return true;
     }

@@ -123,12 +123,12 @@ public sealed class BatcherTimeoutReportTests
 #pragma warning restore CA2012
         for (var i = 0; i < warm.Length; i++)
         {
-            WaitHere(() => warm[i].IsCompleted, "the warm-up items are answered");
+            Bounded.UntilOnThisThread(() => warm[i].IsCompleted, "the warm-up items' answers");
             ReadHere(warm[i]).Should().Be(i);
         }
 
         var dispatched = new[] { batcher.SubmitAsync(10).AsTask(), batcher.SubmitAsync(11).AsTask() };
-        WaitHere(() => Volatile.Read(ref running) == 2, "both dispatches run");
+        Bounded.UntilOnThisThread(() => Volatile.Read(ref running) == 2, "both dispatches running");
         var queued = batcher.SubmitAsync(12).AsTask();
         batcher.Count.Should().Be(1);
         var waiting = batcher.SubmitAsync(13).AsTask(); // no room: it waits, with a timer of its own for its bound
@@ -145,18 +145,6 @@ public sealed class BatcherTimeoutReportTests
 
         letGo.TrySetResult();
         await batcher.CloseAsync().OrHang();
-    }
-
-    /// <summary>Waits on this thread until <paramref name="done"/> holds (the bound only stops a hang).</summary>
-    private static void WaitHere(Func<bool> done, string what)
-    {
-        var spinner = default(SpinWait);
-        var hangBound = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (!done())
-        {
-            DateTime.UtcNow.Should().BeBefore(hangBound, what);
-            spinner.SpinOnce();
-        }
     }
 
     /// <summary>Reads the completed <paramref name="answer"/> on this thread, so that its item comes back to this thread's pool.</summary>

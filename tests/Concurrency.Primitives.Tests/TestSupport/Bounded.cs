@@ -39,6 +39,19 @@ public static class Bounded
         }
     }
 
+    /// <summary>
+    /// Waits on this very thread until <paramref name="condition"/> holds (for a test whose next steps must run on the
+    /// thread it has been on, with no await between them); throws <see cref="TimeoutException"/> naming
+    /// <paramref name="what"/> after <see cref="HangLimit"/>.
+    /// </summary>
+    public static void UntilOnThisThread(Func<bool> condition, string what)
+    {
+        if (!SpinWait.SpinUntil(condition, HangLimit))
+        {
+            throw new TimeoutException($"{what} did not happen within {HangLimit}.");
+        }
+    }
+
     /// <summary>A gate: a task completion source whose continuations never run inline on the releaser.</summary>
     public static TaskCompletionSource NewGate() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
