@@ -135,7 +135,7 @@ public sealed partial class Batcher<TItem, TResult>
             var now = Now();
             var deadline = _timeoutTicks == NeverTicks && _dispatchTimeoutTicks == NeverTicks
                 ? NeverTicks
-                : Math.Min(now + _dispatchTimeoutTicks, items[published - 1].Deadline);
+                : Math.Min(now + _dispatchTimeoutTicks, LatestBound(items[published - 1].Deadline, now));
             Volatile.Write(ref core.ActiveDeadline, deadline);
             if (Interlocked.CompareExchange(ref _cut.Head, head + published, head) != head)
             {
@@ -237,12 +237,14 @@ public sealed partial class Batcher<TItem, TResult>
         core.Version++;
 
         // The batch holds its items since the cut: the deadline read is this use's.
-        if (_timeoutTicks == NeverTicks || core.Items[0].Deadline >= core.ActiveDeadline)
+        if (_timeoutTicks == NeverTicks || _epochs is not null || core.Items[0].Deadline >= core.ActiveDeadline)
         {
             // No caller deadlines, or the first caller's is not earlier than the batch's bound (a batch of one; callers
             // that read the same clock tick; a dispatch timeout shorter than what is left of theirs): the cut armed the
             // sweep for the bound after its claim's fence, and a sweep that fired while the batch was cut re-armed for
-            // it, so nothing here needs arming, and no fence.
+            // it, so nothing here needs arming, and no fence. Where epochs are kept, every arming of the sweep is also
+            // within a period of the current epoch's start, so it fires at least once a period while this batch runs and
+            // finds its first caller's bound at most a period late (the caller's bound is then two periods late at most).
             Volatile.Write(ref core.SweepPhase, BatchCore<TItem, TResult>.Dispatching);
         }
         else

@@ -198,6 +198,10 @@ public sealed partial class Batcher<TItem, TResult>
             return false; // answered meanwhile: what was read may be a later use's
         }
 
+        // An epoch stamp whose epoch has not ended (the sweep ended the one before this look, if it had lasted half a
+        // period) is within its bound: its caller may have arrived this instant.
+        deadline = LatestBound(deadline, now);
+
         if (deadline > now)
         {
             next = Math.Min(next, deadline);
@@ -212,9 +216,21 @@ public sealed partial class Batcher<TItem, TResult>
         return false;
     }
 
-    /// <summary>Makes sure the sweep fires no later than <paramref name="deadline"/>; called under the lock.</summary>
+    /// <summary>
+    /// Makes sure the sweep fires no later than <paramref name="deadline"/>; called under the lock. Where epochs are kept,
+    /// also no later than a period after the current epoch began: while anything is outstanding the sweep then fires at
+    /// least once a period, and each fire ends an epoch that has lasted half of one (see <see cref="ClockEpochs"/>). An
+    /// epoch that has lasted that long already (nothing was outstanding to make the sweep end it) ends here, so that the
+    /// sweep is armed for a period from now rather than at once.
+    /// </summary>
     private void ArmSweepLocked(long deadline)
     {
+        if (_epochs is { } epochs)
+        {
+            epochs.AdvanceIfDue(ref _submit.Epoch, Now(), _clock);
+            deadline = Math.Min(deadline, epochs.Start(_submit.Epoch) + epochs.Period);
+        }
+
         if (_sweepDueAt <= deadline || deadline >= NeverTicks / 2 || _drained.Task.IsCompleted)
         {
             // Armed for an earlier deadline (the usual case): that fire re-arms for the rest.
@@ -246,6 +262,7 @@ public sealed partial class Batcher<TItem, TResult>
             Volatile.Write(ref _sweepDueAt, long.MaxValue);
             Interlocked.MemoryBarrier();
             now = Now();
+            _epochs?.AdvanceIfDue(ref _submit.Epoch, now, _clock);
 
             // Set when a running batch holds an item still within its bound: every queued item is younger, so within its own.
             var itemsDone = false;

@@ -16,7 +16,8 @@ namespace Concurrency.Primitives;
 //  2/3/9. After every dispatch the sweep answers what the dispatch did not: its fault (BatchDispatchException),
 //     a forgotten item (BatchItemNotCompletedException), or a result list of the wrong length (all items).
 //  4/5. Every caller is bounded by Timeout (one sweep timer for the whole batcher; deadlines follow submit order to
-//     within the time between a submit's clock read and its claim, which is all a caller can be released late by),
+//     within the time between a submit's clock read and its claim, which is all a caller can be released late by; where
+//     arrivals are stamped with clock epochs, never early and at most two epoch periods late: see ClockEpochs),
 //     and every dispatch by DispatchTimeout (its token is cancelled, its callers released, the stuck slot reported).
 //  6. Batches form by size, or by MaxDelay from their first item (the timer is armed once per batch and never
 //     restarted); at most MaxConcurrency dispatches run; Capacity bounds the queue and makes submitters wait.
@@ -95,6 +96,11 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     private readonly BatcherMetrics _metrics;
     private readonly CoarseClock _clock;
     private readonly long _maxDelayTicks;
+
+    // Where arrivals are stamped with a clock epoch instead of a clock read (see ClockEpochs); null: every submit reads
+    // the clock. Kept with the system clock, MaxDelay zero (a batch's MaxDelay counts from an exact arrival) and a
+    // Timeout of a second or more (an epoch lasts up to Timeout/128, and a few milliseconds at the least).
+    private readonly ClockEpochs? _epochs;
 
     // Callers of equal items within one batch share a slot (BatcherOptions<TItem>.CoalescingComparer); null: no coalescing.
     private readonly IEqualityComparer<TItem>? _comparer;
@@ -214,6 +220,12 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         _timeoutTicks = TicksOrNever(_timeout);
         _maxDelayTicks = _clock.ToTicks(_maxDelay);
         _dispatchTimeoutTicks = TicksOrNever(_dispatchTimeout);
+        var epochPeriod = _timeoutTicks == NeverTicks ? 0 : _timeoutTicks / ClockEpochs.PerTimeout;
+        if (_maxDelayTicks == 0 && epochPeriod >= 1 && (options.ArrivalEpochs ?? (_clock.IsSystem && epochPeriod >= MinEpochMilliseconds)))
+        {
+            _epochs = new ClockEpochs(Now(), epochPeriod);
+        }
+
         _metricTag = new KeyValuePair<string, object?>("batcher.name", _name);
         _metrics = BatcherMetrics.For(options.MeterFactory);
         _comparer = options switch
@@ -238,6 +250,9 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
 
     /// <summary>The ring's first size when Capacity allows more: it grows, doubling, as the queue needs it.</summary>
     private const int InitialRingSize = 256;
+
+    /// <summary>The shortest epoch period kept with the system clock (milliseconds): a Timeout of 1,024 ms or more.</summary>
+    private const long MinEpochMilliseconds = 8;
 
     /// <summary>A bound that never passes, in clock ticks: far enough never to be reached, small enough never to overflow.</summary>
     private const long NeverTicks = long.MaxValue / 4;
@@ -300,17 +315,28 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
             return new ValueTask<TResult>(Task.FromCanceled<TResult>(cancellationToken)); // cancelled, not faulted
         }
 
-        var now = Now();
-
         // Admission and hand-off in one step, without the lock: one compare-and-swap of the claim word takes the next
         // ring index, unless shutdown has begun (its flag is in the word), the ring grows, the queue is full, or callers
-        // already wait for room (the slow path takes each case under the lock).
-        if (Volatile.Read(ref _submit.RoomWaiters) != 0 || !TryClaim(out var index))
+        // already wait for room (the slow path takes each case under the lock). The arrival is read from the clock, or
+        // (where the batcher keeps epochs) stamped with the epoch read from the claim word's line after the claim.
+        if (_epochs is null)
         {
+            var now = Now();
+            if (Volatile.Read(ref _submit.RoomWaiters) != 0 || !TryClaim(out var index))
+            {
+                return SubmitSlow(item, now, now + _timeoutTicks, cancellationToken);
+            }
+
+            return PublishClaimed(index, item, now, cancellationToken);
+        }
+
+        if (Volatile.Read(ref _submit.RoomWaiters) != 0 || !TryClaim(out var claimed))
+        {
+            var now = Now();
             return SubmitSlow(item, now, now + _timeoutTicks, cancellationToken);
         }
 
-        return PublishClaimed(index, item, now, cancellationToken);
+        return PublishStamped(claimed, item, ClockEpochs.Stamp(Volatile.Read(ref _submit.Epoch)), arrival: 0, cancellationToken);
     }
 
     /// <summary>
@@ -320,10 +346,16 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     /// yet published); internal so that a test can stall a submit exactly there.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal ValueTask<TResult> PublishClaimed(long index, TItem item, long now, CancellationToken cancellationToken)
-    {
-        var deadline = now + _timeoutTicks;
+    internal ValueTask<TResult> PublishClaimed(long index, TItem item, long now, CancellationToken cancellationToken) =>
+        PublishStamped(index, item, now + _timeoutTicks, now, cancellationToken);
 
+    /// <summary>
+    /// Publishes the item of the claimed <paramref name="index"/> with its <paramref name="deadline"/> (a clock reading
+    /// plus the Timeout, or an epoch stamp) and its <paramref name="arrival"/> (for MaxDelay; unread where epochs are kept).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ValueTask<TResult> PublishStamped(long index, TItem item, long deadline, long arrival, CancellationToken cancellationToken)
+    {
         // The item the cell's last index used, if it was left there free (see KeepsInCell), begins its next use in place:
         // no pool, and the cell is not written (the new index, written last, publishes it). Else a pooled item is written in.
         var ring = Volatile.Read(ref _ring);
@@ -339,7 +371,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         }
 
         node.Initialize(item, deadline, cancellationToken);
-        node.Arrival = now;
+        node.Arrival = arrival;
         var version = node.Version;
         if (inCell)
         {
@@ -497,7 +529,7 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         {
             lock (_lock)
             {
-                ArmSweepLocked(deadline);
+                ArmSweepLocked(EarliestBound(deadline));
             }
         }
     }
@@ -675,6 +707,21 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
         var remaining = Remaining(deadline);
         return remaining > Guard.MaxTimeout ? Guard.MaxTimeout : remaining;
     }
+
+    /// <summary>
+    /// The latest a caller's bound can be, from its item's deadline field: the deadline itself, or for an epoch stamp the
+    /// end of its epoch plus the Timeout; if that epoch has not ended, <paramref name="unended"/> (a clock reading taken
+    /// after the item was read from the queue, so after its arrival) plus the Timeout. Never earlier than the bound.
+    /// </summary>
+    private long LatestBound(long deadline, long unended) =>
+        ClockEpochs.IsStamp(deadline) ? _epochs!.ArrivedBy(deadline - ClockEpochs.Stamp(0), unended) + _timeoutTicks : deadline;
+
+    /// <summary>The earliest a caller's bound can be (for arming the sweep: early is safe): the deadline, or its epoch's start plus the Timeout.</summary>
+    private long EarliestBound(long deadline) =>
+        ClockEpochs.IsStamp(deadline) ? _epochs!.Start(deadline - ClockEpochs.Stamp(0)) + _timeoutTicks : deadline;
+
+    /// <summary>Whether arrivals are stamped with clock epochs (see <see cref="ClockEpochs"/>) rather than read per submit.</summary>
+    internal bool KeepsArrivalEpochs => _epochs is not null;
 
     /// <summary>The batcher's clock for deadlines (see <see cref="CoarseClock"/>).</summary>
     internal long Now() => _clock.Now();

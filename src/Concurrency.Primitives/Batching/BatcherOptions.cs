@@ -48,6 +48,12 @@ public class BatcherOptions
     /// its item may still be processed by a dispatch that is already running. Default 30 seconds; positive, or
     /// <see cref="System.Threading.Timeout.InfiniteTimeSpan"/> for no bound (callers then rely on their own tokens).
     /// </summary>
+    /// <remarks>
+    /// A caller is never released before this much time has passed since its submit. With the system clock,
+    /// <see cref="MaxDelay"/> zero and a Timeout of 1,024 ms or more, a submit does not read the clock (the batcher knows
+    /// its arrival to within a clock epoch of Timeout/128), and a caller is released up to Timeout/64 after its bound
+    /// (about 470 ms of the default 30 s); otherwise within the timer's own lateness.
+    /// </remarks>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
@@ -80,6 +86,13 @@ public class BatcherOptions
     /// Instruments are tagged <c>batcher.name</c> either way.
     /// </summary>
     public IMeterFactory? MeterFactory { get; set; }
+
+    /// <summary>
+    /// Whether arrivals are stamped with a clock epoch rather than read from the clock per submit (where MaxDelay is zero
+    /// and a Timeout is set): <see langword="null"/> (the default) with the system clock and a Timeout of a second or
+    /// more; <see langword="true"/> with any clock (the tests' fake clocks).
+    /// </summary>
+    internal bool? ArrivalEpochs { get; set; }
 }
 
 /// <summary>

@@ -5,7 +5,7 @@ namespace Concurrency.Primitives;
 /// <summary>
 /// What a batcher's submit path reads and writes without the batcher's lock: the ring's claim word (the next index to
 /// claim, with the shutdown and resize flags), the cached room limit, the count of running dispatch loops and the
-/// room-waiter flag. The claim word, the limit and the loop count sit on a cache line of their own, a line away from the
+/// room-waiter flag, and the clock epoch. The claim word, the limit, the loop count and the epoch sit on a cache line of their own, a line away from the
 /// cut side's <see cref="CutState"/>, so that a submit touches one line that the dispatch loops seldom read; the
 /// room-waiter flag, which every submit and every cut read and which changes only when callers start or stop waiting
 /// for room, sits on another, so that a cut's look at it does not take the claim word's line from the submits; the loops'
@@ -28,6 +28,14 @@ internal struct SubmitState
     /// <summary>Dispatch loops running (each holds one of MaxConcurrency slots).</summary>
     [FieldOffset(80)]
     public int Loops;
+
+    /// <summary>
+    /// The current clock epoch (see <see cref="ClockEpochs"/>), which a submit reads to stamp its item's arrival where the
+    /// batcher keeps epochs: on the claim word's line, which the submit holds already; advanced by the deadline sweep at
+    /// most every few milliseconds.
+    /// </summary>
+    [FieldOffset(88)]
+    public long Epoch;
 
     /// <summary>Non-zero while callers wait for room (written under the lock); a new submit then queues behind them.</summary>
     [FieldOffset(160)]

@@ -22,6 +22,9 @@ internal readonly struct CoarseClock
 #endif
     }
 
+    /// <summary>Whether this is the system clock read as the tick count (milliseconds), rather than a provider's own timestamps.</summary>
+    public bool IsSystem => _system;
+
     /// <summary>Timestamp units per second.</summary>
     public long TicksPerSecond => _system ? 1000 : _time.TimestampFrequency;
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Applies each mutant of the batcher's ring, coalescing, abandonment, item-reuse and sweep code, and of the group's stop after a
+# Applies each mutant of the batcher's ring, coalescing, abandonment, item-reuse, sweep and arrival-epoch code, and of the group's stop after a
 # fault, in turn, runs the Coyote scenario that must catch it, and reverts it.
 # Prints one line per mutant; exits non-zero if a mutant survives (its scenario found no bug) or src/ was not clean.
 # Usage, from the repository root: tests/Concurrency.Primitives.SystematicTests/Mutants/run-mutants.sh
@@ -12,6 +12,9 @@
 # Nor a room waiter that keeps its last use's ring index while it waits (no MarkParked): its deadline would then say
 # "dispatched" of an item never admitted, the safe side, which no scenario's invariant forbids; BatcherTimeoutReportTests
 # ACallerWaitingForRoom_GivenARecycledItem_... fails without it (5 of 5 runs).
+# Nor the arrival epochs' lateness (a sweep armed without the epoch period, so that an epoch lasts until a deadline):
+# the scheduler may hold a loop between its cut and its dispatch phase for any number of clock steps, so a Coyote bound
+# on lateness would flag schedules, not defects; BatcherArrivalEpochTests fails without the period (two of its tests).
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 declare -A scenario=(
@@ -29,6 +32,9 @@ declare -A scenario=(
   [14-cell-reuse-takes-a-pooled-item]=Reuse_TwoCallersLappingASmallRing_ReuseItemsInTheirCellsWithoutSharingOne
   [15-sweep-reads-the-cut-before-its-claim]=Timeouts_ACallersDeadlineRacingTheCut_SaysNeverDispatchedOnlyOfAnItemNoDispatchReceived
   [16-own-deadline-reads-the-cut-before-its-claim]=Timeouts_DeadlinesFiringAnyTimeAsTheirItemsAreCut_SayNeverDispatchedOnlyOfAnItemNoDispatchReceived
+  [17-epoch-bound-from-its-start]=Timeouts_SubmitsRacingEpochAdvances_ReleaseEveryCallerNoEarlierThanItsBound
+  [18-current-epoch-read-as-ended]=Timeouts_SubmitsRacingEpochAdvances_ReleaseEveryCallerNoEarlierThanItsBound
+  [19-epoch-ended-before-its-end-is-written]=Timeouts_CutsRacingEpochAdvances_BoundEveryBatchNoEarlierThanItsLastCallersBound
   [9-late-fault-event-resumes-a-failed-stop]=LifecycleGroup_ALateFaultEvent_DoesNotResumeAStopThatFailed
   [10-any-fault-event-stops-the-group]=LifecycleGroup_ALateStartFailedEvent_StopsNothing_EvenWhenTheGroupHasFaultedWithTheSameException
 )
