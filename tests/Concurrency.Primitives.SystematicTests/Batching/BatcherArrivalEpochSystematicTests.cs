@@ -40,10 +40,15 @@ public sealed class BatcherArrivalEpochSystematicTests
     /// that answers nobody. The scenario is the only thing that moves the clock: 3 ms at a time (timers due by then fire
     /// inline), skipping the quiet middle once both have submitted and their epochs have ended. After each step it looks at every caller, so a
     /// release is seen at the reading it happened at (or a step later, if it raced the look). A caller released by its
-    /// bound must have waited the Timeout from its reading before the submit. (How late a caller may be is pinned by
-    /// <c>BatcherArrivalEpochTests</c> on a clock whose timers fire on time; here the scheduler may hold a loop between
-    /// its cut and its dispatch phase, where the sweep cannot take the batch, for any number of steps, so this only
-    /// checks that nobody still waits a whole Timeout past its bound.)
+    /// bound must have waited the Timeout from its reading before the submit; and every caller must be released in the
+    /// end (once the clock has run 50 Timeouts past the last submit the stepping stops, and a caller still waiting then
+    /// hangs the awaits below, which Coyote reports). How late a caller may be is pinned by <c>BatcherArrivalEpochTests</c>,
+    /// on a clock whose timers fire on time, not here: the scheduler may hold a task for any number of clock steps
+    /// between steps that take no time on a real machine (a loop between its cut and its dispatch phase, where the sweep
+    /// cannot take the batch; a sweep fired in a task of its own between its claim of a caller's answer and the write
+    /// that publishes it). A 30,000-schedule soak of an earlier version, which flagged a caller still waiting a Timeout
+    /// past its bound, found the second (seed 975287004, schedule 43: both running callers' answers claimed by such a
+    /// sweep, not yet published, while the clock ran on).
     /// </summary>
     private static Task SubmitsRacingEpochAdvancesScenarioAsync() => EpochsScenarioAsync(holdFirstUntil: TimeSpan.FromMilliseconds(50), maxConcurrency: 1);
 
@@ -135,14 +140,11 @@ public sealed class BatcherArrivalEpochSystematicTests
                 waiting++;
                 firstBound = Math.Min(firstBound, before[i] + bound.Ticks);
                 lastSubmit = Math.Max(lastSubmit, after[i]);
-                Specification.Assert(
-                    now <= after[i] + (2 * bound.Ticks),
-                    $"Caller {i}, whose submit ended at {after[i]}, still waits at {now}, a Timeout past its bound ({bound.Ticks}).");
             }
 
-            if (waiting == 0)
+            if (waiting == 0 || (allSubmitted && now > lastSubmit + (50 * bound.Ticks)))
             {
-                break;
+                break; // every caller released; or the clock has run far past every bound, and the awaits below must end
             }
 
             if (t >= holdFirstUntil.Ticks)
