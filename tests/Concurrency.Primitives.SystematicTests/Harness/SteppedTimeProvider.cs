@@ -39,6 +39,7 @@ internal sealed class SteppedTimeProvider : TimeProvider
             SteppedTimer? due = null;
             lock (_lock)
             {
+                _timers.RemoveAll(static timer => timer.Disposed);
                 foreach (var timer in _timers)
                 {
                     if (timer.DueAt <= time.Ticks && (due is null || timer.DueAt < due.DueAt))
@@ -63,9 +64,17 @@ internal sealed class SteppedTimeProvider : TimeProvider
     {
         public long DueAt = long.MaxValue;
 
+        /// <summary>Set by <see cref="Dispose"/>: the timer never fires again and leaves the list at the next advance.</summary>
+        public volatile bool Disposed;
+
         public bool Change(TimeSpan dueTime, TimeSpan period)
         {
             long dueAt;
+            if (Disposed)
+            {
+                return false;
+            }
+
             lock (clock._lock)
             {
                 dueAt = DueAt = dueTime == Timeout.InfiniteTimeSpan ? long.MaxValue : clock.GetTimestamp() + dueTime.Ticks;
@@ -99,12 +108,16 @@ internal sealed class SteppedTimeProvider : TimeProvider
 
         public void Fire() => callback(state);
 
+        /// <summary>
+        /// Disarms the timer; <see cref="AdvanceTo"/> drops it from the list. No lock and no list here: a wait the library
+        /// bounds with this clock (<c>Task.WaitAsync</c> with a time provider) disposes its timer from the thread that
+        /// completes the wait, outside the scheduler's control, where the scheduler's lock does not exclude the scenario's
+        /// own tasks (a removal there once raced a scan of the list and crashed the test host).
+        /// </summary>
         public void Dispose()
         {
-            lock (clock._lock)
-            {
-                clock._timers.Remove(this);
-            }
+            Disposed = true;
+            DueAt = long.MaxValue;
         }
 
         public ValueTask DisposeAsync()
