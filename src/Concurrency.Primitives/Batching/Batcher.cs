@@ -714,11 +714,11 @@ public sealed partial class Batcher<TItem, TResult> : IAsyncDisposable, IDisposa
     /// after the item was read from the queue, so after its arrival) plus the Timeout. Never earlier than the bound.
     /// </summary>
     private long LatestBound(long deadline, long unended) =>
-        ClockEpochs.IsStamp(deadline) ? _epochs!.ArrivedBy(deadline - ClockEpochs.Stamp(0), unended) + _timeoutTicks : deadline;
+        ClockEpochs.IsStamp(deadline) ? _epochs!.ArrivedBy(ClockEpochs.EpochOf(deadline), unended) + _timeoutTicks : deadline;
 
     /// <summary>The earliest a caller's bound can be (for arming the sweep: early is safe): the deadline, or its epoch's start plus the Timeout.</summary>
     private long EarliestBound(long deadline) =>
-        ClockEpochs.IsStamp(deadline) ? _epochs!.Start(deadline - ClockEpochs.Stamp(0)) + _timeoutTicks : deadline;
+        ClockEpochs.IsStamp(deadline) ? _epochs!.Start(ClockEpochs.EpochOf(deadline)) + _timeoutTicks : deadline;
 
     /// <summary>Whether arrivals are stamped with clock epochs (see <see cref="ClockEpochs"/>) rather than read per submit.</summary>
     internal bool KeepsArrivalEpochs => _epochs is not null;

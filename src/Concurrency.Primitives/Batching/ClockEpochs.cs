@@ -56,6 +56,9 @@ internal sealed class ClockEpochs
     /// <summary>Whether a deadline field holds an epoch stamp rather than a deadline read from the clock.</summary>
     public static bool IsStamp(long deadline) => deadline < StampBase / 2;
 
+    /// <summary>The epoch an epoch stamp (see <see cref="IsStamp"/>) was made with.</summary>
+    public static long EpochOf(long stamp) => stamp - StampBase;
+
     /// <summary>
     /// Starts the next epoch if the current one (<paramref name="published"/>, the number submits read) has lasted half a
     /// period by <paramref name="now"/>. Called under the owner's lock: one advance at a time.
