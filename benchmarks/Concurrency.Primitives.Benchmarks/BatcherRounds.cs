@@ -19,7 +19,9 @@ namespace Concurrency.Primitives.Benchmarks;
 /// come from the BenchmarkDotNet classes. With <c>CONCURRENCY_PRIMITIVES_ROUNDS_EACH=1</c> it also prints every round:
 /// the thread it began and ended on, its time per item split into the submits and the reads (without callers) with how many
 /// reads found their answer pending (the reader had caught up with the loops), and for
-/// ours its batches (counted from the batch-size histogram, which this mode enables: one record per batch).
+/// ours its batches (counted from the batch-size histogram, which this mode enables: one record per batch), then the
+/// process's processor time per item over the round (at about twice the time per item, both cores were busy throughout:
+/// no time went to threads waiting to be woken) and the pool's thread count.
 /// With <c>CONCURRENCY_PRIMITIVES_ROUNDS_FROM_MAIN=1</c> (without callers) each round is called and waited for on the main
 /// thread, as BenchmarkDotNet's engine calls an async benchmark: the submits then run off the pool, every round.
 /// </summary>
@@ -73,6 +75,7 @@ internal static class BatcherRounds
             var threadAtStart = Environment.CurrentManagedThreadId;
             var waits = 0;
             var work0 = ThreadPool.CompletedWorkItemCount;
+            var cpu0 = perRound ? Process.GetCurrentProcess().TotalProcessorTime : default;
             long sum = 0;
             if (callers is not null)
             {
@@ -101,7 +104,8 @@ internal static class BatcherRounds
                 var split = callers is null ? $" (submit {submit:0.0}, read {times[^1] - submit:0.0}; {waits} reads found their answer pending)" : "";
                 var dispatched = Interlocked.Read(ref batches) - batches0;
                 var shape = isOurs ? $", {dispatched} batches ({(dispatched == 0 ? 0 : (double)Items / dispatched):0.0} items each)" : "";
-                Console.WriteLine($"round {round} (thread {threadAtStart} -> {Environment.CurrentManagedThreadId}): {times[^1]:0.0} ns/item{split}{shape}");
+                var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalNanoseconds / Items;
+                Console.WriteLine($"round {round} (thread {threadAtStart} -> {Environment.CurrentManagedThreadId}): {times[^1]:0.0} ns/item{split}{shape}; cpu {cpu:0.0} ns/item, {ThreadPool.ThreadCount} pool threads");
             }
 
             if (round >= rounds / 2)
