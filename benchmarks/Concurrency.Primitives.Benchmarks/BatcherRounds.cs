@@ -75,7 +75,7 @@ internal static class BatcherRounds
             var threadAtStart = Environment.CurrentManagedThreadId;
             var waits = 0;
             var work0 = ThreadPool.CompletedWorkItemCount;
-            var cpu0 = perRound ? Process.GetCurrentProcess().TotalProcessorTime : default;
+            var cpu0 = perRound ? Environment.CpuUsage.TotalTime : default;
             long sum = 0;
             if (callers is not null)
             {
@@ -104,7 +104,7 @@ internal static class BatcherRounds
                 var split = callers is null ? $" (submit {submit:0.0}, read {times[^1] - submit:0.0}; {waits} reads found their answer pending)" : "";
                 var dispatched = Interlocked.Read(ref batches) - batches0;
                 var shape = isOurs ? $", {dispatched} batches ({(dispatched == 0 ? 0 : (double)Items / dispatched):0.0} items each)" : "";
-                var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalNanoseconds / Items;
+                var cpu = (Environment.CpuUsage.TotalTime - cpu0).TotalNanoseconds / Items;
                 Console.WriteLine($"round {round} (thread {threadAtStart} -> {Environment.CurrentManagedThreadId}): {times[^1]:0.0} ns/item{split}{shape}; cpu {cpu:0.0} ns/item, {ThreadPool.ThreadCount} pool threads");
             }
 
